@@ -1,0 +1,1 @@
+"""clinicpay: payments for clinic booking software (payment links, webhooks, cards, QR + fiscal)."""

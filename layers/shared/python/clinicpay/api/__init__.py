@@ -1,0 +1,1 @@
+"""HTTP edge shared by every function: the resolver, the error shape, and guards that run first."""

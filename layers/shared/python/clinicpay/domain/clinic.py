@@ -1,0 +1,67 @@
+"""Clinics, their settings and services."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from clinicpay.domain.money import Money
+
+
+class Provider(StrEnum):
+    FINTOC = "fintoc"
+    MONOBANK = "monobank"
+    STRIPE = "stripe"
+    CHECKBOX = "checkbox"
+
+
+# Providers that can sit behind a payment link (`/pay/{token}`).
+LINK_GATEWAYS = (Provider.FINTOC, Provider.MONOBANK, Provider.STRIPE)
+
+
+class Locale(StrEnum):
+    ES = "es"
+    EN = "en"
+    FR = "fr"
+    UK = "uk"
+    NB = "nb"
+
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+
+
+class Clinic(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    clinic_id: str
+    name: str
+    country: str
+    currency: str
+    timezone: str
+    locale: Locale
+    org_id: str | None = None
+    created_at: str
+
+
+class ClinicSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    show_payment_link_in_email: bool = False
+    card_required_for_online_booking: bool = False
+    # Online bookings hold a slot; an unpaid online link lapses after this. Staff-booked links never do.
+    online_link_ttl_minutes: Annotated[int, Field(ge=5, le=60 * 24 * 30)] | None = 60
+    reminder_hours_before: list[Annotated[int, Field(ge=1, le=24 * 14)]] = Field(default_factory=lambda: [24])
+    default_gateway: Provider | None = None
+
+
+class Service(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    service_id: str
+    name: str
+    price: Money
+    requires_online_payment: bool = False
+    requires_card_on_file: bool = False
+    no_show_fee: Money | None = None

@@ -1,0 +1,89 @@
+"""Domain errors. Each carries the HTTP contract's `code` and status so one handler maps them all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ClinicpayError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+    default_message: str = "Something went wrong on our side."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, details: list[Any] | None = None):
+        self.message = message or self.default_message
+        if code:
+            self.code = code
+        self.details = details or []
+        super().__init__(self.message)
+
+
+class BadRequest(ClinicpayError):
+    status, code, default_message = 400, "bad_request", "The request is malformed."
+
+
+class Unauthorized(ClinicpayError):
+    status, code, default_message = 401, "unauthorized", "Missing or invalid credentials."
+
+
+class Forbidden(ClinicpayError):
+    status, code, default_message = 403, "forbidden", "This key may not do that."
+
+
+class NotFound(ClinicpayError):
+    status, code, default_message = 404, "not_found", "No such object."
+
+
+class Conflict(ClinicpayError):
+    status, code, default_message = 409, "conflict", "The object is not in a state that allows this."
+
+
+class AlreadyPaid(Conflict):
+    code, default_message = "already_paid", "The appointment is already paid."
+
+
+class ValidationFailed(ClinicpayError):
+    status, code, default_message = 422, "validation_error", "The request did not pass validation."
+
+
+class CardDataNotAccepted(ValidationFailed):
+    code = "card_data_not_accepted"
+    default_message = "Card numbers are never accepted here; enter the card in the processor's own page."
+
+
+class Throttled(ClinicpayError):
+    status, code, default_message = 429, "throttled", "Too many requests; try again shortly."
+
+
+class ProviderError(ClinicpayError):
+    """The provider answered, but not with what we asked for (a 4xx we did not expect)."""
+
+    status, code, default_message = 502, "provider_error", "The payment provider refused the request."
+
+
+class ProviderUnavailable(ClinicpayError):
+    """The provider is down or slow: nothing was written, the caller may retry."""
+
+    status, code, default_message = 503, "provider_unavailable", "The payment provider is not answering; try again."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 30, **kwargs: Any):
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class StorageUnavailable(ClinicpayError):
+    status, code, default_message = 503, "storage_unavailable", "Storage is busy; try again."
+
+
+class ConditionFailed(Conflict):
+    """A conditional write found the item in another state than expected."""
+
+    code = "state_conflict"
+
+
+class InvalidSignature(Unauthorized):
+    code, default_message = "invalid_signature", "The webhook signature is missing, invalid or stale."
+
+
+class GatewayNotConfigured(Conflict):
+    code, default_message = "gateway_not_configured", "The clinic has no credentials for that provider."

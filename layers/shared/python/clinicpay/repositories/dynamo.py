@@ -1,0 +1,65 @@
+"""DynamoDB plumbing shared by every repository: table handles and ClientError -> domain error.
+
+Repositories speak domain models and domain errors; nothing above them sees boto3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from clinicpay.domain.errors import ConditionFailed, StorageUnavailable, Throttled
+
+_RETRYABLE = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+
+
+@lru_cache(maxsize=8)
+def table(name: str) -> Any:
+    """One Table handle per container (created lazily, so importing a handler makes no AWS client)."""
+    resource = boto3.resource("dynamodb", config=Config(retries={"max_attempts": 4, "mode": "standard"}))
+    return resource.Table(name)
+
+
+@contextmanager
+def translated_errors(conflict: type[ConditionFailed] = ConditionFailed, message: str | None = None) -> Iterator[None]:
+    """Turn boto3 errors into domain errors by error code (never by message text)."""
+    try:
+        yield
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "ConditionalCheckFailedException":
+            raise conflict(message) from error
+        if code == "TransactionCanceledException":
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                raise conflict(message) from error
+            if "TransactionConflict" in reasons:
+                raise StorageUnavailable() from error
+        if code in _RETRYABLE:
+            raise Throttled() from error
+        raise StorageUnavailable() from error
+    except BotoCoreError as error:
+        raise StorageUnavailable() from error
+
+
+def plain(value: Any) -> Any:
+    """DynamoDB hands numbers back as Decimal; money is integral, so they become int (never float)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def without_none(item: dict[str, Any]) -> dict[str, Any]:
+    """Sparse indexes rely on absent attributes, so None is dropped rather than stored."""
+    return {k: v for k, v in item.items() if v is not None}

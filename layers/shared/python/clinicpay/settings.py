@@ -1,0 +1,38 @@
+"""Environment, read once per container into a typed model. Use cases never read os.environ."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel
+
+
+class Settings(BaseModel):
+    app_table: str = "AppointmentsTable"
+    cards_table: str = "CardsTable"
+    idempotency_table: str = "IdempotencyTable"
+    public_base_url: str = "http://127.0.0.1:3000"
+    email_sender: str = "payments@clinicpay.local"
+    secrets_prefix: str = "clinicpay"
+    operator_key_secret: str = ""
+    operator_key: str = ""  # only the local stack sets this; in AWS the key lives in Secrets Manager
+    fintoc_api_base: str = "https://api.fintoc.com"
+    monobank_api_base: str = "https://api.monobank.ua"
+    stripe_api_base: str = "https://api.stripe.com"
+    checkbox_api_base: str = "https://api.checkbox.ua"
+    provider_timeout_seconds: float = 8.0
+    secrets_max_age_seconds: int = 300
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper())}
+        if env.get("CLINICPAY_OPERATOR_KEY"):
+            values["operator_key"] = env["CLINICPAY_OPERATOR_KEY"]
+        return cls.model_validate(values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,156 @@
+"""API Gateway HTTP API (payload format 2.0) emulation: match a route, build the event, invoke the
+real handler in-process, translate its answer. Used by the local server and the handler tests."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl
+
+from local import template
+
+_TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded", "application/xml")
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
+    deadline: float = field(default_factory=lambda: time.time() + 30)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.time()) * 1000))
+
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    cookies: list[str] = field(default_factory=list)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+_modules: dict[str, ModuleType] = {}
+_lock = threading.Lock()
+
+
+def handler_for(logical_id: str) -> Any:
+    """Import functions/<name>/app.py once under a unique module name (like one warm container)."""
+    with _lock:
+        module = _modules.get(logical_id)
+        if module is None:
+            function = template.functions()[logical_id]
+            module_name, attr = function.handler.rsplit(".", 1)
+            path = function.code_uri / f"{module_name}.py"
+            spec = importlib.util.spec_from_file_location(f"clinicpay_fn_{logical_id}", path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            _modules[logical_id] = module
+        return getattr(module, template.functions()[logical_id].handler.rsplit(".", 1)[1])
+
+
+def match(method: str, path: str) -> tuple[template.Route, dict[str, str]] | None:
+    for route in template.routes():
+        if route.method != method.upper():
+            continue
+        found = route.pattern.match(path)
+        if found:
+            return route, {k: v for k, v in found.groupdict().items()}
+    return None
+
+
+def build_event(route: template.Route, path_params: dict[str, str], method: str, path: str, *,
+                raw_query: str = "", headers: dict[str, str] | None = None, body: bytes | None = None,
+                source_ip: str = "127.0.0.1") -> dict[str, Any]:
+    lowered: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        key = name.lower()
+        lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    content_type = lowered.get("content-type", "")
+    is_text = not body or any(content_type.startswith(t) for t in _TEXT_TYPES) or not content_type
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route.route_key,
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": lowered.get("host", "127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {"method": method.upper(), "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
+                     "userAgent": lowered.get("user-agent", "")},
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route.route_key,
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if "cookie" in lowered:
+        event["cookies"] = [c.strip() for c in lowered["cookie"].split(";")]
+    if query:
+        event["queryStringParameters"] = query
+    if path_params:
+        event["pathParameters"] = path_params
+    if body:
+        if is_text:
+            event["body"] = body.decode("utf-8")
+        else:
+            event["body"] = base64.b64encode(body).decode()
+            event["isBase64Encoded"] = True
+    return event
+
+
+def translate(result: Any) -> HttpResult:
+    if isinstance(result, dict) and "statusCode" in result:
+        raw = result.get("body") or ""
+        body = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+        headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(values)
+        return HttpResult(int(result["statusCode"]), headers, body, list(result.get("cookies") or []))
+    return HttpResult(200, {"content-type": "application/json"}, json.dumps(result).encode())
+
+
+def invoke_http(method: str, path: str, *, raw_query: str = "", headers: dict[str, str] | None = None,
+                body: bytes | None = None, source_ip: str = "127.0.0.1") -> HttpResult:
+    found = match(method, path)
+    if found is None:
+        return HttpResult(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
+    route, params = found
+    event = build_event(route, params, method, path, raw_query=raw_query, headers=headers, body=body,
+                        source_ip=source_ip)
+    handler = handler_for(route.function)
+    try:
+        return translate(handler(event, LambdaContext(function_name=route.function)))
+    except Exception:  # noqa: BLE001 - API Gateway answers an unhandled Lambda error this way
+        return HttpResult(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+
+
+def scheduler_event(job: str) -> dict[str, Any]:
+    """What an EventBridge Scheduler target receives: the schedule's Input, as JSON."""
+    return {"job": job}
+
+
+def invoke_job(job: str) -> Any:
+    logical_id = template.schedules()[job]
+    return handler_for(logical_id)(scheduler_event(job), LambdaContext(function_name=logical_id))

@@ -1,0 +1,1 @@
+"""Provider sandboxes: same paths, fields, units, statuses and signatures as the real providers."""
