@@ -78,3 +78,111 @@ class Notifier(Protocol):
     def send(self, message: OutgoingMessage) -> str:
         """Send one message; returns the transport's message id."""
         ...
+
+
+# ---------------------------------------------------------------- cards on file
+# The card processor behind `tokenize` (Stripe today; Adyen would be one more adapter). Card numbers
+# never cross this port: a card is entered on the processor's own page and comes back as a token.
+
+
+class VaultCard(BaseModel):
+    """A saved card as the processor describes it. `token` is the processor's reusable reference
+    (a Stripe PaymentMethod id): stored to charge later, never returned by our API nor logged."""
+
+    token: str = Field(repr=False)
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+class CardSetupRequest(BaseModel):
+    clinic_id: str
+    patient_id: str
+    customer_ref: str
+    setup_ref: str  # our id for this attempt; the processor hands it back in its events
+    success_url: str
+    cancel_url: str
+    locale: str | None = None
+    idempotency_key: str
+
+
+class CardSetupSession(BaseModel):
+    session_id: str  # the hosted page (Stripe Checkout Session)
+    setup_id: str | None = None  # the processor's setup object (Stripe SetupIntent), when known now
+    url: str
+    expires_at: datetime | None = None
+
+
+class OffSessionCharge(BaseModel):
+    clinic_id: str
+    patient_id: str
+    charge_id: str
+    customer_ref: str
+    card_token: str = Field(repr=False)
+    amount: Money
+    description: str
+    # Stable per charge, so a retry (ours or the caller's) never charges twice.
+    idempotency_key: str
+    # Where a patient who completes an authentication the bank asked for lands afterwards.
+    return_url: str
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+ChargeStatus = Literal["succeeded", "requires_action", "failed", "processing"]
+
+
+class ChargeResult(BaseModel):
+    status: ChargeStatus
+    reference: str | None = None  # the processor's payment id (Stripe PaymentIntent)
+    failure_code: str | None = None  # e.g. insufficient_funds, authentication_required
+    action_url: str | None = None  # a page where the patient completes authentication
+
+
+CardEventKind = Literal["setup_succeeded", "setup_failed", "charge_succeeded", "charge_failed",
+                        "charge_requires_action", "card_detached", "ignored"]
+
+
+class CardEvent(BaseModel):
+    """A verified processor event about cards or off-session charges, in neutral terms."""
+
+    provider: str
+    event_id: str
+    kind: CardEventKind
+    occurred_at: datetime
+    setup_id: str | None = None
+    card_token: str | None = Field(default=None, repr=False)
+    customer_ref: str | None = None
+    charge_reference: str | None = None
+    failure_code: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class CardVault(Protocol):
+    """Saves cards at a processor and charges them later, off-session."""
+
+    name: str
+
+    def ensure_customer(self, clinic_id: str, patient_id: str, *, existing: str | None = None) -> str:
+        """The processor's customer for this patient: `existing` when given, else a new one."""
+        ...
+
+    def start_setup(self, request: CardSetupRequest) -> CardSetupSession:
+        """A hosted page where the patient enters a card to be saved for later charges."""
+        ...
+
+    def attach_card(self, token: str, customer_ref: str) -> VaultCard:
+        """Attach a token made on the processor's own page/field to the customer; describe the card."""
+        ...
+
+    def detach_card(self, token: str) -> None:
+        """Make the token unusable at the processor. Detaching twice is not an error."""
+        ...
+
+    def charge(self, request: OffSessionCharge) -> ChargeResult:
+        """Charge a saved card with the patient absent. A decline is a result, not an exception."""
+        ...
+
+    def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> list[CardEvent]:
+        """Verify the signature over the raw bytes, then translate. Raises InvalidSignature."""
+        ...

@@ -60,3 +60,8 @@ def authenticate_clinic(headers: dict[str, str], clinic_id: str, allowed: Role, 
     if record.role not in _IMPLIED[allowed]:
         raise Forbidden()
     return Caller(role=Role(record.role), clinic_id=record.clinic_id)
+
+
+def require(headers: dict[str, str], clinic_id: str, allowed: Role, table_name: str) -> Caller:
+    """The one call handlers make: authenticate for this clinic with at least `allowed`."""
+    return authenticate_clinic(headers, clinic_id, allowed, KeyRepository(table_name))

@@ -8,7 +8,6 @@ with only the provider's error code kept, never its body (it may echo what we se
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -71,7 +70,7 @@ def request(provider: str, method: str, url: str, *, headers: dict[str, str] | N
             except ValueError:
                 payload = None
             raise ProviderHttpError(provider, error.code, payload) from None
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as error:
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             last = error
             logger.warning("provider unreachable", extra={"provider": provider, "error_class": type(error).__name__})
             continue

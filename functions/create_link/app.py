@@ -1,0 +1,215 @@
+"""create_link: appointments, their payment links, `/pay/{token}`, online booking, reminders."""
+
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from clinicpay.api import pages
+from clinicpay.api.auth import Role, require
+from clinicpay.api.idempotency import idempotent_http
+from clinicpay.api.resolver import make_resolver
+from clinicpay.domain.appointment import BookedBy, Patient, PaymentStatus
+from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
+from clinicpay.domain.money import Money
+from clinicpay.notify.sender import AwsNotifier
+from clinicpay.observability import logger, metrics, tracer
+from clinicpay.providers.registry import link_gateway
+from clinicpay.repositories.appointments import AppointmentRepository
+from clinicpay.repositories.card_requests import CardRequestRepository
+from clinicpay.repositories.clinics import ClinicRepository
+from clinicpay.repositories.patients import PatientRepository
+from clinicpay.repositories.templates import TemplateRepository
+from clinicpay.settings import get_settings
+from clinicpay.usecases import appointments as booking
+from clinicpay.usecases.payment_links import PayDeps, open_link
+from clinicpay.usecases.reminders import ReminderDeps, send_due_reminders
+from pydantic import BaseModel, ConfigDict, Field
+
+app = make_resolver()
+
+
+class CreateAppointmentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    appointment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{3,64}$")
+    patient: Patient
+    service_id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    starts_at: datetime
+    booked_by: BookedBy = BookedBy.STAFF
+    price: Money | None = None
+
+
+class OnlineBookingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    patient: Patient
+    service_id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    starts_at: datetime
+
+
+def _deps() -> booking.AppointmentDeps:
+    settings = get_settings()
+    return booking.AppointmentDeps(
+        appointments=AppointmentRepository(settings.app_table), clinics=ClinicRepository(settings.app_table),
+        patients=PatientRepository(settings.app_table), card_requests=CardRequestRepository(settings.app_table),
+        templates=TemplateRepository(settings.app_table), notifier=AwsNotifier(settings.email_sender),
+        public_base_url=settings.public_base_url)
+
+
+def _auth(clinic_id: str, role: Role) -> None:
+    require(app.current_event.headers, clinic_id, role, get_settings().app_table)
+
+
+def _created(body: dict[str, Any]) -> Response[Any]:
+    return Response(201, "application/json", json.dumps(body))
+
+
+# ------------------------------------------------------------------ staff
+@app.post("/v1/clinics/<clinic_id>/appointments")
+@tracer.capture_method
+def create_appointment(clinic_id: Annotated[str, Path()], body: Annotated[CreateAppointmentRequest, Body()]) -> Response[Any]:
+    _auth(clinic_id, Role.STAFF)
+    deps = _deps()
+    stored, card_url = booking.create_appointment(deps, clinic_id, booking.NewAppointment(**dict(body)))
+    metrics.add_metric(name="AppointmentCreated", unit="Count", value=1)
+    logger.info("appointment created", extra={"clinic_id": clinic_id,
+                                              "appointment_id": stored.appointment.appointment_id})
+    result = booking.view(stored, deps.public_base_url)
+    if card_url:
+        result["next_action"] = {"type": "save_card", "url": card_url}
+    return _created(result)
+
+
+@app.get("/v1/clinics/<clinic_id>/appointments")
+def list_appointments(clinic_id: Annotated[str, Path()],
+                      payment_status: Annotated[PaymentStatus | None, Query()] = None,
+                      from_: Annotated[datetime | None, Query(alias="from")] = None,
+                      to: Annotated[datetime | None, Query()] = None) -> dict[str, Any]:
+    _auth(clinic_id, Role.STAFF)
+    deps = _deps()
+    found = deps.appointments.list(clinic_id, payment_status=payment_status.value if payment_status else None,
+                                   starts_from=from_.isoformat() if from_ else None,
+                                   starts_to=to.isoformat() if to else None)
+    return {"appointments": [booking.view(s, deps.public_base_url) for s in found]}
+
+
+@app.get("/v1/clinics/<clinic_id>/appointments/<appointment_id>")
+def get_appointment(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
+    _auth(clinic_id, Role.STAFF)
+    deps = _deps()
+    return booking.view(deps.appointments.get(clinic_id, appointment_id), deps.public_base_url)
+
+
+@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payment-link")
+def get_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
+    _auth(clinic_id, Role.STAFF)
+    deps = _deps()
+    shown = booking.view(deps.appointments.get(clinic_id, appointment_id), deps.public_base_url)
+    if "payment_link" not in shown:
+        raise Conflict("This appointment's service does not take online payment.", code="no_payment_required")
+    return {"payment_link": shown["payment_link"], "payment_status": shown["payment_status"]}
+
+
+@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payment-link/send")
+def send_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> Response[Any]:
+    _auth(clinic_id, Role.STAFF)
+    channels = booking.send_payment_link(_deps(), clinic_id, appointment_id)
+    return Response(202, "application/json", json.dumps({"sent": channels}))
+
+
+# ------------------------------------------------------------------ booking widget
+@app.post("/v1/public/clinics/<clinic_id>/appointments")
+def book_online(clinic_id: Annotated[str, Path()], body: Annotated[OnlineBookingRequest, Body()]) -> Response[Any]:
+    _auth(clinic_id, Role.PUBLISHABLE)
+    deps = _deps()
+    stored, card_url = booking.create_appointment(
+        deps, clinic_id, booking.NewAppointment(patient=body.patient, service_id=body.service_id,
+                                                starts_at=body.starts_at, booked_by=BookedBy.ONLINE))
+    metrics.add_metric(name="OnlineBooking", unit="Count", value=1)
+    return _created({"appointment": booking.view(stored, deps.public_base_url),
+                     "next_action": booking.next_action(stored, card_url, deps.public_base_url)})
+
+
+@app.get("/v1/public/payments/<token>")
+def payment_status(token: Annotated[str, Path()]) -> dict[str, Any]:
+    """What the patient holding the link may know: the status of that one payment."""
+    repo = AppointmentRepository(get_settings().app_table)
+    found = repo.find_link(token)
+    if not found:
+        raise NotFound("No such payment link.")
+    stored = repo.get(*found, consistent=True)
+    return {"payment_status": stored.appointment.payment_status, "status": stored.appointment.status,
+            "amount": stored.appointment.price.model_dump(), "starts_at": stored.appointment.starts_at.isoformat()}
+
+
+# ------------------------------------------------------------------ the link itself
+@app.get("/pay/<token>")
+@tracer.capture_method
+def pay(token: Annotated[str, Path()]) -> Response[Any]:
+    settings = get_settings()
+    deps = PayDeps(appointments=AppointmentRepository(settings.app_table), clinics=ClinicRepository(settings.app_table),
+                   gateway_for=link_gateway, public_base_url=settings.public_base_url)
+    locale = "en"
+    try:
+        outcome = open_link(deps, token)
+        locale = outcome.locale
+    except GatewayNotConfigured:
+        return _html(503, pages.page("clinicpay", pages.text("unavailable", locale), locale, status_id="unavailable"))
+    except ClinicpayError as error:
+        if error.status < 500:
+            raise
+        retry = f'<a class="button" href="/pay/{token}">{pages.text("try_again", locale)}</a>'
+        response = _html(503, pages.page("clinicpay", pages.text("retry", locale), locale, status_id="retry",
+                                         extra=retry))
+        response.headers["Retry-After"] = "30"
+        return response
+    if outcome.kind == "redirect" and outcome.url:
+        return Response(303, "text/plain", "", headers={"Location": outcome.url, "Cache-Control": "no-store"})
+    status = {"paid": 200, "expired": 410, "not_found": 404, "no_payment": 409}.get(outcome.kind, 200)
+    return _html(status, pages.page(outcome.clinic_name or "clinicpay", pages.text(outcome.kind, outcome.locale),
+                                    outcome.locale, status_id=outcome.kind))
+
+
+@app.get("/pay/<token>/result")
+def pay_result(token: Annotated[str, Path()], cancelled: Annotated[str | None, Query()] = None) -> Response[Any]:
+    settings = get_settings()
+    repo = AppointmentRepository(settings.app_table)
+    found = repo.find_link(token)
+    if not found:
+        return _html(404, pages.page("clinicpay", pages.text("not_found", "en"), "en", status_id="not_found"))
+    stored = repo.get(*found, consistent=True)
+    clinic = ClinicRepository(settings.app_table).get(found[0])
+    locale = (stored.appointment.patient.locale or clinic.locale).value
+    return _html(200, pages.result_page(token, locale, clinic.name, stored.appointment.payment_status.value,
+                                        cancelled is not None))
+
+
+def _html(status: int, body: str) -> Response[Any]:
+    return Response(status, "text/html; charset=utf-8", body, headers={"Cache-Control": "no-store"})
+
+
+# ------------------------------------------------------------------ scheduled
+def _run_job(event: dict[str, Any]) -> dict[str, Any]:
+    settings = get_settings()
+    deps = ReminderDeps(appointments=AppointmentRepository(settings.app_table),
+                        clinics=ClinicRepository(settings.app_table), templates=TemplateRepository(settings.app_table),
+                        notifier=AwsNotifier(settings.email_sender), public_base_url=settings.public_base_url)
+    if event.get("job") != "reminders":
+        raise ValueError("unknown job")
+    return {"job": "reminders", **send_due_reminders(deps)}
+
+
+_http = idempotent_http(app.resolve)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "job" in event:
+        return _run_job(event)
+    return _http(event, context)

@@ -1,0 +1,68 @@
+"""webhook: Fintoc, monobank and Checkbox events. The signature is checked on the raw bytes before
+anything is parsed; each verified event is applied exactly once. (Stripe's go to `tokenize`.)"""
+
+
+import base64
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from clinicpay.api.resolver import make_resolver
+from clinicpay.domain.clinic import Provider
+from clinicpay.domain.errors import GatewayNotConfigured, InvalidSignature, NotFound
+from clinicpay.observability import logger, metrics, tracer
+from clinicpay.providers.registry import link_gateway
+from clinicpay.usecases.payment_events import apply_payment_events
+
+app = make_resolver()
+
+
+def _raw_body() -> bytes:
+    event = app.current_event
+    body = event.get("body") or ""
+    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+
+
+def _headers() -> dict[str, str]:
+    return {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+
+
+@app.post("/webhooks/fintoc/<clinic_id>")
+@tracer.capture_method
+def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    body, headers = _raw_body(), _headers()
+    try:
+        gateway = link_gateway(clinic_id, Provider.FINTOC)
+    except GatewayNotConfigured:
+        raise NotFound("No such clinic.") from None
+    try:
+        events = gateway.parse_webhook(body, headers)
+    except InvalidSignature:
+        # The secret may have just been rotated: read it afresh once before refusing.
+        events = link_gateway(clinic_id, Provider.FINTOC, fresh_credentials=True).parse_webhook(body, headers)
+    outcomes = apply_payment_events(clinic_id, events)
+    metrics.add_metric(name="WebhookApplied", unit="Count", value=outcomes.count("applied"))
+    return {"received": len(events), "outcomes": outcomes}
+
+
+@app.post("/webhooks/monobank/<clinic_id>")
+@tracer.capture_method
+def monobank(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    from clinicpay.usecases import monobank_webhook
+
+    return monobank_webhook.handle(clinic_id, _raw_body(), _headers())
+
+
+@app.post("/webhooks/checkbox/<clinic_id>")
+@tracer.capture_method
+def checkbox(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    from clinicpay.usecases import checkbox_webhook
+
+    return checkbox_webhook.handle(clinic_id, _raw_body(), _headers())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,71 @@
+"""`Idempotency-Key` for mutating requests: the same key and body return the first response.
+
+Keyed on the header plus method, path and caller credential, so two clinics choosing the same key
+never collide; a request without the header is not deduplicated at all (two identical bookings are
+two bookings). A 5xx is not remembered: nothing was decided, so a retry with the same key runs again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+
+from clinicpay.settings import get_settings
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+_KEY = ('headers."idempotency-key" && [headers."idempotency-key", requestContext.http.method, rawPath, '
+        'headers.authorization || headers."x-clinic-key" || `""`]')
+
+
+class _NotRemembered(Exception):
+    def __init__(self, response: dict[str, Any]):
+        self.response = response
+
+
+def _error(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"error": {"code": code, "message": message, "details": []}})}
+
+
+@lru_cache(maxsize=1)
+def _persistence() -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
+
+
+def idempotent_http(resolve: Handler) -> Handler:
+    config = IdempotencyConfig(event_key_jmespath=_KEY, payload_validation_jmespath="body",
+                               raise_on_no_idempotency_key=False, expires_after_seconds=24 * 3600)
+
+    def remembered(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = resolve(event, context)
+        if int(response.get("statusCode", 200)) >= 500:
+            raise _NotRemembered(response)
+        return response
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event.get("requestContext", {}).get("http", {}).get("method") in ("GET", "HEAD"):
+            return resolve(event, context)
+        wrapped = idempotent(config=config, persistence_store=_persistence())(remembered)
+        try:
+            return wrapped(event, context)
+        except _NotRemembered as outcome:
+            return outcome.response
+        except IdempotencyValidationError:
+            return _error(422, "idempotency_key_reused", "That Idempotency-Key was used with a different body.")
+        except IdempotencyAlreadyInProgressError:
+            return _error(409, "request_in_progress", "A request with that Idempotency-Key is still running.")
+
+    return handler

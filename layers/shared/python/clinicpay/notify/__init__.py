@@ -1,0 +1,1 @@
+"""Patient messages: templates (clinic -> organization -> built-in), locales, SES/SNS sending."""

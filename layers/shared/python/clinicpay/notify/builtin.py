@@ -1,0 +1,72 @@
+"""Built-in message texts, the last fallback after the clinic's and the organization's own.
+
+Placeholders use `$name` (string.Template): safe with admin-written text, unlike str.format.
+`$payment_line` and `$card_line` are whole sentences or empty, so a template reads well either way.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Text(NamedTuple):
+    subject: str
+    body: str
+
+
+# kind -> locale -> (email subject, email body, sms body)
+_TEXTS: dict[str, dict[str, tuple[str, str, str]]] = {
+    "appointment_created": {
+        "es": ("Tu hora en $clinic_name", "Hola $patient_name,\n\nTu hora de $service_name en $clinic_name quedó agendada para el $starts_at.\n$payment_line\n\n$clinic_name", "$clinic_name: hora de $service_name el $starts_at. $payment_line"),
+        "en": ("Your appointment at $clinic_name", "Hello $patient_name,\n\nYour $service_name appointment at $clinic_name is booked for $starts_at.\n$payment_line\n\n$clinic_name", "$clinic_name: $service_name on $starts_at. $payment_line"),
+        "fr": ("Votre rendez-vous chez $clinic_name", "Bonjour $patient_name,\n\nVotre rendez-vous $service_name chez $clinic_name est fixé au $starts_at.\n$payment_line\n\n$clinic_name", "$clinic_name : $service_name le $starts_at. $payment_line"),
+        "uk": ("Ваш запис у $clinic_name", "Вітаємо, $patient_name!\n\nВаш запис на $service_name у $clinic_name: $starts_at.\n$payment_line\n\n$clinic_name", "$clinic_name: $service_name, $starts_at. $payment_line"),
+        "nb": ("Din time hos $clinic_name", "Hei $patient_name,\n\nTimen din for $service_name hos $clinic_name er bestilt til $starts_at.\n$payment_line\n\n$clinic_name", "$clinic_name: $service_name $starts_at. $payment_line"),
+    },
+    "appointment_reminder": {
+        "es": ("Recordatorio: tu hora en $clinic_name", "Hola $patient_name,\n\nTe recordamos tu hora de $service_name el $starts_at.\n$payment_line\n\n$clinic_name", "Recordatorio $clinic_name: $service_name el $starts_at. $payment_line"),
+        "en": ("Reminder: your appointment at $clinic_name", "Hello $patient_name,\n\nA reminder of your $service_name appointment on $starts_at.\n$payment_line\n\n$clinic_name", "Reminder from $clinic_name: $service_name on $starts_at. $payment_line"),
+        "fr": ("Rappel : votre rendez-vous chez $clinic_name", "Bonjour $patient_name,\n\nNous vous rappelons votre rendez-vous $service_name le $starts_at.\n$payment_line\n\n$clinic_name", "Rappel $clinic_name : $service_name le $starts_at. $payment_line"),
+        "uk": ("Нагадування: ваш запис у $clinic_name", "Вітаємо, $patient_name!\n\nНагадуємо про ваш запис на $service_name: $starts_at.\n$payment_line\n\n$clinic_name", "Нагадування $clinic_name: $service_name, $starts_at. $payment_line"),
+        "nb": ("Påminnelse: din time hos $clinic_name", "Hei $patient_name,\n\nPåminnelse om timen din for $service_name $starts_at.\n$payment_line\n\n$clinic_name", "Påminnelse fra $clinic_name: $service_name $starts_at. $payment_line"),
+    },
+    "payment_link": {
+        "es": ("Paga tu hora en $clinic_name", "Hola $patient_name,\n\nPuedes pagar tu hora de $service_name del $starts_at ($amount) aquí:\n$payment_link\n\n$clinic_name", "$clinic_name: paga tu hora ($amount): $payment_link"),
+        "en": ("Pay for your appointment at $clinic_name", "Hello $patient_name,\n\nYou can pay for your $service_name appointment on $starts_at ($amount) here:\n$payment_link\n\n$clinic_name", "$clinic_name: pay for your appointment ($amount): $payment_link"),
+        "fr": ("Payez votre rendez-vous chez $clinic_name", "Bonjour $patient_name,\n\nVous pouvez payer votre rendez-vous $service_name du $starts_at ($amount) ici :\n$payment_link\n\n$clinic_name", "$clinic_name : payez votre rendez-vous ($amount) : $payment_link"),
+        "uk": ("Оплатіть запис у $clinic_name", "Вітаємо, $patient_name!\n\nОплатити запис на $service_name ($starts_at, $amount) можна тут:\n$payment_link\n\n$clinic_name", "$clinic_name: оплата запису ($amount): $payment_link"),
+        "nb": ("Betal for timen din hos $clinic_name", "Hei $patient_name,\n\nDu kan betale for timen din for $service_name $starts_at ($amount) her:\n$payment_link\n\n$clinic_name", "$clinic_name: betal for timen ($amount): $payment_link"),
+    },
+    "card_request": {
+        "es": ("$clinic_name te pide guardar una tarjeta", "Hola $patient_name,\n\n$clinic_name te pide registrar una tarjeta para tus atenciones. Se ingresa en la página segura del procesador de pagos:\n$card_link\n\n$clinic_name", "$clinic_name: registra tu tarjeta en $card_link"),
+        "en": ("$clinic_name asks you to save a card", "Hello $patient_name,\n\n$clinic_name asks you to save a card for your appointments. You enter it on the payment processor's secure page:\n$card_link\n\n$clinic_name", "$clinic_name: save your card at $card_link"),
+        "fr": ("$clinic_name vous demande d'enregistrer une carte", "Bonjour $patient_name,\n\n$clinic_name vous demande d'enregistrer une carte pour vos rendez-vous. Vous la saisissez sur la page sécurisée du prestataire de paiement :\n$card_link\n\n$clinic_name", "$clinic_name : enregistrez votre carte sur $card_link"),
+        "uk": ("$clinic_name просить зберегти картку", "Вітаємо, $patient_name!\n\n$clinic_name просить зберегти картку для ваших візитів. Картку вводять на захищеній сторінці платіжного провайдера:\n$card_link\n\n$clinic_name", "$clinic_name: збережіть картку: $card_link"),
+        "nb": ("$clinic_name ber deg lagre et kort", "Hei $patient_name,\n\n$clinic_name ber deg lagre et kort for timene dine. Du legger det inn på betalingsleverandørens sikre side:\n$card_link\n\n$clinic_name", "$clinic_name: lagre kortet ditt på $card_link"),
+    },
+    "payment_receipt": {
+        "es": ("Recibimos tu pago en $clinic_name", "Hola $patient_name,\n\nRecibimos tu pago de $amount por $service_name del $starts_at. ¡Gracias!\n\n$clinic_name", "$clinic_name: recibimos tu pago de $amount. ¡Gracias!"),
+        "en": ("Payment received by $clinic_name", "Hello $patient_name,\n\nWe received your payment of $amount for $service_name on $starts_at. Thank you!\n\n$clinic_name", "$clinic_name: we received your payment of $amount. Thank you!"),
+        "fr": ("Paiement reçu par $clinic_name", "Bonjour $patient_name,\n\nNous avons reçu votre paiement de $amount pour $service_name du $starts_at. Merci !\n\n$clinic_name", "$clinic_name : paiement de $amount reçu. Merci !"),
+        "uk": ("$clinic_name отримала вашу оплату", "Вітаємо, $patient_name!\n\nМи отримали вашу оплату $amount за $service_name ($starts_at). Дякуємо!\n\n$clinic_name", "$clinic_name: оплату $amount отримано. Дякуємо!"),
+        "nb": ("Betaling mottatt av $clinic_name", "Hei $patient_name,\n\nVi har mottatt betalingen din på $amount for $service_name $starts_at. Takk!\n\n$clinic_name", "$clinic_name: betaling på $amount mottatt. Takk!"),
+    },
+}
+
+# The sentence that carries the link inside created/reminder messages, when there is one.
+PAYMENT_LINE = {
+    "es": "Puedes pagar en línea aquí: $payment_link",
+    "en": "You can pay online here: $payment_link",
+    "fr": "Vous pouvez payer en ligne ici : $payment_link",
+    "uk": "Оплатити онлайн можна тут: $payment_link",
+    "nb": "Du kan betale på nett her: $payment_link",
+}
+
+KINDS = tuple(_TEXTS)
+CHANNELS = ("email", "sms")
+LOCALES = ("es", "en", "fr", "uk", "nb")
+
+
+def builtin(kind: str, channel: str, locale: str) -> Text:
+    subject, email_body, sms_body = _TEXTS[kind].get(locale) or _TEXTS[kind]["en"]
+    return Text(subject, email_body) if channel == "email" else Text("", sms_body)

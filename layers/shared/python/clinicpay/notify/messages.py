@@ -1,0 +1,38 @@
+"""Compose a patient message: pick the template (clinic -> organization -> built-in) and fill it."""
+
+from __future__ import annotations
+
+from string import Template
+from typing import Protocol
+
+from clinicpay.notify.builtin import PAYMENT_LINE, Text, builtin
+
+
+class TemplateSource(Protocol):
+    def get(self, owner: str, kind: str, channel: str, locale: str) -> Text | None: ...
+
+
+def resolve_template(source: TemplateSource, kind: str, channel: str, locale: str, clinic_id: str,
+                     org_id: str | None) -> tuple[Text, str]:
+    """Returns the template and where it came from ("clinic", "org" or "builtin")."""
+    found = source.get(f"CLINIC#{clinic_id}", kind, channel, locale)
+    if found:
+        return found, "clinic"
+    if org_id:
+        found = source.get(f"ORG#{org_id}", kind, channel, locale)
+        if found:
+            return found, "org"
+    return builtin(kind, channel, locale), "builtin"
+
+
+def render(text: Text, locale: str, values: dict[str, str]) -> Text:
+    filled = dict(values)
+    link = values.get("payment_link", "")
+    filled["payment_line"] = Template(PAYMENT_LINE.get(locale, PAYMENT_LINE["en"])).safe_substitute(
+        payment_link=link) if link else ""
+    subject = Template(text.subject).safe_substitute(filled)
+    body = Template(text.body).safe_substitute(filled)
+    # An empty $payment_line leaves a blank line; collapse runs of blank lines.
+    while "\n\n\n" in body:
+        body = body.replace("\n\n\n", "\n\n")
+    return Text(subject.strip(), body.strip())

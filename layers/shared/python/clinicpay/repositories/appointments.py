@@ -1,0 +1,364 @@
+"""Appointments, their payment links and provider sessions, and the payment events applied to them.
+
+Every state change here is a conditional write on the state it expects; the transaction that marks
+an appointment paid also records the event id and the payment row, so a repeat cannot pay twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from clinicpay.domain.appointment import Appointment, ProviderSession
+from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
+from clinicpay.domain.errors import Conflict, NotFound
+from clinicpay.notify.builtin import Text
+from clinicpay.ports import PaymentEvent
+from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
+
+REMINDER_PARTITION = "DUE"
+
+
+def appointment_key(clinic_id: str, appointment_id: str) -> dict[str, str]:
+    return {"pk": f"CLINIC#{clinic_id}", "sk": f"APPT#{appointment_id}"}
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass
+class StoredAppointment:
+    appointment: Appointment
+    link_token: str | None
+    link_expires_at: datetime | None
+    session: ProviderSession | None
+    session_attempts: int
+    reminders_pending: list[str]
+
+
+@dataclass
+class BookingContext:
+    """Everything booking needs about a clinic, read in one BatchGetItem."""
+
+    clinic: Clinic
+    settings: ClinicSettings
+    service: Service
+    templates: dict[str, Text]  # "CLINIC#x/TEMPLATE#..." -> text, for the candidates asked for
+
+
+class AppointmentRepository:
+    def __init__(self, table_name: str):
+        self._table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return table(self._table_name)
+
+    # ---------------------------------------------------------------- reads
+    def booking_context(self, clinic_id: str, service_id: str, template_keys: list[tuple[str, str]]) -> BookingContext:
+        pk = f"CLINIC#{clinic_id}"
+        keys = [{"pk": pk, "sk": "PROFILE"}, {"pk": pk, "sk": "SETTINGS"}, {"pk": pk, "sk": f"SERVICE#{service_id}"}]
+        keys += [{"pk": owner, "sk": sk} for owner, sk in template_keys]
+        unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        request: dict[str, Any] = {self._table_name: {"Keys": unique}}
+        with translated_errors():
+            while request:
+                response = _batch_get(self._table, request)
+                for item in response.get("Responses", {}).get(self._table_name, []):
+                    found[(item["pk"], item["sk"])] = plain(item)
+                request = response.get("UnprocessedKeys") or {}
+        profile, settings, service = found.get((pk, "PROFILE")), found.get((pk, "SETTINGS")), found.get(
+            (pk, f"SERVICE#{service_id}"))
+        if not profile or not settings:
+            raise NotFound("No such clinic.")
+        if not service:
+            raise NotFound("No such service.", code="service_not_found")
+        templates = {f"{owner}/{sk}": Text(str(found[(owner, sk)].get("subject", "")), str(found[(owner, sk)]["body"]))
+                     for owner, sk in template_keys if (owner, sk) in found}
+        return BookingContext(Clinic.model_validate(profile), ClinicSettings.model_validate(settings),
+                              Service.model_validate(service), templates)
+
+    def get(self, clinic_id: str, appointment_id: str, *, consistent: bool = False) -> StoredAppointment:
+        with translated_errors():
+            item = self._table.get_item(Key=appointment_key(clinic_id, appointment_id),
+                                        ConsistentRead=consistent).get("Item")
+        if not item:
+            raise NotFound("No such appointment.")
+        return _stored(plain(item))
+
+    def find_link(self, token: str) -> tuple[str, str] | None:
+        with translated_errors():
+            item = self._table.get_item(Key={"pk": f"LINK#{token}", "sk": "LINK"}).get("Item")
+        return (str(item["clinic_id"]), str(item["appointment_id"])) if item else None
+
+    def list(self, clinic_id: str, *, payment_status: str | None = None, starts_from: str | None = None,
+             starts_to: str | None = None, limit: int = 200) -> list[StoredAppointment]:
+        condition = None
+        for part in (payment_status and Attr("payment_status").eq(payment_status),
+                     starts_from and Attr("starts_at").gte(starts_from), starts_to and Attr("starts_at").lt(starts_to)):
+            if part:
+                condition = part if condition is None else condition & part
+        args: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"CLINIC#{clinic_id}")
+                                & Key("sk").begins_with("APPT#")}
+        if condition is not None:
+            args["FilterExpression"] = condition
+        items: list[dict[str, Any]] = []
+        with translated_errors():
+            while True:
+                page = self._table.query(**args)
+                items += page["Items"]
+                if "LastEvaluatedKey" not in page or len(items) >= limit:
+                    break
+                args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        stored = [_stored(plain(i)) for i in items[:limit]]
+        return sorted(stored, key=lambda s: s.appointment.starts_at)
+
+    def due_reminders(self, now_iso: str, limit: int = 100) -> list[StoredAppointment]:
+        with translated_errors():
+            items = self._table.query(IndexName="RemindersDue", Limit=limit,
+                                      KeyConditionExpression=Key("reminder_pk").eq(REMINDER_PARTITION)
+                                      & Key("reminder_due_at").lte(now_iso))["Items"]
+        return [_stored(plain(i)) for i in items]
+
+    # ---------------------------------------------------------------- writes
+    def create(self, appointment: Appointment, *, link_token: str | None, link_expires_at: datetime | None,
+               reminders_pending: list[str]) -> None:
+        """Appointment, its link and the patient's latest details, all or nothing."""
+        item = without_none({
+            **appointment_key(appointment.clinic_id, appointment.appointment_id),
+            **_json(appointment.model_dump(mode="json", exclude_none=True)),
+            "link_token": link_token,
+            "link_expires_at": link_expires_at.isoformat() if link_expires_at else None,
+            "session_attempts": 0,
+            "reminders_pending": reminders_pending or None,
+            "reminder_pk": REMINDER_PARTITION if reminders_pending else None,
+            "reminder_due_at": reminders_pending[0] if reminders_pending else None,
+        })
+        writes: list[dict[str, Any]] = [{"Put": {"TableName": self._table_name, "Item": item,
+                                                 "ConditionExpression": "attribute_not_exists(pk)"}}]
+        if link_token:
+            writes.append({"Put": {"TableName": self._table_name, "ConditionExpression": "attribute_not_exists(pk)",
+                                   "Item": {"pk": f"LINK#{link_token}", "sk": "LINK", "clinic_id": appointment.clinic_id,
+                                            "appointment_id": appointment.appointment_id}}})
+        writes.append({"Update": _patient_update(self._table_name, appointment)})
+        with translated_errors(Conflict, "An appointment with that id already exists."):
+            self._table.meta.client.transact_write_items(TransactItems=_serialize(writes))
+
+    def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int) -> bool:
+        """Store a fresh provider session unless another click stored one first (returns False then)."""
+        try:
+            self._table.update_item(
+                Key=appointment_key(clinic_id, appointment_id),
+                UpdateExpression="SET provider_session = :s, session_attempts = :next",
+                ConditionExpression="session_attempts = :expected AND payment_status IN (:unpaid, :pending)",
+                ExpressionAttributeValues={":s": _json(session.model_dump(mode="json")), ":next": expected_attempts + 1,
+                                           ":expected": expected_attempts, ":unpaid": "unpaid", ":pending": "pending"})
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            with translated_errors():
+                raise
+
+    def claim_reminder(self, clinic_id: str, appointment_id: str, due_at: str, remaining: list[str]) -> bool:
+        """Move past the reminder due at `due_at`; only one runner wins, so each is sent once."""
+        if remaining:
+            update = "SET reminder_due_at = :next, reminders_pending = :rest"
+            values: dict[str, Any] = {":due": due_at, ":next": remaining[0], ":rest": remaining}
+        else:
+            update = "REMOVE reminder_due_at, reminder_pk, reminders_pending"
+            values = {":due": due_at}
+        try:
+            self._table.update_item(Key=appointment_key(clinic_id, appointment_id), UpdateExpression=update,
+                                    ConditionExpression="reminder_due_at = :due", ExpressionAttributeValues=values)
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            with translated_errors():
+                raise
+
+    def release_reminder(self, clinic_id: str, appointment_id: str, due_at: str, pending: list[str]) -> None:
+        """Undo a claim whose message could not be sent, so the next run tries again."""
+        with translated_errors():
+            self._table.update_item(Key=appointment_key(clinic_id, appointment_id),
+                                    UpdateExpression="SET reminder_due_at = :due, reminder_pk = :p, reminders_pending = :all",
+                                    ExpressionAttributeValues={":due": due_at, ":p": REMINDER_PARTITION, ":all": pending})
+
+    # ---------------------------------------------------------------- payment events
+    def record_event(self, clinic_id: str, event: PaymentEvent, outcome: str) -> bool:
+        """Remember an event id; False when it was already recorded (a repeat delivery)."""
+        try:
+            self._table.put_item(Item=_event_item(clinic_id, event, outcome),
+                                 ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            with translated_errors():
+                raise
+
+    def apply_paid(self, clinic_id: str, event: PaymentEvent) -> str:
+        """One transaction: event recorded, appointment paid, payment row written.
+
+        Returns "applied", "duplicate" (event seen before) or "not_applicable" (already paid, unknown
+        appointment, or the amount differs from the price)."""
+        assert event.appointment_id and event.payment_reference
+        payment = without_none({
+            "provider": event.provider, "reference": event.payment_reference,
+            "amount": event.amount.model_dump() if event.amount else None,
+            "fee": event.fee.model_dump() if event.fee else None, "paid_at": event.occurred_at.isoformat()})
+        condition = "attribute_exists(pk) AND payment_status <> :paid AND payment_status <> :refunded"
+        values: dict[str, Any] = {":paid": "paid", ":refunded": "refunded", ":payment": payment,
+                                  ":t": event.occurred_at.isoformat()}
+        if event.amount:
+            condition += " AND price.amount = :amount AND price.currency = :currency"
+            values.update({":amount": event.amount.amount, ":currency": event.amount.currency})
+        writes = [
+            {"Put": {"TableName": self._table_name, "Item": _event_item(clinic_id, event, "applied"),
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": {"TableName": self._table_name, "Key": appointment_key(clinic_id, event.appointment_id),
+                        "UpdateExpression": "SET payment_status = :paid, payment = :payment, last_event_at = :t "
+                                            "REMOVE reminder_pk, reminder_due_at, reminders_pending",
+                        "ConditionExpression": condition, "ExpressionAttributeValues": values}},
+            {"Put": {"TableName": self._table_name, "ConditionExpression": "attribute_not_exists(pk)",
+                     "Item": {"pk": f"CLINIC#{clinic_id}", "sk": f"PAYMENT#{event.provider}#{event.payment_reference}",
+                              "appointment_id": event.appointment_id, **payment}}},
+        ]
+        try:
+            self._table.meta.client.transact_write_items(TransactItems=_serialize(writes))
+            return "applied"
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                with translated_errors():
+                    raise
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return "duplicate"
+            if "ConditionalCheckFailed" in reasons:
+                return "not_applicable"
+            with translated_errors():
+                raise
+
+    def apply_status(self, clinic_id: str, event: PaymentEvent, *, to_status: str | None,
+                     clear_session_id: str | None = None) -> bool:
+        """A non-final event (pending, failed, expired): applied only when it is newer than the last one
+        applied and the appointment is not paid, so an old or late event never undoes a newer state."""
+        sets = ["last_event_at = :t", "last_event = :kind"]
+        values: dict[str, Any] = {":t": event.occurred_at.isoformat(), ":kind": event.kind, ":paid": "paid",
+                                  ":refunded": "refunded"}
+        removes = []
+        if to_status:
+            sets.append("payment_status = :status")
+            values[":status"] = to_status
+        condition = ("attribute_exists(pk) AND payment_status <> :paid AND payment_status <> :refunded "
+                     "AND (attribute_not_exists(last_event_at) OR last_event_at <= :t)")
+        if clear_session_id:
+            removes.append("provider_session")
+            condition += " AND provider_session.session_id = :sid"
+            values[":sid"] = clear_session_id
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self._table.update_item(Key=appointment_key(clinic_id, event.appointment_id or ""),
+                                    UpdateExpression=expression, ConditionExpression=condition,
+                                    ExpressionAttributeValues=values)
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            with translated_errors():
+                raise
+
+    def count_payments(self, clinic_id: str, appointment_id: str) -> int:
+        with translated_errors():
+            items = self._table.query(KeyConditionExpression=Key("pk").eq(f"CLINIC#{clinic_id}")
+                                      & Key("sk").begins_with("PAYMENT#"),
+                                      FilterExpression=Attr("appointment_id").eq(appointment_id))["Items"]
+        return len(items)
+
+
+def _patient_update(table_name: str, appointment: Appointment) -> dict[str, Any]:
+    # The patient's latest contact details travel in the booking's own transaction.
+    patient = appointment.patient
+    return {"TableName": table_name, "Key": {"pk": f"CLINIC#{appointment.clinic_id}", "sk": f"PATIENT#{patient.id}"},
+            "UpdateExpression": "SET #n = :n, email = :e, phone = :p, locale = :l, updated_at = :u, patient_id = :id",
+            "ExpressionAttributeNames": {"#n": "name"},
+            "ExpressionAttributeValues": {":n": patient.name, ":e": patient.email, ":p": patient.phone,
+                                          ":l": patient.locale.value if patient.locale else None,
+                                          ":u": appointment.created_at.isoformat(), ":id": patient.id}}
+
+
+def _event_item(clinic_id: str, event: PaymentEvent, outcome: str) -> dict[str, Any]:
+    return without_none({"pk": f"EVENT#{event.provider}#{event.event_id}", "sk": "EVENT", "clinic_id": clinic_id,
+                         "kind": event.kind, "occurred_at": event.occurred_at.isoformat(),
+                         "appointment_id": event.appointment_id, "outcome": outcome})
+
+
+def _batch_get(table_handle: Any, request: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = table_handle.meta.client.batch_get_item(RequestItems=_serialize_batch(request))
+    deserializer = TypeDeserializer()
+    responses = {name: [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
+                 for name, items in result.get("Responses", {}).items()}
+    return {"Responses": responses, "UnprocessedKeys": _deserialize_batch(result.get("UnprocessedKeys") or {})}
+
+
+def _serialize_batch(request: dict[str, Any]) -> dict[str, Any]:
+    serializer = TypeSerializer()
+    return {name: {**spec, "Keys": [{k: serializer.serialize(v) for k, v in key.items()} for key in spec["Keys"]]}
+            for name, spec in request.items()}
+
+
+def _deserialize_batch(request: dict[str, Any]) -> dict[str, Any]:
+    deserializer = TypeDeserializer()
+    return {name: {**spec, "Keys": [{k: deserializer.deserialize(v) for k, v in key.items()} for key in spec["Keys"]]}
+            for name, spec in request.items()}
+
+
+def _serialize(writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The low-level client needs typed attribute values; the resource API does this for us elsewhere."""
+    serializer = TypeSerializer()
+
+    def typed(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: serializer.serialize(_decimalize(v)) for k, v in values.items()}
+
+    result = []
+    for write in writes:
+        (kind, spec), = write.items()
+        spec = dict(spec)
+        for field in ("Item", "Key", "ExpressionAttributeValues"):
+            if field in spec:
+                spec[field] = typed(spec[field])
+        result.append({kind: spec})
+    return result
+
+
+def _decimalize(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _decimalize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimalize(v) for v in value]
+    return value
+
+
+def _stored(item: dict[str, Any]) -> StoredAppointment:
+    session = item.get("provider_session")
+    expires = item.get("link_expires_at")
+    return StoredAppointment(
+        appointment=Appointment.model_validate(item),
+        link_token=item.get("link_token"),
+        link_expires_at=datetime.fromisoformat(expires) if expires else None,
+        session=ProviderSession.model_validate(session) if session else None,
+        session_attempts=int(item.get("session_attempts", 0)),
+        reminders_pending=list(item.get("reminders_pending") or []),
+    )

@@ -1,0 +1,135 @@
+"""Appointments and their payment links: create (staff or online), read, list, (re)send the link."""
+
+from __future__ import annotations
+
+import secrets as random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from clinicpay.domain.appointment import (
+    Appointment,
+    BookedBy,
+    BookingStatus,
+    Patient,
+    PaymentLink,
+    PaymentStatus,
+)
+from clinicpay.domain.errors import AlreadyPaid, Conflict, ProviderUnavailable, ValidationFailed
+from clinicpay.domain.money import Money
+from clinicpay.notify.messages import TemplateSource
+from clinicpay.ports import Notifier
+from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
+from clinicpay.repositories.card_requests import CardRequestRepository, card_setup_url
+from clinicpay.repositories.clinics import ClinicRepository
+from clinicpay.repositories.patients import PatientRepository
+from clinicpay.usecases.messages import PrefetchedTemplates, clinic_template_keys, send_appointment_message
+
+
+@dataclass
+class AppointmentDeps:
+    appointments: AppointmentRepository
+    clinics: ClinicRepository
+    patients: PatientRepository
+    card_requests: CardRequestRepository
+    templates: TemplateSource
+    notifier: Notifier
+    public_base_url: str
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+@dataclass
+class NewAppointment:
+    patient: Patient
+    service_id: str
+    starts_at: datetime
+    booked_by: BookedBy
+    appointment_id: str | None = None
+    price: Money | None = None
+
+
+def pay_url(base: str, token: str) -> str:
+    return f"{base.rstrip('/')}/pay/{token}"
+
+
+def view(stored: StoredAppointment, base_url: str) -> dict[str, Any]:
+    """The appointment as the API shows it (the link token is the URL, never a separate field)."""
+    data = stored.appointment.model_dump(mode="json", exclude={"payment_link"})
+    if stored.link_token:
+        link = PaymentLink(url=pay_url(base_url, stored.link_token), expires_at=stored.link_expires_at)
+        data["payment_link"] = link.model_dump(mode="json")
+    return data
+
+
+def _reminder_times(starts_at: datetime, hours_before: list[int], now: datetime) -> list[str]:
+    due = sorted({starts_at - timedelta(hours=h) for h in hours_before})
+    return [moment.astimezone(UTC).isoformat() for moment in due if moment > now]
+
+
+def create_appointment(deps: AppointmentDeps, clinic_id: str, request: NewAppointment) -> tuple[StoredAppointment, str | None]:
+    """Returns the stored appointment and, for an online booking of a card-required service, the
+    URL where the patient saves a card before the booking is confirmed."""
+    now = deps.clock()
+    if request.starts_at.tzinfo is None:
+        raise ValidationFailed(details=[{"field": "starts_at", "message": "must carry a UTC offset"}])
+    context = deps.appointments.booking_context(clinic_id, request.service_id,
+                                                clinic_template_keys(clinic_id, ("appointment_created",)))
+    clinic, settings, service = context.clinic, context.settings, context.service
+    price = request.price or service.price
+    if price.currency != clinic.currency:
+        raise ValidationFailed(details=[{"field": "price.currency", "message": f"must be {clinic.currency}"}])
+    online = request.booked_by is BookedBy.ONLINE
+    needs_card = (online and service.requires_card_on_file and settings.card_required_for_online_booking
+                  and not deps.patients.has_card_on_file(clinic_id, request.patient.id))
+    needs_payment = service.requires_online_payment and price.amount > 0
+    token = random.token_urlsafe(24) if needs_payment else None
+    # Staff-booked links never expire; online ones lapse after the clinic's TTL (None = never).
+    expires = now + timedelta(minutes=settings.online_link_ttl_minutes) if (
+        token and online and settings.online_link_ttl_minutes) else None
+    appointment = Appointment(
+        appointment_id=request.appointment_id or f"ap_{random.token_hex(8)}", clinic_id=clinic_id,
+        patient=request.patient, service_id=service.service_id, starts_at=request.starts_at,
+        booked_by=request.booked_by, price=price,
+        payment_status=PaymentStatus.UNPAID if needs_payment else PaymentStatus.NOT_REQUIRED,
+        status=BookingStatus.AWAITING_CARD if needs_card else BookingStatus.CONFIRMED, created_at=now)
+    deps.appointments.create(appointment, link_token=token, link_expires_at=expires,
+                             reminders_pending=_reminder_times(request.starts_at, settings.reminder_hours_before, now))
+    stored = StoredAppointment(appointment, token, expires, None, 0, [])
+    card_url = None
+    if needs_card:
+        card_token = deps.card_requests.create(clinic_id, request.patient.id, "online_booking", now.isoformat(),
+                                               appointment_id=appointment.appointment_id)
+        card_url = card_setup_url(deps.public_base_url, card_token)
+    else:
+        templates = PrefetchedTemplates(set(clinic_template_keys(clinic_id, ("appointment_created",))),
+                                        context.templates, deps.templates)
+        link = pay_url(deps.public_base_url, token) if token and settings.show_payment_link_in_email else None
+        send_appointment_message(deps.notifier, templates, clinic, appointment, service.name, "appointment_created", link)
+    return stored, card_url
+
+
+def next_action(stored: StoredAppointment, card_url: str | None, base_url: str) -> dict[str, str] | None:
+    if card_url:
+        return {"type": "save_card", "url": card_url}
+    if stored.link_token and stored.appointment.payment_status is PaymentStatus.UNPAID:
+        return {"type": "pay", "url": pay_url(base_url, stored.link_token)}
+    return None
+
+
+def send_payment_link(deps: AppointmentDeps, clinic_id: str, appointment_id: str) -> list[str]:
+    stored = deps.appointments.get(clinic_id, appointment_id, consistent=True)
+    status = stored.appointment.payment_status
+    if status is PaymentStatus.PAID:
+        raise AlreadyPaid()
+    if not stored.link_token or status not in (PaymentStatus.UNPAID, PaymentStatus.PENDING):
+        raise Conflict("This appointment has no payment to collect.", code="no_payment_required")
+    if not (stored.appointment.patient.email or stored.appointment.patient.phone):
+        raise Conflict("The patient has no email or phone to send the link to.", code="no_contact")
+    clinic = deps.clinics.get(clinic_id)
+    service = deps.clinics.get_service(clinic_id, stored.appointment.service_id)
+    sent = send_appointment_message(deps.notifier, deps.templates, clinic, stored.appointment, service.name,
+                                    "payment_link", pay_url(deps.public_base_url, stored.link_token))
+    if not sent:
+        raise ProviderUnavailable("The message could not be sent; try again.")
+    return sent

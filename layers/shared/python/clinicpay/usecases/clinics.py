@@ -1,0 +1,84 @@
+"""Clinic administration: create a clinic, settings, services, gateway credentials, keys."""
+
+from __future__ import annotations
+
+import secrets as random
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import SecretStr, ValidationError
+
+from clinicpay.domain.clinic import Clinic, ClinicSettings, Locale, Provider, Service
+from clinicpay.domain.credentials import CREDENTIAL_MODELS, mask
+from clinicpay.domain.errors import ValidationFailed
+from clinicpay.repositories.clinics import ClinicRepository
+from clinicpay.repositories.keys import KeyRepository, new_key
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def create_clinic(clinics: ClinicRepository, keys: KeyRepository, *, name: str, country: str, currency: str,
+                  timezone: str, locale: Locale, org_id: str | None, clinic_id: str | None = None) -> dict[str, Any]:
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(details=[{"field": "timezone", "message": "unknown IANA time zone"}]) from None
+    created = now_iso()
+    clinic = Clinic(clinic_id=clinic_id or f"cl_{random.token_hex(8)}", name=name, country=country.upper(),
+                    currency=currency, timezone=timezone, locale=locale, org_id=org_id, created_at=created)
+    clinics.create(clinic, ClinicSettings())
+    admin_key, publishable_key = new_key("admin"), new_key("pub")
+    keys.put(admin_key, clinic.clinic_id, "admin", created)
+    keys.put(publishable_key, clinic.clinic_id, "publishable", created)
+    return {"clinic": clinic.model_dump(mode="json"), "admin_key": admin_key, "publishable_key": publishable_key}
+
+
+def create_staff_key(clinics: ClinicRepository, keys: KeyRepository, clinic_id: str) -> dict[str, str]:
+    clinics.get(clinic_id)
+    key = new_key("staff")
+    record = keys.put(key, clinic_id, "staff", now_iso())
+    return {"key": key, "key_id": record.key_id, "role": "staff"}
+
+
+def update_settings(clinics: ClinicRepository, clinic_id: str, changes: dict[str, Any]) -> ClinicSettings:
+    current = clinics.get_settings(clinic_id)
+    try:
+        updated = ClinicSettings.model_validate({**current.model_dump(), **changes})
+    except ValidationError as error:
+        raise ValidationFailed(details=[{"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
+                                        for e in error.errors()]) from None
+    if updated.default_gateway and not clinics.has_gateway(clinic_id, updated.default_gateway):
+        raise ValidationFailed("Store that gateway's credentials before making it the default.",
+                               code="gateway_not_configured")
+    clinics.put_settings(clinic_id, updated)
+    return updated
+
+
+def put_service(clinics: ClinicRepository, clinic_id: str, service: Service) -> Service:
+    clinic = clinics.get(clinic_id)
+    for field, money in (("price", service.price), ("no_show_fee", service.no_show_fee)):
+        if money is not None and money.currency != clinic.currency:
+            raise ValidationFailed(details=[{"field": field, "message": f"must be in the clinic's currency {clinic.currency}"}])
+    clinics.put_service(clinic_id, service)
+    return service
+
+
+def parse_credentials(provider: Provider, body: dict[str, Any]) -> dict[str, str]:
+    try:
+        model = CREDENTIAL_MODELS[provider].model_validate(body)
+    except ValidationError as error:
+        # Only field names and rules: the values are secrets.
+        raise ValidationFailed(details=[{"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
+                                        for e in error.errors()]) from None
+    return model.secret_values()
+
+
+def masked(values: dict[str, str]) -> dict[str, str]:
+    return {name: mask(name, value) for name, value in values.items()}
+
+
+def redact(value: Any) -> Any:
+    return "…" if isinstance(value, SecretStr) else value

@@ -1,0 +1,103 @@
+"""Clinic administration through the admin handler, against moto."""
+
+from __future__ import annotations
+
+import boto3
+
+from tests.support.api import ApiClient
+from tests.support.clinics import add_service, create_clinic
+from tests.support.env import OPERATOR_KEY
+
+
+def test_operator_creates_a_clinic_and_keys_are_stored_only_as_hashes(operator: ApiClient) -> None:
+    # When
+    response = operator.post("/v1/clinics", json={"name": "Clinica Sur", "country": "CL", "currency": "CLP",
+                                                  "timezone": "America/Santiago", "locale": "es"})
+    # Then
+    assert response.status == 201
+    body = response.json()
+    assert body["admin_key"].startswith("cp_admin_") and body["publishable_key"].startswith("cp_pub_")
+    items = boto3.resource("dynamodb").Table("AppointmentsTable").scan()["Items"]
+    assert not any(body["admin_key"] in str(item) for item in items)
+
+
+def test_clinic_creation_needs_the_operator_key(api: ApiClient) -> None:
+    body = {"name": "X", "country": "CL", "currency": "CLP", "timezone": "America/Santiago", "locale": "es"}
+    assert api.post("/v1/clinics", json=body).status == 401
+    assert api.with_key("not-the-key").post("/v1/clinics", json=body).status == 401
+
+
+def test_bad_clinic_input_is_422_in_the_error_shape(operator: ApiClient) -> None:
+    response = operator.post("/v1/clinics", json={"name": "X", "country": "CL", "currency": "XXX",
+                                                  "timezone": "Nowhere/City", "locale": "es"})
+    assert response.status == 422
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_settings_patch_changes_only_what_was_sent_and_staff_cannot_change_them() -> None:
+    clinic = create_clinic()
+    # When
+    patched = clinic.admin().patch(clinic.path("/settings"), json={"show_payment_link_in_email": True})
+    # Then
+    assert patched.status == 200
+    assert patched.json()["show_payment_link_in_email"] is True
+    assert patched.json()["online_link_ttl_minutes"] == 60
+    assert clinic.staff().patch(clinic.path("/settings"), json={"online_link_ttl_minutes": 5}).status == 403
+    assert clinic.staff().get(clinic.path("/settings")).json()["online_link_ttl_minutes"] == 60
+
+
+def test_a_key_of_clinic_a_on_clinic_b_is_404() -> None:
+    a, b = create_clinic(), create_clinic()
+    assert a.admin().get(b.path("/settings")).status == 404
+
+
+def test_gateway_credentials_go_to_secrets_manager_and_come_back_masked() -> None:
+    clinic = create_clinic()
+    # When
+    stored = clinic.admin().put(clinic.path("/gateways/fintoc"), json={
+        "secret_key": "sk_test_abcdefghijka1b2", "public_key": "pk_test_x", "webhook_secret": "whsec_zzzzzzzzzzzz9999"})
+    listed = clinic.admin().get(clinic.path("/gateways"))
+    # Then
+    assert stored.status == 200
+    gateway = listed.json()["gateways"][0]
+    assert gateway["masked"]["secret_key"] == "sk_test_…a1b2"
+    assert "abcdefghijk" not in listed.body.decode()
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=f"clinicpay/clinics/{clinic.clinic_id}/fintoc")
+    assert "sk_test_abcdefghijka1b2" in secret["SecretString"]
+
+
+def test_gateway_body_validation_never_echoes_values() -> None:
+    clinic = create_clinic()
+    response = clinic.admin().put(clinic.path("/gateways/stripe"), json={"secret_key": "sk_test_sekrit123456",
+                                                                       "publishable_key": "nope"})
+    assert response.status == 422
+    assert "sk_test_sekrit" not in response.body.decode()
+
+
+def test_services_are_priced_in_the_clinic_currency_with_integer_minor_units() -> None:
+    clinic = create_clinic()
+    add_service(clinic, "consulta", 25000)
+    bad_currency = clinic.admin().put(clinic.path("/services/x"), json={
+        "name": "X", "price": {"amount": 100, "currency": "UAH"}})
+    float_amount = clinic.admin().put(clinic.path("/services/x"), json={
+        "name": "X", "price": {"amount": 100.5, "currency": "CLP"}})
+    negative = clinic.admin().put(clinic.path("/services/x"), json={
+        "name": "X", "price": {"amount": -1, "currency": "CLP"}})
+    assert (bad_currency.status, float_amount.status, negative.status) == (422, 422, 422)
+    services = clinic.staff().get(clinic.path("/services")).json()["services"]
+    assert [s["service_id"] for s in services] == ["consulta"]
+
+
+def test_templates_resolve_clinic_over_org_over_builtin() -> None:
+    clinic = create_clinic(org_id="org-1")
+    operator = ApiClient().with_key(OPERATOR_KEY)
+    path = clinic.path("/message-templates/payment_link/email/es")
+    assert clinic.staff().get(path).json()["source"] == "builtin"
+    operator.put("/v1/orgs/org-1/message-templates/payment_link/email/es", json={"subject": "Org", "body": "org $payment_link"})
+    assert clinic.staff().get(path).json()["source"] == "org"
+    clinic.admin().put(path, json={"subject": "Clinic", "body": "clinic $payment_link"})
+    assert clinic.staff().get(path).json()["body"] == "clinic $payment_link"
+
+
+def test_health_is_public() -> None:
+    assert ApiClient().get("/health").json() == {"status": "ok"}
