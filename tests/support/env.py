@@ -43,7 +43,7 @@ class TestStack:
                 reset()
         from clinicpay import secrets
 
-        secrets._provider().clear_cache()
+        secrets.clear_cache()
 
 
 def start_test_stack(extra_routes: dict[str, Any] | None = None) -> TestStack:

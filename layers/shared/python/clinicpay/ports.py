@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -186,3 +186,105 @@ class CardVault(Protocol):
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> list[CardEvent]:
         """Verify the signature over the raw bytes, then translate. Raises InvalidSignature."""
         ...
+
+
+# --- QR payments and fiscal receipts (issue 4) ------------------------------------------------
+# Names only for the type checker: `from __future__ import annotations` keeps these lazy at runtime.
+if TYPE_CHECKING:
+    from clinicpay.domain.fiscal import FiscalStatus, Receipt, ReceiptRequest, ReceiptResult, ShiftState
+    from clinicpay.domain.qr import (
+        InvoiceUpdate,
+        QrAmountRequest,
+        QrInvoice,
+        QrPayment,
+        QrRegister,
+        QrRegisterInfo,
+        QrReportFilters,
+    )
+
+
+class QrAcquirer(Protocol):
+    """An acquirer with QR cash registers the patient scans (monobank)."""
+
+    name: str
+
+    def list_registers(self) -> list[QrRegisterInfo]: ...
+
+    def put_amount(self, request: QrAmountRequest) -> str:
+        """Create an invoice on the register; returns the acquirer's invoice id."""
+        ...
+
+    def reset_amount(self, qr_id: str) -> None: ...
+
+    def invoice_status(self, invoice_id: str) -> InvoiceUpdate: ...
+
+    def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> InvoiceUpdate:
+        """Verify the signature over the raw bytes, then translate. Raises InvalidSignature."""
+        ...
+
+
+class FiscalRegister(Protocol):
+    """A software cash register (pRRO) that turns card payments into fiscal receipts (Checkbox)."""
+
+    def current_shift(self) -> ShiftState: ...
+
+    def open_shift(self) -> ShiftState: ...
+
+    def close_shift(self) -> ShiftState: ...
+
+    def sell(self, receipt: ReceiptRequest) -> ReceiptResult:
+        """Register the receipt under `receipt.receipt_id` (a repeat returns the first) and wait a
+        bounded time for its outcome. Raises ShiftClosed, FiscalRejected, FiscalRegisterBusy or
+        ProviderUnavailable; a receipt still in progress comes back with state PROCESSING."""
+        ...
+
+    def get_receipt(self, receipt_id: str) -> ReceiptResult | None: ...
+
+
+class QrStore(Protocol):
+    """Persistence of QR registers, QR invoices and QR payments; every change is conditional."""
+
+    def put_registers(self, clinic_id: str, registers: list[QrRegisterInfo], synced_at: str) -> list[QrRegister]: ...
+
+    def list_registers(self, clinic_id: str) -> list[QrRegister]: ...
+
+    def get_register(self, clinic_id: str, qr_id: str) -> QrRegister | None: ...
+
+    def set_register_amount(self, register: QrRegister, invoice: QrInvoice) -> None: ...
+
+    def clear_register_amount(self, clinic_id: str, qr_id: str, invoice_id: str | None) -> bool: ...
+
+    def put_invoice(self, invoice: QrInvoice) -> None: ...
+
+    def get_invoice(self, clinic_id: str, invoice_id: str) -> QrInvoice | None: ...
+
+    def is_qr_invoice(self, clinic_id: str, invoice_id: str) -> bool: ...
+
+    def advance_invoice(self, clinic_id: str, update: InvoiceUpdate) -> bool: ...
+
+    def create_payment(self, payment: QrPayment) -> bool: ...
+
+    def get_payment(self, clinic_id: str, payment_id: str) -> QrPayment | None: ...
+
+    def advance_payment_invoice_status(self, clinic_id: str, payment_id: str, update: InvoiceUpdate) -> bool: ...
+
+    def claim_payment(self, clinic_id: str, payment_id: str, *, token: str, now: str, lease_until: str,
+                      allow_failed: bool, respect_backoff: bool) -> QrPayment: ...
+
+    def complete_payment(self, clinic_id: str, payment_id: str, receipt: Receipt) -> bool: ...
+
+    def release_payment(self, clinic_id: str, payment_id: str, *, token: str, status: FiscalStatus,
+                        last_error: str | None, next_attempt_at: str | None,
+                        new_receipt_id: str | None = None) -> bool: ...
+
+    def awaiting(self, clinic_id: str | None = None, *, limit: int | None = None) -> tuple[list[QrPayment], int]:
+        """Payments that await their receipt (the sparse index only); returns them and items read."""
+        ...
+
+    def payments(self, clinic_id: str, filters: QrReportFilters) -> list[QrPayment]: ...
+
+
+class ShiftStore(Protocol):
+    def get_shift(self, clinic_id: str) -> tuple[ShiftState, int] | None: ...
+
+    def save_shift(self, clinic_id: str, state: ShiftState, *, expected_version: int | None, updated_at: str) -> bool: ...

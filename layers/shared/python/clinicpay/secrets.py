@@ -6,12 +6,12 @@ Only names travel in environment variables; values are cached per container with
 from __future__ import annotations
 
 import json
+import time
 from functools import lru_cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities import parameters
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
 from clinicpay.settings import get_settings
@@ -26,23 +26,32 @@ def _client() -> Any:
     return boto3.client("secretsmanager")
 
 
-@lru_cache(maxsize=1)
-def _provider() -> parameters.SecretsProvider:
-    return parameters.SecretsProvider(boto3_client=_client())
+# name -> (monotonic time read, values). Powertools Parameters would cache too, but it wraps every
+# failure in one error type without its cause, and we must tell "not configured" (404) from
+# "Secrets Manager is down" (503).
+_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def clear_cache() -> None:
+    _cache.clear()
 
 
 def read_credentials(clinic_id: str, provider: str, *, fresh: bool = False) -> dict[str, Any]:
+    name = secret_name(clinic_id, provider)
+    cached = _cache.get(name)
+    if cached and not fresh and time.monotonic() - cached[0] < get_settings().secrets_max_age_seconds:
+        return cached[1]
     try:
-        value = _provider().get(secret_name(clinic_id, provider), max_age=get_settings().secrets_max_age_seconds,
-                                force_fetch=fresh)
-    except parameters.exceptions.GetParameterError as error:
-        cause = error.__cause__
-        if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ResourceNotFoundException":
-            raise GatewayNotConfigured() from None
-        if "ResourceNotFoundException" in type(cause).__name__ or "ResourceNotFound" in str(type(cause)):
+        value = _client().get_secret_value(SecretId=name)["SecretString"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFoundException":
             raise GatewayNotConfigured() from None
         raise StorageUnavailable() from None
-    return json.loads(value) if isinstance(value, str) else dict(value)  # type: ignore[arg-type]
+    except BotoCoreError:
+        raise StorageUnavailable() from None
+    values: dict[str, Any] = json.loads(value)
+    _cache[name] = (time.monotonic(), values)
+    return values
 
 
 def store_credentials(clinic_id: str, provider: str, values: dict[str, Any]) -> None:
@@ -55,13 +64,14 @@ def store_credentials(clinic_id: str, provider: str, values: dict[str, Any]) -> 
         if error.response["Error"]["Code"] != "ResourceNotFoundException":
             raise StorageUnavailable() from None
         client.create_secret(Name=name, SecretString=payload)
-    _provider().clear_cache()
+    _cache.pop(name, None)
 
 
 def delete_credentials(clinic_id: str, provider: str) -> None:
+    name = secret_name(clinic_id, provider)
     try:
-        _client().delete_secret(SecretId=secret_name(clinic_id, provider), ForceDeleteWithoutRecovery=True)
+        _client().delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
     except ClientError as error:
         if error.response["Error"]["Code"] != "ResourceNotFoundException":
             raise StorageUnavailable() from None
-    _provider().clear_cache()
+    _cache.pop(name, None)

@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from clinicpay.domain.appointment import Appointment, ProviderSession
@@ -72,7 +70,8 @@ class AppointmentRepository:
         request: dict[str, Any] = {self._table_name: {"Keys": unique}}
         with translated_errors():
             while request:
-                response = _batch_get(self._table, request)
+                # The resource's client (de)serializes attribute values for us.
+                response = self._table.meta.client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self._table_name, []):
                     found[(item["pk"], item["sk"])] = plain(item)
                 request = response.get("UnprocessedKeys") or {}
@@ -151,7 +150,7 @@ class AppointmentRepository:
                                             "appointment_id": appointment.appointment_id}}})
         writes.append({"Update": _patient_update(self._table_name, appointment)})
         with translated_errors(Conflict, "An appointment with that id already exists."):
-            self._table.meta.client.transact_write_items(TransactItems=_serialize(writes))
+            self._table.meta.client.transact_write_items(TransactItems=writes)
 
     def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int) -> bool:
         """Store a fresh provider session unless another click stored one first (returns False then)."""
@@ -235,7 +234,7 @@ class AppointmentRepository:
                               "appointment_id": event.appointment_id, **payment}}},
         ]
         try:
-            self._table.meta.client.transact_write_items(TransactItems=_serialize(writes))
+            self._table.meta.client.transact_write_items(TransactItems=writes)
             return "applied"
         except ClientError as error:
             if error.response["Error"]["Code"] != "TransactionCanceledException":
@@ -301,54 +300,6 @@ def _event_item(clinic_id: str, event: PaymentEvent, outcome: str) -> dict[str, 
     return without_none({"pk": f"EVENT#{event.provider}#{event.event_id}", "sk": "EVENT", "clinic_id": clinic_id,
                          "kind": event.kind, "occurred_at": event.occurred_at.isoformat(),
                          "appointment_id": event.appointment_id, "outcome": outcome})
-
-
-def _batch_get(table_handle: Any, request: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = table_handle.meta.client.batch_get_item(RequestItems=_serialize_batch(request))
-    deserializer = TypeDeserializer()
-    responses = {name: [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
-                 for name, items in result.get("Responses", {}).items()}
-    return {"Responses": responses, "UnprocessedKeys": _deserialize_batch(result.get("UnprocessedKeys") or {})}
-
-
-def _serialize_batch(request: dict[str, Any]) -> dict[str, Any]:
-    serializer = TypeSerializer()
-    return {name: {**spec, "Keys": [{k: serializer.serialize(v) for k, v in key.items()} for key in spec["Keys"]]}
-            for name, spec in request.items()}
-
-
-def _deserialize_batch(request: dict[str, Any]) -> dict[str, Any]:
-    deserializer = TypeDeserializer()
-    return {name: {**spec, "Keys": [{k: deserializer.deserialize(v) for k, v in key.items()} for key in spec["Keys"]]}
-            for name, spec in request.items()}
-
-
-def _serialize(writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The low-level client needs typed attribute values; the resource API does this for us elsewhere."""
-    serializer = TypeSerializer()
-
-    def typed(values: dict[str, Any]) -> dict[str, Any]:
-        return {k: serializer.serialize(_decimalize(v)) for k, v in values.items()}
-
-    result = []
-    for write in writes:
-        (kind, spec), = write.items()
-        spec = dict(spec)
-        for field in ("Item", "Key", "ExpressionAttributeValues"):
-            if field in spec:
-                spec[field] = typed(spec[field])
-        result.append({kind: spec})
-    return result
-
-
-def _decimalize(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {k: _decimalize(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decimalize(v) for v in value]
-    return value
 
 
 def _stored(item: dict[str, Any]) -> StoredAppointment:

@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clinicpay.domain.errors import ConditionFailed, StorageUnavailable, Throttled
+from clinicpay.observability import logger
 
 _RETRYABLE = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
@@ -44,6 +45,7 @@ def translated_errors(conflict: type[ConditionFailed] = ConditionFailed, message
                 raise StorageUnavailable() from error
         if code in _RETRYABLE:
             raise Throttled() from error
+        logger.warning("storage error", extra={"error_code": code})
         raise StorageUnavailable() from error
     except BotoCoreError as error:
         raise StorageUnavailable() from error
