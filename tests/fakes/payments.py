@@ -1,0 +1,142 @@
+"""In-memory fakes with the same methods as the repositories and ports the payment-link use cases use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from clinicpay.domain.appointment import PaymentRecord, PaymentStatus, ProviderSession
+from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
+from clinicpay.domain.errors import NotFound, ProviderUnavailable
+from clinicpay.notify.builtin import Text
+from clinicpay.ports import CheckoutRequest, CheckoutSession, OutgoingMessage, PaymentEvent
+from clinicpay.repositories.appointments import StoredAppointment
+
+
+@dataclass
+class FakeAppointments:
+    stored: dict[tuple[str, str], StoredAppointment] = field(default_factory=dict)
+    links: dict[str, tuple[str, str]] = field(default_factory=dict)
+    events: dict[str, str] = field(default_factory=dict)
+    payments: list[dict[str, Any]] = field(default_factory=list)
+    last_event_at: dict[str, datetime] = field(default_factory=dict)
+
+    def add(self, stored: StoredAppointment) -> None:
+        a = stored.appointment
+        self.stored[(a.clinic_id, a.appointment_id)] = stored
+        if stored.link_token:
+            self.links[stored.link_token] = (a.clinic_id, a.appointment_id)
+
+    def get(self, clinic_id: str, appointment_id: str, *, consistent: bool = False) -> StoredAppointment:
+        if (clinic_id, appointment_id) not in self.stored:
+            raise NotFound()
+        return self.stored[(clinic_id, appointment_id)]
+
+    def find_link(self, token: str) -> tuple[str, str] | None:
+        return self.links.get(token)
+
+    def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int) -> bool:
+        stored = self.stored[(clinic_id, appointment_id)]
+        if stored.session_attempts != expected_attempts:
+            return False
+        stored.session, stored.session_attempts = session, expected_attempts + 1
+        return True
+
+    def record_event(self, clinic_id: str, event: PaymentEvent, outcome: str) -> bool:
+        key = f"{event.provider}#{event.event_id}"
+        if key in self.events:
+            return False
+        self.events[key] = outcome
+        return True
+
+    def apply_paid(self, clinic_id: str, event: PaymentEvent) -> str:
+        if f"{event.provider}#{event.event_id}" in self.events:
+            return "duplicate"
+        stored = self.stored.get((clinic_id, event.appointment_id or ""))
+        if (stored is None or stored.appointment.payment_status is PaymentStatus.PAID
+                or (event.amount and event.amount != stored.appointment.price)):
+            return "not_applicable"
+        self.events[f"{event.provider}#{event.event_id}"] = "applied"
+        stored.appointment.payment_status = PaymentStatus.PAID
+        stored.appointment.payment = PaymentRecord(provider=event.provider, reference=event.payment_reference or "",
+                                                   amount=event.amount or stored.appointment.price, fee=event.fee,
+                                                   paid_at=event.occurred_at)
+        self.payments.append({"reference": event.payment_reference})
+        return "applied"
+
+    def apply_status(self, clinic_id: str, event: PaymentEvent, *, to_status: str | None,
+                     clear_session_id: str | None = None) -> bool:
+        stored = self.stored.get((clinic_id, event.appointment_id or ""))
+        if stored is None or stored.appointment.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
+            return False
+        last = self.last_event_at.get(stored.appointment.appointment_id)
+        if last and last > event.occurred_at:
+            return False
+        if clear_session_id and (not stored.session or stored.session.session_id != clear_session_id):
+            return False
+        self.last_event_at[stored.appointment.appointment_id] = event.occurred_at
+        if to_status:
+            stored.appointment.payment_status = PaymentStatus(to_status)
+        if clear_session_id:
+            stored.session = None
+        return True
+
+
+@dataclass
+class FakeClinics:
+    clinic: Clinic
+    settings: ClinicSettings
+    services: dict[str, Service]
+    gateways: list[str] = field(default_factory=lambda: ["fintoc"])
+
+    def get(self, clinic_id: str) -> Clinic:
+        return self.clinic
+
+    def get_settings(self, clinic_id: str) -> ClinicSettings:
+        return self.settings
+
+    def get_service(self, clinic_id: str, service_id: str) -> Service:
+        return self.services[service_id]
+
+    def list_gateways(self, clinic_id: str) -> list[dict[str, Any]]:
+        return [{"provider": g} for g in self.gateways]
+
+
+@dataclass
+class FakeGateway:
+    name: str = "fintoc"
+    down: bool = False
+    requests: list[CheckoutRequest] = field(default_factory=list)
+    expires_at: datetime | None = None
+
+    def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        if self.down:
+            raise ProviderUnavailable()
+        self.requests.append(request)
+        number = len(self.requests)
+        return CheckoutSession(provider=self.name, session_id=f"cs_{number}", url=f"https://pay.example/cs_{number}",
+                               expires_at=self.expires_at)
+
+    def parse_webhook(self, raw_body: bytes, headers: Any) -> list[PaymentEvent]:
+        return []
+
+
+@dataclass
+class FakeNotifier:
+    sent: list[OutgoingMessage] = field(default_factory=list)
+    failing: bool = False
+
+    def send(self, message: OutgoingMessage) -> str:
+        if self.failing:
+            raise ProviderUnavailable()
+        self.sent.append(message)
+        return f"msg-{len(self.sent)}"
+
+
+@dataclass
+class FakeTemplates:
+    texts: dict[tuple[str, str, str, str], Text] = field(default_factory=dict)
+
+    def get(self, owner: str, kind: str, channel: str, locale: str) -> Text | None:
+        return self.texts.get((owner, kind, channel, locale))
