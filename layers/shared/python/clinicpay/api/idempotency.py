@@ -12,16 +12,6 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
-
 from clinicpay.settings import get_settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -41,14 +31,23 @@ def _error(status: int, code: str, message: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _persistence() -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
+def _idempotency() -> tuple[Any, Any, Any, Any]:
+    """The Powertools idempotency utility, loaded on the first mutating request: reads (most of the
+    traffic, e.g. patients opening links) never pay for importing it."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    config = IdempotencyConfig(event_key_jmespath=_KEY, payload_validation_jmespath="body",
+                               raise_on_no_idempotency_key=False, expires_after_seconds=24 * 3600)
+    decorator = idempotent(config=config, persistence_store=DynamoDBPersistenceLayer(
+        table_name=get_settings().idempotency_table))
+    return decorator, IdempotencyValidationError, IdempotencyAlreadyInProgressError, config
 
 
 def idempotent_http(resolve: Handler) -> Handler:
-    config = IdempotencyConfig(event_key_jmespath=_KEY, payload_validation_jmespath="body",
-                               raise_on_no_idempotency_key=False, expires_after_seconds=24 * 3600)
-
     def remembered(event: dict[str, Any], context: Any) -> dict[str, Any]:
         response = resolve(event, context)
         if int(response.get("statusCode", 200)) >= 500:
@@ -56,16 +55,17 @@ def idempotent_http(resolve: Handler) -> Handler:
         return response
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if event.get("requestContext", {}).get("http", {}).get("method") in ("GET", "HEAD"):
+        method = event.get("requestContext", {}).get("http", {}).get("method")
+        if method in ("GET", "HEAD") or "idempotency-key" not in (event.get("headers") or {}):
             return resolve(event, context)
-        wrapped = idempotent(config=config, persistence_store=_persistence())(remembered)
+        decorator, reused_error, in_progress_error, _ = _idempotency()
         try:
-            return wrapped(event, context)
+            return decorator(remembered)(event, context)  # type: ignore[no-any-return]
         except _NotRemembered as outcome:
             return outcome.response
-        except IdempotencyValidationError:
+        except reused_error:
             return _error(422, "idempotency_key_reused", "That Idempotency-Key was used with a different body.")
-        except IdempotencyAlreadyInProgressError:
+        except in_progress_error:
             return _error(409, "request_in_progress", "A request with that Idempotency-Key is still running.")
 
     return handler

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 from clinicpay.repositories.dynamo import table, translated_errors
@@ -24,6 +25,12 @@ class KeyRecord:
     key_id: str
 
 
+# Known keys are remembered for a minute per container: most requests then cost no key read. A key
+# that stops being valid (there is no revocation route yet) would keep working that long at most.
+_KNOWN_TTL_SECONDS = 60.0
+_known: dict[str, tuple[float, KeyRecord]] = {}
+
+
 class KeyRepository:
     def __init__(self, table_name: str):
         self._table_name = table_name
@@ -40,8 +47,13 @@ class KeyRepository:
         return record
 
     def find(self, digest: str) -> KeyRecord | None:
+        remembered = _known.get(digest)
+        if remembered and time.monotonic() - remembered[0] < _KNOWN_TTL_SECONDS:
+            return remembered[1]
         with translated_errors():
             item = table(self._table_name).get_item(Key={"pk": f"KEY#{digest}", "sk": "KEY"}).get("Item")
         if not item:
             return None
-        return KeyRecord(clinic_id=item["clinic_id"], role=item["role"], key_id=item["key_id"])
+        record = KeyRecord(clinic_id=item["clinic_id"], role=item["role"], key_id=item["key_id"])
+        _known[digest] = (time.monotonic(), record)
+        return record

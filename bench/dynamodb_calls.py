@@ -1,0 +1,87 @@
+"""DynamoDB calls per flow, counted at the botocore level against moto, next to the fewest possible.
+
+    .venv/bin/python bench/dynamodb_calls.py
+
+Flows: a staff member creates an appointment that gets a payment link (and its creation email);
+a signed Fintoc `payment_intent.succeeded` webhook marks it paid; the same webhook delivered again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "layers/shared/python"), str(ROOT)]
+
+import boto3  # noqa: E402
+
+from tests.support.clinics import add_service, create_clinic  # noqa: E402
+from tests.support.env import start_test_stack  # noqa: E402
+
+calls: Counter[str] = Counter()
+
+
+def count(event_name: str, **_: Any) -> None:
+    calls[event_name.rsplit(".", 1)[-1]] += 1
+
+
+def measured(label: str, fewest: int, why: str, action: Any) -> Any:
+    calls.clear()
+    result = action()
+    total = sum(calls.values())
+    detail = ", ".join(f"{op} x{n}" for op, n in sorted(calls.items()))
+    print(f"{label:<34} {total:>3} calls (fewest {fewest}: {why})\n{'':<34} {detail}")
+    return result
+
+
+def main() -> None:
+    # Clients copy the session's event hooks when they are made, so register before any exists.
+    boto3._get_default_session().events.register("before-call.dynamodb", count)
+    stack = start_test_stack()
+    try:
+        clinic = create_clinic()
+        secret = "whsec_bench"
+        clinic.admin().put(clinic.path("/gateways/fintoc"), json={"secret_key": "sk_test_bench",
+                                                                 "public_key": "pk_test_bench", "webhook_secret": secret})
+        clinic.admin().patch(clinic.path("/settings"), json={"show_payment_link_in_email": True})
+        add_service(clinic, "consulta", 25000)
+        starts = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+        body = {"patient": {"id": "p1", "name": "Ana", "email": "ana@example.cl"}, "service_id": "consulta",
+                "starts_at": starts}
+        staff = clinic.staff()
+        staff.get(clinic.path("/settings"))  # warm: key cache, clients
+
+        created = measured("create appointment with link", 2,
+                           "read clinic+settings+service+templates, write appointment+link+patient",
+                           lambda: staff.post(clinic.path("/appointments"), json=body).json())
+        event = json.dumps({"id": "evt_bench", "type": "payment_intent.succeeded", "mode": "test", "object": "event",
+                            "created_at": datetime.now(UTC).isoformat(),
+                            "data": {"id": "pi_bench", "object": "payment_intent", "status": "succeeded",
+                                     "amount": 25000, "currency": "CLP",
+                                     "metadata": {"appointment_id": created["appointment_id"]}}}).encode()
+        t = int(time.time())
+        signature = hmac.new(secret.encode(), f"{t}.".encode() + event, hashlib.sha256).hexdigest()
+        headers = {"Fintoc-Signature": f"t={t},v1={signature}", "Content-Type": "application/json"}
+        from tests.support.api import ApiClient
+
+        hook = ApiClient()
+        path = f"/webhooks/fintoc/{clinic.clinic_id}"
+        measured("apply a paid webhook", 1, "event record + appointment + payment row in one transaction",
+                 lambda: hook.post(path, raw=event, headers=headers))
+        measured("same webhook delivered again", 1, "the conditional write that finds the event recorded",
+                 lambda: hook.post(path, raw=event, headers=headers))
+    finally:
+        stack.server.stop()
+        stack.moto.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Cold-start proxy: time to import each handler module, relative to a bare handler.
+
+The bare handler imports boto3 and builds a Powertools HTTP resolver: what any Lambda behind an
+HTTP API pays anyway. Each figure is the median of N fresh interpreter processes, timed inside the
+process around the import, measured in one run so the ratios compare like with like.
+
+    .venv/bin/python bench/import_time.py [--runs 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER = ROOT / "layers/shared/python"
+
+BARE = """
+import time
+t = time.perf_counter()
+import boto3
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+app = APIGatewayHttpResolver()
+print(time.perf_counter() - t)
+"""
+
+# The same, plus the Powertools Tracer: its X-Ray SDK builds a botocore client at import, which
+# every traced function pays whatever its own code does.
+BARE_TRACED = BARE.replace("app = APIGatewayHttpResolver()",
+                           "app = APIGatewayHttpResolver()\nfrom aws_lambda_powertools import Tracer\nTracer()")
+
+HANDLER = """
+import importlib.util, sys, time
+sys.path.insert(0, {layer!r})
+t = time.perf_counter()
+spec = importlib.util.spec_from_file_location("handler", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(time.perf_counter() - t)
+"""
+
+FUNCTIONS = ["create_link", "webhook", "tokenize", "fiscalize", "admin"]
+
+
+def once(code: str) -> float:
+    # Lambda always has credentials in its environment; without them botocore would probe for some.
+    env = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+           "AWS_LAMBDA_FUNCTION_NAME": "bench", "POWERTOOLS_SERVICE_NAME": "bench", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args()
+    programs = {"bare (boto3 + resolver)": BARE, "bare + Powertools Tracer": BARE_TRACED}
+    for name in FUNCTIONS:
+        path = ROOT / "functions" / name / "app.py"
+        if path.exists():
+            programs[name] = HANDLER.format(layer=str(LAYER), path=str(path))
+    # Rounds interleave the programs, so a noisy moment on this shared machine hits them all alike.
+    samples: dict[str, list[float]] = {name: [] for name in programs}
+    for _ in range(args.runs):
+        for name, code in programs.items():
+            samples[name].append(once(code))
+    bare = statistics.median(samples["bare (boto3 + resolver)"])
+    traced = statistics.median(samples["bare + Powertools Tracer"])
+    print(f"import time, median of {args.runs} interleaved rounds of fresh processes (Python {sys.version.split()[0]})")
+    print(f"{'':<28} {'median':>10}   {'vs bare':>7}   {'vs bare+Tracer':>14}")
+    for name, values in samples.items():
+        took = statistics.median(values)
+        print(f"{name:<28} {took * 1000:7.1f} ms   {took / bare:6.2f}x   {took / traced:13.2f}x")
+
+
+if __name__ == "__main__":
+    main()
