@@ -91,7 +91,7 @@ def list_appointments(clinic_id: Annotated[str, Path()],
                       to: Annotated[datetime | None, Query()] = None) -> dict[str, Any]:
     _auth(clinic_id, Role.STAFF)
     deps = _deps()
-    found = deps.appointments.list(clinic_id, payment_status=payment_status.value if payment_status else None,
+    found = deps.appointments.list_for_clinic(clinic_id, payment_status=payment_status.value if payment_status else None,
                                    starts_from=from_.isoformat() if from_ else None,
                                    starts_to=to.isoformat() if to else None)
     return {"appointments": [booking.view(s, deps.public_base_url) for s in found]}

@@ -99,7 +99,7 @@ class AppointmentRepository:
             item = self._table.get_item(Key={"pk": f"LINK#{token}", "sk": "LINK"}).get("Item")
         return (str(item["clinic_id"]), str(item["appointment_id"])) if item else None
 
-    def list(self, clinic_id: str, *, payment_status: str | None = None, starts_from: str | None = None,
+    def list_for_clinic(self, clinic_id: str, *, payment_status: str | None = None, starts_from: str | None = None,
              starts_to: str | None = None, limit: int = 200) -> list[StoredAppointment]:
         condition = None
         for part in (payment_status and Attr("payment_status").eq(payment_status),

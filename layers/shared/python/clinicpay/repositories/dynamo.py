@@ -15,7 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clinicpay.domain.errors import ConditionFailed, StorageUnavailable, Throttled
+from clinicpay.domain.errors import ClinicpayError, ConditionFailed, StorageUnavailable, Throttled
 from clinicpay.observability import logger
 
 _RETRYABLE = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
@@ -29,7 +29,7 @@ def table(name: str) -> Any:
 
 
 @contextmanager
-def translated_errors(conflict: type[ConditionFailed] = ConditionFailed, message: str | None = None) -> Iterator[None]:
+def translated_errors(conflict: type[ClinicpayError] = ConditionFailed, message: str | None = None) -> Iterator[None]:
     """Turn boto3 errors into domain errors by error code (never by message text)."""
     try:
         yield

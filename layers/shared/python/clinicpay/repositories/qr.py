@@ -1,0 +1,309 @@
+"""QR registers, QR invoices and QR payments in the AppointmentsTable (keys: ARCHITECTURE.md).
+
+    register  CLINIC#{cid} / QR#{qr_id}
+    invoice   CLINIC#{cid} / QRINV#{invoice_id}   gsi1pk REF#monobank#{invoice_id}, gsi1sk QRINV
+    payment   CLINIC#{cid} / QRPAY#{payment_id}   gsi1pk REF#monobank#{invoice_id}, gsi1sk QRPAY
+              fiscal_pending_pk / fiscal_pending_sk only while the payment awaits its receipt
+
+The AwaitingFiscalization index is sparse: a payment is in it from creation until its receipt is
+DONE, and the completing write REMOVEs both attributes, so the daily check never reads history.
+Every change is a conditional write on the state it expects.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
+
+from clinicpay.domain.errors import ConditionFailed
+from clinicpay.domain.fiscal import FiscalStatus, Receipt
+from clinicpay.domain.qr import (
+    InvoiceUpdate,
+    QrInvoice,
+    QrPayment,
+    QrRegister,
+    QrRegisterInfo,
+    QrReportFilters,
+)
+from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
+
+AWAITING_INDEX = "AwaitingFiscalization"
+BY_REF_INDEX = "ByProviderRef"
+PENDING_PK = "PENDING"
+PROVIDER = "monobank"
+
+_PUBLIC_TO_STATES = {
+    "pending": [FiscalStatus.PENDING.value, FiscalStatus.FISCALIZING.value],
+    "fiscalized": [FiscalStatus.FISCALIZED.value],
+    "failed": [FiscalStatus.FAILED.value],
+}
+
+
+def clinic_pk(clinic_id: str) -> str:
+    return f"CLINIC#{clinic_id}"
+
+
+def ref_pk(invoice_id: str) -> str:
+    return f"REF#{PROVIDER}#{invoice_id}"
+
+
+def pending_sk(payment: QrPayment) -> str:
+    # Clinic first (one clinic's waiting payments are one range), then oldest first.
+    return f"{payment.clinic_id}#{payment.paid_at}#{payment.payment_id}"
+
+
+def _payment(item: dict[str, Any]) -> QrPayment:
+    return QrPayment.model_validate(plain(item))
+
+
+class QrRepository:
+    def __init__(self, table_name: str):
+        self._table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return table(self._table_name)
+
+    # --- registers ----------------------------------------------------------------------------
+    def put_registers(self, clinic_id: str, registers: list[QrRegisterInfo], synced_at: str) -> list[QrRegister]:
+        listed = {r.qr_id for r in registers}
+        with translated_errors():
+            for register in registers:
+                # Only the acquirer's fields: the amount we put on it stays as it is.
+                self._table.update_item(
+                    Key={"pk": clinic_pk(clinic_id), "sk": f"QR#{register.qr_id}"},
+                    UpdateExpression="SET qr_id = :q, short_qr_id = :s, amount_type = :t, page_url = :u, "
+                                     "clinic_id = :c, synced_at = :at, active = :yes, "
+                                     "version = if_not_exists(version, :zero) + :one",
+                    ExpressionAttributeValues={":q": register.qr_id, ":s": register.short_qr_id,
+                                               ":t": register.amount_type, ":u": register.page_url, ":c": clinic_id,
+                                               ":at": synced_at, ":yes": True, ":zero": 0, ":one": 1})
+        for stale in (r for r in self.list_registers(clinic_id) if r.qr_id not in listed and r.active):
+            # Gone from the acquirer's list: kept for the report's history, no longer offered.
+            with translated_errors():
+                self._table.update_item(Key={"pk": clinic_pk(clinic_id), "sk": f"QR#{stale.qr_id}"},
+                                        UpdateExpression="SET active = :no, synced_at = :at",
+                                        ConditionExpression="attribute_exists(pk)",
+                                        ExpressionAttributeValues={":no": False, ":at": synced_at})
+        return self.list_registers(clinic_id)
+
+    def list_registers(self, clinic_id: str) -> list[QrRegister]:
+        items = self._query_all(KeyConditionExpression=Key("pk").eq(clinic_pk(clinic_id))
+                                & Key("sk").begins_with("QR#"))
+        return [QrRegister.model_validate(plain(i)) for i in items]
+
+    def get_register(self, clinic_id: str, qr_id: str) -> QrRegister | None:
+        with translated_errors():
+            item = self._table.get_item(Key={"pk": clinic_pk(clinic_id), "sk": f"QR#{qr_id}"},
+                                        ConsistentRead=True).get("Item")
+        return QrRegister.model_validate(plain(item)) if item else None
+
+    def set_register_amount(self, register: QrRegister, invoice: QrInvoice) -> None:
+        """Record the amount now on the register; ConditionFailed if someone changed it meanwhile."""
+        with translated_errors():
+            self._table.update_item(
+                Key={"pk": clinic_pk(register.clinic_id), "sk": f"QR#{register.qr_id}"},
+                UpdateExpression="SET current_invoice_id = :i, current_amount = :a, current_appointment_id = :ap, "
+                                 "amount_set_at = :at, version = version + :one",
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues={":i": invoice.invoice_id, ":a": invoice.amount.model_dump(),
+                                           ":ap": invoice.appointment_id, ":at": invoice.created_at, ":one": 1,
+                                           ":v": register.version})
+
+    def clear_register_amount(self, clinic_id: str, qr_id: str, invoice_id: str | None) -> bool:
+        """Forget the amount (paid, failed or reset). With `invoice_id`, only if it is still that one."""
+        condition = "attribute_exists(pk)" + (" AND current_invoice_id = :i" if invoice_id else "")
+        values: dict[str, Any] = {":one": 1}
+        if invoice_id:
+            values[":i"] = invoice_id
+        try:
+            with translated_errors():
+                self._table.update_item(
+                    Key={"pk": clinic_pk(clinic_id), "sk": f"QR#{qr_id}"},
+                    UpdateExpression="REMOVE current_invoice_id, current_amount, current_appointment_id, "
+                                     "amount_set_at SET version = version + :one",
+                    ConditionExpression=condition, ExpressionAttributeValues=values)
+        except ConditionFailed:
+            return False
+        return True
+
+    # --- invoices -----------------------------------------------------------------------------
+    def put_invoice(self, invoice: QrInvoice) -> None:
+        item = {"pk": clinic_pk(invoice.clinic_id), "sk": f"QRINV#{invoice.invoice_id}",
+                "gsi1pk": ref_pk(invoice.invoice_id), "gsi1sk": "QRINV", **invoice.model_dump(mode="json")}
+        with translated_errors():
+            self._table.put_item(Item=without_none(item), ConditionExpression="attribute_not_exists(pk)")
+
+    def get_invoice(self, clinic_id: str, invoice_id: str) -> QrInvoice | None:
+        with translated_errors():
+            item = self._table.get_item(Key={"pk": clinic_pk(clinic_id), "sk": f"QRINV#{invoice_id}"},
+                                        ConsistentRead=True).get("Item")
+        return QrInvoice.model_validate(plain(item)) if item else None
+
+    def is_qr_invoice(self, clinic_id: str, invoice_id: str) -> bool:
+        """Whether the ByProviderRef index knows this invoice as a QR one (invoice or payment item)."""
+        with translated_errors():
+            items = self._table.query(IndexName=BY_REF_INDEX,
+                                      KeyConditionExpression=Key("gsi1pk").eq(ref_pk(invoice_id)))["Items"]
+        return any(i.get("gsi1sk") in ("QRINV", "QRPAY") and i.get("clinic_id") == clinic_id for i in items)
+
+    def advance_invoice(self, clinic_id: str, update: InvoiceUpdate) -> bool:
+        """Record the invoice's status if this update is newer than what is stored (modifiedDate)."""
+        return self._advance(clinic_id, f"QRINV#{update.invoice_id}", "status", "order_ms", "status_rank", update)
+
+    def _advance(self, clinic_id: str, sk: str, status: str, order: str, rank: str, update: InvoiceUpdate) -> bool:
+        try:
+            with translated_errors():
+                self._table.update_item(
+                    Key={"pk": clinic_pk(clinic_id), "sk": sk},
+                    UpdateExpression="SET #status = :s, #order = :ms, #rank = :r",
+                    ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#order) OR #order < :ms "
+                                        "OR (#order = :ms AND #rank < :r))",
+                    ExpressionAttributeNames={"#status": status, "#order": order, "#rank": rank},
+                    ExpressionAttributeValues={":s": update.status.value, ":ms": update.order_ms, ":r": update.rank})
+        except ConditionFailed:
+            return False
+        return True
+
+    # --- payments -----------------------------------------------------------------------------
+    def create_payment(self, payment: QrPayment) -> bool:
+        """Store a new payment, awaiting its receipt. False if it already exists (never overwritten)."""
+        item = {"pk": clinic_pk(payment.clinic_id), "sk": f"QRPAY#{payment.payment_id}",
+                "gsi1pk": ref_pk(payment.invoice_id), "gsi1sk": "QRPAY",
+                "fiscal_pending_pk": PENDING_PK, "fiscal_pending_sk": pending_sk(payment),
+                "amount_minor": payment.amount.amount, **payment.model_dump(mode="json")}
+        try:
+            with translated_errors():
+                self._table.put_item(Item=without_none(item), ConditionExpression="attribute_not_exists(pk)")
+        except ConditionFailed:
+            return False
+        return True
+
+    def get_payment(self, clinic_id: str, payment_id: str) -> QrPayment | None:
+        with translated_errors():
+            item = self._table.get_item(Key={"pk": clinic_pk(clinic_id), "sk": f"QRPAY#{payment_id}"},
+                                        ConsistentRead=True).get("Item")
+        return _payment(item) if item else None
+
+    def advance_payment_invoice_status(self, clinic_id: str, payment_id: str, update: InvoiceUpdate) -> bool:
+        return self._advance(clinic_id, f"QRPAY#{payment_id}", "invoice_status", "invoice_order_ms", "invoice_rank",
+                             update)
+
+    def claim_payment(self, clinic_id: str, payment_id: str, *, token: str, now: str, lease_until: str,
+                      allow_failed: bool, respect_backoff: bool) -> QrPayment:
+        """pending (due) -> fiscalizing, or take over a lapsed lease; failed too when asked by a person.
+        Raises ConditionFailed when someone else holds it, it is not due, or it is done."""
+        waiting = "#fs = :pending"
+        if respect_backoff:
+            waiting += " AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now)"
+        allowed = [f"({waiting})", "(#fs = :fiscalizing AND claim_expires_at < :now)"]
+        if allow_failed:
+            allowed.append("#fs = :failed")
+        values: dict[str, Any] = {":pending": FiscalStatus.PENDING.value, ":fiscalizing": FiscalStatus.FISCALIZING.value,
+                                  ":now": now, ":token": token, ":lease": lease_until, ":zero": 0, ":one": 1}
+        if allow_failed:
+            values[":failed"] = FiscalStatus.FAILED.value
+        with translated_errors():
+            answer = self._table.update_item(
+                Key={"pk": clinic_pk(clinic_id), "sk": f"QRPAY#{payment_id}"},
+                UpdateExpression="SET #fs = :fiscalizing, claim_token = :token, claim_expires_at = :lease, "
+                                 "attempts = if_not_exists(attempts, :zero) + :one",
+                ConditionExpression=f"attribute_exists(pk) AND ({' OR '.join(allowed)})",
+                ExpressionAttributeNames={"#fs": "fiscal_status"},
+                ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
+        return _payment(answer["Attributes"])
+
+    def complete_payment(self, clinic_id: str, payment_id: str, receipt: Receipt) -> bool:
+        """-> fiscalized with its receipt, and out of the AwaitingFiscalization index. Only for the
+        receipt id the payment holds; False if it is already fiscalized or holds another id."""
+        try:
+            with translated_errors():
+                self._table.update_item(
+                    Key={"pk": clinic_pk(clinic_id), "sk": f"QRPAY#{payment_id}"},
+                    UpdateExpression="SET #fs = :done, receipt = :receipt REMOVE fiscal_pending_pk, fiscal_pending_sk, "
+                                     "claim_token, claim_expires_at, next_attempt_at, last_error",
+                    ConditionExpression="attribute_exists(pk) AND receipt_id = :rid AND #fs <> :done",
+                    ExpressionAttributeNames={"#fs": "fiscal_status"},
+                    ExpressionAttributeValues={":done": FiscalStatus.FISCALIZED.value, ":rid": receipt.id,
+                                               ":receipt": without_none(receipt.model_dump(mode="json"))})
+        except ConditionFailed:
+            return False
+        return True
+
+    def release_payment(self, clinic_id: str, payment_id: str, *, token: str, status: FiscalStatus,
+                        last_error: str | None, next_attempt_at: str | None,
+                        new_receipt_id: str | None = None, failed_receipt_id: str | None = None) -> bool:
+        """fiscalizing -> pending | failed, only by the claim's holder. A new receipt id is minted
+        only after the register reported the old one as ERROR (no fiscal document exists for it)."""
+        sets = ["#fs = :status", "last_error = :err"]
+        removes = ["claim_token", "claim_expires_at"]
+        values: dict[str, Any] = {":status": status.value, ":err": last_error or "unknown", ":token": token,
+                                  ":fiscalizing": FiscalStatus.FISCALIZING.value}
+        if next_attempt_at:
+            sets.append("next_attempt_at = :next")
+            values[":next"] = next_attempt_at
+        else:
+            removes.append("next_attempt_at")
+        if new_receipt_id:
+            sets += ["receipt_id = :new", "failed_receipt_ids = list_append(if_not_exists(failed_receipt_ids, :none), "
+                                          ":old)"]
+            values.update({":new": new_receipt_id, ":none": [], ":old": [failed_receipt_id]})
+        try:
+            with translated_errors():
+                self._table.update_item(
+                    Key={"pk": clinic_pk(clinic_id), "sk": f"QRPAY#{payment_id}"},
+                    UpdateExpression=f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+                    ConditionExpression="claim_token = :token AND #fs = :fiscalizing",
+                    ExpressionAttributeNames={"#fs": "fiscal_status"}, ExpressionAttributeValues=values)
+        except ConditionFailed:
+            return False
+        return True
+
+    def awaiting(self, clinic_id: str | None = None, *, limit: int | None = None) -> tuple[list[QrPayment], int]:
+        """Payments awaiting their receipt, oldest first per clinic: the sparse index, nothing else."""
+        condition = Key("fiscal_pending_pk").eq(PENDING_PK)
+        if clinic_id:
+            condition = condition & Key("fiscal_pending_sk").begins_with(f"{clinic_id}#")
+        items = self._query_all(IndexName=AWAITING_INDEX, KeyConditionExpression=condition, limit=limit)
+        return [_payment(i) for i in items], len(items)
+
+    def payments(self, clinic_id: str, filters: QrReportFilters) -> list[QrPayment]:
+        conditions: list[ConditionBase] = []
+        if filters.paid_from:
+            conditions.append(Attr("paid_at").gte(filters.paid_from))
+        if filters.paid_to:
+            conditions.append(Attr("paid_at").lt(filters.paid_to))
+        if filters.qr_id:
+            conditions.append(Attr("qr_id").eq(filters.qr_id))
+        if filters.fiscal_status:
+            conditions.append(Attr("fiscal_status").is_in(_PUBLIC_TO_STATES[filters.fiscal_status]))
+        if filters.min_amount is not None:
+            conditions.append(Attr("amount_minor").gte(filters.min_amount))
+        if filters.max_amount is not None:
+            conditions.append(Attr("amount_minor").lte(filters.max_amount))
+        args: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(clinic_pk(clinic_id))
+                                & Key("sk").begins_with("QRPAY#")}
+        if conditions:
+            args["FilterExpression"] = reduce(lambda a, b: a & b, conditions)
+        return sorted((_payment(i) for i in self._query_all(**args)), key=lambda p: (p.paid_at, p.payment_id))
+
+    def appointment_exists(self, clinic_id: str, appointment_id: str) -> bool:
+        """Whether the clinic has that appointment (key from ARCHITECTURE.md; read-only here)."""
+        with translated_errors():
+            item = self._table.get_item(Key={"pk": clinic_pk(clinic_id), "sk": f"APPT#{appointment_id}"},
+                                        ProjectionExpression="pk").get("Item")
+        return item is not None
+
+    def _query_all(self, *, limit: int | None = None, **args: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            with translated_errors():
+                page = self._table.query(**args)
+            items.extend(page.get("Items", []))
+            if limit is not None and len(items) >= limit:
+                return items[:limit]
+            if "LastEvaluatedKey" not in page:
+                return items
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
