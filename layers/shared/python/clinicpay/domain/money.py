@@ -11,10 +11,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 # Minor-unit exponent per supported currency. CLP has none: 25000 is 25 000 pesos.
-CURRENCY_EXPONENTS: dict[str, int] = {"CLP": 0, "UAH": 2, "CAD": 2, "NOK": 2, "EUR": 2, "USD": 2}
+CURRENCY_EXPONENTS: dict[str, int] = {"CLP": 0, "UAH": 2, "CAD": 2, "NOK": 2, "EUR": 2, "USD": 2, "MXN": 2}
 
 # ISO 4217 numeric codes, needed by monobank (`ccy`).
-CURRENCY_NUMERIC: dict[str, int] = {"CLP": 152, "UAH": 980, "CAD": 124, "NOK": 578, "EUR": 978, "USD": 840}
+CURRENCY_NUMERIC: dict[str, int] = {"CLP": 152, "UAH": 980, "CAD": 124, "NOK": 578, "EUR": 978, "USD": 840, "MXN": 484}
 
 MinorUnits = Annotated[StrictInt, Field(ge=0, le=10**12)]
 

@@ -112,6 +112,8 @@ class FintocGateway:
                                    code="currency_not_supported")
         if amount.amount <= 0:
             raise ValidationFailed("Fintoc needs an amount above zero.", code="invalid_amount")
+        # request.webhook_url is not sent: Fintoc has no per-session webhook, only account-level
+        # endpoints (register_webhook_endpoint). Nor has a session a description field.
         # Our keys last, so caller metadata cannot redirect a payment to another appointment.
         metadata = {**request.metadata, "clinic_id": request.clinic_id, "appointment_id": request.appointment_id}
         body: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -82,9 +83,7 @@ class FintocClient:
         headers = {"Authorization": self._secret_key, "Fintoc-Version": FINTOC_VERSION,
                    "User-Agent": "clinicpay"}
         if idempotency_key is not None:
-            if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH:
-                raise ValueError("idempotency_key must be 1..255 characters")
-            headers["Idempotency-Key"] = idempotency_key
+            headers["Idempotency-Key"] = _fit_key(idempotency_key)
         try:
             response = http.request(PROVIDER, method, self._base_url + path, headers=headers, json_body=body,
                                     timeout=self._timeout,
@@ -98,6 +97,16 @@ class FintocClient:
             return response.json()
         except ValueError:
             raise ProviderError("Fintoc answered with something that is not JSON.") from None
+
+
+def _fit_key(key: str) -> str:
+    # A long key is hashed rather than cut: the digest is as stable across retries as the key, and
+    # cutting could make two different keys collide on a shared prefix.
+    if not key:
+        raise ValueError("an empty Idempotency-Key would be shared by every request")
+    if len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        return key
+    return "sha256-" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _segment(value: str) -> str:
