@@ -27,7 +27,8 @@ def test_a_patient_pays_a_staff_booked_appointment_through_the_fintoc_sandbox(lo
                               json={"name": "Clínica E2E", "country": "CL", "currency": "CLP",
                                     "timezone": "America/Santiago", "locale": "es"}), 201)
     clinic_id, admin = created["clinic"]["clinic_id"], {"Authorization": f"Bearer {created['admin_key']}"}
-    staff = {"Authorization": f"Bearer {_json(http.post(f'{base}/v1/clinics/{clinic_id}/staff-keys', headers=admin), 201)['key']}"}
+    staff_key = _json(http.post(f"{base}/v1/clinics/{clinic_id}/staff-keys", headers=admin), 201)["key"]
+    staff = {"Authorization": f"Bearer {staff_key}"}
     endpoint = _json(http.post(f"{base}/_sandbox/fintoc/v1/webhook_endpoints", headers={"Authorization": "sk_test_e2e"},
                                json={"url": f"{base}/webhooks/fintoc/{clinic_id}",
                                      "enabled_events": ["payment_intent.succeeded", "payment_intent.failed"]}), 201)
