@@ -68,7 +68,7 @@ def match(method: str, path: str) -> tuple[template.Route, dict[str, str]] | Non
             continue
         found = route.pattern.match(path)
         if found:
-            return route, {k: v for k, v in found.groupdict().items()}
+            return route, dict(found.groupdict())
     return None
 
 

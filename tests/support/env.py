@@ -19,6 +19,8 @@ SENDER = "payments@clinicpay.local"
 
 @dataclass
 class TestStack:
+    __test__ = False  # a fixture value, not a test class
+
     moto: Any
     moto_endpoint: str
     server: LocalServer

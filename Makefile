@@ -1,0 +1,83 @@
+# clinicpay: `make run` serves everything locally, `make test` runs every test. `make help` lists the rest.
+
+PYTHON      ?= python3.11
+VENV        := .venv
+PY          := $(VENV)/bin/python
+SAM_VENV    := .venv-sam
+SAM         := $(SAM_VENV)/bin/sam
+PYTEST_ARGS ?=
+# Functions run python3.13 on arm64 (template.yaml); pyenv has to expose every interpreter sam may look for.
+SAM_ENV     := PYENV_VERSION=3.11.7:3.12.1:3.13.0 SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# The venvs are (re)installed only when their requirements change: the stamp name holds their hash.
+VENV_STAMP  := $(VENV)/.installed-$(shell cat requirements/runtime.txt requirements/dev.txt | sha256sum | cut -c1-16)
+SAM_STAMP   := $(SAM_VENV)/.installed-$(shell cat requirements/sam.txt | sha256sum | cut -c1-16)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-unit test-integration test-e2e chromium lint sam-venv sam-validate sam-build \
+        bench openapi events clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+venv: $(VENV_STAMP) ## create .venv (python3.11) with requirements/dev.txt
+
+$(VENV_STAMP): requirements/runtime.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements/dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: venv ## serve API, sandboxes, web pages and /_local tools on 127.0.0.1:PORT (default 3000) with a demo clinic
+	$(PY) -m local.stack
+
+test: venv chromium ## every test: unit, integration (moto), e2e (local stack, browser)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv ## unit tests only (no AWS, no network)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: venv ## handlers in-process against moto
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: venv chromium ## the local stack over HTTP and in the browser
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+chromium: ## Debian chromium for the browser tests (never `playwright install`: its CDN is unreachable)
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+lint: venv ## ruff check; mypy on the shared layer and the functions; the OpenAPI document is current
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy layers/shared/python functions
+	POWERTOOLS_TRACE_DISABLED=true AWS_DEFAULT_REGION=us-east-1 $(PY) -m local.openapi --check
+
+sam-venv: $(SAM_STAMP) ## create .venv-sam with aws-sam-cli (its own venv: it pins boto3/pydantic)
+
+$(SAM_STAMP): requirements/sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements/sam.txt
+	rm -f $(SAM_VENV)/.installed-*
+	touch $@
+
+sam-validate: sam-venv ## sam validate --lint (cfn-lint; offline)
+	$(SAM_ENV) $(SAM) validate --lint
+
+sam-build: sam-venv ## sam build without containers (needs PyPI)
+	$(SAM_ENV) $(SAM) build
+
+bench: venv ## run every bench/*.py
+	@for script in bench/*.py; do \
+	  [ -e "$$script" ] || { echo "no benchmarks in bench/"; break; }; \
+	  echo "== $$script"; PYTHONPATH=layers/shared/python:. $(PY) "$$script" || exit 1; \
+	done
+
+openapi: venv ## regenerate the OpenAPI document GET /openapi.json serves, from every function's routes
+	POWERTOOLS_TRACE_DISABLED=true AWS_DEFAULT_REGION=us-east-1 $(PY) -m local.openapi
+
+events: venv ## regenerate events/ from template.yaml
+	$(PY) -m local.make_events
+
+clean: ## remove build output and caches (keeps the venvs)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,107 @@
+"""The local stack's /_local tools against moto: the outbox sees what SES v2 and SNS really sent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from werkzeug.test import Client, TestResponse
+
+from local import template, tools
+from local.server import LocalApp
+from tests.support import env
+from tests.support.env import SENDER
+
+
+@pytest.fixture
+def outbox(stack: env.StackUnderTest) -> tools.Outbox:
+    return tools.Outbox()
+
+
+@pytest.fixture
+def client(outbox: tools.Outbox) -> Client:
+    return Client(LocalApp(tools.routes(outbox)))
+
+
+def _json(response: TestResponse) -> Any:
+    return json.loads(response.get_data())
+
+
+def _send_email(to: str, subject: str, *, html: bool = True) -> None:
+    body = {"Text": {"Data": f"{subject}: https://pay.example/pay/lnk_1"}}
+    if html:
+        body["Html"] = {"Data": f'<p>{subject}: <a href="https://pay.example/pay/lnk_1?a=1&amp;b=2">pagar</a></p>'}
+    boto3.client("sesv2").send_email(FromEmailAddress=SENDER, Destination={"ToAddresses": [to]},
+                                     Content={"Simple": {"Subject": {"Data": subject}, "Body": body}})
+
+
+def _send_sms(to: str, text: str) -> None:
+    boto3.client("sns").publish(PhoneNumber=to, Message=text)
+
+
+def test_outbox_lists_emails_and_sms_in_send_order(outbox: tools.Outbox) -> None:
+    _send_email("ana@example.com", "Tu hora")
+    _send_sms("+56912345678", "Recordatorio: https://pay.example/pay/lnk_1")
+    _send_email("luis@example.com", "Your appointment", html=False)
+
+    rows = outbox.messages()
+
+    assert [(r["channel"], r["to"], r["subject"]) for r in rows] == [
+        ("email", "ana@example.com", "Tu hora"),
+        ("sms", "+56912345678", None),
+        ("email", "luis@example.com", "Your appointment"),
+    ]
+    assert rows[0]["from"] == SENDER
+    assert rows[0]["links"] == ["https://pay.example/pay/lnk_1?a=1&b=2"]
+    assert rows[1]["body"] == "Recordatorio: https://pay.example/pay/lnk_1"
+    assert rows[2]["body"] == "Your appointment: https://pay.example/pay/lnk_1"
+    assert all(r["sent_at"] for r in rows)
+    assert [r["sent_at"] for r in rows] == sorted(r["sent_at"] for r in rows)
+
+
+def test_outbox_reads_raw_mime_emails(outbox: tools.Outbox) -> None:
+    raw = ("From: payments@clinicpay.local\r\nTo: Ana <ana@example.com>\r\nSubject: Recibo\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGracias por tu pago\r\n")
+    boto3.client("sesv2").send_email(FromEmailAddress=SENDER, Destination={"ToAddresses": ["ana@example.com"]},
+                                     Content={"Raw": {"Data": raw.encode()}})
+
+    [row] = outbox.messages(to="ana@example.com")
+
+    assert row["subject"] == "Recibo"
+    assert row["body"].strip() == "Gracias por tu pago"
+
+
+def test_outbox_filters_by_recipient_and_clears(client: Client) -> None:
+    _send_email("ana@example.com", "Tu hora")
+    _send_sms("+56912345678", "Hola")
+
+    assert [r["channel"] for r in _json(client.get("/_local/outbox?to=ANA@example.com"))] == ["email"]
+    assert [r["channel"] for r in _json(client.get("/_local/outbox", query_string={"to": "+56912345678"}))] == ["sms"]
+    assert _json(client.delete("/_local/outbox")) == {"cleared": 2}
+    assert _json(client.get("/_local/outbox")) == []
+
+    _send_sms("+56912345678", "Otra")
+    assert [r["body"] for r in _json(client.get("/_local/outbox"))] == ["Otra"]
+
+
+def test_unknown_job_is_404_and_get_lists_jobs(client: Client) -> None:
+    response = client.post("/_local/jobs/nope")
+    assert response.status_code == 404
+    assert _json(response)["error"]["code"] == "unknown_job"
+    assert set(_json(client.get("/_local/jobs"))["jobs"]) == set(template.schedules()) >= {"reminders"}
+
+
+def test_web_files_are_served_from_web_folder(client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "demo.html").write_text("<h1>demo</h1>")
+    (tmp_path / "css").mkdir()
+    (tmp_path / "css" / "site.css").write_text("body{}")
+    monkeypatch.setattr(tools, "WEB", tmp_path)
+
+    demo = client.get("/demo")
+    assert demo.status_code == 200 and demo.headers["content-type"] == "text/html; charset=utf-8"
+    assert client.get("/web/css/site.css").text == "body{}"
+    assert client.get("/staff").status_code == 404
+    assert client.get("/web/../secret").status_code == 404
