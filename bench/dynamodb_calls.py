@@ -74,7 +74,8 @@ def main() -> None:
 
         hook = ApiClient()
         path = f"/webhooks/fintoc/{clinic.clinic_id}"
-        measured("apply a paid webhook", 1, "event record + appointment + payment row in one transaction",
+        measured("apply a paid webhook", 2, "event + appointment + payment row in one transaction; "
+                 "one read for the receipt email",
                  lambda: hook.post(path, raw=event, headers=headers))
         measured("same webhook delivered again", 1, "the conditional write that finds the event recorded",
                  lambda: hook.post(path, raw=event, headers=headers))

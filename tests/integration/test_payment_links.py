@@ -115,6 +115,9 @@ def test_patient_pays_through_fintoc_and_the_appointment_becomes_paid_exactly_on
     # 1.1% of 25 000 = 275, plus 19% VAT = 327.25 -> 327 pesos
     assert paid["payment"]["fee"] == {"amount": 327, "currency": "CLP"}
     assert len(items("PAYMENT#")) == 1
+    # and the patient gets a receipt, in the clinic's language
+    receipts = wait_for(lambda: [m for m in outbox.messages(to="ana@example.cl") if "Recibimos tu pago" in m["subject"]])
+    assert len(receipts) == 1 and "25.000 CLP" in receipts[0]["body"]
     # and the link now shows a paid page instead of a checkout
     again = open_link(token)
     assert again.status == 200 and b'data-status="paid"' in again.body
@@ -152,6 +155,7 @@ def test_the_same_event_twenty_times_at_once_is_one_transition_and_one_payment_r
     # Then every delivery is acknowledged and nothing more happened
     assert statuses == [200] * 20
     assert len(items("PAYMENT#")) == 1
+    assert len([m for m in outbox.messages(to="ana@example.cl") if "Recibimos" in (m["subject"] or "")]) == 1
 
 
 def test_a_failed_event_after_success_does_not_unpay(stack: TestStack, clinic: ClinicKeys) -> None:

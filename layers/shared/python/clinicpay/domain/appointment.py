@@ -68,6 +68,7 @@ class Appointment(BaseModel):
     clinic_id: str
     patient: Patient
     service_id: str
+    service_name: str | None = None  # as it was called when booked, for messages
     starts_at: datetime
     booked_by: BookedBy
     price: Money

@@ -61,13 +61,9 @@ class AppointmentRepository:
         return table(self._table_name)
 
     # ---------------------------------------------------------------- reads
-    def booking_context(self, clinic_id: str, service_id: str, template_keys: list[tuple[str, str]]) -> BookingContext:
-        pk = f"CLINIC#{clinic_id}"
-        keys = [{"pk": pk, "sk": "PROFILE"}, {"pk": pk, "sk": "SETTINGS"}, {"pk": pk, "sk": f"SERVICE#{service_id}"}]
-        keys += [{"pk": owner, "sk": sk} for owner, sk in template_keys]
-        unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
+    def _batch_get(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        request: dict[str, Any] = {self._table_name: {"Keys": unique}}
+        request: dict[str, Any] = {self._table_name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in dict.fromkeys(keys)]}}
         with translated_errors():
             while request:
                 # The resource's client (de)serializes attribute values for us.
@@ -75,16 +71,35 @@ class AppointmentRepository:
                 for item in response.get("Responses", {}).get(self._table_name, []):
                     found[(item["pk"], item["sk"])] = plain(item)
                 request = response.get("UnprocessedKeys") or {}
-        profile, settings, service = found.get((pk, "PROFILE")), found.get((pk, "SETTINGS")), found.get(
-            (pk, f"SERVICE#{service_id}"))
+        return found
+
+    @staticmethod
+    def _texts(found: dict[tuple[str, str], dict[str, Any]], template_keys: list[tuple[str, str]]) -> dict[str, Text]:
+        return {f"{owner}/{sk}": Text(str(found[(owner, sk)].get("subject", "")), str(found[(owner, sk)]["body"]))
+                for owner, sk in template_keys if (owner, sk) in found}
+
+    def booking_context(self, clinic_id: str, service_id: str, template_keys: list[tuple[str, str]]) -> BookingContext:
+        """Clinic, settings, service and the clinic's own templates, in one BatchGetItem."""
+        pk = f"CLINIC#{clinic_id}"
+        found = self._batch_get([(pk, "PROFILE"), (pk, "SETTINGS"), (pk, f"SERVICE#{service_id}"), *template_keys])
+        profile, settings = found.get((pk, "PROFILE")), found.get((pk, "SETTINGS"))
+        service = found.get((pk, f"SERVICE#{service_id}"))
         if not profile or not settings:
             raise NotFound("No such clinic.")
         if not service:
             raise NotFound("No such service.", code="service_not_found")
-        templates = {f"{owner}/{sk}": Text(str(found[(owner, sk)].get("subject", "")), str(found[(owner, sk)]["body"]))
-                     for owner, sk in template_keys if (owner, sk) in found}
         return BookingContext(Clinic.model_validate(profile), ClinicSettings.model_validate(settings),
-                              Service.model_validate(service), templates)
+                              Service.model_validate(service), self._texts(found, template_keys))
+
+    def receipt_context(self, clinic_id: str, appointment_id: str,
+                        template_keys: list[tuple[str, str]]) -> tuple[Appointment, Clinic, dict[str, Text]]:
+        """The paid appointment, its clinic and the clinic's templates, in one BatchGetItem."""
+        pk = f"CLINIC#{clinic_id}"
+        found = self._batch_get([(pk, f"APPT#{appointment_id}"), (pk, "PROFILE"), *template_keys])
+        item, profile = found.get((pk, f"APPT#{appointment_id}")), found.get((pk, "PROFILE"))
+        if not item or not profile:
+            raise NotFound("No such appointment.")
+        return Appointment.model_validate(item), Clinic.model_validate(profile), self._texts(found, template_keys)
 
     def get(self, clinic_id: str, appointment_id: str, *, consistent: bool = False) -> StoredAppointment:
         with translated_errors():

@@ -89,7 +89,7 @@ def create_appointment(deps: AppointmentDeps, clinic_id: str, request: NewAppoin
         token and online and settings.online_link_ttl_minutes) else None
     appointment = Appointment(
         appointment_id=request.appointment_id or f"ap_{random.token_hex(8)}", clinic_id=clinic_id,
-        patient=request.patient, service_id=service.service_id, starts_at=request.starts_at,
+        patient=request.patient, service_id=service.service_id, service_name=service.name, starts_at=request.starts_at,
         booked_by=request.booked_by, price=price,
         payment_status=PaymentStatus.UNPAID if needs_payment else PaymentStatus.NOT_REQUIRED,
         status=BookingStatus.AWAITING_CARD if needs_card else BookingStatus.CONFIRMED, created_at=now)

@@ -8,18 +8,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
+from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics
 from clinicpay.ports import PaymentEvent
 from clinicpay.repositories.appointments import AppointmentRepository
+from clinicpay.repositories.templates import TemplateRepository
 from clinicpay.settings import get_settings
+from clinicpay.usecases.receipts import send_payment_receipt
 
 _STATUS_FOR = {"pending": "pending", "failed": "unpaid", "expired": None, "refunded": None}
 
 
 def apply_payment_events(clinic_id: str, events: list[PaymentEvent],
-                         appointments: AppointmentRepository | None = None) -> list[str]:
-    repo = appointments or AppointmentRepository(get_settings().app_table)
-    return [apply_payment_event(repo, clinic_id, event) for event in events]
+                         appointments: AppointmentRepository | None = None,
+                         on_paid: Callable[[str, str], object] | None = None) -> list[str]:
+    """`on_paid(clinic_id, appointment_id)` runs once per appointment this call marks paid; by
+    default it sends the patient's payment receipt."""
+    settings = get_settings()
+    repo = appointments or AppointmentRepository(settings.app_table)
+    if on_paid is None:
+        on_paid = partial(send_payment_receipt, repo, TemplateRepository(settings.app_table),
+                          AwsNotifier(settings.email_sender))
+    outcomes = []
+    for event in events:
+        outcome = apply_payment_event(repo, clinic_id, event)
+        if outcome == "applied" and event.kind == "succeeded" and event.appointment_id:
+            on_paid(clinic_id, event.appointment_id)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def apply_payment_event(repo: AppointmentRepository, clinic_id: str, event: PaymentEvent) -> str:
