@@ -44,6 +44,11 @@ class HttpResult:
 
 _modules: dict[str, ModuleType] = {}
 _lock = threading.Lock()
+# Powertools keeps the request being resolved on a class attribute (BaseRouter.current_event), which
+# is safe in Lambda, where a container runs one request at a time, but not in one process serving
+# threads. Invocations therefore take turns, as if there were a single warm container; concurrency
+# between requests still happens where it matters for correctness, in DynamoDB and the sandboxes.
+_one_at_a_time = threading.Lock()
 
 
 def handler_for(logical_id: str) -> Any:
@@ -141,7 +146,9 @@ def invoke_http(method: str, path: str, *, raw_query: str = "", headers: dict[st
                         source_ip=source_ip)
     handler = handler_for(route.function)
     try:
-        return translate(handler(event, LambdaContext(function_name=route.function)))
+        with _one_at_a_time:
+            result = handler(event, LambdaContext(function_name=route.function))
+        return translate(result)
     except Exception:  # noqa: BLE001 - API Gateway answers an unhandled Lambda error this way
         return HttpResult(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
 
@@ -153,4 +160,6 @@ def scheduler_event(job: str) -> dict[str, Any]:
 
 def invoke_job(job: str) -> Any:
     logical_id = template.schedules()[job]
-    return handler_for(logical_id)(scheduler_event(job), LambdaContext(function_name=logical_id))
+    handler = handler_for(logical_id)
+    with _one_at_a_time:
+        return handler(scheduler_event(job), LambdaContext(function_name=logical_id))

@@ -158,6 +158,26 @@ def test_the_same_event_twenty_times_at_once_is_one_transition_and_one_payment_r
     assert len([m for m in outbox.messages(to="ana@example.cl") if "Recibimos" in (m["subject"] or "")]) == 1
 
 
+def test_the_same_success_applied_from_twenty_threads_pays_once(clinic: ClinicKeys) -> None:
+    # The HTTP test above runs handlers one at a time (one warm container); here twenty threads race
+    # on the real conditional writes, as twenty Lambda containers would.
+    from clinicpay.domain.money import Money
+    from clinicpay.ports import PaymentEvent
+    from clinicpay.repositories.appointments import AppointmentRepository
+    from clinicpay.usecases.payment_events import apply_payment_event
+
+    created = book(clinic).json()
+    repo = AppointmentRepository("AppointmentsTable")
+    event = PaymentEvent(provider="fintoc", event_id="evt_race", kind="succeeded", occurred_at=datetime.now(UTC),
+                         payment_reference="pi_race", appointment_id=created["appointment_id"],
+                         amount=Money(amount=25000, currency="CLP"))
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(lambda _: apply_payment_event(repo, clinic.clinic_id, event), range(20)))
+    assert outcomes.count("applied") == 1
+    assert set(outcomes) <= {"applied", "duplicate", "not_applicable"}
+    assert len(items("PAYMENT#")) == 1
+
+
 def test_a_failed_event_after_success_does_not_unpay(stack: TestStack, clinic: ClinicKeys) -> None:
     created, _ = _paid_appointment(clinic)
     delivery = _signed_delivery(stack, "payment_intent.succeeded")

@@ -177,7 +177,8 @@ class QrInvoice(BaseModel):
 # The reference we give monobank for QR invoices: lets a webhook be recognised as a QR payment even
 # if the invoice record was never written (the create answered, then our write failed).
 QR_REFERENCE_PREFIX = "qr:"
-_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+_ID = re.compile(ID_PATTERN)
 
 
 def qr_reference(qr_id: str, appointment_id: str | None) -> str:
@@ -220,6 +221,7 @@ class QrPayment(BaseModel):
     basket: list[BasketLine] = Field(default_factory=list)
     invoice_status: InvoiceStatus = InvoiceStatus.SUCCESS
     invoice_order_ms: int = 0
+    invoice_rank: int = 0
     created_at: str
 
     fiscal_status: FiscalStatus = FiscalStatus.PENDING
@@ -270,3 +272,14 @@ class QrReportFilters(BaseModel):
     fiscal_status: Literal["pending", "fiscalized", "failed"] | None = None
     min_amount: int | None = None
     max_amount: int | None = None
+
+
+class PutAmountRequest(BaseModel):
+    """`POST .../qr-registers/{qr_id}/amount` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Money
+    appointment_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    description: str | None = Field(default=None, min_length=1, max_length=128,
+                                    description="What the patient pays for; shown by monobank and on the receipt.")

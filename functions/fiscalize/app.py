@@ -1,0 +1,204 @@
+"""fiscalize: monobank QR registers and amounts, Checkbox receipts and shifts, the QR payments report,
+manual fiscalization, and the scheduled `unfiscalized-check` (daily) and `fiscal-retry` jobs.
+
+Routes parse, authenticate (staff) and call one use case; a scheduled event (`{"job": ...}`, no
+HTTP request context) runs the job instead of the resolver.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from clinicpay.api.auth import Role, require
+from clinicpay.api.idempotency import idempotent_http
+from clinicpay.api.resolver import make_resolver
+from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound, ProviderUnavailable
+from clinicpay.domain.fiscal import AlreadyFiscalized, FiscalizationInProgress, FiscalRejected, ShiftClosed
+from clinicpay.domain.qr import ID_PATTERN, PutAmountRequest
+from clinicpay.observability import logger, metrics, tracer
+from clinicpay.providers.checkbox.adapter import CheckboxFiscalRegister, register_for_clinic
+from clinicpay.providers.monobank.adapter import qr_acquirer_for_clinic
+from clinicpay.repositories.clinics import ClinicRepository
+from clinicpay.repositories.fiscal import ShiftRepository
+from clinicpay.repositories.qr import QrRepository
+from clinicpay.settings import get_settings
+from clinicpay.usecases import fiscal_check, fiscal_shift, fiscalization, qr_registers, qr_report
+from clinicpay.usecases.fiscalization import Outcome
+
+app = make_resolver()
+
+JOB_MARGIN_SECONDS = 20  # stop starting new receipts this long before the function's timeout
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _qr() -> QrRepository:
+    return QrRepository(get_settings().app_table)
+
+
+def _register(clinic_id: str) -> CheckboxFiscalRegister:
+    # Short, single tries (see register_for_clinic): a person waits on the HTTP routes, and a job must
+    # stop starting receipts in time (JOB_MARGIN_SECONDS > one attempt). What does not finish stays
+    # pending for the next sweep.
+    return register_for_clinic(clinic_id, quick=True)
+
+
+def _auth(clinic_id: str) -> None:
+    require(app.current_event.headers, clinic_id, Role.STAFF, get_settings().app_table)
+
+
+# ------------------------------------------------------------------ QR registers
+@app.post("/v1/clinics/<clinic_id>/qr-registers/sync")
+def sync_registers(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    _auth(clinic_id)
+    registers = qr_registers.sync_registers(_qr(), qr_acquirer_for_clinic(clinic_id), clinic_id, _now())
+    return {"registers": [r.view() for r in registers]}
+
+
+@app.get("/v1/clinics/<clinic_id>/qr-registers")
+def list_registers(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    _auth(clinic_id)
+    return {"registers": [r.view() for r in _qr().list_registers(clinic_id)]}
+
+
+@app.post("/v1/clinics/<clinic_id>/qr-registers/<qr_id>/amount")
+def put_amount(clinic_id: Annotated[str, Path()], qr_id: Annotated[str, Path(pattern=ID_PATTERN)],
+               body: Annotated[PutAmountRequest, Body()]):
+    _auth(clinic_id)
+    store = _qr()
+    settings = get_settings()
+    result = qr_registers.put_amount(
+        store, qr_acquirer_for_clinic(clinic_id), clinic_id, qr_id, body.amount, appointment_id=body.appointment_id,
+        description=body.description, webhook_url=f"{settings.public_base_url.rstrip('/')}/webhooks/monobank/{clinic_id}",
+        now=_now(), appointment_exists=lambda appointment_id: store.appointment_exists(clinic_id, appointment_id))
+    return Response(201, "application/json", json.dumps(result))
+
+
+@app.delete("/v1/clinics/<clinic_id>/qr-registers/<qr_id>/amount")
+def reset_amount(clinic_id: Annotated[str, Path()], qr_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> dict[str, Any]:
+    _auth(clinic_id)
+    return qr_registers.reset_amount(_qr(), qr_acquirer_for_clinic(clinic_id), clinic_id, qr_id).view()
+
+
+# ------------------------------------------------------------------ fiscal shift
+@app.get("/v1/clinics/<clinic_id>/fiscal/shift")
+def get_shift(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    _auth(clinic_id)
+    return fiscal_shift.shift_status(ShiftRepository(get_settings().app_table), _qr(), _register, clinic_id, _now)
+
+
+@app.post("/v1/clinics/<clinic_id>/fiscal/shift/open")
+def open_shift(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    _auth(clinic_id)
+    return fiscal_shift.open_shift(ShiftRepository(get_settings().app_table), _qr(), _register, clinic_id, _now)
+
+
+@app.post("/v1/clinics/<clinic_id>/fiscal/shift/close")
+def close_shift(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    _auth(clinic_id)
+    return fiscal_shift.close_shift(ShiftRepository(get_settings().app_table), _register, clinic_id, _now)
+
+
+# ------------------------------------------------------------------ report and payments
+def _wants_csv() -> bool:
+    accept = (app.current_event.headers.get("accept") or app.current_event.headers.get("Accept") or "").lower()
+    return "text/csv" in accept
+
+
+@app.get("/v1/clinics/<clinic_id>/reports/qr-payments")
+def qr_payments_report(clinic_id: Annotated[str, Path()]):
+    _auth(clinic_id)
+    try:
+        timezone = ClinicRepository(get_settings().app_table).get(clinic_id).timezone
+    except NotFound:
+        timezone = "UTC"
+    filters = qr_report.parse_filters(dict(app.current_event.query_string_parameters or {}), timezone)
+    rows = qr_report.report_rows(_qr(), clinic_id, filters)
+    if _wants_csv():
+        return Response(200, "text/csv; charset=utf-8", qr_report.to_csv(rows),
+                        headers={"Content-Disposition": f'attachment; filename="qr-payments-{clinic_id}.csv"'})
+    return Response(200, "application/json", json.dumps({"rows": rows, "count": len(rows)}))
+
+
+@app.get("/v1/clinics/<clinic_id>/qr-payments/<payment_id>")
+def get_payment(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> dict[str, Any]:
+    _auth(clinic_id)
+    payment = _qr().get_payment(clinic_id, payment_id)
+    if payment is None:
+        raise NotFound("No such QR payment.")
+    return {"payment": payment.row()}
+
+
+_MANUAL_ERRORS: dict[Outcome, type[ClinicpayError]] = {
+    Outcome.ALREADY_FISCALIZED: AlreadyFiscalized,
+    Outcome.IN_PROGRESS: FiscalizationInProgress,
+    Outcome.SHIFT_CLOSED: ShiftClosed,
+    Outcome.NOT_CONFIGURED: GatewayNotConfigured,
+    Outcome.NOT_DUE: Conflict,
+}
+
+
+@app.post("/v1/clinics/<clinic_id>/qr-payments/<payment_id>/fiscalize")
+def fiscalize(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)]):
+    """A person asks for the receipt now: pending or failed get one; fiscalized is a 409."""
+    _auth(clinic_id)
+    result = fiscalization.fiscalize_payment(_qr(), _register, clinic_id, payment_id, clock=_now,
+                                             allow_failed=True, respect_backoff=False)
+    row = result.payment.row() if result.payment else None
+    details = [{"payment": row}] if row else []
+    if result.outcome is Outcome.FISCALIZED:
+        return Response(200, "application/json", json.dumps({"payment": row}))
+    if result.outcome is Outcome.PROCESSING:
+        return Response(202, "application/json", json.dumps({"payment": row}))
+    if result.outcome is Outcome.UNAVAILABLE:
+        raise ProviderUnavailable("The fiscal register is not answering; the payment stays pending.", retry_after=60,
+                                  details=details)
+    if result.outcome is Outcome.FAILED:
+        message = result.error.message if result.error else None
+        raise FiscalRejected(message, details=details)
+    raise _MANUAL_ERRORS[result.outcome](details=details)
+
+
+# ------------------------------------------------------------------ scheduled jobs
+def _emit_unfiscalized(clinic_id: str, count: int) -> None:
+    # One metric per clinic (dimension clinic_id), so an alarm can name the clinic.
+    with single_metric(name="UnfiscalizedQrPayments", unit=MetricUnit.Count, value=count) as metric:
+        metric.add_dimension(name="clinic_id", value=clinic_id)
+
+
+def run_job(job: str, context: Any) -> dict[str, Any]:
+    remaining_ms = context.get_remaining_time_in_millis() if context is not None else 60_000
+    deadline = time.monotonic() + max(remaining_ms / 1000 - JOB_MARGIN_SECONDS, 1)
+    if job == "unfiscalized-check":
+        return fiscal_check.unfiscalized_check(_qr(), _register, clock=_now, emit=_emit_unfiscalized,
+                                               deadline=deadline)
+    if job == "fiscal-retry":
+        return fiscal_check.retry_due(_qr(), _register, clock=_now, deadline=deadline)
+    logger.error("unknown job", extra={"job": job})
+    raise ValueError(f"unknown job {job!r}")
+
+
+def _is_job(event: dict[str, Any]) -> bool:
+    return "requestContext" not in event and isinstance(event.get("job"), str)
+
+
+_http = idempotent_http(app.resolve)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if _is_job(event):
+        return run_job(event["job"], context)
+    return _http(event, context)

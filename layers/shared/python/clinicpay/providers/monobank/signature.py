@@ -1,0 +1,110 @@
+"""Verification of monobank's `X-Sign` webhook header (reference/providers.md 2.5, vector 6.2).
+
+X-Sign is base64 of a DER ECDSA signature (P-256, SHA-256) over the raw body bytes exactly as they
+arrived; the public key comes from `GET /api/merchant/pubkey` as base64 of a PEM SPKI key. Nothing
+time-related is signed, so there is no replay window: callers deduplicate on
+(invoiceId, status, modifiedDate).
+
+The key is cached per token (one merchant, one key) and fetched again once when a signature does
+not verify, because monobank may have rotated it. Verification cannot be switched off.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+from collections.abc import Callable
+
+from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from clinicpay.domain.errors import InvalidSignature, ProviderError
+from clinicpay.observability import logger
+
+SIGNATURE_HEADER = "X-Sign"
+
+# A DER ECDSA P-256 signature is 8..72 bytes; anything far off is not worth a key fetch.
+_MAX_SIGNATURE_BYTES = 80
+
+
+def load_public_key(key_base64: str) -> ec.EllipticCurvePublicKey:
+    """The `key` of /api/merchant/pubkey -> a P-256 public key. Raises ProviderError if it is not one."""
+    try:
+        pem = base64.b64decode(key_base64.strip(), validate=True)
+        key = serialization.load_pem_public_key(pem)
+    except (binascii.Error, ValueError, TypeError):
+        raise ProviderError("monobank's webhook public key is not a base64 PEM key.") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ProviderError("monobank's webhook public key is not an EC P-256 key.")
+    return key
+
+
+def decode_signature(x_sign: str | None) -> bytes:
+    if not x_sign:
+        raise InvalidSignature("The X-Sign header is missing.")
+    try:
+        signature = base64.b64decode(x_sign.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidSignature("The X-Sign header is not base64.") from None
+    if not 8 <= len(signature) <= _MAX_SIGNATURE_BYTES:
+        raise InvalidSignature("The X-Sign header is not an ECDSA signature.")
+    return signature
+
+
+def verify_signature(raw_body: bytes, x_sign: str | None, public_key: ec.EllipticCurvePublicKey) -> None:
+    """Raise InvalidSignature unless `x_sign` signs exactly `raw_body` with `public_key`."""
+    signature = decode_signature(x_sign)
+    try:
+        public_key.verify(signature, raw_body, ec.ECDSA(hashes.SHA256()))
+    except CryptoInvalidSignature:
+        raise InvalidSignature() from None
+
+
+class PublicKeyCache:
+    """monobank public keys by merchant, fetched lazily and re-fetched once on a failed verification."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[str, ec.EllipticCurvePublicKey]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def cache_key(base_url: str, token: str) -> str:
+        # Keyed by a digest: the token itself stays out of long-lived structures.
+        return hashlib.sha256(f"{base_url}\n{token}".encode()).hexdigest()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+    def _fetch(self, cache_key: str, fetch: Callable[[], str]) -> tuple[str, ec.EllipticCurvePublicKey]:
+        encoded = fetch()
+        entry = (encoded, load_public_key(encoded))
+        with self._lock:
+            self._keys[cache_key] = entry
+        return entry
+
+    def verify(self, cache_key: str, raw_body: bytes, x_sign: str | None, fetch: Callable[[], str]) -> None:
+        """Verify with the cached key; on failure fetch the key again once and retry with it."""
+        decode_signature(x_sign)  # a missing or malformed header never costs a key fetch
+        with self._lock:
+            cached = self._keys.get(cache_key)
+        if cached is None:
+            verify_signature(raw_body, x_sign, self._fetch(cache_key, fetch)[1])
+            return
+        try:
+            verify_signature(raw_body, x_sign, cached[1])
+            return
+        except InvalidSignature:
+            pass
+        encoded, fresh = self._fetch(cache_key, fetch)
+        if encoded == cached[0]:
+            raise InvalidSignature()
+        logger.info("monobank webhook key rotated", extra={"provider": "monobank"})
+        verify_signature(raw_body, x_sign, fresh)
+
+
+# One per container: warm invocations reuse the key instead of fetching it for every webhook.
+KEYS = PublicKeyCache()

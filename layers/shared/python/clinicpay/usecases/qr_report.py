@@ -1,0 +1,80 @@
+"""The QR payments report: filters from the query string, rows as JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from clinicpay.domain.errors import ValidationFailed
+from clinicpay.domain.qr import QrReportFilters, iso
+from clinicpay.ports import QrStore
+
+CSV_COLUMNS = ("payment_id", "paid_at", "amount", "currency", "qr_id", "appointment_id", "masked_pan",
+               "fiscal_status", "receipt_id", "fiscal_code", "receipt_url", "invoice_id", "last_error")
+
+
+def _moment(field: str, value: str, zone: ZoneInfo, *, end: bool) -> str:
+    """RFC 3339 as given, or a bare date as that day in the clinic's zone (`to` includes the day)."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value) + (timedelta(days=1) if end else timedelta())
+            return iso(datetime.combine(day, time.min, tzinfo=zone))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(details=[{"field": field, "message": "expected RFC 3339 or YYYY-MM-DD"}]) from None
+    if moment.tzinfo is None:
+        raise ValidationFailed(details=[{"field": field, "message": "a time needs an offset (RFC 3339)"}])
+    return iso(moment)
+
+
+def _amount(field: str, value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise ValidationFailed(details=[{"field": field, "message": "an integer amount in minor units, 0 or more"}])
+    return int(value)
+
+
+def parse_filters(query: dict[str, str], timezone: str = "UTC") -> QrReportFilters:
+    zone = ZoneInfo(timezone)
+    values: dict[str, Any] = {
+        "paid_from": _moment("from", query["from"], zone, end=False) if query.get("from") else None,
+        "paid_to": _moment("to", query["to"], zone, end=True) if query.get("to") else None,
+        "qr_id": query.get("qr_id") or None,
+        "fiscal_status": query.get("fiscal_status") or None,
+        "min_amount": _amount("min_amount", query.get("min_amount")),
+        "max_amount": _amount("max_amount", query.get("max_amount")),
+    }
+    try:
+        return QrReportFilters.model_validate(values)
+    except ValidationError as error:
+        raise ValidationFailed(details=[{"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
+                                        for e in error.errors()]) from None
+
+
+def report_rows(store: QrStore, clinic_id: str, filters: QrReportFilters) -> list[dict[str, Any]]:
+    return [payment.row() for payment in store.payments(clinic_id, filters)]
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # Spreadsheets run cells that start like a formula; none of ours should, so defuse any that do.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        receipt = row.get("receipt") or {}
+        writer.writerow([_cell(v) for v in (
+            row["payment_id"], row["paid_at"], row["amount"]["amount"], row["amount"]["currency"], row.get("qr_id"),
+            row.get("appointment_id"), row.get("masked_pan"), row["fiscal_status"], receipt.get("id"),
+            receipt.get("fiscal_code"), receipt.get("url"), row.get("invoice_id"), row["fiscal"]["last_error"])])
+    return out.getvalue()

@@ -1,0 +1,699 @@
+"""monobank acquiring sandbox: invoices, QR cash registers, a hosted page and X-Sign signed webhooks.
+
+Mounted by local/server.py at /_sandbox/monobank, so `MONOBANK_API_BASE=<base>/_sandbox/monobank`
+points our client at it. It follows monobank's contract (reference/providers.md section 2), not our
+client: paths under /api/merchant/, `X-Token` auth, int64 kopecks, `ccy` as the ISO 4217 numeric
+code (980), the invoice statuses, `{"errCode", "errText"}` errors, and webhooks signed with its own
+EC P-256 key: `X-Sign` = base64 of a DER ECDSA-SHA256 signature over the exact body bytes, the key
+published at /api/merchant/pubkey as base64 of a PEM. Signing is implemented here on its own, on
+purpose: sharing the verifier's code would let one bug pass both sides.
+
+    /api/merchant/...   monobank's API, one merchant per X-Token (any non-empty token; tokens
+                        starting with "invalid" are refused with 403, like a revoked one)
+    /pay/<invoiceId>    the hosted page of an invoice (`pageUrl`), with Pay and Fail buttons
+    /qr/<qrId>          a QR register's page (its `pageUrl`): the amount currently on it, and the
+                        same buttons; it refreshes itself while no amount is set
+    /_control/...       test controls, not monobank's: faults, deliveries, events, redelivery of an
+                        old event (out-of-order tests), key rotation, paying without a browser
+
+Where monobank's behaviour is not documented the sandbox takes the stricter reading: unknown
+create fields are refused; a basket that does not add up to the amount is refused; a paid or
+failed invoice is final. A payment goes `processing` then `success` (or `failure`), each change a
+webhook with a later `modifiedDate` (whole seconds, like monobank's, so each one is at least a
+second after the one before); each is tried up to 3 times until the receiver answers 200.
+`expired` is not sent (the 2026 docs say so): it shows in invoice/status only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import secrets
+import string
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask, Response, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+app = Flask(__name__)
+
+CURRENCIES = {980: ("UAH", "₴"), 840: ("USD", "$"), 978: ("EUR", "€")}
+DEFAULT_VALIDITY = 24 * 3600
+CREATE_FIELDS = frozenset({"amount", "ccy", "merchantPaymInfo", "redirectUrl", "successUrl", "failUrl", "webHookUrl",
+                           "validity", "paymentType", "qrId", "code", "saveCardData", "agentFeePercent",
+                           "tipsEmployeeId", "displayType"})
+# Registers every new merchant token gets: two the merchant puts sums on, one where the payer types it.
+REGISTER_TYPES = ("merchant", "merchant", "client")
+# monobank tries each change up to 3 times; compressed here so tests stay fast.
+RETRY_DELAYS: tuple[float, ...] = (0.3, 0.6)
+DELIVERY_TIMEOUT_SECONDS = 10.0
+DEFAULT_FAULT_DELAY_SECONDS = 5.0
+FEE_PER_MILLE = 13  # 1.3 %, monobank's published QR acquiring fee, for `paymentInfo.fee`
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def _rand(length: int, alphabet: str = _ALNUM) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+# --- state -------------------------------------------------------------------------------------
+
+@dataclass
+class Account:
+    registers: dict[str, dict[str, Any]] = field(default_factory=dict)  # qrId -> register
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class StoredEvent:
+    token: str
+    event_id: str
+    invoice_id: str
+    status: str
+    url: str | None
+    body: bytes  # every delivery of this change carries exactly these bytes
+
+
+@dataclass
+class Fault:
+    kind: str  # "500" or "timeout"
+    remaining: int
+    seconds: float
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.generation = 0
+        self.clear()
+
+    def clear(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self.invoice_owner: dict[str, str] = {}
+        self.qr_owner: dict[str, str] = {}
+        self.events: dict[str, StoredEvent] = {}
+        self.deliveries: list[dict[str, Any]] = []
+        self.faults: list[Fault] = []
+        self.rotate_key()
+
+    def rotate_key(self) -> str:
+        self.private_key = ec.generate_private_key(ec.SECP256R1())
+        pem = self.private_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.public_key_b64 = base64.b64encode(pem).decode()
+        return self.public_key_b64
+
+
+STATE = _State()
+
+
+def reset() -> None:
+    """Forget every merchant, invoice, event, delivery and fault; make a new signing key."""
+    with STATE.lock:
+        STATE.generation += 1  # delivery threads from before the reset stop
+        STATE.clear()
+
+
+def sign(body: bytes) -> str:
+    """X-Sign: base64 of the DER ECDSA-SHA256 signature with the sandbox's current key."""
+    with STATE.lock:
+        key = STATE.private_key
+    return base64.b64encode(key.sign(body, ec.ECDSA(hashes.SHA256()))).decode()
+
+
+# --- errors and helpers ------------------------------------------------------------------------
+
+class MonoError(Exception):
+    def __init__(self, status: int, code: str, text: str):
+        super().__init__(text)
+        self.status, self.code, self.text = status, code, text
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+
+
+@app.errorhandler(MonoError)
+def _on_error(error: MonoError) -> Response:
+    return _json({"errCode": error.code, "errText": error.text}, error.status)
+
+
+@app.errorhandler(404)
+def _on_not_found(_error: Exception) -> Response:
+    return _json({"errCode": "NOT_FOUND", "errText": "invalid path"}, 404)
+
+
+@app.errorhandler(405)
+def _on_bad_method(_error: Exception) -> Response:
+    return _json({"errCode": "METHOD_NOT_ALLOWED", "errText": "method not allowed"}, 405)
+
+
+def _bad(text: str) -> MonoError:
+    return MonoError(400, "BAD_REQUEST", text)
+
+
+@app.before_request
+def _inject_fault() -> Response | None:
+    if not request.path.startswith("/api/"):
+        return None
+    with STATE.lock:
+        fault = next((f for f in STATE.faults if f.remaining > 0), None)
+        if fault is None:
+            return None
+        fault.remaining -= 1
+        if fault.remaining == 0:
+            STATE.faults.remove(fault)
+    if fault.kind == "500":
+        return _json({"errCode": "INTERNAL_ERROR", "errText": "internal error (sandbox fault)"}, 500)
+    request.environ["sandbox.delay_seconds"] = fault.seconds  # processed, but answered too late
+    return None
+
+
+@app.after_request
+def _delay(response: Response) -> Response:
+    delay = request.environ.get("sandbox.delay_seconds")
+    if delay:
+        time.sleep(float(delay))
+    return response
+
+
+def _account() -> tuple[str, Account]:
+    token = request.headers.get("X-Token", "")
+    if not token.strip() or token.startswith("invalid"):
+        raise MonoError(403, "FORBIDDEN", "forbidden")
+    with STATE.lock:
+        account = STATE.accounts.get(token)
+        if account is None:
+            account = STATE.accounts[token] = Account()
+            for amount_type in REGISTER_TYPES:
+                qr_id = _rand(12)
+                account.registers[qr_id] = {"shortQrId": _rand(4, string.ascii_uppercase), "qrId": qr_id,
+                                            "amountType": amount_type, "invoiceId": None}
+                STATE.qr_owner[qr_id] = token
+    return token, account
+
+
+def _body() -> dict[str, Any]:
+    try:
+        body = json.loads(request.get_data() or b"{}")
+    except ValueError:
+        raise _bad("invalid json") from None
+    if not isinstance(body, dict):
+        raise _bad("invalid json")
+    return body
+
+
+def _root() -> str:
+    return request.url_root  # carries the mount point, so links work on whatever port serves us
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- merchant -----------------------------------------------------------------------------------
+
+@app.get("/api/merchant/pubkey")
+def pubkey() -> Response:
+    _account()
+    with STATE.lock:
+        return _json({"key": STATE.public_key_b64})
+
+
+@app.get("/api/merchant/details")
+def details() -> Response:
+    token, _ = _account()
+    return _json({"merchantId": "sandbox" + hashlib.sha256(token.encode()).hexdigest()[:10],
+                  "merchantName": "Sandbox merchant", "edrpou": "12345678"})
+
+
+# --- QR registers -------------------------------------------------------------------------------
+
+def _register_view(register: dict[str, Any]) -> dict[str, Any]:
+    return {"shortQrId": register["shortQrId"], "qrId": register["qrId"], "amountType": register["amountType"],
+            "pageUrl": f"{_root()}qr/{register['qrId']}"}
+
+
+@app.get("/api/merchant/qr/list")
+def qr_list() -> Response:
+    _, account = _account()
+    with STATE.lock:
+        return _json({"list": [_register_view(r) for r in account.registers.values()]})
+
+
+def _current_invoice(account: Account, register: dict[str, Any]) -> dict[str, Any] | None:
+    invoice = account.invoices.get(register["invoiceId"] or "")
+    if invoice is not None:
+        _expire_if_due(invoice)
+        if invoice["status"] in ("created", "processing"):
+            return invoice
+    return None
+
+
+@app.get("/api/merchant/qr/details")
+def qr_details() -> Response:
+    _, account = _account()
+    qr_id = request.args.get("qrId", "")
+    with STATE.lock:
+        register = account.registers.get(qr_id)
+        if register is None:
+            raise MonoError(404, "NOT_FOUND", "qr not found")
+        answer: dict[str, Any] = {"shortQrId": register["shortQrId"]}
+        invoice = _current_invoice(account, register)
+        if invoice is not None:
+            answer.update({"invoiceId": invoice["invoiceId"], "amount": invoice["amount"], "ccy": invoice["ccy"]})
+    return _json(answer)
+
+
+@app.post("/api/merchant/qr/reset-amount")
+def qr_reset_amount() -> Response:
+    _, account = _account()
+    qr_id = _body().get("qrId")
+    with STATE.lock:
+        register = account.registers.get(qr_id) if isinstance(qr_id, str) else None
+        if register is None:
+            raise MonoError(404, "NOT_FOUND", "qr not found")
+        invoice = _current_invoice(account, register)
+        if invoice is not None and invoice["status"] == "created":
+            _set_status(invoice, "expired")  # invalidated: nothing can be paid on it any more
+        register["invoiceId"] = None
+    return Response(b"", status=200)
+
+
+# --- invoices -----------------------------------------------------------------------------------
+
+def _validate_basket(info: dict[str, Any], amount: int) -> list[dict[str, Any]]:
+    basket = info.get("basketOrder")
+    if basket is None:
+        return []
+    if not isinstance(basket, list) or not basket:
+        raise _bad("merchantPaymInfo.basketOrder must be a non-empty list")
+    total = 0.0
+    for index, item in enumerate(basket):
+        where = f"merchantPaymInfo.basketOrder[{index}]"
+        if not isinstance(item, dict):
+            raise _bad(f"{where} must be an object")
+        for name in ("name", "code"):
+            if not isinstance(item.get(name), str) or not item[name].strip():
+                raise _bad(f"{where}.{name} is required")
+        qty, unit = item.get("qty"), item.get("sum")
+        if isinstance(qty, bool) or not isinstance(qty, int | float) or qty <= 0:
+            raise _bad(f"{where}.qty must be a number above zero")
+        if not isinstance(unit, int) or isinstance(unit, bool) or unit < 0:
+            raise _bad(f"{where}.sum must be an integer in kopecks")
+        total += qty * unit
+    if round(total) != amount:
+        raise _bad("the sum of basketOrder (qty * sum) does not equal amount")
+    return basket
+
+
+def _validate_create(account: Account, body: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(body) - CREATE_FIELDS)
+    if unknown:
+        raise _bad(f"unknown field: {unknown[0]}")
+    amount = body.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise _bad("amount must be a positive integer in minor units")
+    ccy = body.get("ccy", 980)
+    if not _is_int(ccy) or ccy not in CURRENCIES:
+        raise _bad("ccy must be an ISO 4217 numeric code (980)")
+    info = body.get("merchantPaymInfo") or {}
+    if not isinstance(info, dict):
+        raise _bad("merchantPaymInfo must be an object")
+    basket = _validate_basket(info, amount)
+    for name in ("webHookUrl", "redirectUrl"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, str) or not value.startswith(("http://", "https://"))):
+            raise _bad(f"{name} must be an http(s) URL")
+    validity = body.get("validity", DEFAULT_VALIDITY)
+    if not _is_int(validity) or validity <= 0:
+        raise _bad("validity must be a number of seconds")
+    if body.get("paymentType", "debit") not in ("debit", "hold"):
+        raise _bad("paymentType must be debit or hold")
+    qr_id = body.get("qrId")
+    if qr_id is not None:
+        register = account.registers.get(qr_id) if isinstance(qr_id, str) else None
+        if register is None:
+            raise MonoError(404, "NOT_FOUND", "qr not found")
+        if register["amountType"] != "merchant":
+            raise _bad("an amount can not be set on this qr")
+    return {"amount": amount, "ccy": ccy, "info": info, "basket": basket, "validity": validity}
+
+
+@app.post("/api/merchant/invoice/create")
+def create_invoice() -> Response:
+    token, account = _account()
+    body = _body()
+    checked = _validate_create(account, body)
+    invoice_id = "p2_" + _rand(9)
+    created = _now()
+    info = checked["info"]
+    invoice = {
+        "invoiceId": invoice_id,
+        "status": "created",
+        "amount": checked["amount"],
+        "ccy": checked["ccy"],
+        "finalAmount": checked["amount"],
+        "createdDate": _iso(created),
+        "modifiedDate": _iso(created),
+        "reference": info.get("reference"),
+        "destination": info.get("destination"),
+        # internal, never in status bodies:
+        "_basket": checked["basket"],
+        "_webhook": body.get("webHookUrl"),
+        "_redirect": body.get("redirectUrl"),
+        "_qr": body.get("qrId"),
+        "_expires": created + timedelta(seconds=checked["validity"]),
+        "_payment_type": body.get("paymentType", "debit"),
+    }
+    with STATE.lock:
+        account.invoices[invoice_id] = invoice
+        STATE.invoice_owner[invoice_id] = token
+        if invoice["_qr"]:
+            register = account.registers[invoice["_qr"]]
+            previous = account.invoices.get(register["invoiceId"] or "")
+            if previous is not None and previous["status"] == "created":
+                _set_status(previous, "expired")  # the register now shows the new sum only
+            register["invoiceId"] = invoice_id
+    return _json({"invoiceId": invoice_id, "pageUrl": f"{_root()}pay/{invoice_id}"})
+
+
+def status_body(invoice: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in invoice.items() if not k.startswith("_") and v is not None}
+
+
+@app.get("/api/merchant/invoice/status")
+def invoice_status() -> Response:
+    _, account = _account()
+    with STATE.lock:
+        invoice = account.invoices.get(request.args.get("invoiceId", ""))
+        if invoice is None:
+            raise MonoError(404, "NOT_FOUND", "invoice not found")
+        _expire_if_due(invoice)
+        return _json(status_body(invoice))
+
+
+@app.post("/api/merchant/invoice/remove")
+def remove_invoice() -> Response:
+    _, account = _account()
+    with STATE.lock:
+        invoice = account.invoices.get(str(_body().get("invoiceId", "")))
+        if invoice is None:
+            raise MonoError(404, "NOT_FOUND", "invoice not found")
+        if invoice["status"] != "created":
+            raise _bad("only an unpaid invoice can be removed")
+        _set_status(invoice, "expired")
+    return _json({})
+
+
+def _tick(invoice: dict[str, Any]) -> str:
+    """A modifiedDate strictly after the invoice's last one (whole seconds, like monobank's)."""
+    last = datetime.strptime(invoice["modifiedDate"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return _iso(max(_now(), last + timedelta(seconds=1)))
+
+
+def _set_status(invoice: dict[str, Any], status: str) -> None:
+    invoice["status"] = status
+    invoice["modifiedDate"] = _tick(invoice)
+
+
+def _expire_if_due(invoice: dict[str, Any]) -> None:
+    if invoice["status"] == "created" and _now() >= invoice["_expires"]:
+        _set_status(invoice, "expired")  # no webhook for expiry (2026 docs)
+
+
+# --- paying: the hosted pages' buttons, or /_control ----------------------------------------------
+
+def _payment_info(invoice: dict[str, Any]) -> dict[str, Any]:
+    return {"maskedPan": "444403******" + _rand(4, string.digits), "approvalCode": _rand(6, string.digits),
+            "rrn": _rand(12, string.digits), "tranId": _rand(12, string.digits), "terminal": "MI" + _rand(6, string.digits),
+            "bank": "Універсал Банк", "paymentSystem": "visa", "paymentMethod": "pan",
+            "fee": (invoice["amount"] * FEE_PER_MILLE + 500) // 1000, "country": "804"}
+
+
+def _event(token: str, invoice: dict[str, Any]) -> StoredEvent:
+    # Two-space indentation, as in monobank's published signed example; never re-serialised later.
+    body = json.dumps(status_body(invoice), ensure_ascii=False, indent=2).encode("utf-8")
+    event_id = f"{invoice['invoiceId']}:{invoice['status']}:{invoice['modifiedDate']}"
+    event = StoredEvent(token, event_id, invoice["invoiceId"], invoice["status"], invoice["_webhook"], body)
+    STATE.events[event_id] = event
+    return event
+
+
+def complete(invoice_id: str, *, succeeded: bool, deliver: bool = True) -> tuple[dict[str, Any], list[StoredEvent]]:
+    """processing, then success (with paymentInfo) or failure: two changes, two webhooks."""
+    with STATE.lock:
+        token = STATE.invoice_owner.get(invoice_id)
+        account = STATE.accounts.get(token or "")
+        invoice = account.invoices.get(invoice_id) if account else None
+        if token is None or account is None or invoice is None:
+            raise MonoError(404, "NOT_FOUND", "invoice not found")
+        _expire_if_due(invoice)
+        if invoice["status"] != "created":
+            raise _bad(f"invoice is {invoice['status']}")
+        _set_status(invoice, "processing")
+        events = [_event(token, invoice)]
+        if succeeded:
+            invoice["paymentInfo"] = _payment_info(invoice)
+            _set_status(invoice, "success")
+        else:
+            invoice["failureReason"] = "Недостатньо коштів"
+            _set_status(invoice, "failure")
+        events.append(_event(token, invoice))
+        if invoice["_qr"]:
+            register = account.registers[invoice["_qr"]]
+            if register["invoiceId"] == invoice_id:
+                register["invoiceId"] = None  # the register is free for the next patient
+        snapshot = status_body(invoice)
+    if deliver:
+        dispatch(events)
+    return snapshot, events
+
+
+def dispatch(events: list[StoredEvent]) -> None:
+    """In the background, in order: each change tried up to 3 times until the receiver says 200."""
+    generation = STATE.generation
+    wanted = [e for e in events if e.url]
+    if wanted:
+        threading.Thread(target=_deliver_in_order, args=(wanted, generation), daemon=True,
+                         name="monobank-sandbox-webhooks").start()
+
+
+def _deliver_in_order(events: list[StoredEvent], generation: int) -> None:
+    for event in events:
+        for attempt, delay in enumerate((0.0, *RETRY_DELAYS), start=1):
+            time.sleep(delay)
+            if STATE.generation != generation or _attempt(event, attempt, generation):
+                break
+
+
+def _attempt(event: StoredEvent, attempt: int, generation: int) -> bool:
+    signature = sign(event.body)  # signed at send time: a rotated key signs the later attempts
+    outgoing = urllib.request.Request(str(event.url), data=event.body, method="POST", headers={
+        "Content-Type": "application/json", "X-Sign": signature, "User-Agent": "monobank-sandbox/1.0"})
+    status: int | None = None
+    error: str | None = None
+    sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+    try:
+        with urllib.request.urlopen(outgoing, timeout=DELIVERY_TIMEOUT_SECONDS) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as refused:
+        status = refused.code
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as failed:
+        error = type(getattr(failed, "reason", failed)).__name__
+    with STATE.lock:
+        if STATE.generation == generation:
+            STATE.deliveries.append({"event_id": event.event_id, "invoice_id": event.invoice_id,
+                                     "status": event.status, "url": event.url, "attempt": attempt,
+                                     "status_code": status, "error": error, "delivered": status == 200,
+                                     "sent_at": sent_at})
+    return status == 200
+
+
+# --- hosted pages -------------------------------------------------------------------------------
+
+def _money(amount: int, ccy: int) -> str:
+    major, minor = divmod(amount, 100)
+    return f"{major:,}".replace(",", " ") + f".{minor:02d} {CURRENCIES.get(ccy, ('', '₴'))[1]}"
+
+
+_PAGE = """<!doctype html>
+<html lang="uk"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+{refresh}<title>{title}</title>
+<style>
+body{{font-family:system-ui,sans-serif;background:#111;margin:0;display:flex;justify-content:center;color:#111}}
+main{{background:#fff;margin-top:4rem;padding:2rem 2.5rem;border-radius:16px;max-width:26rem;width:100%}}
+.amount{{font-size:2.2rem;font-weight:700;margin:.5rem 0 1.5rem}} .muted{{color:#666;font-size:.85rem}}
+form{{display:inline}} button{{font-size:1rem;padding:.7rem 1.4rem;border-radius:10px;border:0;cursor:pointer}}
+#pay{{background:#000;color:#fff}} #fail{{background:#eee;color:#a40e26;margin-left:.5rem}}
+</style></head><body><main>
+<p class="muted">monobank sandbox &middot; test mode</p>
+{content}
+</main></body></html>"""
+
+
+def _page(title: str, content: str, status: int = 200, refresh: int | None = None) -> Response:
+    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    return Response(_PAGE.format(title=html.escape(title), content=content, refresh=meta), status=status,
+                    mimetype="text/html")
+
+
+def _buttons(invoice: dict[str, Any]) -> str:
+    invoice_id = invoice["invoiceId"]
+    return (f'<p class="amount" id="amount">{html.escape(_money(invoice["amount"], invoice["ccy"]))}</p>'
+            f'<p id="destination">{html.escape(invoice.get("destination") or "")}</p>'
+            f'<form method="post" action="{html.escape(url_for("pay_button", invoice_id=invoice_id))}">'
+            '<button id="pay" type="submit">Оплатити</button></form>'
+            f'<form method="post" action="{html.escape(url_for("fail_button", invoice_id=invoice_id))}">'
+            '<button id="fail" type="submit">Fail</button></form>'
+            f'<p class="muted">Invoice <code id="invoice-id">{html.escape(invoice_id)}</code></p>')
+
+
+def _closed(invoice: dict[str, Any]) -> Response | None:
+    status = invoice["status"]
+    if status == "success":
+        return _page("Оплачено", '<h1 id="result">Оплачено</h1><p>This invoice is paid.</p>', 409)
+    if status in ("failure", "expired", "reversed"):
+        return _page("Недоступно", f'<h1 id="result">Рахунок недоступний</h1><p>Status: {html.escape(status)}.</p>',
+                     410)
+    return None
+
+
+@app.get("/pay/<invoice_id>")
+def invoice_page(invoice_id: str) -> Response:
+    with STATE.lock:
+        token = STATE.invoice_owner.get(invoice_id)
+        invoice = STATE.accounts[token].invoices.get(invoice_id) if token else None
+        if invoice is None:
+            return _page("Не знайдено", "<h1>Рахунок не знайдено</h1>", 404)
+        _expire_if_due(invoice)
+        return _closed(invoice) or _page("Оплата", f"<h1>Оплата</h1>{_buttons(invoice)}")
+
+
+@app.get("/qr/<qr_id>")
+def qr_page(qr_id: str) -> Response:
+    with STATE.lock:
+        token = STATE.qr_owner.get(qr_id)
+        if token is None:
+            return _page("Не знайдено", "<h1>QR-касу не знайдено</h1>", 404)
+        account = STATE.accounts[token]
+        register = account.registers[qr_id]
+        invoice = _current_invoice(account, register)
+        title = f"QR-каса {register['shortQrId']}"
+        if invoice is None:
+            return _page(title, f'<h1>{html.escape(title)}</h1><p id="amount">Суму ще не встановлено.</p>'
+                                '<p class="muted">This page refreshes by itself.</p>', refresh=3)
+        return _page(title, f"<h1>{html.escape(title)}</h1>{_buttons(invoice)}")
+
+
+def _button(invoice_id: str, *, succeeded: bool) -> BaseResponse:
+    try:
+        snapshot, _ = complete(invoice_id, succeeded=succeeded)
+    except MonoError as error:
+        return _page("Недоступно", f'<h1 id="result">Недоступно</h1><p>{html.escape(error.text)}</p>', error.status)
+    with STATE.lock:
+        token = STATE.invoice_owner[invoice_id]
+        target = STATE.accounts[token].invoices[invoice_id]["_redirect"]
+    if target:
+        return redirect(target, code=303)
+    if succeeded:
+        return _page("Оплачено", f'<h1 id="result">Оплачено</h1><p>{html.escape(_money(snapshot["amount"], snapshot["ccy"]))}'
+                                 "</p>")
+    return _page("Не оплачено", '<h1 id="result">Оплата не пройшла</h1><p>Недостатньо коштів.</p>')
+
+
+@app.post("/pay/<invoice_id>/pay")
+def pay_button(invoice_id: str) -> BaseResponse:
+    return _button(invoice_id, succeeded=True)
+
+
+@app.post("/pay/<invoice_id>/fail")
+def fail_button(invoice_id: str) -> BaseResponse:
+    return _button(invoice_id, succeeded=False)
+
+
+# --- test controls (not monobank's) ---------------------------------------------------------------
+
+@app.post("/_control/fail-next")
+def control_fail_next() -> Response:
+    body = request.get_json(silent=True) or {}
+    kind = str(body.get("status", 500))
+    count = body.get("count", 1)
+    if kind not in ("500", "timeout") or not _is_int(count) or count < 1:
+        return _json({"error": "expected {status: 500 | 'timeout', count: n >= 1, seconds?}"}, 400)
+    with STATE.lock:
+        STATE.faults.append(Fault(kind, count, float(body.get("seconds", DEFAULT_FAULT_DELAY_SECONDS))))
+        return _json({"pending": [{"status": f.kind, "remaining": f.remaining} for f in STATE.faults]})
+
+
+@app.post("/_control/invoices/<invoice_id>/<action>")
+def control_pay(invoice_id: str, action: str) -> Response:
+    """Pay or fail without a browser: {"deliver": false} keeps the webhooks for /_control/events."""
+    if action not in ("pay", "fail"):
+        return _json({"error": "pay or fail"}, 404)
+    deliver = bool((request.get_json(silent=True) or {}).get("deliver", True))
+    snapshot, events = complete(invoice_id, succeeded=action == "pay", deliver=deliver)
+    return _json({"invoice": snapshot, "events": [e.event_id for e in events]})
+
+
+def _event_view(event: StoredEvent) -> dict[str, Any]:
+    return {"event_id": event.event_id, "invoice_id": event.invoice_id, "status": event.status, "url": event.url,
+            "body": event.body.decode("utf-8"), "x_sign": sign(event.body)}
+
+
+@app.get("/_control/events")
+def control_events() -> Response:
+    wanted = request.args.get("invoice_id")
+    with STATE.lock:
+        rows = [_event_view(e) for e in STATE.events.values() if not wanted or e.invoice_id == wanted]
+    return _json({"events": rows})
+
+
+@app.get("/_control/deliveries")
+def control_deliveries() -> Response:
+    wanted = request.args.get("invoice_id")
+    with STATE.lock:
+        rows = [d for d in STATE.deliveries if not wanted or d["invoice_id"] == wanted]
+    return _json({"deliveries": rows})
+
+
+@app.post("/_control/redeliver/<path:event_id>")
+def control_redeliver(event_id: str) -> Response:
+    """Send an old change again, now: how tests make a `processing` arrive after `success`."""
+    with STATE.lock:
+        event = STATE.events.get(event_id)
+    if event is None:
+        return _json({"error": "unknown event"}, 404)
+    dispatch([event])
+    return _json({"event_id": event_id, "url": event.url}, 202)
+
+
+@app.post("/_control/rotate-key")
+def control_rotate_key() -> Response:
+    with STATE.lock:
+        return _json({"key": STATE.rotate_key()})
+
+
+@app.post("/_control/reset")
+def control_reset() -> Response:
+    reset()
+    return _json({"reset": True})

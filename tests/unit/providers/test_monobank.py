@@ -1,0 +1,260 @@
+"""monobank: X-Sign verification pinned by monobank's published vector (providers.md 6.2), the key
+cache, and the adapters' translation (status table, units, refusals). No network."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from clinicpay.domain.errors import BadRequest, InvalidSignature, ValidationFailed
+from clinicpay.domain.money import Money
+from clinicpay.domain.qr import BasketLine, InvoiceStatus, QrAmountRequest
+from clinicpay.ports import CheckoutRequest
+from clinicpay.providers.monobank import LINK_EVENT_KINDS, MonobankGateway, MonobankQrAcquirer
+from clinicpay.providers.monobank.adapter import UnsupportedInvoiceStatus
+from clinicpay.providers.monobank.signature import PublicKeyCache, load_public_key, verify_signature
+from clinicpay.settings import Settings
+
+# --- monobank's published example (reference/providers.md 6.2), byte for byte ------------------------
+PUB_KEY_BASE64 = (
+    "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0KTUZrd0V3WUhLb1pJemowQ0FRWUlLb1pJemowREFRY0RRZ0FFQUc1LzZ3NnZubGJZb0ZmRHlYWE4vS29C"
+    "bVVjTgo3NWJSUWg4MFBhaEdldnJoanFCQnI3OXNSS0JSbnpHODFUZVQ5OEFOakU1c0R3RmZ5Znhub0ZJcmZBPT0KLS0tLS1FTkQgUFVCTElDIEtFWS0t"
+    "LS0tCg==")
+X_SIGN = "MEUCIQC/mVKhi8FKoayul2Mim3E2oaIOCNJk5dEXxTqbkeJSOQIgOM0hsW0qcP2H8iXy1aQYpmY0SJWEaWur7nQXlKDCFxA="
+BODY = b"""{
+  "invoiceId": "p2_9ZgpZVsl3",
+  "status": "created",
+  "failureReason": "string",
+  "amount": 4200,
+  "ccy": 980,
+  "finalAmount": 4200,
+  "createdDate": "2019-08-24T14:15:22Z",
+  "modifiedDate": "2019-08-24T14:15:22Z",
+  "reference": "84d0070ee4e44667b31371d8f8813947",
+  "cancelList": [
+    {
+      "status": "processing",
+      "amount": 4200,
+      "ccy": 980,
+      "createdDate": "2019-08-24T14:15:22Z",
+      "modifiedDate": "2019-08-24T14:15:22Z",
+      "approvalCode": "662476",
+      "rrn": "060189181768",
+      "extRef": "635ace02599849e981b2cd7a65f417fe"
+    }
+  ]
+}"""
+
+
+def test_the_published_body_is_the_one_the_reference_describes() -> None:
+    assert len(BODY) == 582
+    assert hashlib.sha256(BODY).hexdigest() == "b68de0ef3e300b8813f0c39f87feea8519bd2b0628b5c2400b7bd1256f3bf58f"
+
+
+def test_monobanks_published_example_verifies() -> None:
+    verify_signature(BODY, X_SIGN, load_public_key(PUB_KEY_BASE64))
+
+
+@pytest.mark.parametrize("body", [
+    BODY + b"\n",  # a trailing newline
+    json.dumps(json.loads(BODY), separators=(",", ":")).encode(),  # the same JSON, compact
+    BODY.replace(b'"amount": 4200', b'"amount": 4201', 1),  # one digit changed
+])
+def test_any_other_bytes_do_not_verify(body: bytes) -> None:
+    with pytest.raises(InvalidSignature):
+        verify_signature(body, X_SIGN, load_public_key(PUB_KEY_BASE64))
+
+
+@pytest.mark.parametrize("header", [None, "", "not base64!", base64.b64encode(b"short").decode()])
+def test_a_missing_or_malformed_x_sign_is_refused(header: str | None) -> None:
+    with pytest.raises(InvalidSignature):
+        verify_signature(BODY, header, load_public_key(PUB_KEY_BASE64))
+
+
+def test_the_key_from_the_pubkey_page_example_is_not_the_signing_key() -> None:
+    # Another P-256 key: the signature must not verify with it.
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    with pytest.raises(InvalidSignature):
+        verify_signature(BODY, X_SIGN, other)
+
+
+# --- key cache: cached per merchant, fetched again once when a signature fails --------------------------
+
+def _key_pair() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, base64.b64encode(pem).decode()
+
+
+def _sign(private: ec.EllipticCurvePrivateKey, body: bytes) -> str:
+    return base64.b64encode(private.sign(body, ec.ECDSA(hashes.SHA256()))).decode()
+
+
+class KeyServer:
+    def __init__(self, key: str):
+        self.key = key
+        self.fetches = 0
+
+    def __call__(self) -> str:
+        self.fetches += 1
+        return self.key
+
+
+def test_the_key_is_fetched_once_then_reused() -> None:
+    private, public = _key_pair()
+    server, cache = KeyServer(public), PublicKeyCache()
+    for n in range(3):
+        body = f'{{"n": {n}}}'.encode()
+        cache.verify("merchant", body, _sign(private, body), server)
+    assert server.fetches == 1
+
+
+def test_a_rotated_key_is_fetched_again_once_and_then_verifies() -> None:
+    # Given a cached key, and monobank rotating it
+    old, old_public = _key_pair()
+    new, new_public = _key_pair()
+    server, cache = KeyServer(old_public), PublicKeyCache()
+    cache.verify("merchant", b"{}", _sign(old, b"{}"), server)
+    server.key = new_public
+    # When a webhook signed with the new key arrives
+    cache.verify("merchant", b'{"a":1}', _sign(new, b'{"a":1}'), server)
+    # Then
+    assert server.fetches == 2
+
+
+def test_a_forged_signature_costs_one_refetch_and_is_refused() -> None:
+    private, public = _key_pair()
+    forger, _ = _key_pair()
+    server, cache = KeyServer(public), PublicKeyCache()
+    cache.verify("merchant", b"{}", _sign(private, b"{}"), server)
+    with pytest.raises(InvalidSignature):
+        cache.verify("merchant", b"{}", _sign(forger, b"{}"), server)
+    assert server.fetches == 2
+
+
+def test_a_garbage_header_never_costs_a_key_fetch() -> None:
+    server, cache = KeyServer(_key_pair()[1]), PublicKeyCache()
+    with pytest.raises(InvalidSignature):
+        cache.verify("merchant", b"{}", "%%%", server)
+    assert server.fetches == 0
+
+
+# --- adapters ---------------------------------------------------------------------------------------------
+
+SETTINGS = Settings(monobank_api_base="https://mono.test", public_base_url="https://api.test")
+
+
+class StubClient:
+    def __init__(self, key: str):
+        self.key = key
+        self.bodies: list[dict[str, Any]] = []
+
+    def pubkey(self) -> str:
+        return self.key
+
+    def create_invoice(self, body: dict[str, Any]) -> Any:
+        self.bodies.append(body)
+        from clinicpay.providers.monobank.schemas import InvoiceCreated
+
+        return InvoiceCreated.model_validate({"invoiceId": "p2_new", "pageUrl": "https://pay.mbnk.biz/p2_new"})
+
+
+def _adapters(monkeypatch: pytest.MonkeyPatch, cls: type) -> tuple[Any, ec.EllipticCurvePrivateKey, StubClient]:
+    private, public = _key_pair()
+    adapter = cls({"token": "tok_" + public[-12:]}, SETTINGS, keys=PublicKeyCache())
+    stub = StubClient(public)
+    monkeypatch.setattr(adapter, "client", stub)
+    return adapter, private, stub
+
+
+def _webhook(status: str, **extra: Any) -> bytes:
+    body = {"invoiceId": "p2_abc", "status": status, "amount": 85000, "ccy": 980, "finalAmount": 85000,
+            "createdDate": "2026-11-23T10:00:00Z", "modifiedDate": "2026-11-23T10:00:07Z", "reference": "ap_1", **extra}
+    return json.dumps(body, indent=2).encode()
+
+
+@pytest.mark.parametrize(("status", "kind"), [
+    ("success", "succeeded"), ("failure", "failed"), ("reversed", "refunded"), ("expired", "expired"),
+    ("processing", "pending"), ("hold", "pending"), ("created", "ignored"), ("something_new", "ignored")])
+def test_link_webhooks_map_every_status_through_the_table(monkeypatch: pytest.MonkeyPatch, status: str,
+                                                          kind: str) -> None:
+    gateway, private, _ = _adapters(monkeypatch, MonobankGateway)
+    body = _webhook(status)
+    [event] = gateway.parse_webhook(body, {"x-sign": _sign(private, body)})
+    assert event.kind == kind
+    assert event.event_id == f"p2_abc:{status}:2026-11-23T10:00:07Z"
+    assert event.occurred_at.isoformat() == "2026-11-23T10:00:07+00:00"
+    assert (event.appointment_id, event.session_id) == ("ap_1", "p2_abc")
+    assert event.amount == Money(amount=85000, currency="UAH")
+    assert set(LINK_EVENT_KINDS) >= {"success", "failure", "reversed", "expired", "processing", "hold", "created"}
+
+
+def test_a_link_webhook_signed_by_someone_else_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    gateway, _, _ = _adapters(monkeypatch, MonobankGateway)
+    forger, _ = _key_pair()
+    body = _webhook("success")
+    with pytest.raises(InvalidSignature):
+        gateway.parse_webhook(body, {"X-Sign": _sign(forger, body)})
+
+
+def test_a_verified_body_that_is_not_an_invoice_is_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
+    acquirer, private, _ = _adapters(monkeypatch, MonobankQrAcquirer)
+    with pytest.raises(BadRequest):
+        acquirer.parse_webhook(b"[]", {"X-Sign": _sign(private, b"[]")})
+
+
+def test_a_qr_webhook_keeps_the_card_details_and_the_unknown_status_is_its_own_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    acquirer, private, _ = _adapters(monkeypatch, MonobankQrAcquirer)
+    body = _webhook("success", paymentInfo={"maskedPan": "444403******1902", "approvalCode": "662476",
+                                            "rrn": "060189181768", "tranId": "1", "fee": 1105, "country": "804"})
+    update = acquirer.parse_webhook(body, {"X-Sign": _sign(private, body)})
+    assert update.status is InvoiceStatus.SUCCESS and update.card is not None
+    assert (update.card.masked_pan, update.card.approval_code, update.card.rrn, update.card.fee) == (
+        "444403******1902", "662476", "060189181768", 1105)
+    strange = _webhook("teleported")
+    with pytest.raises(UnsupportedInvoiceStatus):
+        acquirer.parse_webhook(strange, {"X-Sign": _sign(private, strange)})
+
+
+def test_a_link_checkout_is_an_invoice_in_kopecks_with_ccy_980_and_our_webhook(monkeypatch: pytest.MonkeyPatch) -> None:
+    gateway, _, stub = _adapters(monkeypatch, MonobankGateway)
+    session = gateway.create_checkout(CheckoutRequest(
+        clinic_id="cl_1", appointment_id="ap_1", amount=Money(amount=85000, currency="UAH"), description="Консультація",
+        success_url="https://api.test/pay/t/result", cancel_url="https://api.test/pay/t",
+        idempotency_key="ap_1-1", webhook_url="https://api.test/webhooks/monobank/cl_1"))
+    [body] = stub.bodies
+    assert body["amount"] == 85000 and body["ccy"] == 980 and "qrId" not in body
+    assert body["merchantPaymInfo"]["reference"] == "ap_1"
+    assert body["merchantPaymInfo"]["basketOrder"] == [{"name": "Консультація", "qty": 1, "sum": 85000, "code": "ap_1"}]
+    assert body["redirectUrl"] == "https://api.test/pay/t/result"
+    assert body["webHookUrl"] == "https://api.test/webhooks/monobank/cl_1"
+    assert (session.session_id, session.url) == ("p2_new", "https://pay.mbnk.biz/p2_new")
+
+
+def test_a_link_checkout_in_another_currency_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    gateway, _, stub = _adapters(monkeypatch, MonobankGateway)
+    with pytest.raises(ValidationFailed) as refused:
+        gateway.create_checkout(CheckoutRequest(
+            clinic_id="cl_1", appointment_id="ap_1", amount=Money(amount=25000, currency="CLP"), description="x",
+            success_url="https://a", cancel_url="https://a", idempotency_key="k", webhook_url="https://a"))
+    assert refused.value.code == "currency_not_supported" and refused.value.status == 422
+    assert stub.bodies == []
+
+
+def test_an_amount_on_a_register_is_an_invoice_with_its_qr_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    acquirer, _, stub = _adapters(monkeypatch, MonobankQrAcquirer)
+    invoice_id = acquirer.put_amount(QrAmountRequest(
+        qr_id="XJ_DiM4rTd5V", amount=Money(amount=85000, currency="UAH"), reference="qr:XJ_DiM4rTd5V:ap_1",
+        destination="Консультація", webhook_url="https://api.test/webhooks/monobank/cl_1",
+        basket=[BasketLine(name="Консультація", code="ap_1", qty=1, unit_price=85000)]))
+    [body] = stub.bodies
+    assert invoice_id == "p2_new"
+    assert body["qrId"] == "XJ_DiM4rTd5V" and body["ccy"] == 980 and body["amount"] == 85000
+    assert body["merchantPaymInfo"]["basketOrder"] == [{"name": "Консультація", "qty": 1, "sum": 85000, "code": "ap_1"}]
