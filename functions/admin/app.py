@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel, ConfigDict, Field
+
 from clinicpay import secrets
 from clinicpay.api.auth import Role, authenticate_operator, bearer, require
 from clinicpay.api.resolver import make_resolver
@@ -23,7 +25,6 @@ from clinicpay.repositories.keys import KeyRepository, hash_key
 from clinicpay.repositories.templates import TemplateRepository, clinic_owner, org_owner
 from clinicpay.settings import get_settings
 from clinicpay.usecases import clinics as usecase
-from pydantic import BaseModel, ConfigDict, Field
 
 app = make_resolver()
 

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel, ConfigDict, Field
+
 from clinicpay.api import pages
 from clinicpay.api.auth import Role, require
 from clinicpay.api.idempotency import idempotent_http
@@ -27,7 +29,6 @@ from clinicpay.settings import get_settings
 from clinicpay.usecases import appointments as booking
 from clinicpay.usecases.payment_links import PayDeps, open_link
 from clinicpay.usecases.reminders import ReminderDeps, send_due_reminders
-from pydantic import BaseModel, ConfigDict, Field
 
 app = make_resolver()
 

@@ -24,8 +24,8 @@ from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigur
 from clinicpay.domain.fiscal import AlreadyFiscalized, FiscalizationInProgress, FiscalRejected, ShiftClosed
 from clinicpay.domain.qr import ID_PATTERN, PutAmountRequest
 from clinicpay.observability import logger, metrics, tracer
-from clinicpay.providers.checkbox.adapter import CheckboxFiscalRegister, register_for_clinic
-from clinicpay.providers.monobank.adapter import qr_acquirer_for_clinic
+from clinicpay.providers.checkbox.adapter import CheckboxFiscalRegister
+from clinicpay.providers.registry import fiscal_register, qr_acquirer
 from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.repositories.fiscal import ShiftRepository
 from clinicpay.repositories.qr import QrRepository
@@ -47,10 +47,10 @@ def _qr() -> QrRepository:
 
 
 def _register(clinic_id: str) -> CheckboxFiscalRegister:
-    # Short, single tries (see register_for_clinic): a person waits on the HTTP routes, and a job must
+    # Short, single tries (see registry.fiscal_register): a person waits on the HTTP routes, and a job must
     # stop starting receipts in time (JOB_MARGIN_SECONDS > one attempt). What does not finish stays
     # pending for the next sweep.
-    return register_for_clinic(clinic_id, quick=True)
+    return fiscal_register(clinic_id, quick=True)
 
 
 def _auth(clinic_id: str) -> None:
@@ -61,7 +61,7 @@ def _auth(clinic_id: str) -> None:
 @app.post("/v1/clinics/<clinic_id>/qr-registers/sync")
 def sync_registers(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     _auth(clinic_id)
-    registers = qr_registers.sync_registers(_qr(), qr_acquirer_for_clinic(clinic_id), clinic_id, _now())
+    registers = qr_registers.sync_registers(_qr(), qr_acquirer(clinic_id), clinic_id, _now())
     return {"registers": [r.view() for r in registers]}
 
 
@@ -78,7 +78,7 @@ def put_amount(clinic_id: Annotated[str, Path()], qr_id: Annotated[str, Path(pat
     store = _qr()
     settings = get_settings()
     result = qr_registers.put_amount(
-        store, qr_acquirer_for_clinic(clinic_id), clinic_id, qr_id, body.amount, appointment_id=body.appointment_id,
+        store, qr_acquirer(clinic_id), clinic_id, qr_id, body.amount, appointment_id=body.appointment_id,
         description=body.description, webhook_url=f"{settings.public_base_url.rstrip('/')}/webhooks/monobank/{clinic_id}",
         now=_now(), appointment_exists=lambda appointment_id: store.appointment_exists(clinic_id, appointment_id))
     return Response(201, "application/json", json.dumps(result))
@@ -87,7 +87,7 @@ def put_amount(clinic_id: Annotated[str, Path()], qr_id: Annotated[str, Path(pat
 @app.delete("/v1/clinics/<clinic_id>/qr-registers/<qr_id>/amount")
 def reset_amount(clinic_id: Annotated[str, Path()], qr_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> dict[str, Any]:
     _auth(clinic_id)
-    return qr_registers.reset_amount(_qr(), qr_acquirer_for_clinic(clinic_id), clinic_id, qr_id).view()
+    return qr_registers.reset_amount(_qr(), qr_acquirer(clinic_id), clinic_id, qr_id).view()
 
 
 # ------------------------------------------------------------------ fiscal shift

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
+
 from clinicpay.api.resolver import make_resolver
 from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import GatewayNotConfigured, InvalidSignature, NotFound

@@ -16,14 +16,14 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
 from clinicpay.domain.errors import BadRequest, InvalidSignature, ProviderUnavailable, ValidationFailed
 from clinicpay.domain.money import Money
 from clinicpay.ports import CheckoutRequest, PaymentEvent
 from clinicpay.providers.fintoc import FintocGateway, verify_signature
 from clinicpay.providers.fintoc.client import FintocApiError
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
-
 from local.sandboxes import fintoc as sandbox
 from tests.support import env
 

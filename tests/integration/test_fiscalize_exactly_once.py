@@ -11,7 +11,7 @@ import boto3
 import pytest
 import requests
 
-from clinicpay.providers.checkbox.adapter import register_for_clinic
+from clinicpay.providers.registry import fiscal_register
 from clinicpay.repositories.qr import QrRepository
 from clinicpay.settings import get_settings
 from clinicpay.usecases import fiscal_check, fiscalization, monobank_webhook
@@ -126,9 +126,9 @@ def test_truly_in_parallel_at_the_use_case_level_one_receipt_still(clinic: QrCli
     with ThreadPoolExecutor(max_workers=22) as pool:
         hooks = [pool.submit(webhook, n) for n in range(20)]
         job = pool.submit(after_the_payment_exists, lambda: fiscal_check.unfiscalized_check(
-            store, register_for_clinic, clock=lambda: datetime.now(UTC), emit=lambda *_: None))
+            store, fiscal_register, clock=lambda: datetime.now(UTC), emit=lambda *_: None))
         person = pool.submit(after_the_payment_exists, lambda: fiscalization.fiscalize_payment(
-            store, register_for_clinic, clinic.clinic_id, payment_id, clock=lambda: datetime.now(UTC),
+            store, fiscal_register, clinic.clinic_id, payment_id, clock=lambda: datetime.now(UTC),
             allow_failed=True, respect_backoff=False))
         answers = [h.result() for h in hooks]
         job.result()

@@ -17,7 +17,7 @@ from tests.support.env import SENDER
 
 
 @pytest.fixture
-def outbox(stack: env.StackUnderTest) -> tools.Outbox:
+def outbox(stack: env.TestStack) -> tools.Outbox:
     return tools.Outbox()
 
 

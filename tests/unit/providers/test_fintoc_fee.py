@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from clinicpay.domain.money import Money
 from clinicpay.providers.fintoc import chile_fee, fintoc_fee
 

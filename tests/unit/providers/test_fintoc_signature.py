@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+
 from clinicpay.domain.errors import InvalidSignature
 from clinicpay.providers.fintoc.signature import compute_signature, verify_signature
 

@@ -275,7 +275,7 @@ class QrStore(Protocol):
 
     def release_payment(self, clinic_id: str, payment_id: str, *, token: str, status: FiscalStatus,
                         last_error: str | None, next_attempt_at: str | None,
-                        new_receipt_id: str | None = None) -> bool: ...
+                        new_receipt_id: str | None = None, failed_receipt_id: str | None = None) -> bool: ...
 
     def awaiting(self, clinic_id: str | None = None, *, limit: int | None = None) -> tuple[list[QrPayment], int]:
         """Payments that await their receipt (the sparse index only); returns them and items read."""

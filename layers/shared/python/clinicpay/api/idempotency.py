@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from clinicpay.api.resolver import card_data_refusal
 from clinicpay.settings import get_settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -55,6 +56,10 @@ def idempotent_http(resolve: Handler) -> Handler:
         return response
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # A request carrying card data is refused before anything, even a hash of it, is stored.
+        refused = card_data_refusal(event)
+        if refused:
+            return refused
         method = event.get("requestContext", {}).get("http", {}).get("method")
         if method in ("GET", "HEAD") or "idempotency-key" not in (event.get("headers") or {}):
             return resolve(event, context)

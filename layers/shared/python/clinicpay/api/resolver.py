@@ -6,16 +6,17 @@ and the rule, never the input value (it might be a card number or a secret).
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from clinicpay.domain.card_numbers import contains_card_number
+from clinicpay.domain.card_numbers import carries_card_fields, contains_card_number
 from clinicpay.domain.errors import CardDataNotAccepted, ClinicpayError, ProviderUnavailable
 from clinicpay.observability import logger
 
@@ -47,21 +48,38 @@ def _validation_error(error: RequestValidationError) -> Response:
     return error_response(422, "validation_error", "The request did not pass validation.", details)
 
 
-def _refuse_card_numbers(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-    """Runs before routing and validation so a card number is never parsed, stored or logged."""
-    event = app.current_event
-    raw = event.decoded_body or ""
-    query = unquote_plus(event.raw_query_string or "")
-    if contains_card_number(raw) or contains_card_number(query) or contains_card_number(event.raw_path or ""):
-        logger.warning("refused a request that carried card data", extra={"path": event.route_key})
-        error = CardDataNotAccepted()
-        return error_response(error.status, error.code, error.message)
-    return next_middleware(app)
+def card_data_refusal(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Card numbers (anywhere: body, query, path) and card-only fields such as an expiry or a CVC (in
+    a JSON body to our API) are refused before routing, validation or idempotency see the request, so
+    the number is never parsed, stored, echoed or logged. Powertools validates before any middleware
+    runs, so this sits in `resolve`, not in a middleware."""
+    raw = event.get("body") or ""
+    if raw and event.get("isBase64Encoded"):
+        raw = base64.b64decode(raw).decode("utf-8", "replace")
+    path = event.get("rawPath") or ""
+    # Form bodies and query strings carry spaces as "+": a grouped number shows only once decoded.
+    texts = (raw, unquote_plus(raw), unquote_plus(event.get("rawQueryString") or ""), path)
+    refused = any(contains_card_number(text) for text in texts)
+    if not refused and path.startswith("/v1/") and raw:
+        try:
+            refused = carries_card_fields(json.loads(raw))
+        except ValueError:
+            pass
+    if not refused:
+        return None
+    logger.warning("refused a request that carried card data", extra={"route": event.get("routeKey")})
+    error = CardDataNotAccepted()
+    return {"statusCode": error.status, "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"error": {"code": error.code, "message": error.message, "details": []}})}
 
 
-def make_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
-    app.use(middlewares=[_refuse_card_numbers])
+class ClinicpayResolver(APIGatewayHttpResolver):
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        return card_data_refusal(event) or super().resolve(event, context)
+
+
+def make_resolver() -> ClinicpayResolver:
+    app = ClinicpayResolver(enable_validation=True)
 
     @app.exception_handler(ClinicpayError)
     def handle_domain_error(error: ClinicpayError) -> Response:

@@ -6,7 +6,6 @@ A card here is display data plus the processor's token. The token is stored (Car
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -34,6 +33,17 @@ class Consent(BaseModel):
     text_version: str
     ip: str | None = None
     user_agent: str | None = None
+
+
+class ConsentGrant(BaseModel):
+    """Consent as a caller reports it (staff, or our own consent page): `granted` must be true."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    granted: bool
+    text_version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    channel: ConsentChannel
+    granted_by: str = Field(min_length=1, max_length=200)
 
 
 class Card(BaseModel):
@@ -120,17 +130,3 @@ class CardSetup(BaseModel):
     setup_id: str | None = None
     request_token: str | None = Field(default=None, repr=False)  # the card-request link it came from
     created_at: datetime
-
-
-# Field names that only card data would use. A body that carries one is refused whatever its value,
-# so an expiry date or a CVC (which no Luhn check can recognise) is never accepted either.
-_CARD_FIELD = re.compile(r"^(card_?number|number|pan|cvc|cvv|cvv2|cvc2|security_?code|exp|expiry|expiration|"
-                         r"exp_?month|exp_?year|expiry_?date|expiration_?date|card_?exp\w*)$", re.IGNORECASE)
-
-
-def carries_card_fields(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(_CARD_FIELD.match(str(key)) or carries_card_fields(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(carries_card_fields(item) for item in value)
-    return False

@@ -7,6 +7,7 @@ Luhn. A run that follows a `+` is an E.164 phone number, not a card, and is left
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _CANDIDATE = re.compile(r"(?<![\d+])(?:\d[ -]?){12,18}\d(?!\d)")
 
@@ -28,4 +29,18 @@ def contains_card_number(text: str) -> bool:
         digits = re.sub(r"[ -]", "", match.group())
         if 13 <= len(digits) <= 19 and luhn_valid(digits):
             return True
+    return False
+
+
+# Field names that only card data would use. A body that carries one is refused whatever its value,
+# so an expiry date or a CVC (which no Luhn check can recognise) is never accepted either.
+_CARD_FIELD = re.compile(r"^(card_?number|number|pan|cvc|cvv|cvv2|cvc2|security_?code|exp|expiry|expiration|"
+                         r"exp_?month|exp_?year|expiry_?date|expiration_?date|card_?exp\w*)$", re.IGNORECASE)
+
+
+def carries_card_fields(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_CARD_FIELD.match(str(key)) or carries_card_fields(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(carries_card_fields(item) for item in value)
     return False

@@ -12,7 +12,7 @@ class _Credentials(BaseModel):
 
     def secret_values(self) -> dict[str, str]:
         return {name: (value.get_secret_value() if isinstance(value, SecretStr) else str(value))
-                for name, value in self}
+                for name, value in self if value is not None}
 
 
 class FintocCredentials(_Credentials):
@@ -34,6 +34,9 @@ class StripeCredentials(_Credentials):
 class CheckboxCredentials(_Credentials):
     license_key: SecretStr
     pin_code: SecretStr
+    # Returned by Checkbox once, when its webhook is registered (POST /api/v1/webhook); optional,
+    # because receipts are also polled.
+    webhook_secret: SecretStr | None = None
 
 
 CREDENTIAL_MODELS: dict[Provider, type[_Credentials]] = {

@@ -41,6 +41,27 @@ def link_gateway(clinic_id: str, provider: Provider, *, fresh_credentials: bool 
     return build_link_gateway(provider, credentials, get_settings())
 
 
+def qr_acquirer(clinic_id: str) -> Any:
+    """The clinic's monobank merchant for QR registers (GatewayNotConfigured when none)."""
+    from clinicpay.providers.monobank.adapter import MonobankQrAcquirer
+
+    return MonobankQrAcquirer(secrets.read_credentials(clinic_id, Provider.MONOBANK.value), get_settings())
+
+
+def fiscal_register(clinic_id: str, *, quick: bool = False) -> Any:
+    """The clinic's Checkbox register (GatewayNotConfigured when none). `quick` is for callers a
+    person or a provider waits on: one short try, so what does not finish stays pending for the
+    scheduled sweeps, which have the function's whole minute."""
+    from clinicpay.providers.checkbox.adapter import QUICK_POLL_SECONDS, QUICK_TIMEOUT_SECONDS, CheckboxFiscalRegister
+
+    settings = get_settings()
+    credentials = secrets.read_credentials(clinic_id, Provider.CHECKBOX.value)
+    if not quick:
+        return CheckboxFiscalRegister(credentials, settings)
+    return CheckboxFiscalRegister(credentials, settings, poll_seconds=QUICK_POLL_SECONDS, attempts=1,
+                                  timeout=min(settings.provider_timeout_seconds, QUICK_TIMEOUT_SECONDS))
+
+
 def probe_credentials(provider: Provider, values: dict[str, str]) -> bool:
     """A cheap authenticated read at the provider, so admins see at once whether a key works.
 

@@ -95,9 +95,10 @@ class CardRepository:
         default = self._get(pk, "DEFAULT")
         return sorted(cards, key=lambda c: c.created_at), (str(default["card_id"]) if default else None)
 
-    def get_card(self, clinic_id: str, patient_id: str, card_id: str) -> Card | None:
+    def get_card(self, clinic_id: str, patient_id: str, card_id: str, *, removing_too: bool = False) -> Card | None:
         item = self._get(patient_pk(clinic_id, patient_id), f"CARD#{card_id}")
-        return Card.model_validate(item) if item and item.get("status") == "active" else None
+        wanted = ("active", "removing") if removing_too else ("active",)
+        return Card.model_validate(item) if item and item.get("status") in wanted else None
 
     def find_card_by_token(self, provider: str, token: str) -> Card | None:
         item = self._by_ref(provider, token, "CARD")
@@ -127,6 +128,22 @@ class CardRepository:
                 {"Put": {"TableName": self._table_name, "Item": {"pk": pk, "sk": "DEFAULT", "card_id": card_id}}},
             ])
 
+    def begin_removal(self, card: Card) -> bool:
+        """active -> removing: out of every list and unusable at once, token kept until the processor
+        has detached it (a failure there puts it back with `abort_removal`)."""
+        return _conditional(
+            self._table.update_item, Key={"pk": patient_pk(card.clinic_id, card.patient_id), "sk": f"CARD#{card.card_id}"},
+            UpdateExpression="SET #s = :removing", ConditionExpression="#s IN (:active, :removing)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":removing": "removing", ":active": "active"})
+
+    def abort_removal(self, card: Card) -> None:
+        _conditional(
+            self._table.update_item, Key={"pk": patient_pk(card.clinic_id, card.patient_id), "sk": f"CARD#{card.card_id}"},
+            UpdateExpression="SET #s = :active", ConditionExpression="#s = :removing",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":removing": "removing", ":active": "active"})
+
     def remove_card(self, card: Card, *, was_default: bool, new_default: str | None, removed_at: datetime) -> None:
         """Mark the card removed and forget its token; if it was the default, hand the role on.
 
@@ -135,9 +152,9 @@ class CardRepository:
         writes: list[dict[str, Any]] = [{"Update": {
             "TableName": self._table_name, "Key": {"pk": pk, "sk": f"CARD#{card.card_id}"},
             "UpdateExpression": "SET #s = :removed, removed_at = :at REMOVE #t, gsi1pk, gsi1sk",
-            "ConditionExpression": "#s = :active",
+            "ConditionExpression": "#s IN (:active, :removing)",
             "ExpressionAttributeNames": {"#s": "status", "#t": "token"},
-            "ExpressionAttributeValues": {":removed": "removed", ":active": "active",
+            "ExpressionAttributeValues": {":removed": "removed", ":active": "active", ":removing": "removing",
                                           ":at": removed_at.isoformat()}}}]
         if was_default:
             guard = {"ConditionExpression": "card_id = :old", "ExpressionAttributeValues": {":old": card.card_id}}
@@ -215,9 +232,11 @@ class CardRepository:
         return Charge.model_validate(item) if item else None
 
     def settle_charge(self, charge: Charge, result: ChargeResult, at: datetime) -> bool:
-        """Record what the processor said, unless the charge already succeeded or a newer fact is
-        recorded (`status_at`): a late or repeated event never undoes a newer state."""
-        names = {"#s": "status", "#f": "failure_code", "#a": "action_url"}
+        """Record what the processor said, unless the charge already succeeded or, for anything but
+        a success, a newer fact is recorded (`status_at`): a late or repeated event never undoes a
+        newer state. A success always lands: money that moved is a fact whatever the clock says
+        (Stripe's event times have one-second resolution, ours milliseconds)."""
+        names = {"#s": "status", "#f": "failure_code", "#a": "action_url", "#r": "reference"}
         values: dict[str, Any] = {":s": result.status, ":at": epoch_ms(at), ":u": at.isoformat(),
                                   ":succeeded": "succeeded"}
         sets = ["#s = :s", "status_at = :at", "updated_at = :u"]
@@ -229,31 +248,35 @@ class CardRepository:
             else:
                 removes.append(name)
         if result.reference:
-            sets += ["reference = :ref", "gsi1pk = :gsi", "gsi1sk = :kind"]
+            sets += ["#r = :ref", "gsi1pk = :gsi", "gsi1sk = :kind"]
             values.update({":ref": result.reference, ":gsi": ref_key(charge.provider, result.reference),
                            ":kind": "CHARGE"})
+        if not result.reference:
+            del names["#r"]
         update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        condition = "attribute_exists(pk) AND (attribute_not_exists(#s) OR #s <> :succeeded)"
+        if result.status != "succeeded":
+            condition += " AND (attribute_not_exists(status_at) OR status_at <= :at)"
         return _conditional(
             self._table.update_item,
             Key={"pk": patient_pk(charge.clinic_id, charge.patient_id), "sk": f"CHARGE#{charge.charge_id}"},
             UpdateExpression=update, ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#s) OR #s <> :succeeded) "
-                                "AND (attribute_not_exists(status_at) OR status_at <= :at)")
+            ConditionExpression=condition)
 
     def claim_appointment_charge(self, charge: Charge, *, stale_before: datetime) -> bool:
-        """At most one live charge per appointment and reason: free, failed, ours already, or a claim
-        left pending long ago (its request died before the processor answered)."""
+        """At most one live charge per appointment and reason: free, failed, ours and not yet
+        succeeded, or a claim left pending long ago (its request died before the processor answered)."""
         assert charge.appointment_id
         return _conditional(
             self._table.put_item,
             Item={"pk": patient_pk(charge.clinic_id, charge.patient_id),
                   "sk": f"APPTCHARGE#{charge.appointment_id}#{charge.reason.value}", "charge_id": charge.charge_id,
                   "status": "pending", "claimed_at": charge.created_at.isoformat()},
-            ConditionExpression="attribute_not_exists(pk) OR #s = :failed OR charge_id = :cid "
+            ConditionExpression="attribute_not_exists(pk) OR #s = :failed OR (charge_id = :cid AND #s <> :succeeded) "
                                 "OR (#s = :pending AND claimed_at < :stale)",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":failed": "failed", ":cid": charge.charge_id, ":pending": "pending",
-                                       ":stale": stale_before.isoformat()})
+                                       ":succeeded": "succeeded", ":stale": stale_before.isoformat()})
 
     def update_appointment_claim(self, charge: Charge, status: str) -> None:
         if not charge.appointment_id:

@@ -20,8 +20,8 @@ from clinicpay import secrets
 from clinicpay.domain.errors import ClinicpayError, GatewayNotConfigured, NotFound
 from clinicpay.domain.fiscal import FiscalStatus
 from clinicpay.observability import logger, metrics
-from clinicpay.providers.checkbox.adapter import register_for_clinic
 from clinicpay.providers.monobank.adapter import MonobankGateway, MonobankQrAcquirer, UnsupportedInvoiceStatus
+from clinicpay.providers.registry import fiscal_register
 from clinicpay.repositories.qr import QrRepository
 from clinicpay.settings import get_settings
 from clinicpay.usecases import fiscalization, qr_payments
@@ -56,7 +56,7 @@ def handle(clinic_id: str, raw_body: bytes, headers: Mapping[str, str]) -> dict[
     fiscal_status = payment.fiscal_status
     if fiscal_status is not FiscalStatus.FISCALIZED:
         try:
-            result = fiscalization.fiscalize_payment(store, lambda cid: register_for_clinic(cid, quick=True), clinic_id,
+            result = fiscalization.fiscalize_payment(store, lambda cid: fiscal_register(cid, quick=True), clinic_id,
                                                      payment.payment_id, clock=_now)
             fiscal_status = result.payment.fiscal_status if result.payment else fiscal_status
             answer["fiscalization"] = result.outcome.value

@@ -202,16 +202,3 @@ def parse_receipt_event(raw_body: bytes) -> ReceiptResult | None:
 # scheduled sweeps, with the function's whole minute, finish it.
 QUICK_TIMEOUT_SECONDS = 4.0
 QUICK_POLL_SECONDS = 3.0
-
-
-def register_for_clinic(clinic_id: str, *, quick: bool = False) -> CheckboxFiscalRegister:
-    """The clinic's register, from its stored credentials (GatewayNotConfigured when none)."""
-    from clinicpay import secrets
-    from clinicpay.settings import get_settings
-
-    settings = get_settings()
-    credentials = secrets.read_credentials(clinic_id, PROVIDER)
-    if not quick:
-        return CheckboxFiscalRegister(credentials, settings)
-    return CheckboxFiscalRegister(credentials, settings, poll_seconds=QUICK_POLL_SECONDS, attempts=1,
-                                  timeout=min(settings.provider_timeout_seconds, QUICK_TIMEOUT_SECONDS))

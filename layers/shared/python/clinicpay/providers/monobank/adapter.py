@@ -219,11 +219,3 @@ class MonobankQrAcquirer(_Monobank):
 
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> InvoiceUpdate:
         return to_update(self.verified_body(raw_body, headers))
-
-
-def qr_acquirer_for_clinic(clinic_id: str) -> MonobankQrAcquirer:
-    """The clinic's monobank merchant, from its stored credentials (GatewayNotConfigured when none)."""
-    from clinicpay import secrets
-    from clinicpay.settings import get_settings
-
-    return MonobankQrAcquirer(secrets.read_credentials(clinic_id, PROVIDER), get_settings())

@@ -1,0 +1,331 @@
+"""tokenize: cards on file with consent (tokens only), default/remove, off-session charges and
+no-show fees, card-request messages, our consent page, and Stripe's webhook (Stripe's events land
+here because only this function may read the cards table)."""
+
+
+import base64
+import importlib.util
+import json
+from pathlib import Path as FilePath
+from types import ModuleType
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel, ConfigDict, Field
+
+from clinicpay import secrets
+from clinicpay.api.auth import Role, authenticate_clinic
+from clinicpay.api.idempotency import idempotent_http
+from clinicpay.api.resolver import header, make_resolver
+from clinicpay.domain.card import ChargeReason, ConsentGrant
+from clinicpay.domain.errors import (
+    ClinicpayError,
+    GatewayNotConfigured,
+    InvalidSignature,
+    NotFound,
+)
+from clinicpay.domain.money import Money
+from clinicpay.notify.sender import AwsNotifier
+from clinicpay.observability import logger, metrics, tracer
+from clinicpay.ports import CardVault
+from clinicpay.providers.stripe.adapter import StripeCardVault, StripeGateway
+from clinicpay.repositories.card_requests import CardRequestRepository
+from clinicpay.repositories.cards import CardAppointments, CardRepository
+from clinicpay.repositories.clinics import ClinicRepository
+from clinicpay.repositories.keys import KeyRepository
+from clinicpay.repositories.patients import PatientRepository
+from clinicpay.repositories.templates import TemplateRepository
+from clinicpay.settings import get_settings
+from clinicpay.usecases import card_setup, cards
+from clinicpay.usecases.card_events import apply_card_events
+from clinicpay.usecases.cards_ports import CardDeps
+
+
+def _sibling(name: str) -> ModuleType:
+    # Loaded by path under a unique name: each function folder may have a module called `pages`.
+    spec = importlib.util.spec_from_file_location(f"clinicpay_tokenize_{name}", FilePath(__file__).with_name(f"{name}.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pages = _sibling("pages")
+app = make_resolver()
+
+PROVIDER = "stripe"
+Identifier = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-.@]{1,64}$")]
+
+
+# ------------------------------------------------------------------ wiring
+def _vault(clinic_id: str, *, fresh: bool = False) -> StripeCardVault:
+    return StripeCardVault(secrets.read_credentials(clinic_id, PROVIDER, fresh=fresh), get_settings())
+
+
+def _deps(clinic_id: str | None, vault: CardVault | None = None) -> CardDeps:
+    settings = get_settings()
+
+    def vault_for(provider: str) -> CardVault:
+        if provider != PROVIDER or clinic_id is None:
+            raise GatewayNotConfigured(f"No card processor {provider!r} for this clinic.")
+        return vault or _vault(clinic_id)
+
+    return CardDeps(cards=CardRepository(settings.cards_table), vault_for=vault_for,
+                    appointments=CardAppointments(settings.app_table), patients=PatientRepository(settings.app_table),
+                    clinics=ClinicRepository(settings.app_table),
+                    card_requests=CardRequestRepository(settings.app_table),
+                    public_base_url=settings.public_base_url, provider=PROVIDER,
+                    notifier=AwsNotifier(settings.email_sender), templates=TemplateRepository(settings.app_table))
+
+
+def _staff(clinic_id: str) -> None:
+    authenticate_clinic(app.current_event.headers, clinic_id, Role.STAFF, KeyRepository(get_settings().app_table))
+
+
+def _client() -> tuple[str | None, str | None]:
+    """The caller's IP and user agent, kept with a consent."""
+    http = app.current_event.request_context.http
+    return http.source_ip or None, header(app, "user-agent")
+
+
+def _json(status: int, body: Any) -> Response[Any]:
+    return Response(status, "application/json", json.dumps(body))
+
+
+def _html(status: int, body: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status, "text/html; charset=utf-8", body, headers={**pages.HEADERS, **(headers or {})})
+
+
+# ------------------------------------------------------------------ request bodies
+class SaveCardRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payment_method: str = Field(pattern=r"^[A-Za-z0-9_]{3,255}$",
+                                description="The processor's token (e.g. a Stripe PaymentMethod id), never a card.")
+    consent: ConsentGrant
+
+
+class StaffSetupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    consent: ConsentGrant | None = Field(default=None, description="Without it, the link leads to our consent page.")
+
+
+class PublicSetupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    patient_id: str = Field(pattern=r"^[A-Za-z0-9_\-.@]{1,64}$")
+    appointment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+class CardRequestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[Literal["email", "sms"]] = Field(min_length=1, max_length=2)
+
+
+class ChargeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Money | None = Field(default=None, description="Omitted on a no_show charge: the service's no_show_fee.")
+    card_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    appointment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    reason: ChargeReason
+
+
+# ------------------------------------------------------------------ cards (staff)
+BASE = "/v1/clinics/<clinic_id>/patients/<patient_id>"
+
+
+@app.post(f"{BASE}/cards")
+@tracer.capture_method
+def save_card(clinic_id: Identifier, patient_id: Identifier, body: Annotated[SaveCardRequest, Body()]) -> Response[Any]:
+    _staff(clinic_id)
+    ip, agent = _client()
+    card = cards.save_card(_deps(clinic_id), clinic_id, patient_id, body.payment_method, body.consent, ip=ip,
+                           user_agent=agent)
+    return _json(201, card)
+
+
+@app.get(f"{BASE}/cards")
+def list_cards(clinic_id: Identifier, patient_id: Identifier) -> dict[str, Any]:
+    _staff(clinic_id)
+    return {"cards": cards.list_cards(_deps(clinic_id), clinic_id, patient_id)}
+
+
+@app.put(f"{BASE}/cards/<card_id>/default")
+def set_default(clinic_id: Identifier, patient_id: Identifier, card_id: Identifier) -> dict[str, Any]:
+    _staff(clinic_id)
+    return cards.set_default(_deps(clinic_id), clinic_id, patient_id, card_id)
+
+
+@app.delete(f"{BASE}/cards/<card_id>")
+@tracer.capture_method
+def remove_card(clinic_id: Identifier, patient_id: Identifier, card_id: Identifier) -> Response[Any]:
+    _staff(clinic_id)
+    cards.remove_card(_deps(clinic_id), clinic_id, patient_id, card_id)
+    return Response(204, "application/json", "")
+
+
+@app.post(f"{BASE}/card-setup")
+@tracer.capture_method
+def staff_card_setup(clinic_id: Identifier, patient_id: Identifier,
+                     body: Annotated[StaffSetupRequest | None, Body()] = None) -> Response[Any]:
+    _staff(clinic_id)
+    ip, agent = _client()
+    started = card_setup.start_staff_setup(_deps(clinic_id), clinic_id, patient_id, body.consent if body else None,
+                                           ip=ip, user_agent=agent)
+    return _json(201, started)
+
+
+@app.post(f"{BASE}/card-requests")
+@tracer.capture_method
+def card_request(clinic_id: Identifier, patient_id: Identifier, body: Annotated[CardRequestRequest, Body()]) -> Response[Any]:
+    _staff(clinic_id)
+    sent = card_setup.send_card_request(_deps(clinic_id), clinic_id, patient_id, list(body.channels))
+    return _json(202, {"card_request": sent})
+
+
+@app.post(f"{BASE}/charges")
+@tracer.capture_method
+def charge(clinic_id: Identifier, patient_id: Identifier, body: Annotated[ChargeRequest, Body()]) -> Response[Any]:
+    _staff(clinic_id)
+    result = cards.charge_card(_deps(clinic_id), clinic_id, patient_id, reason=body.reason, amount=body.amount,
+                               card_id=body.card_id, appointment_id=body.appointment_id,
+                               idempotency_key=header(app, "idempotency-key"))
+    return _json(201, result)
+
+
+@app.get(f"{BASE}/charges/<charge_id>")
+def get_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier) -> dict[str, Any]:
+    _staff(clinic_id)
+    return cards.get_charge(_deps(clinic_id), clinic_id, patient_id, charge_id)
+
+
+# ------------------------------------------------------------------ booking widget
+@app.post("/v1/public/clinics/<clinic_id>/card-setup")
+def public_card_setup(clinic_id: Identifier, body: Annotated[PublicSetupRequest, Body()]) -> Response[Any]:
+    authenticate_clinic(app.current_event.headers, clinic_id, Role.PUBLISHABLE, KeyRepository(get_settings().app_table))
+    started = card_setup.start_public_setup(_deps(clinic_id), clinic_id, body.patient_id,
+                                            appointment_id=body.appointment_id)
+    return _json(201, started)
+
+
+# ------------------------------------------------------------------ our consent page
+TokenPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
+
+
+@app.get("/cards/setup/<token>")
+def consent_page(token: TokenPath, lang: Annotated[str | None, Query()] = None) -> Response[Any]:
+    return _consent(token, lang)
+
+
+def _consent(token: str, lang: str | None, error_key: str | None = None, status: int = 200) -> Response[Any]:
+    locale = lang if lang in pages.LOCALES else "en"
+    try:
+        page = card_setup.consent_page(_deps(None), token, lang=lang)
+    except NotFound:
+        return _html(404, pages.message_page("clinicpay", "not_found", locale))
+    if page.state != "open":
+        key = "completed" if page.state == "completed" else "expired"
+        return _html(200 if key == "completed" else 410, pages.message_page(page.clinic_name, key, page.locale))
+    return _html(status, pages.consent_page(clinic_name=page.clinic_name, locale=page.locale, consent_text=page.text,
+                                            text_version=page.text_version, error_key=error_key))
+
+
+@app.post("/cards/setup/<token>")
+@tracer.capture_method
+def submit_consent(token: TokenPath) -> Response[Any]:
+    form = dict(parse_qsl(app.current_event.decoded_body or "", keep_blank_values=True))
+    lang = form.get("lang")
+    locale = lang if lang in pages.LOCALES else "en"
+    ip, agent = _client()
+    try:
+        request = CardRequestRepository(get_settings().app_table).get(token)
+        url = card_setup.submit_consent(_deps(str(request["clinic_id"])), token, consented=form.get("consent") == "yes",
+                                        text_version=form.get("text_version"), ip=ip, user_agent=agent, lang=lang)
+    except (card_setup.ConsentRequired, card_setup.ConsentTextChanged) as refused:
+        return _consent(token, lang, refused.code, 422)
+    except NotFound:
+        return _consent(token, lang)
+    except GatewayNotConfigured:
+        return _html(503, pages.message_page("clinicpay", "unavailable", locale))
+    except ClinicpayError as error:
+        if error.status < 500:
+            raise
+        return _html(503, pages.message_page("clinicpay", "retry", locale,
+                                             extra=pages.retry_link(f"/cards/setup/{token}", locale)),
+                     {"Retry-After": "30"})
+    return Response(303, "text/plain", "", headers={**pages.HEADERS, "Location": url})
+
+
+@app.get("/cards/setup/<token>/done")
+def setup_done(token: TokenPath, lang: Annotated[str | None, Query()] = None) -> Response[Any]:
+    locale = lang if lang in pages.LOCALES else "en"
+    try:
+        page = card_setup.consent_page(_deps(None), token, lang=lang)
+    except NotFound:
+        return _html(404, pages.message_page("clinicpay", "not_found", locale))
+    if page.state == "completed":
+        return _html(200, pages.message_page(page.clinic_name, "completed", page.locale))
+    # The processor's webhook usually lands within a second or two of the redirect.
+    return _html(200, pages.message_page(page.clinic_name, "saving", page.locale, refresh=3))
+
+
+@app.get("/cards/authentication-complete")
+def authentication_complete(lang: Annotated[str | None, Query()] = None,
+                            redirect_status: Annotated[str | None, Query()] = None) -> Response[Any]:
+    # Display only: the charge itself is settled by the processor's signed webhook, never by this URL.
+    locale = lang if lang in pages.LOCALES else "en"
+    key = "authenticated" if redirect_status == "succeeded" else "authentication_failed"
+    return _html(200, pages.message_page("clinicpay", key, locale))
+
+
+# ------------------------------------------------------------------ Stripe webhook
+def _raw_body() -> bytes:
+    event = app.current_event
+    body = event.get("body") or ""
+    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+
+
+@app.post("/webhooks/stripe/<clinic_id>")
+@tracer.capture_method
+def stripe_webhook(clinic_id: Identifier) -> dict[str, Any]:
+    raw, headers = _raw_body(), {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    try:
+        credentials = secrets.read_credentials(clinic_id, PROVIDER)
+    except GatewayNotConfigured:
+        raise NotFound("No such clinic.") from None
+    settings = get_settings()
+    vault = StripeCardVault(credentials, settings)
+    try:
+        card_events = vault.parse_webhook(raw, headers)
+    except InvalidSignature:
+        # The secret may have just been rotated: read it afresh once before refusing.
+        credentials = secrets.read_credentials(clinic_id, PROVIDER, fresh=True)
+        vault = StripeCardVault(credentials, settings)
+        card_events = vault.parse_webhook(raw, headers)
+    card_outcomes = apply_card_events(_deps(clinic_id, vault), clinic_id, card_events)
+    link_events = [e for e in StripeGateway(credentials, settings).parse_webhook(raw, headers) if e.kind != "ignored"]
+    payment_outcomes: list[str] = []
+    if link_events:
+        from clinicpay.usecases.payment_events import apply_payment_events
+
+        payment_outcomes = apply_payment_events(clinic_id, link_events)
+    metrics.add_metric(name="StripeWebhookApplied", unit="Count",
+                       value=(card_outcomes + payment_outcomes).count("applied"))
+    return {"received": len(card_events), "card_outcomes": card_outcomes, "payment_outcomes": payment_outcomes}
+
+
+_http = idempotent_http(app.resolve)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _http(event, context)
+

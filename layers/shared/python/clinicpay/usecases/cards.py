@@ -1,0 +1,306 @@
+"""Cards on file: save (with consent), list, choose the default, remove, charge off-session.
+
+No HTTP and no boto3 here: storage comes in through `CardDeps` (clinicpay.usecases.cards_ports),
+the processor through the CardVault port. Tokens never leave this module except toward the vault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from clinicpay.domain.card import Card, Charge, ChargeReason, Consent, ConsentGrant
+from clinicpay.domain.errors import (
+    AlreadyPaid,
+    Conflict,
+    NotFound,
+    ProviderError,
+    ProviderUnavailable,
+    ValidationFailed,
+)
+from clinicpay.domain.money import Money
+from clinicpay.observability import logger, metrics
+from clinicpay.ports import CardVault, ChargeResult, OffSessionCharge
+from clinicpay.usecases.cards_ports import CardDeps
+
+# A claim on an appointment's charge whose request died before the processor answered is taken over
+# after this long; by then the processor's webhook has told us if the charge went through.
+STALE_CLAIM = timedelta(minutes=15)
+
+
+class ConsentRequired(ValidationFailed):
+    code, default_message = "consent_required", "The patient's consent to keep and charge the card is required."
+
+
+class NoConsentOnRecord(Conflict):
+    code, default_message = "consent_required", "This card has no consent on record; it cannot be charged."
+
+
+class NoCardOnFile(Conflict):
+    code, default_message = "no_card_on_file", "The patient has no card on file."
+
+
+class AlreadyCharged(Conflict):
+    code, default_message = "already_charged", "This appointment already has a charge for that reason."
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def require_patient(deps: CardDeps, clinic_id: str, patient_id: str) -> dict[str, Any]:
+    """The patient as this clinic knows them; another clinic's patient is simply not found."""
+    patient = deps.patients.get(clinic_id, patient_id)
+    if not patient:
+        raise NotFound("No such patient.")
+    return patient
+
+
+def consent_from(grant: ConsentGrant, now: datetime, *, ip: str | None, user_agent: str | None) -> Consent:
+    if grant.granted is not True:
+        raise ConsentRequired()
+    return Consent(granted_at=now, granted_by=grant.granted_by, channel=grant.channel,
+                   text_version=grant.text_version, ip=ip, user_agent=(user_agent or "")[:512] or None)
+
+
+def customer_for(deps: CardDeps, vault: CardVault, clinic_id: str, patient_id: str) -> str:
+    existing = deps.cards.customer_ref(clinic_id, patient_id, vault.name)
+    if existing:
+        return existing
+    created = vault.ensure_customer(clinic_id, patient_id)
+    return deps.cards.keep_customer_ref(clinic_id, patient_id, vault.name, created)
+
+
+def refresh_card_flag(deps: CardDeps, clinic_id: str, patient_id: str) -> int:
+    """Keep the patient's `cards_on_file` (read by the booking flow, which may not read cards) in step."""
+    cards, _ = deps.cards.list_cards(clinic_id, patient_id)
+    deps.patients.set_cards_on_file(clinic_id, patient_id, len(cards))
+    return len(cards)
+
+
+def store_card(deps: CardDeps, card: Card) -> tuple[Card, bool]:
+    """Save once (the first card becomes the default); returns the stored card and whether it is new."""
+    created = deps.cards.put_card(card)
+    if created:
+        deps.cards.claim_default(card.clinic_id, card.patient_id, card.card_id)
+        refresh_card_flag(deps, card.clinic_id, card.patient_id)
+        metrics.add_metric(name="CardSaved", unit="Count", value=1)
+        logger.info("card saved", extra={"clinic_id": card.clinic_id, "card_id": card.card_id,
+                                         "channel": card.consent.channel.value if card.consent else None})
+        return card, True
+    stored = deps.cards.get_card(card.clinic_id, card.patient_id, card.card_id)
+    if stored is None:
+        raise Conflict("That card was removed from this patient's file.", code="card_removed")
+    return stored, False
+
+
+def view(deps: CardDeps, card: Card) -> dict[str, Any]:
+    _, default_id = deps.cards.list_cards(card.clinic_id, card.patient_id)
+    return card.view(is_default=card.card_id == default_id)
+
+
+# ---------------------------------------------------------------------------- save, list, default, remove
+def save_card(deps: CardDeps, clinic_id: str, patient_id: str, token: str, grant: ConsentGrant, *,
+              ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:
+    """A token made on the processor's own page or field (never a card number) becomes a card on
+    file, with the consent staff report. No consent, no card: nothing is attached without it."""
+    now = deps.clock()
+    consent = consent_from(grant, now, ip=ip, user_agent=user_agent)
+    require_patient(deps, clinic_id, patient_id)
+    vault = deps.vault_for(deps.provider)
+    existing = deps.cards.find_card_by_token(vault.name, token)
+    if existing and (existing.clinic_id, existing.patient_id) != (clinic_id, patient_id):
+        raise Conflict("That payment method is on another patient's file.", code="payment_method_not_usable")
+    customer = customer_for(deps, vault, clinic_id, patient_id)
+    described = vault.attach_card(token, customer)
+    card = Card(card_id="card_" + _digest(clinic_id, patient_id, described.token)[:20], clinic_id=clinic_id,
+                patient_id=patient_id, provider=vault.name, token=described.token, customer_ref=customer,
+                brand=described.brand, last4=described.last4, exp_month=described.exp_month,
+                exp_year=described.exp_year, consent=consent, created_at=now)
+    stored, _ = store_card(deps, card)
+    return view(deps, stored)
+
+
+def list_cards(deps: CardDeps, clinic_id: str, patient_id: str) -> list[dict[str, Any]]:
+    require_patient(deps, clinic_id, patient_id)
+    cards, default_id = deps.cards.list_cards(clinic_id, patient_id)
+    return [card.view(is_default=card.card_id == default_id) for card in cards]
+
+
+def _card(deps: CardDeps, clinic_id: str, patient_id: str, card_id: str) -> Card:
+    card = deps.cards.get_card(clinic_id, patient_id, card_id)
+    if card is None:
+        raise NotFound("No such card.")
+    return card
+
+
+def set_default(deps: CardDeps, clinic_id: str, patient_id: str, card_id: str) -> dict[str, Any]:
+    require_patient(deps, clinic_id, patient_id)
+    card = _card(deps, clinic_id, patient_id, card_id)
+    deps.cards.set_default(clinic_id, patient_id, card_id)
+    return card.view(is_default=True)
+
+
+def remove_card(deps: CardDeps, clinic_id: str, patient_id: str, card_id: str) -> None:
+    """Take the card out of use, detach it at the processor, then forget the token. A failure at the
+    processor puts the card back (listed, retryable). A removed default hands the role to the newest
+    remaining card. The processor's own `detached` event for it then finds nothing left to do."""
+    require_patient(deps, clinic_id, patient_id)
+    card = deps.cards.get_card(clinic_id, patient_id, card_id, removing_too=True)
+    if card is None or not deps.cards.begin_removal(card):
+        raise NotFound("No such card.")
+    try:
+        deps.vault_for(card.provider).detach_card(card.token)
+    except Exception:
+        deps.cards.abort_removal(card)
+        raise
+    forget_card(deps, card)
+    logger.info("card removed", extra={"clinic_id": clinic_id, "card_id": card_id})
+
+
+def forget_card(deps: CardDeps, card: Card) -> None:
+    cards, default_id = deps.cards.list_cards(card.clinic_id, card.patient_id)
+    remaining = [c for c in cards if c.card_id != card.card_id]
+    newest = max(remaining, key=lambda c: c.created_at).card_id if remaining else None
+    was_default = default_id == card.card_id
+    deps.cards.remove_card(card, was_default=was_default, new_default=newest if was_default else None,
+                           removed_at=deps.clock())
+    refresh_card_flag(deps, card.clinic_id, card.patient_id)
+
+
+# ---------------------------------------------------------------------------- charges
+def charge_card(deps: CardDeps, clinic_id: str, patient_id: str, *, reason: ChargeReason, amount: Money | None,
+                card_id: str | None, appointment_id: str | None, idempotency_key: str | None) -> dict[str, Any]:
+    """Charge a card on file with the patient absent (an off-session PaymentIntent at Stripe).
+
+    The charge id comes from the caller's Idempotency-Key when there is one, and the processor's
+    idempotency key from the charge id, so a retried request reaches the same processor payment.
+    Without a key, an appointment still gets at most one live charge per reason.
+    """
+    now = deps.clock()
+    require_patient(deps, clinic_id, patient_id)
+    clinic = deps.clinics.get(clinic_id)
+    appointment = _appointment(deps, clinic_id, patient_id, appointment_id, reason)
+    amount = _amount(deps, clinic_id, reason, amount, appointment)
+    if amount.currency != clinic.currency:
+        raise ValidationFailed(details=[{"field": "amount.currency", "message": f"must be {clinic.currency}"}])
+    card = _charge_card(deps, clinic_id, patient_id, card_id)
+    charge_id = "ch_" + (_digest(clinic_id, patient_id, idempotency_key)[:24] if idempotency_key
+                         else secrets.token_hex(12))
+    charge = Charge(charge_id=charge_id, clinic_id=clinic_id, patient_id=patient_id, card_id=card.card_id,
+                    amount=amount, reason=reason, appointment_id=appointment_id, provider=card.provider,
+                    created_at=now, updated_at=now)
+    stored = deps.cards.get_charge(clinic_id, patient_id, charge_id)
+    if stored and stored.status is not None:
+        return stored.view()  # the same request again: the same answer, no second payment
+    if appointment_id and reason is not ChargeReason.OTHER and not deps.cards.claim_appointment_charge(
+            charge, stale_before=now - STALE_CLAIM):
+        raise AlreadyCharged()
+    if stored is None and not deps.cards.create_charge(charge):
+        stored = deps.cards.get_charge(clinic_id, patient_id, charge_id)  # a concurrent twin got here first
+        if stored and stored.status is not None:
+            return stored.view()
+    charge = stored or charge
+    vault = deps.vault_for(card.provider)
+    description = f"{clinic.name}: {reason.value.replace('_', ' ')}" + (f" {appointment_id}" if appointment_id else "")
+    request = OffSessionCharge(
+        clinic_id=clinic_id, patient_id=patient_id, charge_id=charge.charge_id, customer_ref=card.customer_ref,
+        card_token=card.token, amount=amount, description=description[:300],
+        idempotency_key=f"clinicpay-charge-{charge.charge_id}", return_url=charge_return_url(deps, clinic.locale),
+        metadata={"reason": reason.value, **({"appointment_id": appointment_id} if appointment_id else {})})
+    try:
+        result = vault.charge(request)
+    except ProviderUnavailable:
+        # Undecided: the charge stays "processing"; the same Idempotency-Key (or the processor's
+        # webhook, which names our charge id) settles it without a second payment.
+        raise
+    except ProviderError as error:
+        # The processor refused the request itself (not the card): nothing was charged.
+        apply_charge_result(deps, charge, ChargeResult(status="failed", failure_code=error.code), deps.clock())
+        raise
+    settled, _ = apply_charge_result(deps, charge, result, deps.clock())
+    logger.info("card charged", extra={"clinic_id": clinic_id, "charge_id": charge.charge_id,
+                                       "status": result.status, "failure_code": result.failure_code,
+                                       "payment_reference": result.reference})
+    metrics.add_metric(name=f"Charge_{result.status}", unit="Count", value=1)
+    return settled.view()
+
+
+def get_charge(deps: CardDeps, clinic_id: str, patient_id: str, charge_id: str) -> dict[str, Any]:
+    require_patient(deps, clinic_id, patient_id)
+    charge = deps.cards.get_charge(clinic_id, patient_id, charge_id)
+    if charge is None:
+        raise NotFound("No such charge.")
+    return charge.view()
+
+
+def charge_return_url(deps: CardDeps, locale: str) -> str:
+    return f"{deps.public_base_url.rstrip('/')}/cards/authentication-complete?lang={locale}"
+
+
+def apply_charge_result(deps: CardDeps, charge: Charge, result: ChargeResult, at: datetime) -> tuple[Charge, bool]:
+    """Record a processor outcome (the immediate answer or a webhook) and what follows from it:
+    the appointment claim, and for an appointment's own charge the appointment paid. Returns the
+    stored charge and whether this outcome changed it (False: stale or already succeeded)."""
+    changed = deps.cards.settle_charge(charge, result, at)
+    stored = deps.cards.get_charge(charge.clinic_id, charge.patient_id, charge.charge_id) or charge
+    if not changed:
+        return stored, False
+    claim = {"succeeded": "succeeded", "failed": "failed"}.get(result.status, "pending")
+    deps.cards.update_appointment_claim(stored, claim)
+    if result.status == "succeeded" and stored.appointment_id and stored.reason is ChargeReason.APPOINTMENT:
+        paid = deps.appointments.mark_paid(charge.clinic_id, stored.appointment_id, {
+            "provider": stored.provider, "reference": result.reference or stored.reference,
+            "amount": stored.amount.model_dump(), "paid_at": at.isoformat()})
+        logger.info("appointment paid by card on file" if paid else "appointment was already paid",
+                    extra={"clinic_id": charge.clinic_id, "appointment_id": stored.appointment_id,
+                           "charge_id": stored.charge_id})
+    return stored, True
+
+
+def _appointment(deps: CardDeps, clinic_id: str, patient_id: str, appointment_id: str | None,
+                 reason: ChargeReason) -> dict[str, Any] | None:
+    if not appointment_id:
+        if reason is ChargeReason.NO_SHOW:
+            raise ValidationFailed(details=[{"field": "appointment_id", "message": "a no-show charge names the appointment"}])
+        return None
+    appointment = deps.appointments.get(clinic_id, appointment_id)
+    if not appointment or (appointment.get("patient") or {}).get("id") != patient_id:
+        raise NotFound("No such appointment for this patient.")
+    if reason is ChargeReason.APPOINTMENT and appointment.get("payment_status") in ("paid", "refunded"):
+        raise AlreadyPaid()
+    return appointment
+
+
+def _amount(deps: CardDeps, clinic_id: str, reason: ChargeReason, amount: Money | None,
+            appointment: dict[str, Any] | None) -> Money:
+    if amount is None and reason is ChargeReason.NO_SHOW and appointment is not None:
+        fee = deps.clinics.get_service(clinic_id, str(appointment.get("service_id"))).no_show_fee
+        if fee is None or fee.amount <= 0:
+            raise ValidationFailed("The service has no no-show fee; give the amount.", code="no_show_fee_not_set")
+        return fee
+    if amount is None and reason is ChargeReason.APPOINTMENT and appointment is not None:
+        amount = Money.model_validate(appointment["price"])
+    if amount is None:
+        raise ValidationFailed(details=[{"field": "amount", "message": "required"}])
+    if amount.amount <= 0:
+        raise ValidationFailed("A charge must be more than zero.", code="invalid_amount",
+                               details=[{"field": "amount.amount", "message": "must be greater than 0"}])
+    return amount
+
+
+def _charge_card(deps: CardDeps, clinic_id: str, patient_id: str, card_id: str | None) -> Card:
+    if card_id:
+        card = _card(deps, clinic_id, patient_id, card_id)
+    else:
+        cards, default_id = deps.cards.list_cards(clinic_id, patient_id)
+        chosen = next((c for c in cards if c.card_id == default_id), None)
+        if chosen is None:
+            raise NoCardOnFile()
+        card = chosen
+    if card.consent is None:
+        raise NoConsentOnRecord()
+    return card
+

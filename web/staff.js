@@ -1,0 +1,1206 @@
+/*
+ * clinicpay staff pages: appointments and payment links, patient cards, QR payments and fiscal
+ * receipts, clinic settings. Plain JS on the HTTP API (../shared/API.md); no framework, no build.
+ * The key is kept in sessionStorage only (this tab), sent as `Authorization: Bearer`.
+ */
+(function () {
+  "use strict";
+
+  var TEXT = window.CLINICPAY_STAFF_TEXT;
+  var LOCALES = window.CLINICPAY_LOCALES;
+  var LANGUAGE_NAMES = { es: "Español", en: "English", fr: "Français", uk: "Українська", nb: "Norsk bokmål" };
+  var EXPONENTS = { CLP: 0 };
+  var PROVIDERS = {
+    fintoc: ["secret_key", "public_key", "webhook_secret"],
+    monobank: ["token"],
+    stripe: ["secret_key", "publishable_key", "webhook_secret"],
+    checkbox: ["license_key", "pin_code"]
+  };
+  var PROVIDER_NAMES = { fintoc: "Fintoc", monobank: "monobank", stripe: "Stripe", checkbox: "Checkbox" };
+  var KINDS = ["appointment_created", "appointment_reminder", "payment_link", "card_request", "payment_receipt"];
+  // The consent text shown to the patient at the desk; the same words and version as the card page.
+  var CONSENT_TEXT_VERSION = "cards-2026-01";
+  var SESSION = "clinicpay.staff";
+  // Same origin as the API by default (as the local stack serves it); a page hosted elsewhere names
+  // the API with <meta name="clinicpay-api" content="https://pay.example.com"> (the API then needs CORS).
+  var API_BASE = ((document.querySelector("meta[name=clinicpay-api]") || {}).content || "").replace(/\/+$/, "");
+  var LOCALE_KEY = "clinicpay.staff.locale";
+
+  var state = {
+    clinicId: null, key: null, clinic: null, role: null, locale: "es",
+    services: [], appointments: [], settings: null, gateways: null,
+    cardsPatient: null, cards: [], registers: [], shift: null, report: [], loaded: {}
+  };
+
+  // ------------------------------------------------------------------ text and formatting
+  function pickLocale(wanted) {
+    var tag = String(wanted || "").toLowerCase();
+    if (LOCALES.indexOf(tag) >= 0) return tag;
+    var base = tag.split(/[-_]/)[0];
+    if (base === "no" || base === "nn") return "nb";
+    return LOCALES.indexOf(base) >= 0 ? base : null;
+  }
+
+  function t(key, vars) {
+    var text = (TEXT[state.locale] || {})[key];
+    if (text == null) text = TEXT.en[key];
+    if (text == null) text = key;
+    return text.replace(/\{(\w+)\}/g, function (_, name) { return vars && vars[name] != null ? vars[name] : ""; });
+  }
+
+  function currency() { return (state.clinic && state.clinic.currency) || "CLP"; }
+  function exponent(code) { return EXPONENTS.hasOwnProperty(code) ? EXPONENTS[code] : 2; }
+
+  function formatMoney(money) {
+    if (!money || typeof money.amount !== "number") return "—";
+    var digits = exponent(money.currency);
+    try {
+      return new Intl.NumberFormat(state.locale, { style: "currency", currency: money.currency,
+        minimumFractionDigits: digits, maximumFractionDigits: digits }).format(money.amount / Math.pow(10, digits));
+    } catch (e) { return money.amount + " " + money.currency; }
+  }
+
+  // "25.000" (CLP) or "12,50" / "12.50" (UAH) typed by a person -> minor units; null when not a number.
+  function toMinor(text, code) {
+    var raw = String(text || "").replace(/[\s\u00a0\u202f]/g, "");
+    if (!raw) return null;
+    var digits = exponent(code);
+    if (digits === 0) return /^\d{1,3}([.,]\d{3})*$|^\d+$/.test(raw) ? parseInt(raw.replace(/[.,]/g, ""), 10) : null;
+    var lastSep = Math.max(raw.lastIndexOf("."), raw.lastIndexOf(","));
+    var major = raw, minor = "";
+    if (lastSep >= 0 && raw.length - lastSep - 1 <= digits) { major = raw.slice(0, lastSep); minor = raw.slice(lastSep + 1); }
+    major = major.replace(/[.,]/g, "");
+    if (!/^\d+$/.test(major || "0") || !/^\d*$/.test(minor)) return null;
+    while (minor.length < digits) minor += "0";
+    return parseInt(major || "0", 10) * Math.pow(10, digits) + parseInt(minor || "0", 10);
+  }
+
+  function fromMinor(money) {
+    if (!money) return "";
+    var digits = exponent(money.currency);
+    if (!digits) return String(money.amount);
+    var s = String(money.amount);
+    while (s.length <= digits) s = "0" + s;
+    return s.slice(0, -digits) + (state.locale === "en" ? "." : ",") + s.slice(-digits);
+  }
+
+  function timeZone() { return (state.clinic && state.clinic.timezone) || "UTC"; }
+
+  function formatWhen(iso, style) {
+    if (!iso) return "—";
+    try {
+      return new Intl.DateTimeFormat(state.locale, { dateStyle: style || "medium", timeStyle: "short", timeZone: timeZone() }).format(new Date(iso));
+    } catch (e) { return iso; }
+  }
+
+  function zoneOffset(ms, tz) {
+    var parts = {};
+    new Intl.DateTimeFormat("en-US", { timeZone: tz, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit" }).formatToParts(new Date(ms)).forEach(function (p) { parts[p.type] = p.value; });
+    var asUtc = Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour % 24, +parts.minute, +parts.second);
+    return Math.round((asUtc - Math.floor(ms / 1000) * 1000) / 60000);
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  // A datetime-local value, read as wall time in the clinic's zone -> RFC 3339 with that zone's offset.
+  function zonedIso(wall, tz) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(wall || "");
+    if (!m) return null;
+    var guess = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+    var offset = zoneOffset(guess, tz);
+    var second = zoneOffset(guess - offset * 60000, tz);
+    if (second !== offset) offset = second;
+    var abs = Math.abs(offset);
+    return m[1] + "-" + m[2] + "-" + m[3] + "T" + m[4] + ":" + m[5] + ":00" + (offset < 0 ? "-" : "+") + pad(Math.floor(abs / 60)) + ":" + pad(abs % 60);
+  }
+
+  // A bare date as the start (or, with end, the end) of that day in the clinic's zone.
+  function dayBound(day, end) {
+    if (!day) return null;
+    return zonedIso(day + (end ? "T23:59" : "T00:00"), timeZone());
+  }
+
+  function wallTime(ms) { return new Date(ms + zoneOffset(ms, timeZone()) * 60000).toISOString().slice(0, 16); }
+
+  function randomKey() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return "staff-" + Array.prototype.map.call(bytes, function (b) { return pad16(b); }).join("");
+  }
+  function pad16(b) { return (b < 16 ? "0" : "") + b.toString(16); }
+
+  // ------------------------------------------------------------------ DOM helpers
+  function $(id) { return document.getElementById(id); }
+
+  function h(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) {
+      var value = attrs[name];
+      if (value == null || value === false) return;
+      if (name === "text") node.textContent = value;
+      else if (name.slice(0, 2) === "on") node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : value);
+    });
+    (children || []).forEach(function (child) {
+      if (child != null && child !== false) node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+
+  function say(region, kind, message, extra) {
+    var node = typeof region === "string" ? $(region) : region;
+    if (!node) return;
+    clear(node);
+    if (!kind) return;
+    var box = h("div", { "class": "msg msg-" + kind }, [h("p", { text: message })]);
+    (extra || []).forEach(function (child) { if (child) box.appendChild(child); });
+    node.appendChild(box);
+  }
+
+  function busy(button, on) {
+    if (!button) return;
+    button.disabled = on;
+    if (on) button.setAttribute("aria-busy", "true"); else button.removeAttribute("aria-busy");
+  }
+
+  // ------------------------------------------------------------------ API
+  function api(method, path, opts) {
+    opts = opts || {};
+    var headers = { "Authorization": "Bearer " + state.key, "Accept": opts.accept || "application/json" };
+    if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+    if (method === "POST" && opts.idempotent !== false) headers["Idempotency-Key"] = opts.idempotencyKey || randomKey();
+    var url = API_BASE + path;
+    if (opts.query) {
+      var q = Object.keys(opts.query).filter(function (k) { return opts.query[k] != null && opts.query[k] !== ""; })
+        .map(function (k) { return encodeURIComponent(k) + "=" + encodeURIComponent(opts.query[k]); }).join("&");
+      if (q) url += "?" + q;
+    }
+    return fetch(url, { method: method, headers: headers, body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined, credentials: "omit" })
+      .then(function (response) {
+        var reader = opts.accept === "text/csv" && response.ok ? response.blob() : response.text();
+        return reader.then(function (payload) {
+          var data = payload;
+          if (typeof payload === "string") { try { data = payload ? JSON.parse(payload) : null; } catch (e) { data = payload; } }
+          var retry = parseInt(response.headers.get("Retry-After") || "", 10);
+          return { ok: response.ok, status: response.status, data: data, retryAfter: isNaN(retry) ? null : retry,
+            error: (data && data.error) || null, route: method + " " + path.replace(/\?.*$/, "") };
+        });
+      }, function () { return { ok: false, status: 0, network: true, data: null, error: null, route: method + " " + path }; });
+  }
+
+  // The same request sent again after no answer (network, 5xx, 429) keeps its Idempotency-Key, so
+  // a retried charge or booking happens once; a definitive answer (2xx, other 4xx) ends it.
+  var pendingKeys = {};
+  function stickyKey(scope, body) {
+    var text = JSON.stringify(body);
+    var pending = pendingKeys[scope];
+    if (!pending || pending.body !== text) pending = pendingKeys[scope] = { body: text, key: randomKey() };
+    return pending.key;
+  }
+  function settleKey(scope, res) {
+    if (!res.network && res.status !== 429 && res.status < 500) delete pendingKeys[scope];
+  }
+
+  function clinicPath(rest) { return "/v1/clinics/" + encodeURIComponent(state.clinicId) + (rest || ""); }
+
+  // A route API Gateway does not know answers {"message":"Not Found"} without our error envelope.
+  function missingRoute(res) { return res.status === 404 && !res.error && res.data && res.data.message === "Not Found"; }
+
+  function routeTemplate(route) {
+    return route.replace(/\/v1\/clinics\/[^/]+/, "/v1/clinics/{clinic_id}").replace(/\/patients\/[^/]+/, "/patients/{patient_id}")
+      .replace(/\/cards\/[^/]+/, "/cards/{card_id}").replace(/\/qr-registers\/(?!sync)[^/]+/, "/qr-registers/{qr_id}")
+      .replace(/\/qr-payments\/[^/]+/, "/qr-payments/{payment_id}").replace(/\/appointments\/[^/]+/, "/appointments/{appointment_id}")
+      .replace(/\/gateways\/[^/]+/, "/gateways/{provider}").replace(/\/services\/[^/]+/, "/services/{service_id}");
+  }
+
+  // The message for a failed call: our localized sentence, then what the API said ({error: {code, message}}).
+  function explain(res) {
+    if (res.network) return { text: t("err_network") };
+    if (missingRoute(res)) return { text: t("not_built", { route: routeTemplate(res.route) }), missing: true };
+    var error = res.error || {};
+    var retry = res.retryAfter;
+    (error.details || []).forEach(function (d) { if (d && typeof d.retry_after === "number") retry = d.retry_after; });
+    var vars = { s: String(retry || 30) };
+    var text = null;
+    if (error.code && TEXT.en["code_" + error.code]) text = t("code_" + error.code, vars);
+    else if (res.status >= 502 && res.status <= 504) text = t("err_5xx", vars);
+    else if (TEXT.en["err_" + res.status]) text = t("err_" + res.status, vars);
+    else if (res.status >= 500) text = t("err_500");
+    else text = t("err_400");
+    var fields = (error.details || []).filter(function (d) { return d && d.field; }).map(function (d) {
+      return t("field_error", { field: d.field, message: d.message || d.type || "" });
+    });
+    var detail = error.message ? t("api_said") + ": " + error.message + (error.code ? " (" + error.code + ")" : "") : null;
+    return { text: text, detail: detail, fields: fields };
+  }
+
+  function sayError(region, res) {
+    var why = explain(res);
+    var extra = [];
+    if (why.fields && why.fields.length) extra.push(h("ul", {}, why.fields.map(function (f) { return h("li", { text: f }); })));
+    if (why.detail) extra.push(h("p", { "class": "detail", text: why.detail }));
+    say(region, why.missing ? "warn" : "error", why.text, extra);
+    if (res.status === 401) window.setTimeout(signOut, 1500);
+  }
+
+  // ------------------------------------------------------------------ static texts and language
+  function applyTexts() {
+    document.documentElement.lang = state.locale;
+    document.title = t("app_title") + (state.clinic ? " · " + state.clinic.name : "");
+    Array.prototype.forEach.call(document.querySelectorAll("[data-i18n]"), function (node) { node.textContent = t(node.getAttribute("data-i18n")); });
+    Array.prototype.forEach.call(document.querySelectorAll("[data-i18n-label]"), function (node) { node.setAttribute("aria-label", t(node.getAttribute("data-i18n-label"))); });
+    Array.prototype.forEach.call(document.querySelectorAll(".lang-picker"), function (select) {
+      clear(select);
+      LOCALES.forEach(function (code) { select.appendChild(h("option", { value: code, lang: code, selected: code === state.locale, text: LANGUAGE_NAMES[code] })); });
+    });
+    Array.prototype.forEach.call(document.querySelectorAll(".locale-select"), function (select) {
+      var value = select.value;
+      clear(select);
+      if (select.getAttribute("data-default-label")) select.appendChild(h("option", { value: "", text: t(select.getAttribute("data-default-label")) }));
+      LOCALES.forEach(function (code) { select.appendChild(h("option", { value: code, lang: code, text: LANGUAGE_NAMES[code] })); });
+      select.value = value || (select.id === "tpl-locale" ? state.locale : "");
+    });
+    var cur = currency();
+    Array.prototype.forEach.call(document.querySelectorAll(".amount-label"), function (n) { n.textContent = t("amount_in", { currency: cur }); });
+    Array.prototype.forEach.call(document.querySelectorAll(".svc-price-label"), function (n) { n.textContent = t("svc_price", { currency: cur }); });
+    Array.prototype.forEach.call(document.querySelectorAll(".svc-noshow-label"), function (n) { n.textContent = t("svc_noshow", { currency: cur }); });
+    Array.prototype.forEach.call(document.querySelectorAll(".min-label"), function (n) { n.textContent = t("min_amount") + " (" + cur + ")"; });
+    Array.prototype.forEach.call(document.querySelectorAll(".max-label"), function (n) { n.textContent = t("max_amount") + " (" + cur + ")"; });
+    Array.prototype.forEach.call(document.querySelectorAll(".tz-hint"), function (n) { n.textContent = t("clinic_time", { tz: timeZone() }); });
+    if (state.clinic) {
+      $("clinic-name").textContent = state.clinic.name;
+      $("role").textContent = t(state.role === "admin" ? "role_admin" : "role_staff");
+      $("consent-text").textContent = t("consent_text", { clinic: state.clinic.name });
+    }
+    var kind = $("tpl-kind");
+    var chosen = kind.value;
+    clear(kind);
+    KINDS.forEach(function (k) { kind.appendChild(h("option", { value: k, text: t("kind_" + k) })); });
+    if (chosen) kind.value = chosen;
+    var scope = $("tpl-scope");
+    var scopeValue = scope.value;
+    clear(scope);
+    scope.appendChild(h("option", { value: "clinic", text: t("tpl_clinic") }));
+    if (state.clinic && state.clinic.org_id) scope.appendChild(h("option", { value: "org", text: t("tpl_org", { org: state.clinic.org_id }) }));
+    if (scopeValue) scope.value = scopeValue;
+  }
+
+  function setLocale(code) {
+    state.locale = pickLocale(code) || state.locale;
+    sessionStorage.setItem(LOCALE_KEY, state.locale);
+    applyTexts();
+    renderAll();
+  }
+
+  function renderAll() {
+    if (!state.clinic) return;
+    renderServiceOptions();
+    if (state.loaded.appointments) renderAppointments();
+    if (state.cardsPatient) renderCards();
+    if (state.loaded.qr) { renderRegisters(); renderShift(); renderReport(); }
+    if (state.loaded.settings) { renderSettings(); renderGateways(); renderServices(); }
+  }
+
+  // ------------------------------------------------------------------ sign-in and navigation
+  function showSignIn(message) {
+    $("app").hidden = true;
+    $("signin").hidden = false;
+    applyTexts();
+    if (message) say("signin-status", "error", message);
+    $("signin-clinic").focus();
+  }
+
+  function signOut() {
+    sessionStorage.removeItem(SESSION);
+    state.key = null; state.clinic = null; state.loaded = {};
+    state.cardsPatient = null;
+    showSignIn();
+  }
+
+  function signIn(clinicId, key, fromSession) {
+    state.clinicId = clinicId;
+    state.key = key;
+    var button = $("signin-form").querySelector("button");
+    busy(button, true);
+    if (!fromSession) say("signin-status", "info", t("signing_in"));
+    return api("GET", clinicPath()).then(function (res) {
+      if (!res.ok || !res.data || !res.data.clinic) {
+        busy(button, false);
+        sessionStorage.removeItem(SESSION);
+        if (res.status === 401 || res.status === 404 || res.status === 403) showSignIn(t("bad_key"));
+        else { showSignIn(); sayError("signin-status", res); }
+        return;
+      }
+      state.clinic = res.data.clinic;
+      // Admin keys may read the gateways; staff keys get 403: that tells the role.
+      return api("GET", clinicPath("/gateways")).then(function (gw) {
+        busy(button, false);
+        state.role = gw.ok ? "admin" : "staff";
+        state.gateways = gw.ok ? (gw.data.gateways || []) : null;
+        sessionStorage.setItem(SESSION, JSON.stringify({ clinicId: clinicId, key: key }));
+        state.locale = pickLocale(sessionStorage.getItem(LOCALE_KEY)) || pickLocale(state.clinic.locale) || "en";
+        say("signin-status", null);
+        $("signin").hidden = true;
+        $("app").hidden = false;
+        $("signin-key").value = "";
+        applyTexts();
+        $("tpl-locale").value = pickLocale(state.clinic.locale) || state.locale;
+        Array.prototype.forEach.call(document.querySelectorAll(".admin-only"), function (fs) { fs.disabled = state.role !== "admin"; });
+        $("settings-readonly").hidden = state.role === "admin";
+        route();
+      });
+    });
+  }
+
+  function route() {
+    if (!state.clinic) return;
+    var view = (window.location.hash || "#appointments").slice(1).split("/")[0];
+    if (["appointments", "cards", "qr", "settings"].indexOf(view) < 0) view = "appointments";
+    Array.prototype.forEach.call(document.querySelectorAll(".view"), function (section) { section.hidden = section.id !== "view-" + view; });
+    Array.prototype.forEach.call(document.querySelectorAll("nav.tabs a"), function (a) {
+      if (a.getAttribute("data-view") === view) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+    });
+    var loaders = { appointments: loadAppointmentsView, cards: loadCardsView, qr: loadQrView, settings: loadSettingsView };
+    loaders[view]();
+  }
+
+  // ------------------------------------------------------------------ appointments
+  function loadServices() {
+    return api("GET", clinicPath("/services")).then(function (res) {
+      if (res.ok) state.services = (res.data && res.data.services) || [];
+      renderServiceOptions();
+      return res;
+    });
+  }
+
+  function serviceName(id) {
+    var found = state.services.filter(function (s) { return s.service_id === id; })[0];
+    return found ? found.name : id;
+  }
+
+  function renderServiceOptions() {
+    var select = $("na-service");
+    var value = select.value;
+    clear(select);
+    state.services.forEach(function (s) {
+      select.appendChild(h("option", { value: s.service_id, text: s.name + " · " + (s.price.amount ? formatMoney(s.price) : t("ps_not_required")) }));
+    });
+    if (value) select.value = value;
+  }
+
+  function loadAppointmentsView() {
+    if (!$("na-when").value) $("na-when").value = wallTime(Date.now() + 24 * 3600 * 1000).slice(0, 10) + "T10:00";
+    $("na-when").min = wallTime(Date.now());
+    loadServices().then(loadAppointments);
+  }
+
+  function loadAppointments() {
+    say("appts-status-region", "info", t("loading"));
+    var query = { payment_status: $("appts-status").value, from: dayBound($("appts-from").value, false), to: dayBound($("appts-to").value, true) };
+    return api("GET", clinicPath("/appointments"), { query: query }).then(function (res) {
+      if (!res.ok) { sayError("appts-status-region", res); return; }
+      say("appts-status-region", null);
+      state.appointments = ((res.data && res.data.appointments) || []).slice().sort(function (a, b) { return a.starts_at < b.starts_at ? -1 : 1; });
+      state.loaded.appointments = true;
+      renderAppointments();
+    });
+  }
+
+  var PAYMENT_BADGE = { paid: "badge-ok", unpaid: "badge-warn", pending: "badge-info", not_required: "badge-muted", refunded: "badge-muted" };
+
+  function renderAppointments() {
+    var box = clear($("appts-list"));
+    var list = state.appointments;
+    $("appts-count").textContent = t("count_appointments", { n: list.length });
+    if (!list.length) { box.appendChild(h("p", { "class": "hint", text: t("no_appointments") })); return; }
+    var rows = list.map(function (a) {
+      var patient = a.patient || {};
+      var status = h("div", { "class": "row-status", role: "status", "aria-live": "polite", id: "row-status-" + a.appointment_id });
+      var actions = [];
+      var canPay = (a.payment_status === "unpaid" || a.payment_status === "pending") && a.payment_link;
+      if (canPay) {
+        actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "pay", "data-appointment": a.appointment_id,
+          title: t("pay_button_hint", { patient: patient.name }), "aria-label": t("pay_button") + " · " + t("pay_button_hint", { patient: patient.name }),
+          onclick: function (event) { sendLink(a, event.currentTarget, status); }, text: t("pay_button") }));
+      }
+      if (a.payment_link) {
+        actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", onclick: function () { copyLink(a.payment_link.url, status); }, text: t("copy_link") }));
+      }
+      actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary",
+        onclick: function () { openCards(patient.id, patient.name); }, text: t("cards_button") }));
+      return h("tr", { "data-appointment": a.appointment_id }, [
+        h("td", { "data-label": t("col_when") }, [h("span", {}, [h("span", { "class": "when", text: formatWhen(a.starts_at) }), h("span", { "class": "sub", text: a.appointment_id })])]),
+        h("td", { "data-label": t("col_patient") }, [h("span", {}, [patient.name || "—", h("span", { "class": "sub", text: [patient.email, patient.phone].filter(Boolean).join(" · ") })])]),
+        h("td", { "data-label": t("col_service") }, [h("span", {}, [serviceName(a.service_id),
+          a.status === "awaiting_card" ? h("span", { "class": "sub" }, [h("span", { "class": "badge badge-warn", text: t("bs_awaiting_card") })]) : null])]),
+        h("td", { "class": "num", "data-label": t("col_price") }, [formatMoney(a.price)]),
+        h("td", { "data-label": t("col_payment") }, [h("span", { "class": "badge " + (PAYMENT_BADGE[a.payment_status] || "badge-muted"),
+          "data-payment-status": a.payment_status, text: t("ps_" + a.payment_status) })]),
+        h("td", { "data-label": t("col_actions") }, [h("div", {}, [h("div", { "class": "actions" }, actions), status])])
+      ]);
+    });
+    box.appendChild(h("table", { "class": "data" }, [
+      h("caption", { "class": "visually-hidden", text: t("appts_title") }),
+      h("thead", {}, [h("tr", {}, ["col_when", "col_patient", "col_service", "col_price", "col_payment", "col_actions"].map(function (k) { return h("th", { scope: "col", text: t(k) }); }))]),
+      h("tbody", {}, rows)
+    ]));
+  }
+
+  function channelNames(list) {
+    return (list || []).map(function (c) { return t("ch_" + (typeof c === "string" ? c : c.channel)); }).join(" + ") || t("ch_email");
+  }
+
+  function sendLink(appointment, button, region) {
+    busy(button, true);
+    say(region, "info", t("sending"));
+    api("POST", clinicPath("/appointments/" + encodeURIComponent(appointment.appointment_id) + "/payment-link/send"), { body: {} }).then(function (res) {
+      busy(button, false);
+      if (res.ok) {
+        var sent = (res.data && (res.data.sent || res.data.channels)) || [];
+        say(region, "ok", t("link_sent", { patient: (appointment.patient || {}).name, channels: channelNames(sent) }));
+      } else {
+        sayError(region, res);
+        if (res.error && res.error.code === "already_paid") {
+          appointment.payment_status = "paid";
+          var badge = document.querySelector("tr[data-appointment='" + appointment.appointment_id + "'] [data-payment-status]");
+          if (badge) { badge.textContent = t("ps_paid"); badge.className = "badge badge-ok"; badge.setAttribute("data-payment-status", "paid"); }
+          button.remove();
+        }
+      }
+    });
+  }
+
+  function copyLink(url, region) {
+    var done = function () { say(region, "ok", t("link_copied")); };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(url).then(done, function () { say(region, "info", url); });
+    else say(region, "info", url);
+  }
+
+  function slug(text) {
+    return String(text || "").normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40);
+  }
+
+  function fieldError(input, on) { if (on) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid"); }
+
+  function createAppointment(event) {
+    event.preventDefault();
+    var form = $("new-appt");
+    var button = form.querySelector("button[type=submit]");
+    var name = $("na-name"), id = $("na-id"), email = $("na-email"), phone = $("na-phone"), when = $("na-when"), service = $("na-service");
+    var bad = [];
+    [name, id, when, service].forEach(function (input) { var empty = !input.value.trim(); fieldError(input, empty); if (empty) bad.push(input); });
+    if (id.value && !/^[A-Za-z0-9_\-.@]+$/.test(id.value)) { fieldError(id, true); bad.push(id); }
+    if (email.value && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email.value.trim())) { fieldError(email, true); bad.push(email); } else fieldError(email, false);
+    var phoneValue = phone.value.replace(/[\s\-().]/g, "");
+    if (phoneValue && !/^\+[1-9]\d{6,14}$/.test(phoneValue)) { fieldError(phone, true); bad.push(phone); } else fieldError(phone, false);
+    if (bad.length) { say("new-appt-status", "error", t("err_422")); bad[0].focus(); return; }
+    var patient = { id: id.value.trim(), name: name.value.trim() };
+    if (email.value.trim()) patient.email = email.value.trim();
+    if (phoneValue) patient.phone = phoneValue;
+    if ($("na-locale").value) patient.locale = $("na-locale").value;
+    var body = { patient: patient, service_id: service.value, starts_at: zonedIso(when.value, timeZone()), booked_by: "staff" };
+    busy(button, true);
+    say("new-appt-status", "info", t("loading"));
+    api("POST", clinicPath("/appointments"), { body: body, idempotencyKey: stickyKey("appointment", body) }).then(function (res) {
+      busy(button, false);
+      settleKey("appointment", res);
+      if (!res.ok) { sayError("new-appt-status", res); return; }
+      var created = res.data || {};
+      var extra = [];
+      if (created.payment_link) extra.push(linkBox(t("payment_link_is"), created.payment_link.url));
+      if (created.next_action && created.next_action.url) extra.push(linkBox(t("card_link_is"), created.next_action.url));
+      say("new-appt-status", "ok", t("appt_created", { patient: patient.name }), extra);
+      name.value = ""; id.value = ""; email.value = ""; phone.value = "";
+      id.removeAttribute("data-touched");
+      loadAppointments();
+    });
+  }
+
+  function linkBox(label, url) {
+    return h("div", { "class": "link-box" }, [h("span", { text: label + ":" }), h("a", { href: url, target: "_blank", rel: "noopener", text: url })]);
+  }
+
+  // ------------------------------------------------------------------ patient cards
+  function openCards(patientId, name) {
+    state.cardsPatient = patientId;
+    state.cardsPatientName = name || null;
+    $("cards-patient").value = patientId;
+    window.location.hash = "#cards";
+  }
+
+  function loadCardsView() {
+    if (state.cardsPatient) loadCards();
+  }
+
+  function cardsPath(rest) { return clinicPath("/patients/" + encodeURIComponent(state.cardsPatient) + (rest || "")); }
+
+  function loadCards() {
+    say("cards-status", "info", t("loading"));
+    return api("GET", cardsPath("/cards")).then(function (res) {
+      $("cards-tools").hidden = false;
+      if (!res.ok) { state.cards = []; clear($("cards-list")); sayError("cards-status", res); return; }
+      say("cards-status", null);
+      state.cards = Array.isArray(res.data) ? res.data : ((res.data && res.data.cards) || []);
+      renderCards();
+    });
+  }
+
+  function renderCards() {
+    var box = clear($("cards-list"));
+    var who = state.cardsPatientName ? state.cardsPatientName + " (" + state.cardsPatient + ")" : state.cardsPatient;
+    box.appendChild(h("h2", { style: "margin-top:.75rem", text: t("cards_of", { patient: who }) }));
+    if (!state.cards.length) box.appendChild(h("p", { "class": "hint", text: t("no_cards") }));
+    else {
+      box.appendChild(h("ul", { "class": "cards-list" }, state.cards.map(function (card) {
+        var status = h("div", { "class": "row-status", role: "status", "aria-live": "polite" });
+        var brand = String(card.brand || "").replace(/^./, function (c) { return c.toUpperCase(); });
+        var consent = card.consent && (card.consent.granted_at || card.consent.at);
+        var actions = [];
+        if (!card.is_default) actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", text: t("set_default"), onclick: function (e) { setDefault(card, e.currentTarget, status); } }));
+        var remove = h("button", { type: "button", "class": "btn btn-small btn-danger", text: t("remove") });
+        remove.addEventListener("click", function () { confirmRemove(card, remove, status); });
+        actions.push(remove);
+        return h("li", { "class": "card-item", "data-card": card.card_id }, [
+          h("div", {}, [
+            h("div", { "class": "what" }, [t("card_line", { brand: brand, last4: card.last4 }), " ", card.is_default ? h("span", { "class": "badge badge-info", text: t("default_badge") }) : null]),
+            h("div", { "class": "hint", text: t("expires", { date: pad(card.exp_month) + "/" + card.exp_year }) + (consent ? " · " + t("consent_on", { date: formatWhen(consent) }) : "") }),
+            status
+          ]),
+          h("div", { "class": "actions" }, actions)
+        ]);
+      })));
+    }
+    var select = $("charge-card");
+    clear(select);
+    select.appendChild(h("option", { value: "", text: t("default_card") }));
+    state.cards.forEach(function (card) { select.appendChild(h("option", { value: card.card_id, text: t("card_line", { brand: card.brand, last4: card.last4 }) })); });
+  }
+
+  function setDefault(card, button, region) {
+    busy(button, true);
+    api("PUT", cardsPath("/cards/" + encodeURIComponent(card.card_id) + "/default"), { body: {} }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError(region, res); return; }
+      loadCards().then(function () { say("cards-status", "ok", t("default_set")); });
+    });
+  }
+
+  // Two steps, inline (no window.confirm): the button asks, a second click removes.
+  function confirmRemove(card, button, region) {
+    if (!button.getAttribute("data-armed")) {
+      button.setAttribute("data-armed", "1");
+      say(region, "warn", t("remove_card_confirm"));
+      button.textContent = t("remove") + " · " + t("yes");
+      return;
+    }
+    busy(button, true);
+    api("DELETE", cardsPath("/cards/" + encodeURIComponent(card.card_id))).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError(region, res); return; }
+      loadCards().then(function () { say("cards-status", "ok", t("card_removed")); });
+    });
+  }
+
+  function startCardSetup(withConsent) {
+    var region = "add-card-status";
+    if (!state.cardsPatient) return;
+    if (withConsent && !$("add-card-consent").checked) {
+      say(region, "error", t("consent_needed"));
+      $("add-card-consent").focus();
+      return;
+    }
+    var body = withConsent ? { consent: { granted: true, text_version: CONSENT_TEXT_VERSION, channel: "staff",
+      granted_by: "staff page" } } : {};
+    var button = withConsent ? $("add-card-go") : $("add-card-tablet");
+    busy(button, true);
+    say(region, "info", t("opening_card_page"));
+    api("POST", cardsPath("/card-setup"), { body: body }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError(region, res); return; }
+      var url = res.data && (res.data.url || res.data.hosted_url);
+      if (!url) { say(region, "error", t("err_500")); return; }
+      var link = h("a", { "class": "btn", id: "card-page-link", href: url, target: "_blank", rel: "noopener", text: t("open_card_page") });
+      say(region, "ok", t("card_page_ready"), [h("p", { style: "margin-top:.5rem" }, [link])]);
+      link.focus();
+    });
+  }
+
+  function charge(noShow) {
+    var region = "charge-status";
+    var amountText = $("charge-amount").value;
+    var reason = noShow ? "no_show" : $("charge-reason").value;
+    var body = { reason: reason };
+    var minor = toMinor(amountText, currency());
+    if (amountText && minor == null) { fieldError($("charge-amount"), true); say(region, "error", t("err_422")); $("charge-amount").focus(); return; }
+    fieldError($("charge-amount"), false);
+    if (minor != null) body.amount = { amount: minor, currency: currency() };
+    else if (reason !== "no_show") { fieldError($("charge-amount"), true); say(region, "error", t("required")); $("charge-amount").focus(); return; }
+    if ($("charge-card").value) body.card_id = $("charge-card").value;
+    if ($("charge-appt").value.trim()) body.appointment_id = $("charge-appt").value.trim();
+    var button = noShow ? $("charge-no-show") : $("charge").querySelector("button[type=submit]");
+    busy(button, true);
+    say(region, "info", t("loading"));
+    var scope = "charge:" + state.cardsPatient;
+    api("POST", cardsPath("/charges"), { body: body, idempotencyKey: stickyKey(scope, body) }).then(function (res) {
+      busy(button, false);
+      settleKey(scope, res);
+      var result = res.data || {};
+      if (!res.ok && !(result && result.status)) { sayError(region, res); return; }
+      if (result.status === "succeeded") say(region, "ok", t("charge_succeeded", { amount: formatMoney(result.amount || body.amount) }));
+      else if (result.status === "processing") say(region, "info", t("charge_processing"));
+      else if (result.status === "requires_action") {
+        say(region, "warn", t("charge_action"), [result.action_url ? linkBox(t("open_card_page"), result.action_url) : null]);
+      } else {
+        var code = result.failure_code || (res.error && res.error.code) || "unknown";
+        var reasonText = TEXT.en["decline_" + code] ? t("decline_" + code) : t("decline_other", { code: code });
+        say(region, "error", t("charge_failed", { reason: reasonText }), [res.error && res.error.message ? h("p", { "class": "detail", text: t("api_said") + ": " + res.error.message }) : null]);
+      }
+    });
+  }
+
+  function sendCardRequest(event) {
+    event.preventDefault();
+    var channels = ["req-email", "req-sms"].filter(function (id) { return $(id).checked; }).map(function (id) { return $(id).value; });
+    if (!channels.length) { say("request-status", "error", t("pick_channel")); return; }
+    var button = $("card-request").querySelector("button[type=submit]");
+    busy(button, true);
+    api("POST", cardsPath("/card-requests"), { body: { channels: channels } }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError("request-status", res); return; }
+      var result = (res.data && res.data.card_request) || res.data || {};
+      var sent = (result.sent || channels).map(function (x) { return typeof x === "string" ? x : x.channel; }).filter(Boolean);
+      var skipped = (result.skipped || []).map(function (s) { return typeof s === "string" ? s : s.channel; }).filter(Boolean);
+      if (!sent.length) { say("request-status", "error", t("request_none", { channels: channelNames(skipped) })); return; }
+      say("request-status", "ok", t("request_sent", { channels: channelNames(sent) }),
+        [skipped.length ? h("p", { "class": "detail", text: t("request_skipped", { channels: channelNames(skipped) }) }) : null]);
+    });
+  }
+
+  // ------------------------------------------------------------------ QR registers, shift, report
+  function loadQrView() {
+    state.loaded.qr = true;
+    loadShift();
+    loadRegisters().then(loadReport);
+  }
+
+  function loadRegisters() {
+    return api("GET", clinicPath("/qr-registers")).then(function (res) {
+      if (!res.ok) { state.registers = []; renderRegisters(); sayError("qr-status", res); if (missingRoute(res)) clear($("qr-list")); return; }
+      state.registers = Array.isArray(res.data) ? res.data : ((res.data && (res.data.registers || res.data.qr_registers)) || []);
+      renderRegisters();
+    });
+  }
+
+  function renderRegisters() {
+    var box = clear($("qr-list"));
+    var filter = $("rf-qr"), chosen = filter.value;
+    clear(filter);
+    filter.appendChild(h("option", { value: "", text: t("any_register") }));
+    state.registers.forEach(function (r) { filter.appendChild(h("option", { value: r.qr_id, text: r.short_qr_id || r.qr_id })); });
+    filter.value = chosen;
+    if (!state.registers.length) { box.appendChild(h("p", { "class": "hint", text: t("no_registers") })); return; }
+    box.appendChild(h("ul", { "class": "registers" }, state.registers.map(function (r) {
+      var status = h("div", { "class": "row-status", role: "status", "aria-live": "polite" });
+      var amountId = "qr-amount-" + r.qr_id, apptId = "qr-appt-" + r.qr_id;
+      var form = h("form", { novalidate: true, onsubmit: function (e) { e.preventDefault(); putAmount(r, form, status); } }, [
+        h("div", { "class": "field" }, [h("label", { "for": amountId, text: t("amount_in", { currency: currency() }) }), h("input", { id: amountId, type: "text", inputmode: "decimal", autocomplete: "off" })]),
+        h("div", { "class": "field" }, [h("label", { "for": apptId }, [t("appointment_id"), " ", h("span", { "class": "opt", text: "(" + t("optional") + ")" })]), h("input", { id: apptId, type: "text", autocomplete: "off" })]),
+        h("button", { type: "submit", "class": "btn btn-small", text: t("put_amount"), disabled: r.active === false })
+      ]);
+      var merchant = !r.amount_type || r.amount_type === "merchant";
+      return h("li", { "class": "register", "data-qr": r.qr_id }, [
+        h("div", { "class": "register-head" }, [
+          h("strong", { text: t("register") + " " + (r.short_qr_id || r.qr_id) }),
+          r.active === false ? h("span", { "class": "badge badge-muted", text: t("inactive") }) : null,
+          h("span", { "class": "badge " + (r.current_amount ? "badge-info" : "badge-muted"), "data-on-display": "",
+            text: r.current_amount ? t("on_display", { amount: formatMoney(r.current_amount) }) : t("no_amount") }),
+          r.page_url ? h("a", { href: r.page_url, target: "_blank", rel: "noopener", text: t("open_qr_page") }) : null
+        ]),
+        merchant ? form : h("p", { "class": "hint", text: t("client_amount") }), status
+      ]);
+    })));
+  }
+
+  function syncRegisters() {
+    var button = $("qr-sync");
+    busy(button, true);
+    say("qr-status", "info", t("loading"));
+    api("POST", clinicPath("/qr-registers/sync"), { body: {} }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError("qr-status", res); return; }
+      var list = Array.isArray(res.data) ? res.data : ((res.data && (res.data.registers || res.data.qr_registers)) || null);
+      if (list) { state.registers = list; renderRegisters(); renderReport(); say("qr-status", "ok", t("synced", { n: list.length })); }
+      else loadRegisters().then(function () { say("qr-status", "ok", t("synced", { n: state.registers.length })); });
+    });
+  }
+
+  function putAmount(register, form, region) {
+    var amountInput = form.querySelector("input[id^='qr-amount-']");
+    var minor = toMinor(amountInput.value, currency());
+    if (!minor) { fieldError(amountInput, true); say(region, "error", t("err_422")); amountInput.focus(); return; }
+    fieldError(amountInput, false);
+    var body = { amount: { amount: minor, currency: currency() } };
+    var appt = form.querySelector("input[id^='qr-appt-']").value.trim();
+    if (appt) body.appointment_id = appt;
+    var button = form.querySelector("button");
+    busy(button, true);
+    say(region, "info", t("loading"));
+    api("POST", clinicPath("/qr-registers/" + encodeURIComponent(register.qr_id) + "/amount"), { body: body }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError(region, res); return; }
+      register.current_amount = body.amount;
+      var shown = form.parentNode.querySelector("[data-on-display]");
+      if (shown) { shown.textContent = t("on_display", { amount: formatMoney(body.amount) }); shown.className = "badge badge-info"; }
+      say(region, "ok", t("amount_put", { amount: formatMoney(body.amount), qr: register.short_qr_id || register.qr_id }));
+      amountInput.value = "";
+    });
+  }
+
+  function loadShift() {
+    return api("GET", clinicPath("/fiscal/shift")).then(function (res) {
+      if (!res.ok) { state.shift = null; renderShift(); sayError("shift-status", res); return; }
+      state.shift = res.data;
+      renderShift();
+    });
+  }
+
+  function renderShift() {
+    var badge = $("shift-state");
+    var shift = state.shift && (state.shift.shift || state.shift);
+    var status = shift && shift.status;
+    if (!status) { badge.textContent = "—"; badge.className = "badge badge-muted"; $("shift-open").disabled = true; $("shift-close").disabled = true; return; }
+    badge.textContent = t("shift_" + status, { time: formatWhen(shift.opened_at) });
+    badge.className = "badge " + (status === "OPENED" ? "badge-ok" : status === "CLOSED" || status === "NONE" ? "badge-muted" : "badge-info");
+    badge.setAttribute("data-shift", status);
+    $("shift-open").disabled = status === "OPENED" || status === "OPENING";
+    $("shift-close").disabled = status !== "OPENED";
+  }
+
+  function shiftAction(action) {
+    var button = $("shift-" + action);
+    busy(button, true);
+    say("shift-status", "info", t("loading"));
+    api("POST", clinicPath("/fiscal/shift/" + action), { body: {} }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError("shift-status", res); return; }
+      state.shift = res.data;
+      renderShift();
+      var done = res.data && typeof res.data.fiscalized === "number" && res.data.fiscalized > 0;
+      say("shift-status", "ok", done ? t("shift_fiscalized", { n: res.data.fiscalized }) : t("saved"));
+      if (done) loadReport();
+    });
+  }
+
+  function reportQuery() {
+    var cur = currency();
+    return { from: $("rf-from").value, to: $("rf-to").value, qr_id: $("rf-qr").value, fiscal_status: $("rf-fiscal").value,
+      min_amount: toMinor($("rf-min").value, cur), max_amount: toMinor($("rf-max").value, cur) };
+  }
+
+  function loadReport() {
+    say("report-status", "info", t("loading"));
+    return api("GET", clinicPath("/reports/qr-payments"), { query: reportQuery() }).then(function (res) {
+      if (!res.ok) { state.report = []; clear($("report-list")); $("report-count").textContent = ""; sayError("report-status", res); return; }
+      say("report-status", null);
+      var data = res.data;
+      state.report = Array.isArray(data) ? data : ((data && (data.rows || data.payments || data.items)) || []);
+      renderReport();
+    });
+  }
+
+  // Why a receipt is still missing, in words; the register's own code stays visible in brackets.
+  function fiscalReason(fiscal) {
+    var code = fiscal && fiscal.last_error;
+    if (!code) return "";
+    var known = ["fiscal_shift_closed", "provider_unavailable", "fiscal_register_not_configured", "fiscal_register_busy"];
+    var key = known.indexOf(code) >= 0 ? "why_" + code : /^receipt_error|^fiscal_receipt_rejected/.test(code) ? "why_receipt_error" : null;
+    return key ? t(key) + " (" + code + ")" : t("register_said", { error: code });
+  }
+
+  var FISCAL_BADGE = { fiscalized: "badge-ok", pending: "badge-warn", failed: "badge-err" };
+
+  function renderReport() {
+    var box = clear($("report-list"));
+    $("report-count").textContent = t("count_payments", { n: state.report.length });
+    if (!state.report.length) { box.appendChild(h("p", { "class": "hint", text: t("no_payments") })); return; }
+    var rows = state.report.map(function (row) {
+      var status = h("div", { "class": "row-status", role: "status", "aria-live": "polite" });
+      var fiscal = row.fiscal_status;
+      var receipt = row.receipt || {};
+      var lastError = row.fiscal && row.fiscal.last_error;
+      var fiscalCell = h("div", {}, [
+        h("span", { "class": "badge " + (FISCAL_BADGE[fiscal] || "badge-muted"), "data-fiscal-status": fiscal, text: t("fs_" + fiscal) }),
+        receipt.fiscal_code ? h("span", { "class": "sub", text: t("fiscal_code", { code: receipt.fiscal_code }) }) : null,
+        receipt.url ? h("span", { "class": "sub" }, [h("a", { href: receipt.url, target: "_blank", rel: "noopener", text: t("view_receipt") })]) : null,
+        fiscal !== "fiscalized" && lastError ? h("span", { "class": "sub", "data-fiscal-error": lastError, text: fiscalReason(row.fiscal) }) : null,
+        fiscal !== "fiscalized" && row.fiscal && row.fiscal.next_attempt_at ? h("span", { "class": "sub", text: t("next_attempt", { time: formatWhen(row.fiscal.next_attempt_at) }) }) : null
+      ]);
+      var actions = [];
+      if (fiscal === "pending" || fiscal === "failed") {
+        actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "fiscalize", "data-payment": row.payment_id,
+          title: t("fiscalize_hint", { id: row.payment_id }), "aria-label": t("fiscalize") + " · " + t("fiscalize_hint", { id: row.payment_id }), text: t("fiscalize"),
+          onclick: function (e) { fiscalize(row, e.currentTarget, status); } }));
+      }
+      return h("tr", { "data-payment": row.payment_id }, [
+        h("td", { "data-label": t("col_paid_at") }, [h("span", {}, [h("span", { "class": "when", text: formatWhen(row.paid_at) }), h("span", { "class": "sub", text: row.payment_id })])]),
+        h("td", { "class": "num", "data-label": t("col_amount") }, [h("span", {}, [formatMoney(row.amount), row.refunded ? h("span", { "class": "sub", text: t("refunded") }) : null])]),
+        h("td", { "data-label": t("col_register") }, [h("span", {}, [registerName(row.qr_id), row.appointment_id ? h("span", { "class": "sub", text: row.appointment_id }) : null])]),
+        h("td", { "data-label": t("col_card") }, [row.masked_pan || "—"]),
+        h("td", { "data-label": t("fiscal_status") }, [fiscalCell]),
+        h("td", { "data-label": t("col_actions") }, [h("div", {}, [h("div", { "class": "actions" }, actions), status])])
+      ]);
+    });
+    box.appendChild(h("table", { "class": "data" }, [
+      h("caption", { "class": "visually-hidden", text: t("report_title") }),
+      h("thead", {}, [h("tr", {}, ["col_paid_at", "col_amount", "col_register", "col_card", "fiscal_status", "col_actions"].map(function (k) { return h("th", { scope: "col", text: t(k) }); }))]),
+      h("tbody", {}, rows)
+    ]));
+  }
+
+  function registerName(qrId) {
+    var found = state.registers.filter(function (r) { return r.qr_id === qrId; })[0];
+    return found && found.short_qr_id ? found.short_qr_id : (qrId || "—");
+  }
+
+  function rowStatus(paymentId) {
+    return document.querySelector("tr[data-payment='" + paymentId + "'] .row-status") || $("report-status");
+  }
+
+  function fiscalize(row, button, region) {
+    busy(button, true);
+    say(region, "info", t("loading"));
+    api("POST", clinicPath("/qr-payments/" + encodeURIComponent(row.payment_id) + "/fiscalize"), { body: {} }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) {
+        // A conflict may mean the row changed meanwhile: show it fresh, with the reason on it.
+        if (res.status === 409) loadReport().then(function () { sayError(rowStatus(row.payment_id), res); });
+        else sayError(region, res);
+        return;
+      }
+      var result = res.data || {};
+      var after = result.fiscal_status || (result.payment && result.payment.fiscal_status) || "fiscalized";
+      loadReport().then(function () {
+        var target = rowStatus(row.payment_id);
+        if (after === "fiscalized") say(target, "ok", t("fiscalized_now", { id: row.payment_id }));
+        else say(target, "warn", t("fiscalize_later", { id: row.payment_id, reason: fiscalReason((result.payment || result).fiscal) || t("fs_" + after) }));
+      });
+    });
+  }
+
+  function downloadCsv() {
+    var button = $("report-csv");
+    busy(button, true);
+    api("GET", clinicPath("/reports/qr-payments"), { query: reportQuery(), accept: "text/csv" }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError("report-status", res); return; }
+      var blob = res.data instanceof Blob ? res.data : new Blob([String(res.data)], { type: "text/csv" });
+      var url = URL.createObjectURL(blob);
+      var a = h("a", { href: url, download: "qr-payments-" + state.clinicId + "-" + new Date().toISOString().slice(0, 10) + ".csv" });
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      window.setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+      say("report-status", "ok", t("csv_ready"));
+    });
+  }
+
+  // ------------------------------------------------------------------ settings
+  function loadSettingsView() {
+    state.loaded.settings = true;
+    // The form stays disabled until the stored values are in it, so nothing typed is overwritten.
+    var fieldset = $("settings-form").querySelector("fieldset");
+    fieldset.disabled = true;
+    api("GET", clinicPath("/settings")).then(function (res) {
+      if (!res.ok) { sayError("settings-status", res); return; }
+      state.settings = res.data;
+      renderSettings();
+      fieldset.disabled = state.role !== "admin";
+    });
+    if (state.role === "admin") {
+      if (state.gateways) renderGateways();
+      api("GET", clinicPath("/gateways")).then(function (res) {
+        if (!res.ok) { sayError("gateways-status", res); return; }
+        var fresh = res.data.gateways || [];
+        var changed = JSON.stringify(fresh) !== JSON.stringify(state.gateways);
+        state.gateways = fresh;
+        if (changed || !$("gateways").firstChild) renderGateways();
+      });
+    } else renderGateways();
+    loadServices().then(renderServices);
+  }
+
+  function renderSettings() {
+    var s = state.settings;
+    if (!s) return;
+    $("st-link").checked = !!s.show_payment_link_in_email;
+    $("st-card").checked = !!s.card_required_for_online_booking;
+    $("st-ttl").value = s.online_link_ttl_minutes == null ? "" : s.online_link_ttl_minutes;
+    $("st-reminders").value = (s.reminder_hours_before || []).join(", ");
+    $("st-gateway").value = s.default_gateway || "";
+  }
+
+  function saveSettings(event) {
+    event.preventDefault();
+    var reminders = $("st-reminders").value.split(/[,;\s]+/).filter(Boolean);
+    var hours = reminders.map(function (x) { return parseInt(x, 10); });
+    if (hours.some(function (n, i) { return isNaN(n) || String(n) !== reminders[i]; })) { fieldError($("st-reminders"), true); say("settings-status", "error", t("err_422")); return; }
+    fieldError($("st-reminders"), false);
+    var ttl = $("st-ttl").value.trim();
+    var body = {
+      show_payment_link_in_email: $("st-link").checked,
+      card_required_for_online_booking: $("st-card").checked,
+      online_link_ttl_minutes: ttl ? parseInt(ttl, 10) : null,
+      reminder_hours_before: hours,
+      default_gateway: $("st-gateway").value || null
+    };
+    var button = $("settings-form").querySelector("button[type=submit]");
+    busy(button, true);
+    api("PATCH", clinicPath("/settings"), { body: body }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError("settings-status", res); return; }
+      state.settings = res.data;
+      renderSettings();
+      say("settings-status", "ok", t("settings_saved"));
+    });
+  }
+
+  function renderGateways() {
+    var box = clear($("gateways"));
+    if (state.role !== "admin") { box.appendChild(h("p", { "class": "hint", text: t("err_403") })); return; }
+    var known = {};
+    (state.gateways || []).forEach(function (g) { known[g.provider] = g; });
+    Object.keys(PROVIDERS).forEach(function (provider) {
+      var current = known[provider];
+      var status = h("div", { "class": "row-status", role: "status", "aria-live": "polite" });
+      var masked = current && (current.masked || current.values || {});
+      var inputs = PROVIDERS[provider].map(function (field) {
+        var id = "gw-" + provider + "-" + field;
+        return h("div", { "class": "field" }, [
+          h("label", { "for": id, text: t("f_" + field) }),
+          h("input", { id: id, name: field, type: "password", autocomplete: "new-password", spellcheck: "false",
+            "aria-describedby": masked && masked[field] ? id + "-now" : null }),
+          masked && masked[field] ? h("span", { id: id + "-now", "class": "hint masked", text: masked[field] }) : null
+        ]);
+      });
+      var form = h("form", { novalidate: true, onsubmit: function (e) { e.preventDefault(); saveGateway(provider, form, status); } }, [
+        h("div", { "class": "row" }, inputs),
+        h("div", { "class": "actions" }, [
+          h("button", { type: "submit", "class": "btn btn-small", text: t("gw_save") }),
+          current ? h("button", { type: "button", "class": "btn btn-small btn-danger", text: t("remove"),
+            onclick: function (e) { removeGateway(provider, e.currentTarget, status); } }) : null
+        ])
+      ]);
+      box.appendChild(h("section", { "class": "gateway", "data-provider": provider, "aria-label": PROVIDER_NAMES[provider] }, [
+        h("div", { "class": "gateway-head" }, [
+          h("h3", { text: PROVIDER_NAMES[provider] }),
+          h("span", { "class": "badge " + (!current ? "badge-muted" : current.verified ? "badge-ok" : "badge-warn"),
+            text: !current ? t("not_connected") : current.verified ? t("verified") : t("not_verified") })
+        ]),
+        current ? h("p", { "class": "hint", text: t("gw_replace") }) : null,
+        form, status
+      ]));
+    });
+  }
+
+  function saveGateway(provider, form, region) {
+    var body = {};
+    var missing = null;
+    PROVIDERS[provider].forEach(function (field) {
+      var input = form.querySelector("input[name='" + field + "']");
+      var value = input.value.trim();
+      fieldError(input, !value);
+      if (!value && !missing) missing = input;
+      body[field] = value;
+    });
+    if (missing) { say(region, "error", t("required")); missing.focus(); return; }
+    var button = form.querySelector("button[type=submit]");
+    busy(button, true);
+    api("PUT", clinicPath("/gateways/" + provider), { body: body }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError(region, res); return; }
+      var others = (state.gateways || []).filter(function (g) { return g.provider !== provider; });
+      others.push({ provider: provider, masked: res.data.masked, verified: res.data.verified });
+      state.gateways = others;
+      renderGateways();
+      say(document.querySelector(".gateway[data-provider='" + provider + "'] .row-status"), "ok", t("gw_saved", { provider: PROVIDER_NAMES[provider] }));
+    });
+  }
+
+  function removeGateway(provider, button, region) {
+    if (!button.getAttribute("data-armed")) {
+      button.setAttribute("data-armed", "1");
+      button.textContent = t("remove") + " · " + t("yes");
+      say(region, "warn", t("gw_remove_confirm", { provider: PROVIDER_NAMES[provider] }));
+      return;
+    }
+    busy(button, true);
+    api("DELETE", clinicPath("/gateways/" + provider)).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError(region, res); return; }
+      state.gateways = (state.gateways || []).filter(function (g) { return g.provider !== provider; });
+      renderGateways();
+      say("gateways-status", "ok", t("gw_removed", { provider: PROVIDER_NAMES[provider] }));
+    });
+  }
+
+  function renderServices() {
+    var box = clear($("services-list"));
+    if (!state.services.length) { box.appendChild(h("p", { "class": "hint", text: t("no_services") })); return; }
+    var yes = function (flag) { return h("span", { "class": "badge " + (flag ? "badge-info" : "badge-muted"), text: flag ? t("yes") : t("no") }); };
+    box.appendChild(h("table", { "class": "data" }, [
+      h("caption", { "class": "visually-hidden", text: t("services_title") }),
+      h("thead", {}, [h("tr", {}, [t("svc_id"), t("svc_name"), t("col_price"), t("svc_online"), t("svc_card"), t("reason_no_show"), ""].map(function (label) { return h("th", { scope: "col", text: label }); }))]),
+      h("tbody", {}, state.services.map(function (s) {
+        return h("tr", { "data-service": s.service_id }, [
+          h("td", { "data-label": t("svc_id") }, [h("code", { text: s.service_id })]),
+          h("td", { "data-label": t("svc_name") }, [s.name]),
+          h("td", { "class": "num", "data-label": t("col_price") }, [formatMoney(s.price)]),
+          h("td", { "data-label": t("svc_online") }, [yes(s.requires_online_payment)]),
+          h("td", { "data-label": t("svc_card") }, [yes(s.requires_card_on_file)]),
+          h("td", { "class": "num", "data-label": t("reason_no_show") }, [s.no_show_fee ? formatMoney(s.no_show_fee) : "—"]),
+          h("td", { "data-label": t("col_actions") }, [state.role === "admin" ? h("button", { type: "button", "class": "btn btn-small btn-secondary",
+            text: t("edit"), "aria-label": t("edit") + " " + s.name, onclick: function () { editService(s); } }) : null])
+        ]);
+      }))
+    ]));
+  }
+
+  function editService(s) {
+    $("sv-id").value = s.service_id;
+    $("sv-name").value = s.name;
+    $("sv-price").value = fromMinor(s.price);
+    $("sv-noshow").value = s.no_show_fee ? fromMinor(s.no_show_fee) : "";
+    $("sv-online").checked = !!s.requires_online_payment;
+    $("sv-card").checked = !!s.requires_card_on_file;
+    $("sv-name").focus();
+  }
+
+  function saveService(event) {
+    event.preventDefault();
+    var cur = currency();
+    var id = $("sv-id"), name = $("sv-name"), price = $("sv-price"), noShow = $("sv-noshow");
+    var priceMinor = toMinor(price.value, cur), noShowMinor = toMinor(noShow.value, cur);
+    var bad = [];
+    fieldError(id, !/^[A-Za-z0-9_\-]{1,64}$/.test(id.value)); if (id.getAttribute("aria-invalid")) bad.push(id);
+    fieldError(name, !name.value.trim()); if (!name.value.trim()) bad.push(name);
+    fieldError(price, priceMinor == null); if (priceMinor == null) bad.push(price);
+    fieldError(noShow, noShow.value && noShowMinor == null); if (noShow.value && noShowMinor == null) bad.push(noShow);
+    if (bad.length) { say("service-status", "error", t("err_422")); bad[0].focus(); return; }
+    var body = { name: name.value.trim(), price: { amount: priceMinor, currency: cur }, requires_online_payment: $("sv-online").checked,
+      requires_card_on_file: $("sv-card").checked, no_show_fee: noShowMinor == null ? null : { amount: noShowMinor, currency: cur } };
+    var button = $("service-form").querySelector("button[type=submit]");
+    busy(button, true);
+    api("PUT", clinicPath("/services/" + encodeURIComponent(id.value)), { body: body }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError("service-status", res); return; }
+      say("service-status", "ok", t("svc_saved", { id: id.value }));
+      loadServices().then(renderServices);
+    });
+  }
+
+  function templatePath() {
+    var scope = $("tpl-scope").value;
+    var base = scope === "org" ? "/v1/orgs/" + encodeURIComponent(state.clinic.org_id) : clinicPath();
+    return base + "/message-templates/" + $("tpl-kind").value + "/" + $("tpl-channel").value + "/" + $("tpl-locale").value;
+  }
+
+  function loadTemplate(event) {
+    if (event) event.preventDefault();
+    say("tpl-status", "info", t("loading"));
+    api("GET", templatePath()).then(function (res) {
+      if (!res.ok) { $("tpl-edit").hidden = true; sayError("tpl-status", res); return; }
+      say("tpl-status", null);
+      var tpl = res.data || {};
+      $("tpl-edit").hidden = false;
+      $("tpl-source").textContent = t("tpl_source", { source: t("src_" + (tpl.source || "builtin")) });
+      $("tpl-subject-field").hidden = $("tpl-channel").value === "sms";
+      $("tpl-subject").value = tpl.subject || "";
+      $("tpl-body").value = tpl.body || "";
+    });
+  }
+
+  function saveTemplate(event) {
+    event.preventDefault();
+    if (!$("tpl-body").value.trim()) { fieldError($("tpl-body"), true); say("tpl-status", "error", t("required")); $("tpl-body").focus(); return; }
+    fieldError($("tpl-body"), false);
+    var button = $("tpl-edit").querySelector("button[type=submit]");
+    busy(button, true);
+    api("PUT", templatePath(), { body: { subject: $("tpl-channel").value === "sms" ? "" : $("tpl-subject").value, body: $("tpl-body").value } }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError("tpl-status", res); return; }
+      $("tpl-source").textContent = t("tpl_source", { source: t("src_" + (res.data.source || "clinic")) });
+      say("tpl-status", "ok", t("tpl_saved"));
+    });
+  }
+
+  // ------------------------------------------------------------------ wiring
+  function wire() {
+    $("signin-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var clinicId = $("signin-clinic").value.trim(), key = $("signin-key").value.trim();
+      fieldError($("signin-clinic"), !clinicId);
+      fieldError($("signin-key"), !key);
+      if (!clinicId || !key) { say("signin-status", "error", t("required")); (clinicId ? $("signin-key") : $("signin-clinic")).focus(); return; }
+      signIn(clinicId, key, false);
+    });
+    Array.prototype.forEach.call(document.querySelectorAll(".lang-picker"), function (select) {
+      select.addEventListener("change", function () { var id = select.id; setLocale(select.value); $(id).focus(); });
+    });
+    $("sign-out").addEventListener("click", signOut);
+    window.addEventListener("hashchange", route);
+    $("appts-filters").addEventListener("submit", function (e) { e.preventDefault(); loadAppointments(); });
+    $("new-appt").addEventListener("submit", createAppointment);
+    $("na-name").addEventListener("input", function () {
+      var id = $("na-id");
+      // A suggestion staff may overwrite with their own system's id; names in other scripts give "p-…".
+      if (!id.getAttribute("data-touched")) id.value = $("na-name").value ? (slug($("na-name").value) || "p") + "-" + randomKey().slice(-6) : "";
+    });
+    $("na-id").addEventListener("input", function () { $("na-id").setAttribute("data-touched", "1"); });
+    $("cards-find").addEventListener("submit", function (e) {
+      e.preventDefault();
+      var value = $("cards-patient").value.trim();
+      fieldError($("cards-patient"), !value);
+      if (!value) { say("cards-status", "error", t("required")); $("cards-patient").focus(); return; }
+      if (value !== state.cardsPatient) state.cardsPatientName = null;
+      state.cardsPatient = value;
+      loadCards();
+    });
+    $("add-card").addEventListener("submit", function (e) { e.preventDefault(); startCardSetup(true); });
+    $("add-card-tablet").addEventListener("click", function () { startCardSetup(false); });
+    $("charge").addEventListener("submit", function (e) { e.preventDefault(); charge(false); });
+    $("charge-no-show").addEventListener("click", function () { charge(true); });
+    $("card-request").addEventListener("submit", sendCardRequest);
+    $("qr-sync").addEventListener("click", syncRegisters);
+    $("shift-refresh").addEventListener("click", loadShift);
+    $("shift-open").addEventListener("click", function () { shiftAction("open"); });
+    $("shift-close").addEventListener("click", function () { shiftAction("close"); });
+    // "Show" also re-reads the registers: a paid amount leaves its register meanwhile.
+    $("report-filters").addEventListener("submit", function (e) { e.preventDefault(); loadRegisters().then(loadReport); });
+    $("report-csv").addEventListener("click", downloadCsv);
+    $("settings-form").addEventListener("submit", saveSettings);
+    $("service-form").addEventListener("submit", saveService);
+    $("tpl-pick").addEventListener("submit", loadTemplate);
+    $("tpl-edit").addEventListener("submit", saveTemplate);
+  }
+
+  function start() {
+    state.locale = pickLocale(sessionStorage.getItem(LOCALE_KEY)) || pickLocale(navigator.language) || "es";
+    wire();
+    var saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(SESSION) || "null"); } catch (e) { saved = null; }
+    if (saved && saved.clinicId && saved.key) {
+      applyTexts();
+      signIn(saved.clinicId, saved.key, true);
+    } else {
+      showSignIn();
+      // /staff?clinic=cl_... fills in the clinic id (never the key: keys do not belong in URLs).
+      var clinic = new URLSearchParams(window.location.search).get("clinic");
+      if (clinic) { $("signin-clinic").value = clinic; $("signin-key").focus(); }
+    }
+  }
+
+  start();
+})();
