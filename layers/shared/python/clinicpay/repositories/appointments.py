@@ -19,7 +19,7 @@ from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.errors import Conflict, NotFound
 from clinicpay.notify.builtin import Text
 from clinicpay.ports import PaymentEvent
-from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
+from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
 
 REMINDER_PARTITION = "DUE"
 
@@ -169,19 +169,12 @@ class AppointmentRepository:
 
     def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int) -> bool:
         """Store a fresh provider session unless another click stored one first (returns False then)."""
-        try:
-            self._table.update_item(
-                Key=appointment_key(clinic_id, appointment_id),
-                UpdateExpression="SET provider_session = :s, session_attempts = :next",
-                ConditionExpression="session_attempts = :expected AND payment_status IN (:unpaid, :pending)",
-                ExpressionAttributeValues={":s": _json(session.model_dump(mode="json")), ":next": expected_attempts + 1,
-                                           ":expected": expected_attempts, ":unpaid": "unpaid", ":pending": "pending"})
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            with translated_errors():
-                raise
+        return conditional(lambda: self._table.update_item(
+            Key=appointment_key(clinic_id, appointment_id),
+            UpdateExpression="SET provider_session = :s, session_attempts = :next",
+            ConditionExpression="session_attempts = :expected AND payment_status IN (:unpaid, :pending)",
+            ExpressionAttributeValues={":s": _json(session.model_dump(mode="json")), ":next": expected_attempts + 1,
+                                       ":expected": expected_attempts, ":unpaid": "unpaid", ":pending": "pending"}))
 
     def claim_reminder(self, clinic_id: str, appointment_id: str, due_at: str, remaining: list[str]) -> bool:
         """Move past the reminder due at `due_at`; only one runner wins, so each is sent once."""
@@ -191,15 +184,9 @@ class AppointmentRepository:
         else:
             update = "REMOVE reminder_due_at, reminder_pk, reminders_pending"
             values = {":due": due_at}
-        try:
-            self._table.update_item(Key=appointment_key(clinic_id, appointment_id), UpdateExpression=update,
-                                    ConditionExpression="reminder_due_at = :due", ExpressionAttributeValues=values)
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            with translated_errors():
-                raise
+        return conditional(lambda: self._table.update_item(
+            Key=appointment_key(clinic_id, appointment_id), UpdateExpression=update,
+            ConditionExpression="reminder_due_at = :due", ExpressionAttributeValues=values))
 
     def release_reminder(self, clinic_id: str, appointment_id: str, due_at: str, pending: list[str]) -> None:
         """Undo a claim whose message could not be sent, so the next run tries again."""
@@ -211,15 +198,8 @@ class AppointmentRepository:
     # ---------------------------------------------------------------- payment events
     def record_event(self, clinic_id: str, event: PaymentEvent, outcome: str) -> bool:
         """Remember an event id; False when it was already recorded (a repeat delivery)."""
-        try:
-            self._table.put_item(Item=_event_item(clinic_id, event, outcome),
-                                 ConditionExpression="attribute_not_exists(pk)")
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            with translated_errors():
-                raise
+        return conditional(lambda: self._table.put_item(Item=_event_item(clinic_id, event, outcome),
+                                                        ConditionExpression="attribute_not_exists(pk)"))
 
     def apply_paid(self, clinic_id: str, event: PaymentEvent) -> str:
         """One transaction: event recorded, appointment paid, payment row written.
@@ -281,16 +261,9 @@ class AppointmentRepository:
             condition += " AND provider_session.session_id = :sid"
             values[":sid"] = clear_session_id
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        try:
-            self._table.update_item(Key=appointment_key(clinic_id, event.appointment_id or ""),
-                                    UpdateExpression=expression, ConditionExpression=condition,
-                                    ExpressionAttributeValues=values)
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            with translated_errors():
-                raise
+        return conditional(lambda: self._table.update_item(Key=appointment_key(clinic_id, event.appointment_id or ""),
+                                UpdateExpression=expression, ConditionExpression=condition,
+                                ExpressionAttributeValues=values))
 
     def count_payments(self, clinic_id: str, appointment_id: str) -> int:
         with translated_errors():

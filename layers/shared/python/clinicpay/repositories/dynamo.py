@@ -5,7 +5,7 @@ Repositories speak domain models and domain errors; nothing above them sees boto
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
@@ -49,6 +49,18 @@ def translated_errors(conflict: type[ClinicpayError] = ConditionFailed, message:
         raise StorageUnavailable() from error
     except BotoCoreError as error:
         raise StorageUnavailable() from error
+
+
+def conditional(write: Callable[[], Any]) -> bool:
+    """Run a conditional write; False when its condition did not hold (the expected state moved on)."""
+    try:
+        write()
+        return True
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        with translated_errors():
+            raise
 
 
 def plain(value: Any) -> Any:
