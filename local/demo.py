@@ -27,6 +27,14 @@ SERVICES = {
     "control": {"name": "Control (sin costo)", "price": {"amount": 0, "currency": "CLP"},
                 "requires_online_payment": False, "requires_card_on_file": False, "no_show_fee": None},
 }
+STRIPE_SECRET_KEY = "sk_test_demo_clinicpay_local"
+STRIPE_EVENTS = ["setup_intent.succeeded", "setup_intent.setup_failed", "payment_intent.succeeded",
+                 "payment_intent.payment_failed", "payment_method.detached", "checkout.session.completed",
+                 "checkout.session.expired"]
+CARD_SERVICE = {"name": "Procedimiento (requiere tarjeta)", "price": {"amount": 40000, "currency": "CLP"},
+                "requires_online_payment": False, "requires_card_on_file": True,
+                "no_show_fee": {"amount": 10000, "currency": "CLP"}}
+QR_CLINIC = {"name": "Клініка Демо", "country": "UA", "currency": "UAH", "timezone": "Europe/Kyiv", "locale": "uk"}
 TIMEOUT = 20
 
 
@@ -40,6 +48,7 @@ class DemoClinic:
     admin_key: str
     publishable_key: str
     failed: list[str] = field(default_factory=list)
+    qr: dict[str, str] | None = None
 
     def appointment_curl(self, base_url: str) -> str:
         starts_at = (datetime.now(ZoneInfo(CLINIC["timezone"])) + timedelta(days=1)).replace(
@@ -56,10 +65,15 @@ class DemoClinic:
             f" Demo clinic    {CLINIC['name']}  id {self.clinic_id}",
             f" Admin key      {self.admin_key}",
             f" Publishable    {self.publishable_key}",
+            f" Widget demo    {base_url}/demo?clinic={self.clinic_id}&key={self.publishable_key}",
+            f" Staff pages    {base_url}/staff  (clinic id above, admin key to sign in)",
             " Services       consulta (CLP 25000, paid online via Fintoc sandbox), control (free)",
             " Book and pay (then open payment_link.url, and see the email in the outbox):",
             *("   " + line for line in self.appointment_curl(base_url).splitlines()),
         ]
+        if self.qr:
+            lines += [f" QR clinic      {QR_CLINIC['name']}  id {self.qr['clinic_id']}  admin key {self.qr['admin_key']}",
+                      "                (staff pages -> Pagos QR / QR: put an amount, open the register's page, pay)"]
         if self.failed:
             lines.append(f" Demo steps that failed: {', '.join(self.failed)} (see the lines above)")
         return lines
@@ -140,4 +154,49 @@ def bootstrap(base_url: str, operator_key: str, *, fintoc_api_base: str | None =
          body={"show_payment_link_in_email": True, "default_gateway": "fintoc"})
     for service_id, service in SERVICES.items():
         step(f"service {service_id}", "PUT", f"{clinic_url}/services/{service_id}", key=clinic.admin_key, body=service)
+    _cards_on_file(step, clinic, clinic_url, base_url, public)
+    clinic.qr = bootstrap_qr_clinic(base_url, operator_key, log=log)
     return clinic
+
+
+def _cards_on_file(step: Any, clinic: DemoClinic, clinic_url: str, base_url: str, public: str) -> None:
+    """Stripe (sandbox) as the card vault, and a service that needs a card to be booked online."""
+    stripe = (os.environ.get("STRIPE_API_BASE") or f"{base_url}/_sandbox/stripe").rstrip("/")
+    try:
+        response = requests.post(f"{stripe}/v1/webhook_endpoints", timeout=TIMEOUT,
+                                 headers={"Authorization": f"Bearer {STRIPE_SECRET_KEY}"},
+                                 data=[("url", f"{public}/webhooks/stripe/{clinic.clinic_id}"),
+                                       *[("enabled_events[]", e) for e in STRIPE_EVENTS]])
+        secret = response.json().get("secret") if response.ok else None
+    except (requests.RequestException, ValueError):
+        secret = None
+    if not secret:
+        clinic.failed.append("stripe webhook endpoint")
+        return
+    step("stripe gateway credentials (cards on file)", "PUT", f"{clinic_url}/gateways/stripe", key=clinic.admin_key,
+         body={"secret_key": STRIPE_SECRET_KEY, "publishable_key": "pk_test_demo_clinicpay_local",
+               "webhook_secret": secret})
+    step("setting: card required for online booking", "PATCH", f"{clinic_url}/settings", key=clinic.admin_key,
+         body={"card_required_for_online_booking": True})
+    step("service procedimiento (card required)", "PUT", f"{clinic_url}/services/procedimiento",
+         key=clinic.admin_key, body=CARD_SERVICE)
+
+
+def bootstrap_qr_clinic(base_url: str, operator_key: str, *, log: Any = print) -> dict[str, str] | None:
+    """A Ukrainian clinic with monobank QR registers and a Checkbox register, its shift open, so a
+    person can put an amount on a register, pay it on the sandbox page and see the fiscal receipt."""
+    try:
+        created = _call("POST", f"{base_url}/v1/clinics", key=operator_key, body=QR_CLINIC)
+        clinic_id, admin = created["clinic"]["clinic_id"], created["admin_key"]
+        url = f"{base_url}/v1/clinics/{clinic_id}"
+        _call("PUT", f"{url}/gateways/monobank", key=admin, body={"token": "demo-monobank-token"})
+        _call("PUT", f"{url}/gateways/checkbox", key=admin, body={"license_key": "demo-checkbox-licence",
+                                                                 "pin_code": "1234"})
+        registers = _call("POST", f"{url}/qr-registers/sync", key=admin)
+        _call("POST", f"{url}/fiscal/shift/open", key=admin)
+    except (StepFailed, KeyError, TypeError) as error:
+        log(f"demo: ✗ QR clinic: {error}")
+        return None
+    count = len(registers.get("registers") or registers.get("data") or [])
+    log(f"demo: ✓ QR clinic {clinic_id} ({count} monobank QR registers synced, Checkbox shift opening)")
+    return {"clinic_id": clinic_id, "admin_key": admin}

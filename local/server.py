@@ -15,7 +15,7 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from local import apigw
+from local import apigw, template
 
 SANDBOXES = ("fintoc", "monobank", "stripe", "checkbox")
 
@@ -33,7 +33,24 @@ def _load_sandboxes() -> dict[str, WSGIApp]:
     return apps
 
 
+def _cors() -> dict[str, str]:
+    """The HTTP API's CorsConfiguration from template.yaml, as the headers API Gateway would add."""
+    resources = template.load()["Resources"]
+    config = next((r["Properties"].get("CorsConfiguration") for r in resources.values()
+                   if r["Type"] == "AWS::Serverless::HttpApi"), None) or {}
+    if not config:
+        return {}
+    return {"Access-Control-Allow-Origin": ",".join(config.get("AllowOrigins", [])),
+            "Access-Control-Allow-Methods": ",".join(config.get("AllowMethods", [])),
+            "Access-Control-Allow-Headers": ",".join(config.get("AllowHeaders", [])),
+            "Access-Control-Expose-Headers": ",".join(config.get("ExposeHeaders", [])),
+            "Access-Control-Max-Age": str(config.get("MaxAge", 0))}
+
+
 def _api(request: Request) -> Response:
+    cors = _cors()
+    if request.method == "OPTIONS" and cors and request.headers.get("Access-Control-Request-Method"):
+        return Response(status=204, headers=cors)  # API Gateway answers preflights without the Lambda
     result = apigw.invoke_http(request.method, request.path, raw_query=request.query_string.decode(),
                                headers=dict(request.headers.items()), body=request.get_data() or None,
                                source_ip=request.remote_addr or "127.0.0.1")
@@ -42,6 +59,9 @@ def _api(request: Request) -> Response:
         response.headers[name] = value
     for cookie in result.cookies:
         response.headers.add("Set-Cookie", cookie)
+    if cors and request.headers.get("Origin"):
+        response.headers["Access-Control-Allow-Origin"] = cors["Access-Control-Allow-Origin"]
+        response.headers["Access-Control-Expose-Headers"] = cors["Access-Control-Expose-Headers"]
     return response
 
 

@@ -13,7 +13,7 @@ from werkzeug.test import Client, TestResponse
 from local import template, tools
 from local.server import LocalApp
 from tests.support import env
-from tests.support.env import SENDER
+from tests.support.env import SENDER, TestStack
 
 
 @pytest.fixture
@@ -105,3 +105,18 @@ def test_web_files_are_served_from_web_folder(client: Client, tmp_path: Path, mo
     assert client.get("/web/css/site.css").text == "body{}"
     assert client.get("/staff").status_code == 404
     assert client.get("/web/../secret").status_code == 404
+
+
+def test_the_api_answers_cross_origin_calls_like_the_http_apis_cors_configuration(stack: TestStack) -> None:
+    # Given the widget on a clinic's own site
+    import requests
+
+    origin = {"Origin": "https://clinic.example"}
+    # When the browser asks before a booking POST
+    preflight = requests.options(f"{stack.base_url}/v1/public/clinics/x/appointments", timeout=10, headers={
+        **origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-clinic-key"})
+    # Then the preflight allows the widget's headers, and real answers carry the origin header
+    assert preflight.status_code == 204
+    assert "x-clinic-key" in preflight.headers["Access-Control-Allow-Headers"]
+    answer = requests.get(f"{stack.base_url}/health", headers=origin, timeout=10)
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
