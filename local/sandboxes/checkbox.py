@@ -25,16 +25,14 @@ client that retries must read the first receipt back by its id. The sum of goods
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import html
 import json
 import secrets
 import string
-import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,11 +40,24 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from local.sandboxes.common import (
+    Fault,
+    FaultInjector,
+    SandboxState,
+    WebhookDeliverer,
+    add_reset_route,
+    is_int,
+    post,
+    random_string,
+    request_json,
+)
+from local.sandboxes.common import json_response as _json
+
 app = Flask(__name__)
 
 OPEN_DELAY_SECONDS = 0.5
 TOKEN_TTL_SECONDS = 8 * 3600
-DEFAULT_FAULT_DELAY_SECONDS = 5.0
+DELIVERY_TIMEOUT_SECONDS = 10.0
 SHIFT_NOT_OPENED = "Зміну не відкрито"
 SHIFT_ALREADY_OPENED = "Касир вже працює з даною касою"
 RECEIPT_ID_TAKEN = "Чек з таким ідентифікатором вже існує"
@@ -66,7 +77,7 @@ def _iso(moment: datetime) -> str:
 class Register:
     license_key: str
     register_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    fiscal_number: str = field(default_factory=lambda: "40000" + "".join(secrets.choice(string.digits) for _ in range(5)))
+    fiscal_number: str = field(default_factory=lambda: "40000" + random_string(5, string.digits))
     shift: dict[str, Any] | None = None
     shift_opened_mono: float = 0.0
     shift_serial: int = 0
@@ -75,37 +86,22 @@ class Register:
     webhook: dict[str, str] | None = None
 
 
-@dataclass
-class Fault:
-    kind: str  # "500", "502", "503" or "timeout"
-    remaining: int
-    seconds: float
-    path: str  # only calls whose path contains this ("" = any)
-
-
-class _State:
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.generation = 0
-        self.clear()
-
+class _State(SandboxState):
     def clear(self) -> None:
+        super().clear()  # pending faults and the delivery log
         self.registers: dict[str, Register] = {}
         self.tokens: dict[str, tuple[str, float]] = {}  # access token -> (licence key, exp)
-        self.faults: list[Fault] = []
         self.error_next = 0
         self.token_ttl: float = TOKEN_TTL_SECONDS
-        self.deliveries: list[dict[str, Any]] = []
 
 
 STATE = _State()
+DELIVERER = WebhookDeliverer(STATE, "checkbox", retry_delays=())  # Checkbox's webhooks are sent once
 
 
 def reset() -> None:
     """Forget every register, shift, receipt, token and fault."""
-    with STATE.lock:
-        STATE.generation += 1
-        STATE.clear()
+    STATE.reset()
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -120,10 +116,6 @@ class Unprocessable(Exception):
     def __init__(self, loc: list[Any], msg: str, kind: str = "value_error"):
         super().__init__(msg)
         self.detail = [{"loc": loc, "msg": msg, "type": kind}]
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
 
 
 @app.errorhandler(CheckboxError)
@@ -146,29 +138,16 @@ def _on_bad_method(_error: Exception) -> Response:
     return _json({"message": "Method Not Allowed"}, 405)
 
 
-@app.before_request
-def _inject_fault() -> Response | None:
-    if not request.path.startswith("/api/"):
-        return None
-    with STATE.lock:
-        fault = next((f for f in STATE.faults if f.remaining > 0 and f.path in request.path), None)
-        if fault is None:
-            return None
-        fault.remaining -= 1
-        if fault.remaining == 0:
-            STATE.faults.remove(fault)
-    if fault.kind != "timeout":
-        return _json({"message": "Internal Server Error (sandbox fault)"}, int(fault.kind))
-    request.environ["sandbox.delay_seconds"] = fault.seconds  # processed, but answered too late
-    return None
+def _server_error(fault: Fault) -> Response:
+    return _json({"message": "Internal Server Error (sandbox fault)"}, int(fault.kind))
 
 
-@app.after_request
-def _delay(response: Response) -> Response:
-    delay = request.environ.get("sandbox.delay_seconds")
-    if delay:
-        time.sleep(float(delay))
-    return response
+# The next n API calls (or those whose path contains `path`) fail: /_control/fail-next; a timeout
+# is processed, but answered too late.
+FAULTS = FaultInjector(STATE, api_prefix="/api/", kinds=("500", "502", "503", "timeout"), default_kind="503",
+                       usage="expected {status: 500|502|503|'timeout', count: n >= 1, seconds?, path?}",
+                       refuse=_server_error, respond=_json, by_path=True)
+FAULTS.install(app)
 
 
 # --- headers and auth ---------------------------------------------------------------------------
@@ -314,7 +293,7 @@ def close_shift() -> Response:
 # --- receipts -----------------------------------------------------------------------------------
 
 def _int_field(value: Any, loc: list[Any], *, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_int(value):
         raise Unprocessable(loc, "value is not a valid integer", "type_error.integer")
     if value < minimum:
         raise Unprocessable(loc, f"ensure this value is greater than or equal to {minimum}", "value_error")
@@ -407,7 +386,7 @@ def _advance_receipt(register: Register, receipt: dict[str, Any]) -> None:
         transaction.update({"status": "ERROR", "response_status": "ERROR",
                             "response_error_message": "ДПС відхилила документ (sandbox)"})
     else:
-        code = "TEST" + "".join(secrets.choice(string.digits) for _ in range(10))
+        code = "TEST" + random_string(10, string.digits)
         receipt.update({"status": "DONE", "fiscal_code": code, "fiscal_date": _iso(_now()), "is_sent_dps": True,
                         "tax_url": f"{receipt['_root']}check/{code}"})
         transaction.update({"status": "DONE", "response_status": "OK"})
@@ -480,24 +459,14 @@ def _notify(register: Register, receipt: dict[str, Any]) -> None:
     body = json.dumps({"request_id": str(uuid.uuid4()), "action": "RECEIPT_STATUS", "payload": _public(receipt)},
                       ensure_ascii=False).encode("utf-8")
     signature = base64.b64encode(hmac.new(register.webhook["secret_key"].encode(), body, hashlib.sha256).digest())
-    threading.Thread(target=_deliver, args=(register.webhook["url"], body, signature.decode(), STATE.generation),
-                     daemon=True).start()
+    DELIVERER.once(functools.partial(_deliver, register.webhook["url"], body, signature.decode()))
 
 
-def _deliver(url: str, body: bytes, signature: str, generation: int) -> None:
-    outgoing = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "x-request-signature": signature})
-    status: int | None = None
-    try:
-        with urllib.request.urlopen(outgoing, timeout=10) as answer:
-            status = answer.status
-    except urllib.error.HTTPError as refused:
-        status = refused.code
-    except (urllib.error.URLError, OSError):
-        status = None
-    with STATE.lock:
-        if STATE.generation == generation:
-            STATE.deliveries.append({"url": url, "status_code": status})
+def _deliver(url: str, body: bytes, signature: str, _attempt: int, generation: int) -> bool:
+    sent = post(url, body, {"Content-Type": "application/json", "x-request-signature": signature},
+                DELIVERY_TIMEOUT_SECONDS)
+    STATE.log_delivery(generation, {"url": url, "status_code": sent.status})
+    return sent.ok
 
 
 # --- test controls (not Checkbox's) ---------------------------------------------------------------
@@ -521,30 +490,18 @@ def control_register(license_key: str) -> Response:
                       "webhook": register.webhook})
 
 
-@app.post("/_control/fail-next")
-def control_fail_next() -> Response:
-    body = request.get_json(silent=True) or {}
-    kind = str(body.get("status", 503))
-    count = body.get("count", 1)
-    if kind not in ("500", "502", "503", "timeout") or not isinstance(count, int) or count < 1:
-        return _json({"error": "expected {status: 500|502|503|'timeout', count: n >= 1, seconds?, path?}"}, 400)
-    with STATE.lock:
-        STATE.faults.append(Fault(kind, count, float(body.get("seconds", DEFAULT_FAULT_DELAY_SECONDS)),
-                                  str(body.get("path", ""))))
-        return _json({"pending": [{"status": f.kind, "remaining": f.remaining, "path": f.path} for f in STATE.faults]})
-
+# /_control/fail-next is FAULTS's (above).
 
 @app.post("/_control/clear-faults")
 def control_clear_faults() -> Response:
-    with STATE.lock:
-        STATE.faults.clear()
-        return _json({"pending": []})
+    FAULTS.clear()
+    return _json({"pending": []})
 
 
 @app.post("/_control/receipt-error-next")
 def control_receipt_error_next() -> Response:
     """The next n receipts end in ERROR (the tax service refused them) instead of DONE."""
-    count = (request.get_json(silent=True) or {}).get("count", 1)
+    count = request_json().get("count", 1)
     with STATE.lock:
         STATE.error_next += int(count)
         return _json({"error_next": STATE.error_next})
@@ -552,13 +509,10 @@ def control_receipt_error_next() -> Response:
 
 @app.post("/_control/token-ttl")
 def control_token_ttl() -> Response:
-    seconds = (request.get_json(silent=True) or {}).get("seconds", TOKEN_TTL_SECONDS)
+    seconds = request_json().get("seconds", TOKEN_TTL_SECONDS)
     with STATE.lock:
         STATE.token_ttl = float(seconds)
         return _json({"token_ttl": STATE.token_ttl})
 
 
-@app.post("/_control/reset")
-def control_reset() -> Response:
-    reset()
-    return _json({"reset": True})
+add_reset_route(app, reset, _json)

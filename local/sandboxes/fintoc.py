@@ -26,12 +26,8 @@ import hashlib
 import hmac
 import html
 import json
-import secrets
 import string
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +36,23 @@ from typing import Any
 
 from flask import Flask, Response, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
+
+from local.sandboxes.common import (
+    EndpointWebhooks,
+    Fault,
+    FaultInjector,
+    SandboxState,
+    StoredResponse,
+    WebhookDeliverer,
+    add_deliveries_route,
+    add_redeliver_route,
+    add_reset_route,
+    is_int,
+    new_id,
+    post,
+    random_string,
+)
+from local.sandboxes.common import json_response as _json
 
 app = Flask(__name__)
 
@@ -55,13 +68,10 @@ DOC_URL = "https://docs.fintoc.com/reference/errors"
 # The first attempt is immediate, then one retry after each delay: 5 attempts in all.
 RETRY_DELAYS: tuple[float, ...] = (0.2, 0.4, 0.8, 1.6)
 DELIVERY_TIMEOUT_SECONDS = 2.0
-DEFAULT_FAULT_DELAY_SECONDS = 5.0
-
-_ALPHANUMERIC = string.ascii_letters + string.digits
 
 
 def _new_id(prefix: str, length: int = 16) -> str:
-    return prefix + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(length))
+    return new_id(prefix, length)  # Fintoc's ids: a prefix and 16 alphanumerics
 
 
 def _iso(moment: datetime, *, millis: bool = False) -> str:
@@ -74,13 +84,6 @@ def _now() -> datetime:
 
 
 # --- state -------------------------------------------------------------------------------------
-
-@dataclass
-class StoredResponse:
-    fingerprint: str
-    status: int
-    body: bytes
-
 
 @dataclass
 class Account:
@@ -98,36 +101,22 @@ class StoredEvent:
     body: bytes  # the exact bytes every delivery of this event carries
 
 
-@dataclass
-class Fault:
-    kind: str  # "503" or "timeout"
-    remaining: int
-    seconds: float
-
-
-class _State:
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.generation = 0
-        self.clear()
-
+class _State(SandboxState):
     def clear(self) -> None:
+        super().clear()  # pending faults and the delivery log
         self.accounts: dict[str, Account] = {}
         self.session_owner: dict[str, str] = {}
         self.events: dict[str, StoredEvent] = {}
-        self.deliveries: list[dict[str, Any]] = []
-        self.faults: list[Fault] = []
 
 
 STATE = _State()
+DELIVERER = WebhookDeliverer(STATE, "fintoc", RETRY_DELAYS)
 
 
 def reset() -> None:
     """Forget every account, object, event, delivery and pending fault."""
-    with STATE.lock:
-        # Delivery threads still retrying from before the reset see the new generation and stop.
-        STATE.generation += 1
-        STATE.clear()
+    # Delivery threads still retrying from before the reset see the new generation and stop.
+    STATE.reset()
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -166,38 +155,18 @@ def _on_bad_method(_error: Exception) -> Response:
     return _invalid("unrecognized_request", f"Unrecognized request URL ({request.method}: {request.path}).").response()
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+# --- faults (the next n API calls fail; /_control/fail-next) -------------------------------------
+
+def _unavailable(_fault: Fault) -> Response:
+    # Refused before the application runs, so nothing is stored under the Idempotency-Key.
+    return FintocApiError(503, "api_error", "service_unavailable",
+                          "Fintoc is temporarily unavailable (sandbox fault).").response()
 
 
-# --- faults (the next n API calls fail) -------------------------------------------------------
-
-@app.before_request
-def _inject_fault() -> Response | None:
-    if not request.path.startswith("/v1/"):
-        return None
-    with STATE.lock:
-        fault = next((f for f in STATE.faults if f.remaining > 0), None)
-        if fault is None:
-            return None
-        fault.remaining -= 1
-        if fault.remaining == 0:
-            STATE.faults.remove(fault)
-    if fault.kind == "503":
-        # Refused before the application runs, so nothing is stored under the Idempotency-Key.
-        return FintocApiError(503, "api_error", "service_unavailable",
-                              "Fintoc is temporarily unavailable (sandbox fault).").response()
-    # A timeout is the dangerous kind: the request IS processed, only the answer comes too late.
-    request.environ["sandbox.delay_seconds"] = fault.seconds
-    return None
-
-
-@app.after_request
-def _delay_response(response: Response) -> Response:
-    delay = request.environ.get("sandbox.delay_seconds")
-    if delay:
-        time.sleep(float(delay))
-    return response
+FAULTS = FaultInjector(STATE, api_prefix="/v1/", kinds=("503", "timeout"), default_kind="503",
+                       usage="expected {status: 503 | 'timeout', count: n >= 1, seconds?}",
+                       refuse=_unavailable, respond=_json)
+FAULTS.install(app)
 
 
 # --- auth and idempotency ---------------------------------------------------------------------
@@ -281,7 +250,7 @@ def _validate_create(body: dict[str, Any]) -> None:
     if unknown:
         raise _invalid("invalid_parameter", f"Received unknown parameter: {unknown[0]}", unknown[0])
     amount = body["amount"]
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+    if not is_int(amount) or amount <= 0:
         raise _invalid("invalid_amount", "amount must be a positive integer in the currency's smallest unit.",
                        "amount")
     currency = body["currency"]
@@ -470,38 +439,9 @@ def _new_event(key: str, event_type: str, data: dict[str, Any]) -> StoredEvent:
     return event
 
 
-def _subscribers(key: str, event_type: str) -> list[dict[str, Any]]:
-    with STATE.lock:
-        account = STATE.accounts.get(key)
-        if account is None:
-            return []
-        return [dict(e) for e in account.webhook_endpoints.values()
-                if event_type in e["enabled_events"] or "*" in e["enabled_events"]]
-
-
 def _dispatch(key: str, events: list[StoredEvent]) -> None:
     """Deliver in the background: first attempts in event order per endpoint, retries on their own."""
-    generation = STATE.generation
-    targets: dict[str, tuple[dict[str, Any], list[StoredEvent]]] = {}
-    for event in events:
-        for endpoint in _subscribers(key, event.event_type):
-            targets.setdefault(endpoint["id"], (endpoint, []))[1].append(event)
-    for endpoint, endpoint_events in targets.values():
-        threading.Thread(target=_deliver_in_order, args=(endpoint, endpoint_events, generation),
-                         daemon=True, name=f"fintoc-sandbox-{endpoint['id']}").start()
-
-
-def _deliver_in_order(endpoint: dict[str, Any], events: list[StoredEvent], generation: int) -> None:
-    for event in events:
-        if not _attempt(endpoint, event, 1, generation):
-            threading.Thread(target=_retry, args=(endpoint, event, generation), daemon=True).start()
-
-
-def _retry(endpoint: dict[str, Any], event: StoredEvent, generation: int) -> None:
-    for attempt, delay in enumerate(RETRY_DELAYS, start=2):
-        time.sleep(delay)
-        if STATE.generation != generation or _attempt(endpoint, event, attempt, generation):
-            return
+    WEBHOOKS.dispatch(key, events)
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -510,34 +450,22 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 
 
 def _attempt(endpoint: dict[str, Any], event: StoredEvent, attempt: int, generation: int) -> bool:
-    if STATE.generation != generation:
-        return True  # reset since: nothing left to deliver to
     # Each attempt is signed at send time, so a late retry is not refused as stale.
     signature = sign(endpoint["secret"], event.body, int(time.time()))
-    outgoing = urllib.request.Request(endpoint["url"], data=event.body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "Fintoc-Sandbox/1.0", "Fintoc-Signature": signature})
-    status: int | None = None
-    error: str | None = None
     started = _now()
-    try:
-        with urllib.request.urlopen(outgoing, timeout=DELIVERY_TIMEOUT_SECONDS) as answer:
-            status = answer.status
-    except urllib.error.HTTPError as refused:
-        status = refused.code
-    except TimeoutError:
-        error = "timeout"
-    except (urllib.error.URLError, ConnectionError, OSError) as failed:
-        reason = getattr(failed, "reason", failed)
-        error = "timeout" if isinstance(reason, TimeoutError) else "connection_error"
-    ok = status is not None and 200 <= status < 300
-    with STATE.lock:
-        if STATE.generation == generation:
-            STATE.deliveries.append({
-                "event_id": event.event_id, "event_type": event.event_type, "endpoint_id": endpoint["id"],
-                "url": endpoint["url"], "attempt": attempt, "status_code": status, "error": error,
-                "delivered": ok, "sent_at": _iso(started, millis=True), "fintoc_signature": signature,
-                "body": event.body.decode("utf-8")})
-    return ok
+    sent = post(endpoint["url"], event.body, {
+        "Content-Type": "application/json", "User-Agent": "Fintoc-Sandbox/1.0", "Fintoc-Signature": signature},
+        DELIVERY_TIMEOUT_SECONDS)
+    STATE.log_delivery(generation, {
+        "event_id": event.event_id, "event_type": event.event_type, "endpoint_id": endpoint["id"],
+        "url": endpoint["url"], "attempt": attempt, "status_code": sent.status, "error": sent.error,
+        "delivered": sent.ok, "sent_at": _iso(started, millis=True), "fintoc_signature": signature,
+        "body": event.body.decode("utf-8")})
+    return sent.ok
+
+
+WEBHOOKS = EndpointWebhooks(STATE, DELIVERER, accounts=lambda: STATE.accounts, events=lambda: STATE.events,
+                            send=_attempt)
 
 
 # --- hosted page ------------------------------------------------------------------------------
@@ -630,7 +558,7 @@ def _new_payment(session: dict[str, Any], status: str, error_reason: str | None)
         "payment_type_options": {},
         "recipient_account": {"holder_id": "771433855", "institution_id": "cl_banco_de_chile",
                               "number": "123456789", "type": "checking_account"},
-        "reference_id": "".join(secrets.choice(string.digits) for _ in range(8)),
+        "reference_id": random_string(8, string.digits),
         "sender_account": {"holder_id": "416148503", "institution_id": "cl_banco_estado",
                            "number": "987654321", "type": "checking_account"},
         "status": status,
@@ -678,21 +606,7 @@ def _complete(session_id: str, *, succeeded: bool) -> BaseResponse:
     return redirect(target, code=303)
 
 
-# --- test controls (not Fintoc's) -------------------------------------------------------------
-
-@app.post("/_control/fail-next")
-def control_fail_next() -> Response:
-    body = request.get_json(silent=True) or {}
-    kind = str(body.get("status", 503))
-    count = body.get("count", 1)
-    if kind not in ("503", "timeout") or not isinstance(count, int) or count < 1:
-        return _json({"error": "expected {status: 503 | 'timeout', count: n >= 1, seconds?}"}, 400)
-    seconds = float(body.get("seconds", DEFAULT_FAULT_DELAY_SECONDS))
-    with STATE.lock:
-        STATE.faults.append(Fault(kind, count, seconds))
-        pending = [{"status": f.kind, "remaining": f.remaining} for f in STATE.faults]
-    return _json({"pending": pending})
-
+# --- test controls (not Fintoc's; /_control/fail-next is FAULTS's, above) ------------------------
 
 @app.post("/_control/sessions/<session_id>/expire-now")
 def control_expire_now(session_id: str) -> Response:
@@ -707,15 +621,7 @@ def control_expire_now(session_id: str) -> Response:
         return _json(session)
 
 
-@app.get("/_control/deliveries")
-def control_deliveries() -> Response:
-    wanted_event = request.args.get("event_id")
-    wanted_type = request.args.get("type")
-    with STATE.lock:
-        rows = [d for d in STATE.deliveries
-                if (not wanted_event or d["event_id"] == wanted_event)
-                and (not wanted_type or d["event_type"] == wanted_type)]
-    return _json({"deliveries": rows})
+add_deliveries_route(app, STATE, _json, {"event_id": "event_id", "type": "event_type"})
 
 
 @app.get("/_control/events")
@@ -725,18 +631,5 @@ def control_events() -> Response:
     return _json({"events": rows})
 
 
-@app.post("/_control/redeliver/<event_id>")
-def control_redeliver(event_id: str) -> Response:
-    with STATE.lock:
-        event = STATE.events.get(event_id)
-    if event is None:
-        return _json({"error": "unknown event"}, 404)
-    endpoints = _subscribers(event.account_key, event.event_type)
-    _dispatch(event.account_key, [event])
-    return _json({"event_id": event_id, "endpoints": len(endpoints)}, 202)
-
-
-@app.post("/_control/reset")
-def control_reset() -> Response:
-    reset()
-    return _json({"reset": True})
+add_redeliver_route(app, _json, WEBHOOKS.redeliver)
+add_reset_route(app, reset, _json)

@@ -27,15 +27,11 @@ second after the one before); each is tried up to 3 times until the receiver ans
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import json
-import secrets
 import string
-import threading
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +40,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, Response, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
+
+from local.sandboxes.common import (
+    Fault,
+    FaultInjector,
+    SandboxState,
+    WebhookDeliverer,
+    add_deliveries_route,
+    add_redeliver_route,
+    add_reset_route,
+    is_int,
+    post,
+    random_string,
+    request_json,
+)
+from local.sandboxes.common import json_response as _json
 
 app = Flask(__name__)
 
@@ -57,15 +68,7 @@ REGISTER_TYPES = ("merchant", "merchant", "client")
 # monobank tries each change up to 3 times; compressed here so tests stay fast.
 RETRY_DELAYS: tuple[float, ...] = (0.3, 0.6)
 DELIVERY_TIMEOUT_SECONDS = 10.0
-DEFAULT_FAULT_DELAY_SECONDS = 5.0
 FEE_PER_MILLE = 13  # 1.3 %, monobank's published QR acquiring fee, for `paymentInfo.fee`
-
-_ALNUM = string.ascii_letters + string.digits
-
-
-def _rand(length: int, alphabet: str = _ALNUM) -> str:
-    return "".join(secrets.choice(alphabet) for _ in range(length))
-
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -93,26 +96,13 @@ class StoredEvent:
     body: bytes  # every delivery of this change carries exactly these bytes
 
 
-@dataclass
-class Fault:
-    kind: str  # "500" or "timeout"
-    remaining: int
-    seconds: float
-
-
-class _State:
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.generation = 0
-        self.clear()
-
+class _State(SandboxState):
     def clear(self) -> None:
+        super().clear()  # pending faults and the delivery log
         self.accounts: dict[str, Account] = {}
         self.invoice_owner: dict[str, str] = {}
         self.qr_owner: dict[str, str] = {}
         self.events: dict[str, StoredEvent] = {}
-        self.deliveries: list[dict[str, Any]] = []
-        self.faults: list[Fault] = []
         self.rotate_key()
 
     def rotate_key(self) -> str:
@@ -124,13 +114,12 @@ class _State:
 
 
 STATE = _State()
+DELIVERER = WebhookDeliverer(STATE, "monobank", RETRY_DELAYS)
 
 
 def reset() -> None:
     """Forget every merchant, invoice, event, delivery and fault; make a new signing key."""
-    with STATE.lock:
-        STATE.generation += 1  # delivery threads from before the reset stop
-        STATE.clear()
+    STATE.reset()  # delivery threads from before the reset stop
 
 
 def sign(body: bytes) -> str:
@@ -146,10 +135,6 @@ class MonoError(Exception):
     def __init__(self, status: int, code: str, text: str):
         super().__init__(text)
         self.status, self.code, self.text = status, code, text
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
 
 
 @app.errorhandler(MonoError)
@@ -171,29 +156,15 @@ def _bad(text: str) -> MonoError:
     return MonoError(400, "BAD_REQUEST", text)
 
 
-@app.before_request
-def _inject_fault() -> Response | None:
-    if not request.path.startswith("/api/"):
-        return None
-    with STATE.lock:
-        fault = next((f for f in STATE.faults if f.remaining > 0), None)
-        if fault is None:
-            return None
-        fault.remaining -= 1
-        if fault.remaining == 0:
-            STATE.faults.remove(fault)
-    if fault.kind == "500":
-        return _json({"errCode": "INTERNAL_ERROR", "errText": "internal error (sandbox fault)"}, 500)
-    request.environ["sandbox.delay_seconds"] = fault.seconds  # processed, but answered too late
-    return None
+def _internal_error(_fault: Fault) -> Response:
+    return _json({"errCode": "INTERNAL_ERROR", "errText": "internal error (sandbox fault)"}, 500)
 
 
-@app.after_request
-def _delay(response: Response) -> Response:
-    delay = request.environ.get("sandbox.delay_seconds")
-    if delay:
-        time.sleep(float(delay))
-    return response
+# The next n API calls fail (/_control/fail-next); a timeout is processed, but answered too late.
+FAULTS = FaultInjector(STATE, api_prefix="/api/", kinds=("500", "timeout"), default_kind="500",
+                       usage="expected {status: 500 | 'timeout', count: n >= 1, seconds?}",
+                       refuse=_internal_error, respond=_json, refuse_bool_count=True)
+FAULTS.install(app)
 
 
 def _account() -> tuple[str, Account]:
@@ -205,8 +176,8 @@ def _account() -> tuple[str, Account]:
         if account is None:
             account = STATE.accounts[token] = Account()
             for amount_type in REGISTER_TYPES:
-                qr_id = _rand(12)
-                account.registers[qr_id] = {"shortQrId": _rand(4, string.ascii_uppercase), "qrId": qr_id,
+                qr_id = random_string(12)
+                account.registers[qr_id] = {"shortQrId": random_string(4, string.ascii_uppercase), "qrId": qr_id,
                                             "amountType": amount_type, "invoiceId": None}
                 STATE.qr_owner[qr_id] = token
     return token, account
@@ -224,10 +195,6 @@ def _body() -> dict[str, Any]:
 
 def _root() -> str:
     return request.url_root  # carries the mount point, so links work on whatever port serves us
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # --- merchant -----------------------------------------------------------------------------------
@@ -331,10 +298,10 @@ def _validate_create(account: Account, body: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise _bad(f"unknown field: {unknown[0]}")
     amount = body.get("amount")
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+    if not is_int(amount) or amount <= 0:
         raise _bad("amount must be a positive integer in minor units")
     ccy = body.get("ccy", 980)
-    if not _is_int(ccy) or ccy not in CURRENCIES:
+    if not is_int(ccy) or ccy not in CURRENCIES:
         raise _bad("ccy must be an ISO 4217 numeric code (980)")
     info = body.get("merchantPaymInfo") or {}
     if not isinstance(info, dict):
@@ -345,7 +312,7 @@ def _validate_create(account: Account, body: dict[str, Any]) -> dict[str, Any]:
         if value is not None and (not isinstance(value, str) or not value.startswith(("http://", "https://"))):
             raise _bad(f"{name} must be an http(s) URL")
     validity = body.get("validity", DEFAULT_VALIDITY)
-    if not _is_int(validity) or validity <= 0:
+    if not is_int(validity) or validity <= 0:
         raise _bad("validity must be a number of seconds")
     if body.get("paymentType", "debit") not in ("debit", "hold"):
         raise _bad("paymentType must be debit or hold")
@@ -364,7 +331,7 @@ def create_invoice() -> Response:
     token, account = _account()
     body = _body()
     checked = _validate_create(account, body)
-    invoice_id = "p2_" + _rand(9)
+    invoice_id = "p2_" + random_string(9)
     created = _now()
     info = checked["info"]
     invoice = {
@@ -443,9 +410,13 @@ def _expire_if_due(invoice: dict[str, Any]) -> None:
 
 # --- paying: the hosted pages' buttons, or /_control ----------------------------------------------
 
+def _digits(length: int) -> str:
+    return random_string(length, string.digits)
+
+
 def _payment_info(invoice: dict[str, Any]) -> dict[str, Any]:
-    return {"maskedPan": "444403******" + _rand(4, string.digits), "approvalCode": _rand(6, string.digits),
-            "rrn": _rand(12, string.digits), "tranId": _rand(12, string.digits), "terminal": "MI" + _rand(6, string.digits),
+    return {"maskedPan": "444403******" + _digits(4), "approvalCode": _digits(6),
+            "rrn": _digits(12), "tranId": _digits(12), "terminal": "MI" + _digits(6),
             "bank": "Універсал Банк", "paymentSystem": "visa", "paymentMethod": "pan",
             "fee": (invoice["amount"] * FEE_PER_MILLE + 500) // 1000, "country": "804"}
 
@@ -491,42 +462,22 @@ def complete(invoice_id: str, *, succeeded: bool, deliver: bool = True) -> tuple
 
 def dispatch(events: list[StoredEvent]) -> None:
     """In the background, in order: each change tried up to 3 times until the receiver says 200."""
-    generation = STATE.generation
-    wanted = [e for e in events if e.url]
-    if wanted:
-        threading.Thread(target=_deliver_in_order, args=(wanted, generation), daemon=True,
-                         name="monobank-sandbox-webhooks").start()
-
-
-def _deliver_in_order(events: list[StoredEvent], generation: int) -> None:
-    for event in events:
-        for attempt, delay in enumerate((0.0, *RETRY_DELAYS), start=1):
-            time.sleep(delay)
-            if STATE.generation != generation or _attempt(event, attempt, generation):
-                break
+    DELIVERER.one_by_one([functools.partial(_attempt, e) for e in events if e.url])
 
 
 def _attempt(event: StoredEvent, attempt: int, generation: int) -> bool:
     signature = sign(event.body)  # signed at send time: a rotated key signs the later attempts
-    outgoing = urllib.request.Request(str(event.url), data=event.body, method="POST", headers={
-        "Content-Type": "application/json", "X-Sign": signature, "User-Agent": "monobank-sandbox/1.0"})
-    status: int | None = None
-    error: str | None = None
     sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    try:
-        with urllib.request.urlopen(outgoing, timeout=DELIVERY_TIMEOUT_SECONDS) as answer:
-            status = answer.status
-    except urllib.error.HTTPError as refused:
-        status = refused.code
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as failed:
-        error = type(getattr(failed, "reason", failed)).__name__
-    with STATE.lock:
-        if STATE.generation == generation:
-            STATE.deliveries.append({"event_id": event.event_id, "invoice_id": event.invoice_id,
-                                     "status": event.status, "url": event.url, "attempt": attempt,
-                                     "status_code": status, "error": error, "delivered": status == 200,
-                                     "sent_at": sent_at})
-    return status == 200
+    sent = post(str(event.url), event.body, {
+        "Content-Type": "application/json", "X-Sign": signature, "User-Agent": "monobank-sandbox/1.0"},
+        DELIVERY_TIMEOUT_SECONDS)
+    # monobank counts only a 200 as received; its log names the failure's type ("ConnectionRefusedError").
+    error = type(sent.reason).__name__ if sent.failure is not None else None
+    STATE.log_delivery(generation, {"event_id": event.event_id, "invoice_id": event.invoice_id,
+                                    "status": event.status, "url": event.url, "attempt": attempt,
+                                    "status_code": sent.status, "error": error, "delivered": sent.status == 200,
+                                    "sent_at": sent_at})
+    return sent.status == 200
 
 
 # --- hosted pages -------------------------------------------------------------------------------
@@ -631,26 +582,14 @@ def fail_button(invoice_id: str) -> BaseResponse:
     return _button(invoice_id, succeeded=False)
 
 
-# --- test controls (not monobank's) ---------------------------------------------------------------
-
-@app.post("/_control/fail-next")
-def control_fail_next() -> Response:
-    body = request.get_json(silent=True) or {}
-    kind = str(body.get("status", 500))
-    count = body.get("count", 1)
-    if kind not in ("500", "timeout") or not _is_int(count) or count < 1:
-        return _json({"error": "expected {status: 500 | 'timeout', count: n >= 1, seconds?}"}, 400)
-    with STATE.lock:
-        STATE.faults.append(Fault(kind, count, float(body.get("seconds", DEFAULT_FAULT_DELAY_SECONDS))))
-        return _json({"pending": [{"status": f.kind, "remaining": f.remaining} for f in STATE.faults]})
-
+# --- test controls (not monobank's; /_control/fail-next is FAULTS's, above) ----------------------
 
 @app.post("/_control/invoices/<invoice_id>/<action>")
 def control_pay(invoice_id: str, action: str) -> Response:
     """Pay or fail without a browser: {"deliver": false} keeps the webhooks for /_control/events."""
     if action not in ("pay", "fail"):
         return _json({"error": "pay or fail"}, 404)
-    deliver = bool((request.get_json(silent=True) or {}).get("deliver", True))
+    deliver = bool(request_json().get("deliver", True))
     snapshot, events = complete(invoice_id, succeeded=action == "pay", deliver=deliver)
     return _json({"invoice": snapshot, "events": [e.event_id for e in events]})
 
@@ -668,23 +607,20 @@ def control_events() -> Response:
     return _json({"events": rows})
 
 
-@app.get("/_control/deliveries")
-def control_deliveries() -> Response:
-    wanted = request.args.get("invoice_id")
-    with STATE.lock:
-        rows = [d for d in STATE.deliveries if not wanted or d["invoice_id"] == wanted]
-    return _json({"deliveries": rows})
+add_deliveries_route(app, STATE, _json, {"invoice_id": "invoice_id"})
 
 
-@app.post("/_control/redeliver/<path:event_id>")
-def control_redeliver(event_id: str) -> Response:
+def _redeliver(event_id: str) -> dict[str, Any] | None:
     """Send an old change again, now: how tests make a `processing` arrive after `success`."""
     with STATE.lock:
         event = STATE.events.get(event_id)
     if event is None:
-        return _json({"error": "unknown event"}, 404)
+        return None
     dispatch([event])
-    return _json({"event_id": event_id, "url": event.url}, 202)
+    return {"url": event.url}
+
+
+add_redeliver_route(app, _json, _redeliver, slashes_in_ids=True)
 
 
 @app.post("/_control/rotate-key")
@@ -693,7 +629,4 @@ def control_rotate_key() -> Response:
         return _json({"key": STATE.rotate_key()})
 
 
-@app.post("/_control/reset")
-def control_reset() -> Response:
-    reset()
-    return _json({"reset": True})
+add_reset_route(app, reset, _json)

@@ -36,12 +36,7 @@ import hmac
 import html
 import json
 import re
-import secrets
-import string
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -51,6 +46,21 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, has_request_context, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
+
+from local.sandboxes.common import (
+    EndpointWebhooks,
+    Fault,
+    FaultInjector,
+    SandboxState,
+    StoredResponse,
+    WebhookDeliverer,
+    add_deliveries_route,
+    add_redeliver_route,
+    add_reset_route,
+    json_response,
+    new_id,
+    post,
+)
 
 app = Flask(__name__)
 
@@ -66,7 +76,6 @@ MINIMUM_AMOUNT = {"usd": 50, "eur": 50, "cad": 50, "gbp": 30, "nok": 300, "sek":
 # Stripe retries in test mode 3 times over a few hours; compressed here so tests stay fast.
 RETRY_DELAYS: tuple[float, ...] = (0.3, 0.6, 1.2)
 DELIVERY_TIMEOUT_SECONDS = 3.0
-DEFAULT_FAULT_DELAY_SECONDS = 5.0
 
 EVENT_TYPES = frozenset({
     "checkout.session.completed", "checkout.session.expired", "checkout.session.async_payment_succeeded",
@@ -106,11 +115,9 @@ TEST_PAYMENT_METHODS = {
     "pm_card_chargeDeclined": "4000000000000002",
 }
 
-_ALPHANUMERIC = string.ascii_letters + string.digits
-
 
 def _new_id(prefix: str, length: int = 24) -> str:
-    return prefix + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(length))
+    return new_id(prefix, length)  # Stripe's ids: a prefix and (mostly) 24 alphanumerics
 
 
 def _now() -> int:
@@ -118,13 +125,6 @@ def _now() -> int:
 
 
 # --- state -------------------------------------------------------------------------------------
-
-@dataclass
-class StoredResponse:
-    fingerprint: str
-    status: int
-    body: bytes
-
 
 @dataclass
 class Account:
@@ -148,57 +148,23 @@ class StoredEvent:
     envelope: dict[str, Any]
 
 
-@dataclass
-class Fault:
-    kind: str  # "503" or "timeout"
-    remaining: int
-    seconds: float
-
-
-class _State:
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.generation = 0
-        self.clear()
-
+class _State(SandboxState):
     def clear(self) -> None:
-        # Not zeroed: delivery threads from before still finish (and stop at the generation check).
-        self.in_flight: int = getattr(self, "in_flight", 0)
+        super().clear()  # pending faults and the delivery log
         self.accounts: dict[str, Account] = {}
         self.owners: dict[str, str] = {}  # cs_/pi_/seti_ id -> account key, for the hosted pages
         self.events: dict[str, StoredEvent] = {}
-        self.deliveries: list[dict[str, Any]] = []
-        self.faults: list[Fault] = []
 
 
 STATE = _State()
-
-
-def _tracked(target: Callable[..., None]) -> Callable[..., None]:
-    """Count a delivery thread while it runs, so tests can wait until every webhook has landed."""
-
-    @wraps(target)
-    def run(*args: Any) -> None:
-        try:
-            target(*args)
-        finally:
-            with STATE.lock:
-                STATE.in_flight -= 1
-
-    return run
-
-
-def _start(target: Callable[..., None], *args: Any) -> None:
-    with STATE.lock:
-        STATE.in_flight += 1
-    threading.Thread(target=_tracked(target), args=args, daemon=True, name="stripe-sandbox-delivery").start()
+# Its in_flight count (/_control/idle) is not zeroed by a reset: delivery threads from before
+# still finish (and stop at the generation check).
+DELIVERER = WebhookDeliverer(STATE, "stripe", RETRY_DELAYS)
 
 
 def reset() -> None:
     """Forget every account, object, event, delivery and pending fault."""
-    with STATE.lock:
-        STATE.generation += 1  # delivery threads from before the reset see it and stop
-        STATE.clear()
+    STATE.reset()  # delivery threads from before the reset see it and stop
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -242,39 +208,23 @@ def _on_unknown_route(_error: Exception) -> Response:
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+    response = json_response(body, status)  # with Stripe's headers, on every answer, /_control's too
     response.headers["Request-Id"] = request.environ.setdefault("sandbox.request_id", _new_id("req_", 14))
     response.headers["Stripe-Version"] = request.headers.get("Stripe-Version") or DEFAULT_API_VERSION
     return response
 
 
-# --- faults (the next n API calls fail) -------------------------------------------------------
+# --- faults (the next n API calls fail; /_control/fail-next) -------------------------------------
 
-@app.before_request
-def _inject_fault() -> Response | None:
-    if not request.path.startswith("/v1/"):
-        return None
-    with STATE.lock:
-        fault = next((f for f in STATE.faults if f.remaining > 0), None)
-        if fault is None:
-            return None
-        fault.remaining -= 1
-        if fault.remaining == 0:
-            STATE.faults.remove(fault)
-    if fault.kind == "503":
-        # Refused before the endpoint runs, so nothing is stored under the Idempotency-Key.
-        return StripeError(503, "api_error", "Stripe is temporarily unavailable (sandbox fault).").response()
-    # A timeout is the dangerous kind: the request IS processed, only the answer comes too late.
-    request.environ["sandbox.delay_seconds"] = fault.seconds
-    return None
+def _unavailable(_fault: Fault) -> Response:
+    # Refused before the endpoint runs, so nothing is stored under the Idempotency-Key.
+    return StripeError(503, "api_error", "Stripe is temporarily unavailable (sandbox fault).").response()
 
 
-@app.after_request
-def _delay_response(response: Response) -> Response:
-    delay = request.environ.get("sandbox.delay_seconds")
-    if delay:
-        time.sleep(float(delay))
-    return response
+FAULTS = FaultInjector(STATE, api_prefix="/v1/", kinds=("503", "timeout"), default_kind="503",
+                       usage="expected {status: 503 | 'timeout', count: n >= 1, seconds?}",
+                       refuse=_unavailable, respond=_json)
+FAULTS.install(app)
 
 
 # --- form decoding (bracket notation) ---------------------------------------------------------
@@ -1148,41 +1098,13 @@ def _new_event(key: str, event_type: str, data: dict[str, Any], *,
     return event
 
 
-def _subscribers(key: str, event_type: str) -> list[dict[str, Any]]:
-    with STATE.lock:
-        account = STATE.accounts.get(key)
-        if account is None:
-            return []
-        return [dict(e) for e in account.webhook_endpoints.values()
-                if event_type in e["enabled_events"] or "*" in e["enabled_events"]]
-
-
 def _dispatch(key: str, events: list[StoredEvent]) -> None:
     """Deliver in the background: first attempts in event order per endpoint, retries on their own."""
-    if not events:
-        return
-    generation = STATE.generation
-    targets: dict[str, tuple[dict[str, Any], list[StoredEvent]]] = {}
-    for event in events:
-        subscribers = _subscribers(key, event.event_type)
-        event.envelope["pending_webhooks"] = len(subscribers)
-        for endpoint in subscribers:
-            targets.setdefault(endpoint["id"], (endpoint, []))[1].append(event)
-    for endpoint, endpoint_events in targets.values():
-        _start(_deliver_in_order, endpoint, endpoint_events, generation)
+    WEBHOOKS.dispatch(key, events)
 
 
-def _deliver_in_order(endpoint: dict[str, Any], events: list[StoredEvent], generation: int) -> None:
-    for event in events:
-        if not _attempt(endpoint, event, 1, generation):
-            _start(_retry, endpoint, event, generation)
-
-
-def _retry(endpoint: dict[str, Any], event: StoredEvent, generation: int) -> None:
-    for attempt, delay in enumerate(RETRY_DELAYS, start=2):
-        time.sleep(delay)
-        if STATE.generation != generation or _attempt(endpoint, event, attempt, generation):
-            return
+def _count_pending(event: StoredEvent, endpoints: int) -> None:
+    event.envelope["pending_webhooks"] = endpoints
 
 
 def _payload(endpoint: dict[str, Any], event: StoredEvent) -> bytes:
@@ -1198,35 +1120,22 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 
 
 def _attempt(endpoint: dict[str, Any], event: StoredEvent, attempt: int, generation: int) -> bool:
-    if STATE.generation != generation:
-        return True  # reset since: nothing left to deliver to
     body = _payload(endpoint, event)
     # Each attempt is signed at send time, so a late retry is not refused as stale.
     signature = sign(endpoint["secret"], body, _now())
-    outgoing = urllib.request.Request(endpoint["url"], data=body, method="POST", headers={
-        "Content-Type": "application/json; charset=utf-8", "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-        "Stripe-Signature": signature})
-    status: int | None = None
-    error: str | None = None
     started = time.time()
-    try:
-        with urllib.request.urlopen(outgoing, timeout=DELIVERY_TIMEOUT_SECONDS) as answer:
-            status = answer.status
-    except urllib.error.HTTPError as refused:
-        status = refused.code
-    except TimeoutError:
-        error = "timeout"
-    except (urllib.error.URLError, ConnectionError, OSError) as failed:
-        reason = getattr(failed, "reason", failed)
-        error = "timeout" if isinstance(reason, TimeoutError) else "connection_error"
-    ok = status is not None and 200 <= status < 300
-    with STATE.lock:
-        if STATE.generation == generation:
-            STATE.deliveries.append({
-                "event_id": event.event_id, "event_type": event.event_type, "endpoint_id": endpoint["id"],
-                "url": endpoint["url"], "attempt": attempt, "status_code": status, "error": error, "delivered": ok,
-                "sent_at": round(started, 3), "stripe_signature": signature, "body": body.decode("utf-8")})
-    return ok
+    sent = post(endpoint["url"], body, {
+        "Content-Type": "application/json; charset=utf-8", "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        "Stripe-Signature": signature}, DELIVERY_TIMEOUT_SECONDS)
+    STATE.log_delivery(generation, {
+        "event_id": event.event_id, "event_type": event.event_type, "endpoint_id": endpoint["id"],
+        "url": endpoint["url"], "attempt": attempt, "status_code": sent.status, "error": sent.error,
+        "delivered": sent.ok, "sent_at": round(started, 3), "stripe_signature": signature, "body": body.decode("utf-8")})
+    return sent.ok
+
+
+WEBHOOKS = EndpointWebhooks(STATE, DELIVERER, accounts=lambda: STATE.accounts, events=lambda: STATE.events,
+                            send=_attempt, fanned_out=_count_pending)
 
 
 # --- hosted pages -----------------------------------------------------------------------------
@@ -1478,21 +1387,7 @@ def _authenticated(key: str, account: Account, intent: dict[str, Any], completed
     return _payment_succeeded(key, intent)
 
 
-# --- test controls (not Stripe's) -------------------------------------------------------------
-
-@app.post("/_control/fail-next")
-def control_fail_next() -> Response:
-    body = request.get_json(silent=True) or {}
-    kind = str(body.get("status", 503))
-    count = body.get("count", 1)
-    if kind not in ("503", "timeout") or not isinstance(count, int) or count < 1:
-        return _json({"error": "expected {status: 503 | 'timeout', count: n >= 1, seconds?}"}, 400)
-    seconds = float(body.get("seconds", DEFAULT_FAULT_DELAY_SECONDS))
-    with STATE.lock:
-        STATE.faults.append(Fault(kind, count, seconds))
-        pending = [{"status": f.kind, "remaining": f.remaining} for f in STATE.faults]
-    return _json({"pending": pending})
-
+# --- test controls (not Stripe's; /_control/fail-next is FAULTS's, above) ------------------------
 
 @app.post("/_control/checkout/sessions/<session_id>/expire-now")
 def control_expire_now(session_id: str) -> Response:
@@ -1507,21 +1402,14 @@ def control_expire_now(session_id: str) -> Response:
         return _json(_public(session))
 
 
-@app.get("/_control/deliveries")
-def control_deliveries() -> Response:
-    wanted_event = request.args.get("event_id")
-    wanted_type = request.args.get("type")
-    with STATE.lock:
-        rows = [d for d in STATE.deliveries
-                if (not wanted_event or d["event_id"] == wanted_event) and (not wanted_type or d["event_type"] == wanted_type)]
-    return _json({"deliveries": rows})
+add_deliveries_route(app, STATE, _json, {"event_id": "event_id", "type": "event_type"})
 
 
 @app.get("/_control/idle")
 def control_idle() -> Response:
     """`{"idle": true}` once no delivery (first attempt or retry) is under way."""
     with STATE.lock:
-        return _json({"idle": STATE.in_flight == 0, "in_flight": STATE.in_flight})
+        return _json({"idle": DELIVERER.in_flight == 0, "in_flight": DELIVERER.in_flight})
 
 
 @app.get("/_control/events")
@@ -1532,18 +1420,5 @@ def control_events() -> Response:
     return _json({"events": rows})
 
 
-@app.post("/_control/redeliver/<event_id>")
-def control_redeliver(event_id: str) -> Response:
-    with STATE.lock:
-        event = STATE.events.get(event_id)
-    if event is None:
-        return _json({"error": "unknown event"}, 404)
-    endpoints = _subscribers(event.account_key, event.event_type)
-    _dispatch(event.account_key, [event])
-    return _json({"event_id": event_id, "endpoints": len(endpoints)}, 202)
-
-
-@app.post("/_control/reset")
-def control_reset() -> Response:
-    reset()
-    return _json({"reset": True})
+add_redeliver_route(app, _json, WEBHOOKS.redeliver)
+add_reset_route(app, reset, _json)
