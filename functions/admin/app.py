@@ -1,7 +1,6 @@
 """admin: clinics, settings, services, gateway credentials, message templates, keys; health and docs."""
 
 
-import hmac
 import json
 from importlib import resources
 from typing import Annotated, Any
@@ -12,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinicpay import secrets
-from clinicpay.api.auth import Role, authenticate_operator, bearer, require
+from clinicpay.api.auth import Role, authenticate_operator, bearer, is_operator, require
 from clinicpay.api.resolver import make_resolver
 from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service
 from clinicpay.domain.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -238,10 +237,9 @@ def list_clinic_templates(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
 def _auth_org(org_id: str) -> None:
     """The operator, or an admin of a clinic that belongs to this organization."""
     headers = app.current_event.headers
-    token = bearer(headers)
-    operator_key = _operator_key()
-    if token and operator_key and hmac.compare_digest(token.encode(), operator_key.encode()):
+    if is_operator(headers, _operator_key()):
         return
+    token = bearer(headers)
     record = KeyRepository(get_settings().app_table).find(hash_key(token)) if token else None
     if record is None:
         raise Unauthorized()

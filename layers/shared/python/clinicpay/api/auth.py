@@ -37,9 +37,13 @@ def bearer(headers: dict[str, str]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def authenticate_operator(headers: dict[str, str], operator_key: str) -> Caller:
+def is_operator(headers: dict[str, str], operator_key: str) -> bool:
     token = bearer(headers)
-    if not token or not operator_key or not hmac.compare_digest(token.encode(), operator_key.encode()):
+    return bool(token and operator_key and hmac.compare_digest(token.encode(), operator_key.encode()))
+
+
+def authenticate_operator(headers: dict[str, str], operator_key: str) -> Caller:
+    if not is_operator(headers, operator_key):
         raise Unauthorized()
     return Caller(role=Role.OPERATOR)
 

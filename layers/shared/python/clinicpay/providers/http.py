@@ -12,8 +12,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+from pydantic import BaseModel, ValidationError
 
 from clinicpay.domain.errors import ProviderError, ProviderUnavailable
 from clinicpay.observability import logger
@@ -75,3 +77,20 @@ def request(provider: str, method: str, url: str, *, headers: dict[str, str] | N
             logger.warning("provider unreachable", extra={"provider": provider, "error_class": type(error).__name__})
             continue
     raise ProviderUnavailable(f"{provider} is not answering; try again shortly.") from last
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_as(provider: str, model: type[Model], payload: Any) -> Model:
+    """A provider answer as its wire model; an unexpected shape is a ProviderError."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError:
+        # The validation error would echo the payload; keep it out of messages and logs.
+        raise ProviderError(f"{provider} answered with an unexpected shape.") from None
+
+
+def path_segment(value: str) -> str:
+    # Ids come from the provider or from our tables; quoting keeps a crafted one inside its segment.
+    return quote(value, safe="")

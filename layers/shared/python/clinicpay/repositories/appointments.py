@@ -265,13 +265,6 @@ class AppointmentRepository:
                                 UpdateExpression=expression, ConditionExpression=condition,
                                 ExpressionAttributeValues=values))
 
-    def count_payments(self, clinic_id: str, appointment_id: str) -> int:
-        with translated_errors():
-            items = self._table.query(KeyConditionExpression=Key("pk").eq(f"CLINIC#{clinic_id}")
-                                      & Key("sk").begins_with("PAYMENT#"),
-                                      FilterExpression=Attr("appointment_id").eq(appointment_id))["Items"]
-        return len(items)
-
 
 def _patient_update(table_name: str, appointment: Appointment) -> dict[str, Any]:
     # The patient's latest contact details travel in the booking's own transaction.

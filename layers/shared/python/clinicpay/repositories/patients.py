@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from clinicpay.domain.appointment import Patient
 from clinicpay.repositories.dynamo import plain, table, translated_errors
 
 
@@ -17,17 +16,6 @@ def _key(clinic_id: str, patient_id: str) -> dict[str, str]:
 class PatientRepository:
     def __init__(self, table_name: str):
         self._table_name = table_name
-
-    def upsert(self, clinic_id: str, patient: Patient, now: str) -> None:
-        """Latest contact details win; the card flag is left as it is."""
-        names = {"#n": "name", "#e": "email", "#p": "phone", "#l": "locale", "#u": "updated_at"}
-        values = {":n": patient.name, ":e": patient.email, ":p": patient.phone,
-                  ":l": patient.locale.value if patient.locale else None, ":u": now}
-        with translated_errors():
-            table(self._table_name).update_item(
-                Key=_key(clinic_id, patient.id),
-                UpdateExpression="SET #n = :n, #e = :e, #p = :p, #l = :l, #u = :u, patient_id = :id",
-                ExpressionAttributeNames=names, ExpressionAttributeValues={**values, ":id": patient.id})
 
     def get(self, clinic_id: str, patient_id: str) -> dict[str, Any] | None:
         with translated_errors():

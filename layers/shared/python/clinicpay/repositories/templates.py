@@ -31,20 +31,3 @@ class TemplateRepository:
         with translated_errors():
             item = table(self._table_name).get_item(Key=_key(owner, kind, channel, locale)).get("Item")
         return Text(item.get("subject", ""), item["body"]) if item else None
-
-    def delete(self, owner: str, kind: str, channel: str, locale: str) -> None:
-        with translated_errors():
-            table(self._table_name).delete_item(Key=_key(owner, kind, channel, locale))
-
-    def list(self, owner: str) -> list[dict[str, str]]:
-        from boto3.dynamodb.conditions import Key
-
-        with translated_errors():
-            items = table(self._table_name).query(
-                KeyConditionExpression=Key("pk").eq(owner) & Key("sk").begins_with("TEMPLATE#"))["Items"]
-        result = []
-        for item in items:
-            _, kind, channel, locale = str(item["sk"]).split("#")
-            result.append({"kind": kind, "channel": channel, "locale": locale,
-                           "subject": str(item.get("subject", "")), "body": str(item["body"])})
-        return result

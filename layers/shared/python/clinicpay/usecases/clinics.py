@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Locale, Provider, Service
 from clinicpay.domain.credentials import CREDENTIAL_MODELS, mask
@@ -78,7 +78,3 @@ def parse_credentials(provider: Provider, body: dict[str, Any]) -> dict[str, str
 
 def masked(values: dict[str, str]) -> dict[str, str]:
     return {name: mask(name, value) for name, value in values.items()}
-
-
-def redact(value: Any) -> Any:
-    return "…" if isinstance(value, SecretStr) else value

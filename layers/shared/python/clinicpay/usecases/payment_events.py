@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+from clinicpay.domain.errors import NotFound
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics
 from clinicpay.ports import PaymentEvent
@@ -69,8 +70,8 @@ def _apply_succeeded(repo: AppointmentRepository, clinic_id: str, event: Payment
         stored = None
         try:
             stored = repo.get(clinic_id, event.appointment_id or "")
-        except Exception:  # noqa: BLE001 - unknown appointment: nothing more to check
-            pass
+        except NotFound:
+            pass  # an unknown appointment: nothing more to check
         if stored and event.amount and stored.appointment.price != event.amount:
             logger.error("paid amount differs from the price", extra={"clinic_id": clinic_id,
                                                                       "appointment_id": event.appointment_id})

@@ -16,7 +16,7 @@ import time
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from clinicpay.domain.errors import ClinicpayError, ProviderError
 from clinicpay.domain.fiscal import FiscalRegisterBusy, ShiftClosed
@@ -174,10 +174,7 @@ class CheckboxClient:
 
 
 def _parse(model: type[Model], payload: Any) -> Model:
-    try:
-        return model.model_validate(payload)
-    except ValidationError:
-        raise ProviderError("Checkbox answered with an unexpected shape.") from None
+    return http.parse_as("Checkbox", model, payload)
 
 
 def _translate(error: http.ProviderHttpError) -> ClinicpayError:

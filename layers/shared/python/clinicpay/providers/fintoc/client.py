@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
@@ -53,11 +52,11 @@ class FintocClient:
         return _parse(schemas.CheckoutSession, payload)
 
     def get_checkout_session(self, session_id: str) -> schemas.CheckoutSession:
-        return _parse(schemas.CheckoutSession, self._call("GET", f"/v1/checkout_sessions/{_segment(session_id)}"))
+        return _parse(schemas.CheckoutSession, self._call("GET", f"/v1/checkout_sessions/{http.path_segment(session_id)}"))
 
     def expire_checkout_session(self, session_id: str) -> schemas.CheckoutSession:
         # Expiring twice is harmless, so a key derived from the id is stable across our own retries.
-        payload = self._call("POST", f"/v1/checkout_sessions/{_segment(session_id)}/expire",
+        payload = self._call("POST", f"/v1/checkout_sessions/{http.path_segment(session_id)}/expire",
                              idempotency_key=f"expire-{session_id}")
         return _parse(schemas.CheckoutSession, payload)
 
@@ -75,7 +74,7 @@ class FintocClient:
         return [_parse(schemas.WebhookEndpoint, item) for item in payload]
 
     def delete_webhook_endpoint(self, endpoint_id: str) -> None:
-        self._call("DELETE", f"/v1/webhook_endpoints/{_segment(endpoint_id)}")
+        self._call("DELETE", f"/v1/webhook_endpoints/{http.path_segment(endpoint_id)}")
 
     def _call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
               idempotency_key: str | None = None) -> Any:
@@ -109,17 +108,10 @@ def _fit_key(key: str) -> str:
     return "sha256-" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def _segment(value: str) -> str:
-    # Ids come from Fintoc or from our own tables; quoting keeps a crafted one inside its path segment.
-    return quote(value, safe="")
 
 
 def _parse(model: type[Model], payload: Any) -> Model:
-    try:
-        return model.model_validate(payload)
-    except ValidationError:
-        # The validation error would echo the payload; keep it out of messages and logs.
-        raise ProviderError("Fintoc answered with an unexpected shape.") from None
+    return http.parse_as("Fintoc", model, payload)
 
 
 def _translate(error: http.ProviderHttpError) -> FintocApiError:

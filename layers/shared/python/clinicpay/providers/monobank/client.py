@@ -86,11 +86,7 @@ class MonobankClient:
 
 
 def _parse(model: type[Model], payload: Any) -> Model:
-    try:
-        return model.model_validate(payload)
-    except ValidationError:
-        # The validation error would echo the payload; keep it out of messages and logs.
-        raise ProviderError("monobank answered with an unexpected shape.") from None
+    return http.parse_as("monobank", model, payload)
 
 
 def _translate(error: http.ProviderHttpError) -> MonobankApiError:

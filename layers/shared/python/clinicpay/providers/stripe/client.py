@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ValidationError
 
@@ -93,29 +93,29 @@ class StripeClient:
         return _parse(schemas.CheckoutSession, self._post("/v1/checkout/sessions", params, idempotency_key))
 
     def expire_checkout_session(self, session_id: str) -> schemas.CheckoutSession:
-        payload = self._post(f"/v1/checkout/sessions/{_segment(session_id)}/expire", {}, f"expire-{session_id}")
+        payload = self._post(f"/v1/checkout/sessions/{http.path_segment(session_id)}/expire", {}, f"expire-{session_id}")
         return _parse(schemas.CheckoutSession, payload)
 
     # ------------------------------------------------------------------ setup intents
     def retrieve_setup_intent(self, setup_intent_id: str) -> schemas.SetupIntent:
-        return _parse(schemas.SetupIntent, self._get(f"/v1/setup_intents/{_segment(setup_intent_id)}"))
+        return _parse(schemas.SetupIntent, self._get(f"/v1/setup_intents/{http.path_segment(setup_intent_id)}"))
 
     # ------------------------------------------------------------------ payment methods
     def retrieve_payment_method(self, payment_method_id: str) -> schemas.PaymentMethod:
-        return _parse(schemas.PaymentMethod, self._get(f"/v1/payment_methods/{_segment(payment_method_id)}"))
+        return _parse(schemas.PaymentMethod, self._get(f"/v1/payment_methods/{http.path_segment(payment_method_id)}"))
 
     def attach_payment_method(self, payment_method_id: str, customer: str) -> schemas.PaymentMethod:
-        payload = self._post(f"/v1/payment_methods/{_segment(payment_method_id)}/attach", {"customer": customer},
+        payload = self._post(f"/v1/payment_methods/{http.path_segment(payment_method_id)}/attach", {"customer": customer},
                              f"attach-{payment_method_id}-{customer}")
         return _parse(schemas.PaymentMethod, payload)
 
     def detach_payment_method(self, payment_method_id: str) -> schemas.PaymentMethod:
-        payload = self._post(f"/v1/payment_methods/{_segment(payment_method_id)}/detach", {},
+        payload = self._post(f"/v1/payment_methods/{http.path_segment(payment_method_id)}/detach", {},
                              f"detach-{payment_method_id}")
         return _parse(schemas.PaymentMethod, payload)
 
     def list_payment_methods(self, customer: str) -> list[schemas.PaymentMethod]:
-        payload = self._get(f"/v1/customers/{_segment(customer)}/payment_methods", {"type": "card", "limit": 100})
+        payload = self._get(f"/v1/customers/{http.path_segment(customer)}/payment_methods", {"type": "card", "limit": 100})
         return _parse(schemas.PaymentMethodList, payload).data
 
     # ------------------------------------------------------------------ payment intents
@@ -124,11 +124,11 @@ class StripeClient:
 
     def confirm_payment_intent(self, payment_intent_id: str, params: dict[str, Any], *,
                                idempotency_key: str) -> schemas.PaymentIntent:
-        payload = self._post(f"/v1/payment_intents/{_segment(payment_intent_id)}/confirm", params, idempotency_key)
+        payload = self._post(f"/v1/payment_intents/{http.path_segment(payment_intent_id)}/confirm", params, idempotency_key)
         return _parse(schemas.PaymentIntent, payload)
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> schemas.PaymentIntent:
-        return _parse(schemas.PaymentIntent, self._get(f"/v1/payment_intents/{_segment(payment_intent_id)}"))
+        return _parse(schemas.PaymentIntent, self._get(f"/v1/payment_intents/{http.path_segment(payment_intent_id)}"))
 
     # ------------------------------------------------------------------ webhook endpoints
     def create_webhook_endpoint(self, url: str, enabled_events: list[str], *, description: str) -> \
@@ -167,17 +167,10 @@ class StripeClient:
             raise ProviderError("Stripe answered with something that is not JSON.") from None
 
 
-def _segment(value: str) -> str:
-    # Ids come from Stripe or from our tables; quoting keeps a crafted one inside its path segment.
-    return quote(value, safe="")
 
 
 def _parse(model: type[Model], payload: Any) -> Model:
-    try:
-        return model.model_validate(payload)
-    except ValidationError:
-        # The validation error would echo the payload; keep it out of messages and logs.
-        raise ProviderError("Stripe answered with an unexpected shape.") from None
+    return http.parse_as("Stripe", model, payload)
 
 
 def _translate(error: http.ProviderHttpError) -> StripeApiError:
