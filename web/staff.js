@@ -1,6 +1,6 @@
 /*
  * clinicpay staff pages: appointments and payment links, patient cards, QR payments and fiscal
- * receipts, clinic settings. Plain JS on the HTTP API (../shared/API.md); no framework, no build.
+ * receipts, clinic settings. Plain JS on the HTTP API (docs/API.md); no framework, no build.
  * The key is kept in sessionStorage only (this tab), sent as `Authorization: Bearer`.
  */
 (function () {
