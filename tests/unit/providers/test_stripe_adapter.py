@@ -32,7 +32,7 @@ class Wire:
 
     def __call__(self, provider: str, method: str, url: str, *, headers: dict[str, str] | None = None,
                  json_body: Any = None, form: Any = None, timeout: float = 8.0, attempts: int = 3,
-                 retry_post: bool = False) -> http.HttpResponse:
+                 retry_post: bool = False, **transport: Any) -> http.HttpResponse:
         self.calls.append({"method": method, "url": url, "headers": headers or {}, "form": list(form or []),
                            "json": json_body, "retry_post": retry_post})
         status, body = self.answers.pop(0)

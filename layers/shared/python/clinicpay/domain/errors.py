@@ -71,6 +71,17 @@ class ProviderUnavailable(ClinicpayError):
         super().__init__(message, **kwargs)
 
 
+class ProviderOutcomeUnknown(ProviderUnavailable):
+    """We sent a request the provider may have applied, and got no answer that says whether it did:
+    a timeout or a cut connection after sending, a 5xx after our retries, Stripe's 409 for an
+    Idempotency-Key still in flight. Not a failure: what it concerns stays undecided until the
+    provider tells us (a webhook, or our asking), and a retry must reuse the same idempotency key.
+
+    A ProviderUnavailable (same code and status) for callers that do not need the difference."""
+
+    default_message = "The payment provider has not confirmed the request yet; try again shortly."
+
+
 class StorageUnavailable(ClinicpayError):
     status, code, default_message = 503, "storage_unavailable", "Storage is busy; try again."
 

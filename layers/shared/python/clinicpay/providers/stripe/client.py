@@ -26,6 +26,12 @@ STRIPE_VERSION = "2024-06-20"
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255  # Stripe refuses longer keys (reference/providers.md 4.6)
 
+# 409: another request with the same Idempotency-Key is still being processed (stripe-python retries
+# it); its outcome is not known yet. Stripe-Should-Retry: `true`/`false`, Stripe's own advice on
+# whether a retry can help (stripe-python's HTTPClient._should_retry defers to it before anything else).
+UNDECIDED_STATUSES = (409,)
+RETRY_ADVICE_HEADER = "Stripe-Should-Retry"
+
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -156,9 +162,12 @@ class StripeClient:
 
     def _send(self, method: str, path: str, *, headers: dict[str, str], form: list[tuple[str, str]] | None) -> Any:
         try:
-            # POSTs always carry an Idempotency-Key (above), so Stripe replays a retried one.
+            # POSTs always carry an Idempotency-Key (above), so Stripe replays a retried one. A 409
+            # is a request with the same key still in flight: undecided, never a refusal.
+            # Stripe-Should-Retry overrides our own retry choice either way, as in stripe-python.
             response = http.request(PROVIDER, method, self._base_url + path, headers=headers, form=form,
-                                    timeout=self._timeout, retry_post=True)
+                                    timeout=self._timeout, retry_post=True, undecided_statuses=UNDECIDED_STATUSES,
+                                    retry_advice_header=RETRY_ADVICE_HEADER)
         except http.ProviderHttpError as error:
             raise _translate(error) from None
         try:
