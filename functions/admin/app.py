@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from clinicpay import secrets
 from clinicpay.api.auth import Role, authenticate_operator, bearer, is_operator, require
 from clinicpay.api.resolver import make_resolver
+from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service
 from clinicpay.domain.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from clinicpay.domain.money import CURRENCY_EXPONENTS, Money
@@ -299,5 +300,6 @@ def _operator_key() -> str:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

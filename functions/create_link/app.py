@@ -14,6 +14,7 @@ from clinicpay.api import pages
 from clinicpay.api.auth import Role, require
 from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.resolver import make_resolver
+from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.appointment import BookedBy, Patient, PaymentStatus
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
 from clinicpay.domain.money import Money
@@ -210,6 +211,7 @@ _http = idempotent_http(app.resolve)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "job" in event:
         return _run_job(event)

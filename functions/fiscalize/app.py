@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from clinicpay.api.auth import Role, require
 from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.resolver import make_resolver
+from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound, ProviderUnavailable
 from clinicpay.domain.fiscal import AlreadyFiscalized, FiscalizationInProgress, FiscalRejected, ShiftClosed
 from clinicpay.domain.qr import ID_PATTERN, PutAmountRequest
@@ -198,6 +199,7 @@ _http = idempotent_http(app.resolve)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if _is_job(event):
         return run_job(event["job"], context)

@@ -20,6 +20,7 @@ from clinicpay import secrets
 from clinicpay.api.auth import Role, authenticate_clinic
 from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.resolver import header, make_resolver
+from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.card import ChargeReason, ConsentGrant
 from clinicpay.domain.errors import (
     ClinicpayError,
@@ -326,6 +327,7 @@ _http = idempotent_http(app.resolve)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _http(event, context)
 

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 
 from clinicpay.api.resolver import make_resolver
+from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import GatewayNotConfigured, InvalidSignature, NotFound
 from clinicpay.observability import logger, metrics, tracer
@@ -65,5 +66,6 @@ def checkbox(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from clinicpay import deadline
 from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
 from clinicpay.settings import get_settings
 
@@ -23,7 +24,7 @@ def secret_name(clinic_id: str, provider: str) -> str:
 
 @lru_cache(maxsize=1)
 def _client() -> Any:
-    return boto3.client("secretsmanager")
+    return deadline.guard(boto3.client("secretsmanager", config=deadline.aws_config()))
 
 
 # name -> (monotonic time read, values). Powertools Parameters would cache too, but it wraps every

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from clinicpay import deadline
 from clinicpay.api.resolver import card_data_refusal
 from clinicpay.settings import get_settings
 
@@ -43,8 +44,10 @@ def _idempotency() -> tuple[Any, Any, Any, Any]:
 
     config = IdempotencyConfig(event_key_jmespath=_KEY, payload_validation_jmespath="body",
                                raise_on_no_idempotency_key=False, expires_after_seconds=24 * 3600)
+    # Bounded like every AWS client of ours, but not guarded: Powertools would turn a refused call
+    # into its own persistence error, which no handler maps to our error shape.
     decorator = idempotent(config=config, persistence_store=DynamoDBPersistenceLayer(
-        table_name=get_settings().idempotency_table))
+        table_name=get_settings().idempotency_table, boto_config=deadline.aws_config()))
     return decorator, IdempotencyValidationError, IdempotencyAlreadyInProgressError, config
 
 

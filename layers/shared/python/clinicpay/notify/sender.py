@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from clinicpay import deadline
 from clinicpay.domain.errors import ProviderUnavailable
 from clinicpay.observability import logger
 from clinicpay.ports import OutgoingMessage
@@ -15,12 +16,12 @@ from clinicpay.ports import OutgoingMessage
 
 @lru_cache(maxsize=1)
 def _ses() -> Any:
-    return boto3.client("sesv2")
+    return deadline.guard(boto3.client("sesv2", config=deadline.aws_config()))
 
 
 @lru_cache(maxsize=1)
 def _sns() -> Any:
-    return boto3.client("sns")
+    return deadline.guard(boto3.client("sns", config=deadline.aws_config()))
 
 
 class AwsNotifier:

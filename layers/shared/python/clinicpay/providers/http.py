@@ -74,6 +74,9 @@ class ProviderHttpError(ProviderError):
         super().__init__(f"{provider} refused the request (HTTP {status}).")
 
 
+_sleep = time.sleep  # tests replace it with a clock of their own
+
+
 # --- the pool --------------------------------------------------------------------------------------
 
 _pools: dict[str, urllib3.PoolManager] = {}
@@ -159,7 +162,7 @@ def request(provider: str, method: str, url: str, *, headers: dict[str, str] | N
             if budget is not None and budget.for_providers() - pause < shortest:
                 logger.warning("provider retry skipped: no time left", extra={"provider": provider})
                 break
-            time.sleep(pause)
+            _sleep(pause)
         if budget is not None and budget.for_providers() < shortest:
             break
         attempt_timeout = timeout if budget is None else min(timeout, budget.for_providers())

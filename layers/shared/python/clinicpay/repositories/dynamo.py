@@ -12,9 +12,9 @@ from functools import lru_cache
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from clinicpay import deadline
 from clinicpay.domain.errors import ClinicpayError, ConditionFailed, StorageUnavailable, Throttled
 from clinicpay.observability import logger
 
@@ -23,8 +23,10 @@ _RETRYABLE = {"ProvisionedThroughputExceededException", "ThrottlingException", "
 
 @lru_cache(maxsize=8)
 def table(name: str) -> Any:
-    """One Table handle per container (created lazily, so importing a handler makes no AWS client)."""
-    resource = boto3.resource("dynamodb", config=Config(retries={"max_attempts": 4, "mode": "standard"}))
+    """One Table handle per container (created lazily, so importing a handler makes no AWS client).
+    Its attempts are bounded and none starts that could outlive the invocation (clinicpay.deadline)."""
+    resource = boto3.resource("dynamodb", config=deadline.aws_config())
+    deadline.guard(resource.meta.client)
     return resource.Table(name)
 
 
@@ -61,6 +63,8 @@ def conditional(write: Callable[[], Any]) -> bool:
             return False
         with translated_errors():
             raise
+    except BotoCoreError as error:
+        raise StorageUnavailable() from error
 
 
 def plain(value: Any) -> Any:
