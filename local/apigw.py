@@ -27,6 +27,13 @@ class LambdaContext:
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
     deadline: float = field(default_factory=lambda: time.time() + 30)
 
+    @classmethod
+    def for_function(cls, logical_id: str, timeout: float | None = None) -> LambdaContext:
+        """The context Lambda would give an invocation starting now: its deadline is the function's
+        Timeout from template.yaml (Globals included), or `timeout` when a test wants a shorter one."""
+        seconds = template.functions()[logical_id].timeout if timeout is None else timeout
+        return cls(function_name=logical_id, deadline=time.time() + seconds)
+
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.time()) * 1000))
 
@@ -137,7 +144,9 @@ def translate(result: Any) -> HttpResult:
 
 
 def invoke_http(method: str, path: str, *, raw_query: str = "", headers: dict[str, str] | None = None,
-                body: bytes | None = None, source_ip: str = "127.0.0.1") -> HttpResult:
+                body: bytes | None = None, source_ip: str = "127.0.0.1", timeout: float | None = None) -> HttpResult:
+    """One API Gateway request. The handler's context runs out at the function's template Timeout
+    (or `timeout` seconds), counted from when it starts, as in Lambda."""
     found = match(method, path)
     if found is None:
         return HttpResult(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
@@ -147,7 +156,7 @@ def invoke_http(method: str, path: str, *, raw_query: str = "", headers: dict[st
     handler = handler_for(route.function)
     try:
         with _one_at_a_time:
-            result = handler(event, LambdaContext(function_name=route.function))
+            result = handler(event, LambdaContext.for_function(route.function, timeout))
         return translate(result)
     except Exception:  # noqa: BLE001 - API Gateway answers an unhandled Lambda error this way
         return HttpResult(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
@@ -158,8 +167,8 @@ def scheduler_event(job: str) -> dict[str, Any]:
     return {"job": job}
 
 
-def invoke_job(job: str) -> Any:
+def invoke_job(job: str, *, timeout: float | None = None) -> Any:
     logical_id = template.schedules()[job]
     handler = handler_for(logical_id)
     with _one_at_a_time:
-        return handler(scheduler_event(job), LambdaContext(function_name=logical_id))
+        return handler(scheduler_event(job), LambdaContext.for_function(logical_id, timeout))

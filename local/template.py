@@ -12,6 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
+LAMBDA_DEFAULT_TIMEOUT = 3  # seconds, when neither the function nor Globals set one
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -55,6 +56,7 @@ class Function:
     code_uri: Path
     handler: str
     environment: dict[str, Any]
+    timeout: float  # seconds, the function's own or Globals' (Lambda's default is 3)
 
 
 @lru_cache(maxsize=1)
@@ -79,9 +81,11 @@ def functions() -> dict[str, Function]:
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         props = resource["Properties"]
-        env = dict(doc.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+        globals_ = doc.get("Globals", {}).get("Function", {})
+        env = dict(globals_.get("Environment", {}).get("Variables", {}))
         env.update(props.get("Environment", {}).get("Variables", {}))
-        result[logical_id] = Function(logical_id, ROOT / props["CodeUri"], props["Handler"], env)
+        timeout = float(props.get("Timeout", globals_.get("Timeout", LAMBDA_DEFAULT_TIMEOUT)))
+        result[logical_id] = Function(logical_id, ROOT / props["CodeUri"], props["Handler"], env, timeout)
     return result
 
 

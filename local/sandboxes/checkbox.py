@@ -144,8 +144,9 @@ def _server_error(fault: Fault) -> Response:
 
 # The next n API calls (or those whose path contains `path`) fail: /_control/fail-next; a timeout
 # is processed, but answered too late.
-FAULTS = FaultInjector(STATE, api_prefix="/api/", kinds=("500", "502", "503", "timeout"), default_kind="503",
-                       usage="expected {status: 500|502|503|'timeout', count: n >= 1, seconds?, path?}",
+FAULTS = FaultInjector(STATE, api_prefix="/api/", kinds=("500", "502", "503", "timeout", "hang"),
+                       default_kind="503",
+                       usage="expected {status: 500|502|503|'timeout'|'hang', count: n >= 1, seconds?, path?}",
                        refuse=_server_error, respond=_json, by_path=True)
 FAULTS.install(app)
 

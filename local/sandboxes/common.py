@@ -27,6 +27,10 @@ from flask import Flask, Response, request
 
 # How long a `timeout` fault holds the answer back when /_control/fail-next names no `seconds`.
 DEFAULT_FAULT_DELAY_SECONDS = 5.0
+# How long a `hang` fault holds a call when it names no `seconds`: for a client, never. A reset of
+# the sandbox lets every held call go at once.
+DEFAULT_HANG_SECONDS = 600.0
+HANG_POLL_SECONDS = 0.05
 
 ALPHANUMERIC = string.ascii_letters + string.digits
 
@@ -77,7 +81,7 @@ class StoredResponse:
 
 @dataclass
 class Fault:
-    kind: str  # an HTTP status such as "503", or "timeout"
+    kind: str  # an HTTP status such as "503", "timeout" or "hang"
     remaining: int
     seconds: float
     path: str = ""  # only calls whose path contains this ("" = any)
@@ -116,17 +120,20 @@ class SandboxState:
 
 @dataclass
 class FaultInjector:
-    """The next n calls under `api_prefix` are refused, or answered `seconds` late.
+    """The next n calls under `api_prefix` are refused, answered `seconds` late, or held.
 
     A refused call is turned away before the endpoint runs, so nothing happens and nothing is stored
     under its Idempotency-Key. A `timeout` is the dangerous kind: the call IS processed and only the
-    answer comes too late, which is what a client that retries blindly gets wrong.
+    answer comes too late, which is what a client that retries blindly gets wrong. A `hang` is a
+    provider that never answers: the call is held before the endpoint runs (nothing happens) for
+    `seconds` (DEFAULT_HANG_SECONDS) or until the sandbox is reset, whichever comes first; whatever
+    it answers then, the client has long gone.
     """
 
     state: SandboxState
     _: KW_ONLY
     api_prefix: str
-    kinds: tuple[str, ...]  # what /_control/fail-next takes as `status`, "timeout" among them
+    kinds: tuple[str, ...]  # what /_control/fail-next takes as `status`, "timeout" and "hang" among them
     default_kind: str
     usage: str  # its error text for anything else
     refuse: Callable[[Fault], Response]  # the provider's own error answer for a refused call
@@ -169,10 +176,19 @@ class FaultInjector:
         fault = self._take(request.path)
         if fault is None:
             return None
+        if fault.kind == "hang":
+            self._hold(fault.seconds)
+            return self.respond({"error": "held by a sandbox hang fault; nothing was done"}, 503)
         if fault.kind != "timeout":
             return self.refuse(fault)
         request.environ[self.DELAY_KEY] = fault.seconds
         return None
+
+    def _hold(self, seconds: float) -> None:
+        generation = self.state.generation
+        until = time.monotonic() + seconds
+        while time.monotonic() < until and self.state.generation == generation:
+            time.sleep(HANG_POLL_SECONDS)
 
     def _delay(self, response: Response) -> Response:
         delay = request.environ.get(self.DELAY_KEY)
@@ -187,7 +203,8 @@ class FaultInjector:
         valid_count = is_int(count) if self.refuse_bool_count else isinstance(count, int)
         if kind not in self.kinds or not valid_count or count < 1:
             return self.respond({"error": self.usage}, 400)
-        fault = Fault(kind, count, float(body.get("seconds", DEFAULT_FAULT_DELAY_SECONDS)))
+        default_seconds = DEFAULT_HANG_SECONDS if kind == "hang" else DEFAULT_FAULT_DELAY_SECONDS
+        fault = Fault(kind, count, float(body.get("seconds", default_seconds)))
         if self.by_path:
             fault.path = str(body.get("path", ""))
         with self.state.lock:

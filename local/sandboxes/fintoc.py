@@ -163,8 +163,8 @@ def _unavailable(_fault: Fault) -> Response:
                           "Fintoc is temporarily unavailable (sandbox fault).").response()
 
 
-FAULTS = FaultInjector(STATE, api_prefix="/v1/", kinds=("503", "timeout"), default_kind="503",
-                       usage="expected {status: 503 | 'timeout', count: n >= 1, seconds?}",
+FAULTS = FaultInjector(STATE, api_prefix="/v1/", kinds=("503", "timeout", "hang"), default_kind="503",
+                       usage="expected {status: 503 | 'timeout' | 'hang', count: n >= 1, seconds?}",
                        refuse=_unavailable, respond=_json)
 FAULTS.install(app)
 

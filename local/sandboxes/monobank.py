@@ -161,8 +161,8 @@ def _internal_error(_fault: Fault) -> Response:
 
 
 # The next n API calls fail (/_control/fail-next); a timeout is processed, but answered too late.
-FAULTS = FaultInjector(STATE, api_prefix="/api/", kinds=("500", "timeout"), default_kind="500",
-                       usage="expected {status: 500 | 'timeout', count: n >= 1, seconds?}",
+FAULTS = FaultInjector(STATE, api_prefix="/api/", kinds=("500", "timeout", "hang"), default_kind="500",
+                       usage="expected {status: 500 | 'timeout' | 'hang', count: n >= 1, seconds?}",
                        refuse=_internal_error, respond=_json, refuse_bool_count=True)
 FAULTS.install(app)
 
