@@ -32,6 +32,20 @@ print(time.perf_counter() - t)
 BARE_TRACED = BARE.replace("app = APIGatewayHttpResolver()",
                            "app = APIGatewayHttpResolver()\nfrom aws_lambda_powertools import Tracer\nTracer()")
 
+# The pooling library of providers/http.py (urllib3, which botocore already imports) next to the
+# one the design first named (requests with a shared Session), each on top of the bare handler.
+BARE_URLLIB3 = BARE.replace("app = APIGatewayHttpResolver()",
+                            "app = APIGatewayHttpResolver()\nimport urllib3\nurllib3.PoolManager()")
+BARE_REQUESTS = BARE.replace("app = APIGatewayHttpResolver()",
+                             "app = APIGatewayHttpResolver()\nimport requests\nrequests.Session()")
+
+# What each costs on top of the bare imports, timed inside the process (less noisy than a difference
+# of two medians): the first line of output is ignored, the second is the marginal time.
+MARGINAL = BARE.replace("print(time.perf_counter() - t)",
+                        "print(time.perf_counter() - t)\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)")
+MARGINALS = {"urllib3 PoolManager": "import urllib3\nurllib3.PoolManager()",
+             "requests Session": "import requests\nrequests.Session()"}
+
 HANDLER = """
 import importlib.util, sys, time
 sys.path.insert(0, {layer!r})
@@ -57,7 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args()
-    programs = {"bare (boto3 + resolver)": BARE, "bare + Powertools Tracer": BARE_TRACED}
+    programs = {"bare (boto3 + resolver)": BARE, "bare + Powertools Tracer": BARE_TRACED,
+                "bare + urllib3 PoolManager": BARE_URLLIB3, "bare + requests Session": BARE_REQUESTS}
     for name in FUNCTIONS:
         path = ROOT / "functions" / name / "app.py"
         if path.exists():
@@ -74,6 +89,10 @@ def main() -> None:
     for name, values in samples.items():
         took = statistics.median(values)
         print(f"{name:<28} {took * 1000:7.1f} ms   {took / bare:6.2f}x   {took / traced:13.2f}x")
+    print("marginal cost on top of the bare imports (same rounds' count, fresh processes)")
+    for name, code in MARGINALS.items():
+        took = statistics.median(once(MARGINAL.format(code=code)) for _ in range(args.runs))
+        print(f"{name:<28} {took * 1000:7.1f} ms   {took / bare:6.2%} of bare")
 
 
 if __name__ == "__main__":
