@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from clinicpay import deadline
 from clinicpay.domain.errors import InvalidSignature, ProviderUnavailable
 from clinicpay.domain.fiscal import (
     CardPaymentLine,
@@ -196,3 +197,17 @@ def test_an_expired_token_is_dropped_and_the_cashier_signs_in_again_once(monkeyp
     checkbox_client.TOKENS.put(client._cache_key, "old.eyJleHAiOiA0MTAyNDQ0ODAwfQ.s")
     assert client.current_shift() is None
     assert calls == [("GET", "/cashier/shift"), ("POST", "/cashier/signinPinCode"), ("GET", "/cashier/shift")]
+
+
+def test_polling_a_receipt_stops_with_the_invocations_provider_budget() -> None:
+    # Given a receipt that stays PROCESSING and a register that would poll for 8 s
+    stub = StubClient(statuses=["PROCESSING"])
+    register = CheckboxFiscalRegister({"license_key": "lic", "pin_code": "1111"}, Settings(), poll_seconds=8.0,
+                                      poll_interval=0.01, sleep=time.sleep)
+    register.client = stub  # type: ignore[assignment]
+    # When it runs with 0.3 s left for provider calls
+    started = time.monotonic()
+    with deadline.bounded(deadline.RESERVE_SECONDS + 0.3):
+        result = register.sell(RECEIPT)
+    # Then it hands back "still processing" in time, for the webhook or the sweep to settle
+    assert result.state == "PROCESSING" and 0.25 < time.monotonic() - started < 1.0

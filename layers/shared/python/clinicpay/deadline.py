@@ -17,6 +17,7 @@ keeps its own timeout, as before.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,6 +69,13 @@ _current: ContextVar[Deadline | None] = ContextVar("clinicpay_deadline", default
 def current() -> Deadline | None:
     """The deadline of the invocation being handled, or None outside one."""
     return _current.get()
+
+
+def provider_seconds_left() -> float:
+    """Seconds provider calls may still take in this invocation (infinity outside one): what a
+    provider adapter's own waiting (polling a receipt, a shift) must end within."""
+    found = current()
+    return math.inf if found is None else found.for_providers()
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from clinicpay import deadline
 from clinicpay.domain.errors import BadRequest, GatewayNotConfigured, ProviderUnavailable
 from clinicpay.domain.fiscal import (
     FiscalRejected,
@@ -112,9 +113,9 @@ class CheckboxFiscalRegister:
         return self._wait_shift(lambda s: s.status != "CLOSING")
 
     def _wait_shift(self, settled: Callable[[ShiftState], bool]) -> ShiftState:
-        deadline = time.monotonic() + self._poll_seconds
+        until = self._poll_until()
         state = self.current_shift()
-        while not settled(state) and time.monotonic() < deadline:
+        while not settled(state) and time.monotonic() < until:
             self._sleep(self._poll_interval)
             state = self.current_shift()
         return state
@@ -154,16 +155,21 @@ class CheckboxFiscalRegister:
         return found
 
     def _wait_receipt(self, receipt: schemas.Receipt) -> ReceiptResult:
-        deadline = time.monotonic() + self._poll_seconds
+        until = self._poll_until()
         result = _result(receipt)
         interval = self._poll_interval
-        while result.state == "PROCESSING" and time.monotonic() < deadline:
+        while result.state == "PROCESSING" and time.monotonic() < until:
             self._sleep(interval)
             interval = min(interval * 1.5, 2.0)
             found = self._lookup(receipt.id)
             if found is not None:
                 result = _result(found)
         return result
+
+    def _poll_until(self) -> float:
+        # Polling stops with the invocation's provider budget: what is still processing then is
+        # read back later (webhook, sweep), never waited on past the function's timeout.
+        return time.monotonic() + min(self._poll_seconds, deadline.provider_seconds_left())
 
     def get_receipt(self, receipt_id: str) -> ReceiptResult | None:
         found = self.client.get_receipt(receipt_id)
