@@ -175,10 +175,10 @@ def main() -> None:
     before = statistics.median(rates["urllib, new connection per call (before)"])
     print(f"sequential HTTPS POSTs to a local keep-alive server, {args.calls} calls x {args.rounds} interleaved rounds "
           f"(Python {sys.version.split()[0]})")
-    print(f"{'':<42} {'calls/s':>9} {'vs before':>10} {'connections':>12}")
+    print(f"{'':<42} {'calls/s':>9} {'vs before':>10} {'connections opened (after a warm-up call)':>43}")
     for name, values in rates.items():
         rate = statistics.median(values)
-        print(f"{name:<42} {rate:9.0f} {rate / before:9.2f}x {opened[name]:12d}")
+        print(f"{name:<42} {rate:9.0f} {rate / before:9.2f}x {opened[name]:43d}")
 
 
 if __name__ == "__main__":
