@@ -37,8 +37,9 @@ class Seen:
     connection: int  # which accepted connection carried it (1, 2, ...)
 
 
-
 class Handler(BaseHTTPRequestHandler):
+    """Serves one connection of a ProviderServer (its `owner`), request after request."""
+
     protocol_version = "HTTP/1.1"
 
     @property
@@ -99,8 +100,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-
 class ProviderServer:
+    """Started with start(), stopped with stop() (which also releases every hung request)."""
+
     def __init__(self, tls: ssl.SSLContext | None = None):
         self.script: list[Behaviour] = []
         self.seen: list[Seen] = []
