@@ -14,7 +14,7 @@ from clinicpay.api import pages
 from clinicpay.api.auth import Role, require
 from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.resolver import make_resolver
-from clinicpay.deadline import lambda_deadline
+from clinicpay.deadline import lambda_deadline, provider_seconds_left
 from clinicpay.domain.appointment import BookedBy, Patient, PaymentStatus
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
 from clinicpay.domain.money import Money
@@ -199,7 +199,9 @@ def _run_job(event: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
     deps = ReminderDeps(appointments=AppointmentRepository(settings.app_table),
                         clinics=ClinicRepository(settings.app_table), templates=TemplateRepository(settings.app_table),
-                        notifier=AwsNotifier(settings.email_sender), public_base_url=settings.public_base_url)
+                        notifier=AwsNotifier(settings.email_sender), public_base_url=settings.public_base_url,
+                        # A reminder's own calls are AWS calls; the provider reserve is what they need.
+                        has_time=lambda: provider_seconds_left() > 0)
     if event.get("job") != "reminders":
         raise ValueError("unknown job")
     return {"job": "reminders", **send_due_reminders(deps)}

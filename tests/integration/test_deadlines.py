@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 import requests
 
 from clinicpay import deadline
 from clinicpay.settings import get_settings
-from local import apigw, template
+from local import apigw, outbox, template
 from local.sandboxes import fintoc
 from tests.support.clinics import ClinicKeys, add_service, connect_fintoc, create_clinic
 from tests.support.env import TestStack
@@ -184,3 +185,24 @@ def test_a_hang_fault_holds_the_call_does_nothing_and_lets_go_when_the_sandbox_r
     fintoc.reset()
     caller.join(2.0)
     assert answers == [503] and fintoc.STATE.session_owner == {}
+
+
+def test_the_reminders_job_starts_no_reminder_it_could_not_finish_and_the_next_run_sends_it(
+        stack: TestStack, clinic: ClinicKeys) -> None:
+    # Given a due reminder
+    starts = (datetime.now(UTC) + timedelta(hours=30)).replace(microsecond=0).isoformat()
+    created = clinic.staff().post(clinic.path("/appointments"), json={
+        "patient": {"id": "p-2", "name": "Eva", "email": "eva@example.cl"}, "service_id": "consulta",
+        "starts_at": starts, "booked_by": "staff"}).json()
+    due = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    boto3.resource("dynamodb").Table("AppointmentsTable").update_item(
+        Key={"pk": f"CLINIC#{clinic.clinic_id}", "sk": f"APPT#{created['appointment_id']}"},
+        UpdateExpression="SET reminder_due_at = :d, reminders_pending = :p", ExpressionAttributeValues={":d": due, ":p": [due]})
+    before = len(outbox.messages(to="eva@example.cl"))
+    # When the job runs with time to read what is due but not for a reminder's calls
+    late = apigw.invoke_job("reminders", timeout=deadline.RESERVE_SECONDS - 0.2)
+    # Then it claims nothing and sends nothing, and the next run sends it, once
+    assert (late["sent"], late["skipped"], late["failed"]) == (0, 0, 0)
+    assert len(outbox.messages(to="eva@example.cl")) == before
+    assert apigw.invoke_job("reminders")["sent"] == 1 and apigw.invoke_job("reminders")["sent"] == 0
+    assert len(outbox.messages(to="eva@example.cl")) == before + 1

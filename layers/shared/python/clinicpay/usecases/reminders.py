@@ -1,7 +1,8 @@
 """The `reminders` job: every due reminder sent once, with the payment link while unpaid.
 
 Each reminder is claimed with a conditional write before it is sent, so two overlapping runs never
-both send it; a send that fails releases the claim and the next run tries again.
+both send it; a send that fails releases the claim and the next run tries again. A run near its
+function's timeout starts no further reminder (`has_time`), so none is left claimed but unsent.
 """
 
 from __future__ import annotations
@@ -29,12 +30,18 @@ class ReminderDeps:
     notifier: Notifier
     public_base_url: str
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Whether another reminder (claim, send, maybe release) still fits in this run; what does not
+    # stays due for the next run.
+    has_time: Callable[[], bool] = lambda: True
 
 
 def send_due_reminders(deps: ReminderDeps) -> dict[str, int]:
     now = deps.clock()
     counts = {"sent": 0, "skipped": 0, "failed": 0}
     for stored in deps.appointments.due_reminders(now.astimezone(UTC).isoformat()):
+        if not deps.has_time():
+            logger.warning("reminders run stopped before its function's timeout; the rest stay due", extra=counts)
+            break
         appointment = stored.appointment
         due = stored.reminders_pending[0] if stored.reminders_pending else None
         if due is None:
