@@ -154,6 +154,7 @@ class CardEvent(BaseModel):
     card_token: str | None = Field(default=None, repr=False)
     customer_ref: str | None = None
     charge_reference: str | None = None
+    amount: Money | None = None  # what a charge event says was charged
     failure_code: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
 
