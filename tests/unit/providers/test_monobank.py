@@ -230,6 +230,17 @@ def test_concurrent_forgeries_share_one_refetch() -> None:
     assert server.fetches == 2
 
 
+def test_concurrent_first_webhooks_share_one_fetch() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    private, public = _key_pair()
+    server, (cache, _) = KeyServer(public), _cache()
+    signed = _sign(private, b"{}")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda _: cache.verify("merchant", b"{}", signed, server), range(64)))
+    assert server.fetches == 1
+
+
 def test_the_gate_asks_the_shared_claim_only_when_this_container_may_refetch() -> None:
     asked: list[str] = []
 

@@ -74,6 +74,7 @@ class PublicKeyCache:
     def __init__(self, gate: RefreshGate = GATE) -> None:
         self._keys: dict[str, tuple[str, ec.EllipticCurvePublicKey]] = {}
         self._lock = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = {}  # one first fetch per merchant, however many wait
         self._gate = gate
 
     @staticmethod
@@ -92,29 +93,42 @@ class PublicKeyCache:
             self._keys[cache_key] = entry
         return entry
 
+    def _key(self, cache_key: str, fetch: Callable[[], str]) -> tuple[tuple[str, ec.EllipticCurvePublicKey], bool]:
+        """The cached key, else the one fetched now: concurrent first callers share one fetch.
+        Returns it and whether it was fetched just now (by this caller or one it waited for)."""
+        with self._lock:
+            cached = self._keys.get(cache_key)
+            if cached is not None:
+                return cached, False
+            first_fetch = self._fetching.setdefault(cache_key, threading.Lock())
+        with first_fetch:
+            with self._lock:
+                cached = self._keys.get(cache_key)
+            return (cached if cached is not None else self._fetch(cache_key, fetch)), True
+
     def verify(self, cache_key: str, raw_body: bytes, x_sign: str | None, fetch: Callable[[], str]) -> None:
         """Verify with the cached key; on failure fetch the key again (once a minute at most) and
         retry with it."""
         decode_signature(x_sign)  # a missing or malformed header never costs a key fetch
         gate_key = f"monobank-pubkey#{cache_key[:32]}"
-        with self._lock:
-            cached = self._keys.get(cache_key)
-        if cached is None:
-            try:
-                verify_signature(raw_body, x_sign, self._fetch(cache_key, fetch)[1])
-            except InvalidSignature:
+        tried, fetched_now = self._key(cache_key, fetch)
+        try:
+            verify_signature(raw_body, x_sign, tried[1])
+            return
+        except InvalidSignature:
+            if fetched_now:
                 # A key fetched this instant is as fresh as a re-fetch would be: count it as one.
                 self._gate.mark(gate_key)
                 raise
+        with self._lock:
+            latest = self._keys.get(cache_key)
+        if latest is not None and latest[0] != tried[0]:
+            verify_signature(raw_body, x_sign, latest[1])  # another caller just fetched a rotated key
             return
-        try:
-            verify_signature(raw_body, x_sign, cached[1])
-            return
-        except InvalidSignature:
-            if not self._gate.allow(gate_key):
-                raise
+        if not self._gate.allow(gate_key):
+            raise InvalidSignature()
         encoded, fresh = self._fetch(cache_key, fetch)
-        if encoded == cached[0]:
+        if encoded == tried[0]:
             raise InvalidSignature()
         logger.info("monobank webhook key rotated", extra={"provider": "monobank"})
         verify_signature(raw_body, x_sign, fresh)
