@@ -3,7 +3,10 @@
     .venv/bin/python bench/dynamodb_calls.py
 
 Flows: a staff member creates an appointment that gets a payment link (and its creation email);
-a signed Fintoc `payment_intent.succeeded` webhook marks it paid; the same webhook delivered again.
+a signed Fintoc `payment_intent.succeeded` webhook for the checkout session the patient opened marks
+it paid; the same webhook delivered again. The paid webhook proves the session is ours (stored on the
+appointment when the patient opened the link) and the amount is the price inside the paying
+transaction's condition, so ownership costs no extra call.
 """
 
 from __future__ import annotations
@@ -62,21 +65,26 @@ def main() -> None:
         created = measured("create appointment with link", 2,
                            "read clinic+settings+service+templates, write appointment+link+patient",
                            lambda: staff.post(clinic.path("/appointments"), json=body).json())
-        event = json.dumps({"id": "evt_bench", "type": "payment_intent.succeeded", "mode": "test", "object": "event",
-                            "created_at": datetime.now(UTC).isoformat(),
-                            "data": {"id": "pi_bench", "object": "payment_intent", "status": "succeeded",
-                                     "amount": 25000, "currency": "CLP",
-                                     "metadata": {"appointment_id": created["appointment_id"]}}}).encode()
-        t = int(time.time())
-        signature = hmac.new(secret.encode(), f"{t}.".encode() + event, hashlib.sha256).hexdigest()
-        headers = {"Fintoc-Signature": f"t={t},v1={signature}", "Content-Type": "application/json"}
         from tests.support.api import ApiClient
 
         hook = ApiClient()
+        # The patient opens the link: the Fintoc sandbox makes the checkout session we store.
+        token = created["payment_link"]["url"].rsplit("/", 1)[1]
+        session_id = hook.get(f"/pay/{token}").headers["Location"].rsplit("/", 1)[1]
+        metadata = {"clinic_id": clinic.clinic_id, "appointment_id": created["appointment_id"],
+                    "checkout_session_id": session_id}
+        event = json.dumps({"id": "evt_bench", "type": "payment_intent.succeeded", "mode": "test", "object": "event",
+                            "created_at": datetime.now(UTC).isoformat(),
+                            "data": {"id": "pi_bench", "object": "payment_intent", "status": "succeeded",
+                                     "amount": 25000, "currency": "CLP", "metadata": metadata}}).encode()
+        t = int(time.time())
+        signature = hmac.new(secret.encode(), f"{t}.".encode() + event, hashlib.sha256).hexdigest()
+        headers = {"Fintoc-Signature": f"t={t},v1={signature}", "Content-Type": "application/json"}
         path = f"/webhooks/fintoc/{clinic.clinic_id}"
-        measured("apply a paid webhook", 2, "event + appointment + payment row in one transaction; "
-                 "one read for the receipt email",
-                 lambda: hook.post(path, raw=event, headers=headers))
+        applied = measured("apply a paid webhook", 2, "event + appointment (condition: our session, our price) + "
+                           "payment row in one transaction; one read for the receipt email",
+                           lambda: hook.post(path, raw=event, headers=headers))
+        assert applied.json()["outcomes"] == ["applied"], applied.body
         measured("same webhook delivered again", 1, "the conditional write that finds the event recorded",
                  lambda: hook.post(path, raw=event, headers=headers))
     finally:

@@ -305,8 +305,11 @@ def stripe_webhook(clinic_id: Identifier) -> dict[str, Any]:
     try:
         card_events = vault.parse_webhook(raw, headers)
     except InvalidSignature:
-        # The secret may have just been rotated: read it afresh once before refusing.
-        credentials = secrets.read_credentials(clinic_id, PROVIDER, fresh=True)
+        # The secret may have just been rotated: read it afresh (once a minute at most) before refusing.
+        fresh = secrets.reread_after_bad_signature(clinic_id, PROVIDER)
+        if fresh is None:
+            raise
+        credentials = fresh
         vault = StripeCardVault(credentials, settings)
         card_events = vault.parse_webhook(raw, headers)
     card_outcomes = apply_card_events(_deps(clinic_id, vault), clinic_id, card_events)

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 
+from clinicpay import secrets
 from clinicpay.api.resolver import make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import GatewayNotConfigured, InvalidSignature, NotFound
 from clinicpay.observability import logger, metrics, tracer
-from clinicpay.providers.registry import link_gateway
+from clinicpay.providers.registry import build_link_gateway, link_gateway
+from clinicpay.settings import get_settings
 from clinicpay.usecases.payment_events import apply_payment_events
 
 app = make_resolver()
@@ -40,8 +42,11 @@ def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     try:
         events = gateway.parse_webhook(body, headers)
     except InvalidSignature:
-        # The secret may have just been rotated: read it afresh once before refusing.
-        events = link_gateway(clinic_id, Provider.FINTOC, fresh_credentials=True).parse_webhook(body, headers)
+        # The secret may have just been rotated: read it afresh (once a minute at most) before refusing.
+        fresh = secrets.reread_after_bad_signature(clinic_id, Provider.FINTOC.value)
+        if fresh is None:
+            raise
+        events = build_link_gateway(Provider.FINTOC, fresh, get_settings()).parse_webhook(body, headers)
     outcomes = apply_payment_events(clinic_id, events)
     metrics.add_metric(name="WebhookApplied", unit="Count", value=outcomes.count("applied"))
     return {"received": len(events), "outcomes": outcomes}

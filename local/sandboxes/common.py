@@ -1,5 +1,6 @@
 """Machinery every provider sandbox needs and none of the providers defines: state that a test can
-reset, injected faults, background webhook delivery with retries and its log, the shared
+reset, injected faults, background webhook delivery with retries and its log, held deliveries that
+a test sends one receiver at a time (in the order it chooses), a count of API calls, the shared
 `/_control/...` routes, and JSON and id helpers.
 
 What a provider does define stays in its own module: paths, fields, error shapes, signatures,
@@ -103,6 +104,10 @@ class SandboxState:
     def clear(self) -> None:
         self.faults: list[Fault] = []
         self.deliveries: list[dict[str, Any]] = []
+        # While held, events are made and stored but not sent: a test sends them with
+        # /_control/deliver, to one receiver at a time, in the order it wants.
+        self.held = False
+        self.calls: list[tuple[str, str, str]] = []  # (method, path, digest of the caller's credential)
 
     def reset(self) -> None:
         with self.lock:
@@ -371,7 +376,8 @@ class EndpointWebhooks(Generic[EventT]):
             return subscribed(account.webhook_endpoints.values(), event_type) if account else []
 
     def dispatch(self, key: str, events: Iterable[EventT]) -> None:
-        """Deliver in the background: first attempts in event order per endpoint, retries on their own."""
+        """Deliver in the background: first attempts in event order per endpoint, retries on their own.
+        While deliveries are held, the events stay stored for /_control/deliver instead."""
         targets: dict[str, tuple[Endpoint, list[EventT]]] = {}
         for event in events:
             receivers = self.subscribers(key, event.event_type)
@@ -379,8 +385,25 @@ class EndpointWebhooks(Generic[EventT]):
                 self.fanned_out(event, len(receivers))
             for endpoint in receivers:
                 targets.setdefault(endpoint["id"], (endpoint, []))[1].append(event)
+        if self.state.held:
+            return
         self.deliverer.per_receiver([functools.partial(self.send, endpoint, event) for event in queue]
                                     for endpoint, queue in targets.values())
+
+    def deliver_now(self, event_id: str, endpoint_id: str) -> dict[str, Any] | None:
+        """One attempt of a stored event to one of its account's endpoints, now, answered when the
+        receiver has answered (None: unknown event or endpoint)."""
+        with self.state.lock:
+            event = self.events().get(event_id)
+            account = self.accounts().get(event.account_key) if event is not None else None
+            endpoint = dict(account.webhook_endpoints[endpoint_id]) if account and endpoint_id in \
+                account.webhook_endpoints else None
+            generation = self.state.generation
+        if event is None or endpoint is None:
+            return None
+        delivered = self.send(endpoint, event, 1, generation)
+        return {"endpoint_id": endpoint_id, "delivered": delivered,
+                "status_code": last_status(self.state, event_id=event_id, endpoint_id=endpoint_id)}
 
     def redeliver(self, event_id: str) -> dict[str, Any] | None:
         """Send a stored event again, now, to the endpoints subscribed to it today (None: unknown event)."""
@@ -393,7 +416,76 @@ class EndpointWebhooks(Generic[EventT]):
         return {"endpoints": len(endpoints)}
 
 
+def last_status(state: SandboxState, **match: str) -> int | None:
+    """The receiver's answer in the newest delivery-log row matching `match` (None: no answer)."""
+    with state.lock:
+        row = next((d for d in reversed(state.deliveries) if all(d.get(k) == v for k, v in match.items())), None)
+    return row.get("status_code") if row else None
+
+
+# --- API call counting (/_control/calls) ---------------------------------------------------------
+
+def count_calls(app: Flask, state: SandboxState, respond: Responder, *, api_prefix: str,
+                credential: Callable[[], str]) -> None:
+    """Count every API call (method, path, a digest of the caller's credential), so tests can see how
+    often we call out. GET /_control/calls?path=&method=&credential= -> {"count", "calls"}; the
+    credential filter takes the same digest (`credential_digest`)."""
+
+    def record() -> None:
+        if request.path.startswith(api_prefix):
+            with state.lock:
+                state.calls.append((request.method, request.path, credential_digest(credential())))
+
+    def control_calls() -> Response:
+        wanted = {"method": request.args.get("method"), "path": request.args.get("path"),
+                  "credential": request.args.get("credential")}
+        with state.lock:
+            rows = [{"method": m, "path": p, "credential": c} for m, p, c in state.calls]
+        rows = [r for r in rows if all(not v or r[k] == v for k, v in wanted.items())]
+        return respond({"count": len(rows), "calls": rows})
+
+    app.before_request(record)
+    app.add_url_rule("/_control/calls", "control_calls", control_calls, methods=["GET"])
+
+
+def credential_digest(value: str) -> str:
+    """How the call log names a credential without keeping it."""
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
 # --- the shared /_control routes -------------------------------------------------------------------
+
+def add_hold_route(app: Flask, state: SandboxState, respond: Responder) -> None:
+    """POST /_control/hold {"hold": true|false}: while held, webhooks are stored, not sent."""
+
+    def control_hold() -> Response:
+        hold = request_json().get("hold", True)
+        if not isinstance(hold, bool):
+            return respond({"error": "expected {hold: true | false}"}, 400)
+        with state.lock:
+            state.held = hold
+        return respond({"held": hold})
+
+    app.add_url_rule("/_control/hold", "control_hold", control_hold, methods=["POST"])
+
+
+def add_deliver_route(app: Flask, respond: Responder, deliver: Callable[[str, dict[str, Any]], dict[str, Any] | None],
+                      *, slashes_in_ids: bool = False) -> None:
+    """POST /_control/deliver/<event_id> {receiver}: one attempt of a stored event to the receiver
+    named in the body (an endpoint id, or a URL for monobank), now; 200 with what `deliver` tells
+    once the receiver answered, 404 for an unknown event or receiver."""
+
+    def control_deliver(event_id: str) -> Response:
+        told = deliver(event_id, request_json())
+        if told is None:
+            return respond({"error": "unknown event or receiver"}, 404)
+        return respond({"event_id": event_id, **told})
+
+    rule = "/_control/deliver/<path:event_id>" if slashes_in_ids else "/_control/deliver/<event_id>"
+    app.add_url_rule(rule, "control_deliver", control_deliver, methods=["POST"])
+
 
 def add_reset_route(app: Flask, reset: Callable[[], None], respond: Responder) -> None:
     """POST /_control/reset -> {"reset": true}, after the sandbox's own reset()."""

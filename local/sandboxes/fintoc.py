@@ -9,7 +9,8 @@ code would let one bug pass both sides.
 
     /v1/...          Fintoc's API, authenticated by `Authorization: sk_test_...` (one account per key)
     /sandbox/<id>    the hosted page a patient is redirected to (Fintoc: pay.fintoc.com/sandbox/<id>)
-    /_control/...    test controls, not Fintoc's: faults, forced expiry, delivery log, redelivery
+    /_control/...    test controls, not Fintoc's: faults, forced expiry, delivery log, redelivery,
+                     holding deliveries and sending one event to one endpoint (/_control/hold, /deliver)
 
 Where Fintoc's behaviour is not documented the sandbox picks the stricter reading, so it can only
 produce false failures, never false passes: unknown create parameters are refused; a session stays
@@ -17,6 +18,10 @@ payable after a failed attempt; a payment intent made from a session carries the
 plus `checkout_session_id` (the id is a sandbox addition: real Fintoc does not document it).
 A session past its expires_at is expired (and `checkout_session.expired` sent) when it is next read
 or opened; /_control/sessions/<id>/expire-now does it at once.
+
+Like Fintoc, an account (a secret key) may register several webhook endpoints, and every event goes
+to every endpoint subscribed to its type: two clinics of one owner sharing an account each receive
+the other's events, which is what the shared-account tests reproduce.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ from local.sandboxes.common import (
     SandboxState,
     StoredResponse,
     WebhookDeliverer,
+    add_deliver_route,
     add_deliveries_route,
+    add_hold_route,
     add_redeliver_route,
     add_reset_route,
     is_int,
@@ -632,4 +639,8 @@ def control_events() -> Response:
 
 
 add_redeliver_route(app, _json, WEBHOOKS.redeliver)
+# One account may register several endpoints (e.g. two clinics of one owner): each gets every event.
+# Held, a test sends an event to one endpoint at a time, in the order it wants.
+add_hold_route(app, STATE, _json)
+add_deliver_route(app, _json, lambda event_id, body: WEBHOOKS.deliver_now(event_id, str(body.get("endpoint_id", ""))))
 add_reset_route(app, reset, _json)

@@ -14,7 +14,10 @@ purpose: sharing the verifier's code would let one bug pass both sides.
     /qr/<qrId>          a QR register's page (its `pageUrl`): the amount currently on it, and the
                         same buttons; it refreshes itself while no amount is set
     /_control/...       test controls, not monobank's: faults, deliveries, events, redelivery of an
-                        old event (out-of-order tests), key rotation, paying without a browser
+                        old event (out-of-order tests), key rotation, paying without a browser, API
+                        call counts, the /pubkey rate limit, extra webhook receivers per merchant,
+                        held deliveries sent one receiver at a time, registers whose amount is set
+                        in monobank's app (`fix`) or by the payer (`client`) and payments on them
 
 Where monobank's behaviour is not documented the sandbox takes the stricter reading: unknown
 create fields are refused; a basket that does not add up to the amount is refused; a paid or
@@ -22,6 +25,18 @@ failed invoice is final. A payment goes `processing` then `success` (or `failure
 webhook with a later `modifiedDate` (whole seconds, like monobank's, so each one is at least a
 second after the one before); each is tried up to 3 times until the receiver answers 200.
 `expired` is not sent (the 2026 docs say so): it shows in invoice/status only.
+
+One key signs every merchant's webhooks, as at monobank: a webhook of another merchant's invoice
+verifies just as well, which is what the foreign-invoice tests replay. Invoices belong to the token
+that created them: invoice/status with another token answers 404 NOT_FOUND, as for an invoice that
+does not exist. `/api/merchant/pubkey` is rate-limited per token (429 {"errCode": "TMR"}), by
+default PUBKEY_LIMIT calls per PUBKEY_WINDOW_SECONDS; /_control/pubkey-limit changes it.
+
+A merchant's webhooks may also go to more receivers (/_control/also-notify): how a test reproduces
+one merchant serving two clinics, each endpoint receiving every event (not a monobank feature: its
+webhooks go to the invoice's webHookUrl). A payment on a `fix` or `client` register makes an invoice
+monobank creates itself (no reference of ours) and posts to the URL the merchant set for the
+register in monobank's app (here: given to /_control/registers or /_control/qr/<qrId>/pay).
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ import hashlib
 import html
 import json
 import string
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,10 +62,14 @@ from local.sandboxes.common import (
     FaultInjector,
     SandboxState,
     WebhookDeliverer,
+    add_deliver_route,
     add_deliveries_route,
+    add_hold_route,
     add_redeliver_route,
     add_reset_route,
+    count_calls,
     is_int,
+    last_status,
     post,
     random_string,
     request_json,
@@ -69,6 +89,10 @@ REGISTER_TYPES = ("merchant", "merchant", "client")
 RETRY_DELAYS: tuple[float, ...] = (0.3, 0.6)
 DELIVERY_TIMEOUT_SECONDS = 10.0
 FEE_PER_MILLE = 13  # 1.3 %, monobank's published QR acquiring fee, for `paymentInfo.fee`
+# /api/merchant/pubkey is rate-limited (429 TMR). monobank publishes no figure; this one is lenient
+# enough for a container's first fetch plus a re-fetch after a rotation, and tests tighten it.
+PUBKEY_LIMIT = 5
+PUBKEY_WINDOW_SECONDS = 60.0
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -103,6 +127,9 @@ class _State(SandboxState):
         self.invoice_owner: dict[str, str] = {}
         self.qr_owner: dict[str, str] = {}
         self.events: dict[str, StoredEvent] = {}
+        self.also_notify: dict[str, list[str]] = {}  # token -> more URLs that get every webhook
+        self.pubkey_limit = (PUBKEY_LIMIT, PUBKEY_WINDOW_SECONDS)
+        self.pubkey_calls: dict[str, list[float]] = {}  # token -> monotonic times of recent calls
         self.rotate_key()
 
     def rotate_key(self) -> str:
@@ -199,10 +226,20 @@ def _root() -> str:
 
 # --- merchant -----------------------------------------------------------------------------------
 
+count_calls(app, STATE, _json, api_prefix="/api/", credential=lambda: request.headers.get("X-Token", ""))
+
+
 @app.get("/api/merchant/pubkey")
 def pubkey() -> Response:
-    _account()
+    token, _ = _account()
+    now = time.monotonic()
     with STATE.lock:
+        limit, window = STATE.pubkey_limit
+        recent = [t for t in STATE.pubkey_calls.get(token, []) if now - t < window]
+        if len(recent) >= limit:
+            STATE.pubkey_calls[token] = recent
+            raise MonoError(429, "TMR", "Too many requests")
+        STATE.pubkey_calls[token] = [*recent, now]
         return _json({"key": STATE.public_key_b64})
 
 
@@ -460,21 +497,31 @@ def complete(invoice_id: str, *, succeeded: bool, deliver: bool = True) -> tuple
     return snapshot, events
 
 
+def _receivers(event: StoredEvent) -> list[str]:
+    """The invoice's webHookUrl, then the merchant's extra receivers (/_control/also-notify)."""
+    with STATE.lock:
+        urls = [event.url] if event.url else []
+        return list(dict.fromkeys([*urls, *STATE.also_notify.get(event.token, [])]))
+
+
 def dispatch(events: list[StoredEvent]) -> None:
-    """In the background, in order: each change tried up to 3 times until the receiver says 200."""
-    DELIVERER.one_by_one([functools.partial(_attempt, e) for e in events if e.url])
+    """In the background, in order: each change tried up to 3 times until the receiver says 200.
+    While deliveries are held (/_control/hold) nothing is sent: /_control/deliver sends them."""
+    if STATE.held:
+        return
+    DELIVERER.one_by_one([functools.partial(_attempt, e, url) for e in events for url in _receivers(e)])
 
 
-def _attempt(event: StoredEvent, attempt: int, generation: int) -> bool:
+def _attempt(event: StoredEvent, url: str, attempt: int, generation: int) -> bool:
     signature = sign(event.body)  # signed at send time: a rotated key signs the later attempts
     sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    sent = post(str(event.url), event.body, {
+    sent = post(url, event.body, {
         "Content-Type": "application/json", "X-Sign": signature, "User-Agent": "monobank-sandbox/1.0"},
         DELIVERY_TIMEOUT_SECONDS)
     # monobank counts only a 200 as received; its log names the failure's type ("ConnectionRefusedError").
     error = type(sent.reason).__name__ if sent.failure is not None else None
     STATE.log_delivery(generation, {"event_id": event.event_id, "invoice_id": event.invoice_id,
-                                    "status": event.status, "url": event.url, "attempt": attempt,
+                                    "status": event.status, "url": url, "attempt": attempt,
                                     "status_code": sent.status, "error": error, "delivered": sent.status == 200,
                                     "sent_at": sent_at})
     return sent.status == 200
@@ -616,11 +663,110 @@ def _redeliver(event_id: str) -> dict[str, Any] | None:
         event = STATE.events.get(event_id)
     if event is None:
         return None
-    dispatch([event])
+    DELIVERER.one_by_one([functools.partial(_attempt, event, url) for url in _receivers(event)])
     return {"url": event.url}
 
 
 add_redeliver_route(app, _json, _redeliver, slashes_in_ids=True)
+
+
+def _deliver_now(event_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """One attempt of a stored change to `url` (any receiver: monobank's signature is the same
+    wherever the bytes go), now; answered once the receiver answered."""
+    url = body.get("url")
+    with STATE.lock:
+        event = STATE.events.get(event_id)
+        generation = STATE.generation
+    if event is None or not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return None
+    delivered = _attempt(event, url, 1, generation)
+    return {"url": url, "delivered": delivered, "status_code": last_status(STATE, event_id=event_id, url=url)}
+
+
+add_hold_route(app, STATE, _json)
+add_deliver_route(app, _json, _deliver_now, slashes_in_ids=True)
+
+
+@app.post("/_control/also-notify")
+def control_also_notify() -> Response:
+    """{"token", "urls": [...]}: every webhook of that merchant also goes to these URLs, in order."""
+    body = request_json()
+    token, urls = body.get("token"), body.get("urls")
+    if not isinstance(token, str) or not token or not isinstance(urls, list) or not all(
+            isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls):
+        return _json({"error": "expected {token, urls: [http(s) URL, ...]}"}, 400)
+    with STATE.lock:
+        STATE.also_notify[token] = list(urls)
+    return _json({"token_receivers": len(urls)})
+
+
+@app.post("/_control/pubkey-limit")
+def control_pubkey_limit() -> Response:
+    """{"calls": n, "per_seconds": s}: /api/merchant/pubkey answers 429 TMR past n calls per token in s."""
+    body = request_json()
+    calls, seconds = body.get("calls", PUBKEY_LIMIT), body.get("per_seconds", PUBKEY_WINDOW_SECONDS)
+    if not is_int(calls) or calls < 1 or not isinstance(seconds, int | float) or seconds <= 0:
+        return _json({"error": "expected {calls: n >= 1, per_seconds: s > 0}"}, 400)
+    with STATE.lock:
+        STATE.pubkey_limit = (calls, float(seconds))
+        STATE.pubkey_calls.clear()
+    return _json({"calls": calls, "per_seconds": seconds})
+
+
+@app.post("/_control/registers")
+def control_add_register() -> Response:
+    """{"token", "amountType": "fix" | "client" | "merchant", "amount"? (fix), "webHookUrl"?}: a register
+    made in monobank's app; `webHookUrl` is where monobank posts payments on it."""
+    body = request_json()
+    token, amount_type, amount = body.get("token"), body.get("amountType"), body.get("amount")
+    webhook = body.get("webHookUrl")
+    if not isinstance(token, str) or not token or amount_type not in ("fix", "client", "merchant"):
+        return _json({"error": "expected {token, amountType: fix | client | merchant}"}, 400)
+    if amount_type == "fix" and (not is_int(amount) or amount <= 0):
+        return _json({"error": "a fix register needs amount (kopecks > 0)"}, 400)
+    if webhook is not None and (not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))):
+        return _json({"error": "webHookUrl must be an http(s) URL"}, 400)
+    with STATE.lock:
+        account = STATE.accounts.get(token)
+        if account is None:
+            return _json({"error": "unknown merchant: call the API with this token first"}, 404)
+        qr_id = random_string(12)
+        account.registers[qr_id] = {"shortQrId": random_string(4, string.ascii_uppercase), "qrId": qr_id,
+                                    "amountType": amount_type, "invoiceId": None,
+                                    "_amount": amount if amount_type == "fix" else None, "_webhook": webhook}
+        STATE.qr_owner[qr_id] = token
+        return _json(_register_view(account.registers[qr_id]), 201)
+
+
+@app.post("/_control/qr/<qr_id>/pay")
+def control_pay_register(qr_id: str) -> Response:
+    """A payer pays a `fix` or `client` register: monobank makes the invoice itself (no reference
+    of ours), processing then success, posted to the register's webhook URL (or `webhook_url`).
+    {"amount"? (client), "webhook_url"?, "deliver"?: true}"""
+    body = request_json()
+    with STATE.lock:
+        token = STATE.qr_owner.get(qr_id)
+        account = STATE.accounts.get(token or "")
+        register = account.registers.get(qr_id) if account else None
+        if token is None or account is None or register is None:
+            return _json({"error": "unknown register"}, 404)
+        if register["amountType"] == "merchant":
+            return _json({"error": "a merchant register is paid through the invoice put on it"}, 400)
+        amount = register.get("_amount") if register["amountType"] == "fix" else body.get("amount")
+        if not is_int(amount) or amount <= 0:
+            return _json({"error": "a client register needs the amount the payer typed (kopecks > 0)"}, 400)
+        url = body.get("webhook_url") or register.get("_webhook")
+        created = _now()
+        invoice_id = "p2_" + random_string(9)
+        account.invoices[invoice_id] = {
+            "invoiceId": invoice_id, "status": "created", "amount": amount, "ccy": 980, "finalAmount": amount,
+            "createdDate": _iso(created), "modifiedDate": _iso(created), "reference": None,
+            "destination": f"Оплата через QR-касу {register['shortQrId']}", "_basket": [], "_webhook": url,
+            "_redirect": None, "_qr": None, "_expires": created + timedelta(seconds=DEFAULT_VALIDITY),
+            "_payment_type": "debit"}
+        STATE.invoice_owner[invoice_id] = token
+    snapshot, events = complete(invoice_id, succeeded=True, deliver=bool(body.get("deliver", True)))
+    return _json({"invoice": snapshot, "events": [e.event_id for e in events]})
 
 
 @app.post("/_control/rotate-key")

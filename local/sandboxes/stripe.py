@@ -12,7 +12,10 @@ own, on purpose: sharing our verifier's code would let one bug pass both sides.
     /v1/...                 Stripe's API; `Authorization: Bearer sk_test_...` (one account per key)
     /checkout/<cs_id>       the hosted Checkout page where a person types a test card
     /authenticate/<id>      the hosted 3-D Secure page for a PaymentIntent/SetupIntent in requires_action
-    /_control/...           test controls, not Stripe's: faults, delivery log, redelivery, forced expiry
+    /_control/...           test controls, not Stripe's: faults, delivery log, redelivery, forced expiry,
+                            holding deliveries and sending one event to one endpoint (/_control/hold,
+                            /_control/deliver): an account's every endpoint gets every event, as at
+                            Stripe, so two clinics sharing an account each receive the other's events
 
 Test cards (typed on the hosted page only) and test PaymentMethods (`pm_card_*`, for API calls):
     4242424242424242  pm_card_visa                        succeeds
@@ -54,7 +57,9 @@ from local.sandboxes.common import (
     SandboxState,
     StoredResponse,
     WebhookDeliverer,
+    add_deliver_route,
     add_deliveries_route,
+    add_hold_route,
     add_redeliver_route,
     add_reset_route,
     json_response,
@@ -1421,4 +1426,8 @@ def control_events() -> Response:
 
 
 add_redeliver_route(app, _json, WEBHOOKS.redeliver)
+# One account may register several endpoints (e.g. two clinics of one owner): each gets every event.
+# Held, a test sends an event to one endpoint at a time, in the order it wants.
+add_hold_route(app, STATE, _json)
+add_deliver_route(app, _json, lambda event_id, body: WEBHOOKS.deliver_now(event_id, str(body.get("endpoint_id", ""))))
 add_reset_route(app, reset, _json)

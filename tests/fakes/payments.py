@@ -11,7 +11,7 @@ from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.errors import NotFound, ProviderUnavailable
 from clinicpay.notify.builtin import Text
 from clinicpay.ports import CheckoutRequest, CheckoutSession, OutgoingMessage, PaymentEvent
-from clinicpay.repositories.appointments import StoredAppointment
+from clinicpay.repositories.appointments import EventAttempt, StoredAppointment
 
 
 @dataclass
@@ -19,6 +19,7 @@ class FakeAppointments:
     stored: dict[tuple[str, str], StoredAppointment] = field(default_factory=dict)
     links: dict[str, tuple[str, str]] = field(default_factory=dict)
     events: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str | None] = field(default_factory=dict)
     payments: list[dict[str, Any]] = field(default_factory=list)
     last_event_at: dict[str, datetime] = field(default_factory=dict)
 
@@ -41,46 +42,66 @@ class FakeAppointments:
         if stored.session_attempts != expected_attempts:
             return False
         stored.session, stored.session_attempts = session, expected_attempts + 1
+        stored.session_ids = stored.session_ids | {session.session_id}
         return True
 
-    def record_event(self, clinic_id: str, event: PaymentEvent, outcome: str) -> bool:
-        key = f"{event.provider}#{event.event_id}"
+    # Events are kept per clinic, like the real records (EVENT#{clinic}#{provider}#{event_id}).
+    def _event_key(self, clinic_id: str, event: PaymentEvent) -> str:
+        return f"{clinic_id}#{event.provider}#{event.event_id}"
+
+    def record_event(self, clinic_id: str, event: PaymentEvent, outcome: str, reason: str | None = None) -> bool:
+        key = self._event_key(clinic_id, event)
         if key in self.events:
             return False
         self.events[key] = outcome
+        self.reasons[key] = reason
         return True
 
-    def apply_paid(self, clinic_id: str, event: PaymentEvent) -> str:
-        if f"{event.provider}#{event.event_id}" in self.events:
-            return "duplicate"
+    def _owned(self, clinic_id: str, event: PaymentEvent) -> StoredAppointment | None:
+        """The appointment if the event may touch it (the real condition), else None."""
         stored = self.stored.get((clinic_id, event.appointment_id or ""))
-        if (stored is None or stored.appointment.payment_status is PaymentStatus.PAID
-                or (event.amount and event.amount != stored.appointment.price)):
-            return "not_applicable"
-        self.events[f"{event.provider}#{event.event_id}"] = "applied"
+        if stored is None or not stored.owns_session(event.session_id):
+            return None
+        if event.amount and event.amount != stored.appointment.price:
+            return None
+        if stored.appointment.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
+            return None
+        return stored
+
+    def apply_paid(self, clinic_id: str, event: PaymentEvent) -> EventAttempt:
+        if self._event_key(clinic_id, event) in self.events:
+            return EventAttempt("duplicate")
+        stored = self._owned(clinic_id, event)
+        if stored is None:
+            return EventAttempt("refused", self.stored.get((clinic_id, event.appointment_id or "")))
+        self.events[self._event_key(clinic_id, event)] = "applied"
         stored.appointment.payment_status = PaymentStatus.PAID
         stored.appointment.payment = PaymentRecord(provider=event.provider, reference=event.payment_reference or "",
                                                    amount=event.amount or stored.appointment.price, fee=event.fee,
                                                    paid_at=event.occurred_at)
         self.payments.append({"reference": event.payment_reference})
-        return "applied"
+        return EventAttempt("applied")
 
     def apply_status(self, clinic_id: str, event: PaymentEvent, *, to_status: str | None,
-                     clear_session_id: str | None = None) -> bool:
-        stored = self.stored.get((clinic_id, event.appointment_id or ""))
-        if stored is None or stored.appointment.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
-            return False
+                     clear_session_id: str | None = None) -> EventAttempt:
+        if self._event_key(clinic_id, event) in self.events:
+            return EventAttempt("duplicate")
+        stored = self._owned(clinic_id, event)
+        refused = EventAttempt("refused", self.stored.get((clinic_id, event.appointment_id or "")))
+        if stored is None:
+            return refused
         last = self.last_event_at.get(stored.appointment.appointment_id)
         if last and last > event.occurred_at:
-            return False
+            return refused
         if clear_session_id and (not stored.session or stored.session.session_id != clear_session_id):
-            return False
+            return refused
+        self.events[self._event_key(clinic_id, event)] = "applied"
         self.last_event_at[stored.appointment.appointment_id] = event.occurred_at
         if to_status:
             stored.appointment.payment_status = PaymentStatus(to_status)
         if clear_session_id:
             stored.session = None
-        return True
+        return EventAttempt("applied")
 
 
 @dataclass

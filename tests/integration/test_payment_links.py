@@ -169,14 +169,15 @@ def test_the_same_success_applied_from_twenty_threads_pays_once(clinic: ClinicKe
     from clinicpay.usecases.payment_events import apply_payment_event
 
     created = book(clinic).json()
+    session_id = open_link(token_of(created)).headers["Location"].rsplit("/", 1)[1]  # the checkout we stored
     repo = AppointmentRepository("AppointmentsTable")
     event = PaymentEvent(provider="fintoc", event_id="evt_race", kind="succeeded", occurred_at=datetime.now(UTC),
-                         payment_reference="pi_race", appointment_id=created["appointment_id"],
+                         session_id=session_id, payment_reference="pi_race", appointment_id=created["appointment_id"],
                          amount=Money(amount=25000, currency="CLP"))
     with ThreadPoolExecutor(max_workers=20) as pool:
         outcomes = list(pool.map(lambda _: apply_payment_event(repo, clinic.clinic_id, event), range(20)))
     assert outcomes.count("applied") == 1
-    assert set(outcomes) <= {"applied", "duplicate", "not_applicable"}
+    assert set(outcomes) <= {"applied", "duplicate", "already_paid"}
     assert len(items("PAYMENT#")) == 1
 
 

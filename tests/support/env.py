@@ -44,8 +44,10 @@ class TestStack:
             if reset:
                 reset()
         from clinicpay import secrets
+        from clinicpay.providers.monobank.signature import KEYS
 
-        secrets.clear_cache()
+        secrets.clear_cache()  # and the once-a-minute key re-read windows
+        KEYS.clear()  # the monobank sandbox made a new signing key
 
 
 def start_test_stack(extra_routes: dict[str, Any] | None = None) -> TestStack:

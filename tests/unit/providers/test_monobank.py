@@ -19,6 +19,7 @@ from clinicpay.ports import CheckoutRequest
 from clinicpay.providers.monobank import LINK_EVENT_KINDS, MonobankGateway, MonobankQrAcquirer
 from clinicpay.providers.monobank.adapter import UnsupportedInvoiceStatus
 from clinicpay.providers.monobank.signature import PublicKeyCache, load_public_key, verify_signature
+from clinicpay.refresh_gate import RefreshGate
 from clinicpay.settings import Settings
 
 # --- monobank's published example (reference/providers.md 6.2), byte for byte ------------------------
@@ -84,7 +85,7 @@ def test_the_key_from_the_pubkey_page_example_is_not_the_signing_key() -> None:
         verify_signature(BODY, X_SIGN, other)
 
 
-# --- key cache: cached per merchant, fetched again once when a signature fails --------------------------
+# --- key cache: cached per merchant, fetched again when a signature fails, once a minute at most -------
 
 def _key_pair() -> tuple[ec.EllipticCurvePrivateKey, str]:
     private = ec.generate_private_key(ec.SECP256R1())
@@ -106,9 +107,22 @@ class KeyServer:
         return self.key
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _cache() -> tuple[PublicKeyCache, Clock]:
+    clock = Clock()
+    return PublicKeyCache(RefreshGate(60, clock=clock)), clock
+
+
 def test_the_key_is_fetched_once_then_reused() -> None:
     private, public = _key_pair()
-    server, cache = KeyServer(public), PublicKeyCache()
+    server, (cache, _) = KeyServer(public), _cache()
     for n in range(3):
         body = f'{{"n": {n}}}'.encode()
         cache.verify("merchant", body, _sign(private, body), server)
@@ -116,26 +130,131 @@ def test_the_key_is_fetched_once_then_reused() -> None:
 
 
 def test_a_rotated_key_is_fetched_again_once_and_then_verifies() -> None:
-    # Given a cached key, and monobank rotating it
+    # Given a key cached over a minute ago, and monobank rotating it
     old, old_public = _key_pair()
     new, new_public = _key_pair()
-    server, cache = KeyServer(old_public), PublicKeyCache()
+    server, (cache, clock) = KeyServer(old_public), _cache()
     cache.verify("merchant", b"{}", _sign(old, b"{}"), server)
+    clock.now += 61
     server.key = new_public
-    # When a webhook signed with the new key arrives
+    # When webhooks signed with the new key arrive
     cache.verify("merchant", b'{"a":1}', _sign(new, b'{"a":1}'), server)
-    # Then
+    cache.verify("merchant", b'{"a":2}', _sign(new, b'{"a":2}'), server)
+    # Then the first one fetched the new key, and the next ones use it
     assert server.fetches == 2
 
 
-def test_a_forged_signature_costs_one_refetch_and_is_refused() -> None:
+def test_a_rotation_within_a_minute_of_a_forged_refetch_verifies_once_the_minute_is_over() -> None:
+    # The trade-off of the once-a-minute limit: monobank retries what we refuse meanwhile.
+    old, old_public = _key_pair()
+    new, new_public = _key_pair()
+    forger, _ = _key_pair()
+    server, (cache, clock) = KeyServer(old_public), _cache()
+    cache.verify("merchant", b"{}", _sign(old, b"{}"), server)
+    with pytest.raises(InvalidSignature):
+        cache.verify("merchant", b"{}", _sign(forger, b"{}"), server)  # a forgery spends this minute's re-fetch
+    server.key = new_public
+    clock.now += 30
+    with pytest.raises(InvalidSignature):
+        cache.verify("merchant", b"{}", _sign(new, b"{}"), server)
+    assert server.fetches == 2
+    clock.now += 31
+    cache.verify("merchant", b"{}", _sign(new, b"{}"), server)
+    assert server.fetches == 3
+
+
+def test_a_thousand_forged_signatures_cost_one_refetch_a_minute() -> None:
+    # Given a key cached over a minute ago
     private, public = _key_pair()
     forger, _ = _key_pair()
-    server, cache = KeyServer(public), PublicKeyCache()
+    server, (cache, clock) = KeyServer(public), _cache()
     cache.verify("merchant", b"{}", _sign(private, b"{}"), server)
-    with pytest.raises(InvalidSignature):
-        cache.verify("merchant", b"{}", _sign(forger, b"{}"), server)
+    clock.now += 61
+    # When a thousand forgeries arrive within the next minute
+    forged = _sign(forger, b"{}")
+    for _ in range(1000):
+        with pytest.raises(InvalidSignature):
+            cache.verify("merchant", b"{}", forged, server)
+        clock.now += 0.05
+    # Then one re-fetch was made, and genuine webhooks still verify
     assert server.fetches == 2
+    cache.verify("merchant", b"{}", _sign(private, b"{}"), server)
+    # and the next minute allows one more
+    clock.now += 61
+    with pytest.raises(InvalidSignature):
+        cache.verify("merchant", b"{}", forged, server)
+    assert server.fetches == 3
+
+
+def test_forgeries_reaching_a_cold_container_cost_only_the_fetch_it_needs() -> None:
+    _, public = _key_pair()
+    forger, _ = _key_pair()
+    server, (cache, clock) = KeyServer(public), _cache()
+    forged = _sign(forger, b"{}")
+    for _ in range(1000):
+        with pytest.raises(InvalidSignature):
+            cache.verify("merchant", b"{}", forged, server)
+        clock.now += 0.05
+    assert server.fetches == 1
+
+
+def test_a_rotation_right_after_a_genuine_webhook_is_fetched_at_once() -> None:
+    old, old_public = _key_pair()
+    new, new_public = _key_pair()
+    server, (cache, _) = KeyServer(old_public), _cache()
+    cache.verify("merchant", b"{}", _sign(old, b"{}"), server)
+    server.key = new_public
+    cache.verify("merchant", b"{}", _sign(new, b"{}"), server)
+    assert server.fetches == 2
+
+
+def test_concurrent_forgeries_share_one_refetch() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    private, public = _key_pair()
+    forger, _ = _key_pair()
+    server, (cache, clock) = KeyServer(public), _cache()
+    cache.verify("merchant", b"{}", _sign(private, b"{}"), server)
+    clock.now += 61
+    forged = _sign(forger, b"{}")
+
+    def attempt(_: int) -> bool:
+        try:
+            cache.verify("merchant", b"{}", forged, server)
+            return True
+        except InvalidSignature:
+            return False
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert not any(pool.map(attempt, range(200)))
+    assert server.fetches == 2
+
+
+def test_concurrent_first_webhooks_share_one_fetch() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    private, public = _key_pair()
+    server, (cache, _) = KeyServer(public), _cache()
+    signed = _sign(private, b"{}")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda _: cache.verify("merchant", b"{}", signed, server), range(64)))
+    assert server.fetches == 1
+
+
+def test_the_gate_asks_the_shared_claim_only_when_this_container_may_refetch() -> None:
+    asked: list[str] = []
+
+    def shared(key: str, window: float) -> bool:
+        asked.append(key)
+        return len(asked) == 1  # another container takes the next window
+
+    clock = Clock()
+    gate = RefreshGate(60, shared=shared, clock=clock)
+    assert gate.allow("k") and not gate.allow("k")
+    assert asked == ["k"]
+    clock.now += 61
+    assert not gate.allow("k")  # this container may, but another one re-read within the minute
+    assert asked == ["k", "k"]
 
 
 def test_a_garbage_header_never_costs_a_key_fetch() -> None:
@@ -167,7 +286,7 @@ class StubClient:
 
 def _adapters(monkeypatch: pytest.MonkeyPatch, cls: type) -> tuple[Any, ec.EllipticCurvePrivateKey, StubClient]:
     private, public = _key_pair()
-    adapter = cls({"token": "tok_" + public[-12:]}, SETTINGS, keys=PublicKeyCache())
+    adapter = cls({"token": "tok_" + public[-12:]}, SETTINGS, keys=PublicKeyCache(RefreshGate(60)))
     stub = StubClient(public)
     monkeypatch.setattr(adapter, "client", stub)
     return adapter, private, stub

@@ -38,7 +38,8 @@ class FakeCardStore:
         self.charges: dict[tuple[str, str, str], Charge] = {}
         self.charge_meta: dict[str, dict[str, Any]] = {}
         self.claims: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        self.events: dict[tuple[str, str], str] = {}
+        self.events: dict[tuple[str, str, str], str] = {}
+        self.reasons: dict[tuple[str, str, str], str | None] = {}
 
     def list_cards(self, clinic_id: str, patient_id: str) -> tuple[list[Card], str | None]:
         found = [v["card"] for (c, p, _), v in self.cards.items() if (c, p) == (clinic_id, patient_id)
@@ -167,14 +168,16 @@ class FakeCardStore:
         if claim and claim["charge_id"] == charge.charge_id and claim["status"] != "succeeded":
             claim["status"] = status
 
-    def event_seen(self, provider: str, event_id: str) -> bool:
-        return (provider, event_id) in self.events
+    # Event records are per clinic, like EVENT#{clinic}#{provider}#{event_id}.
+    def event_seen(self, clinic_id: str, provider: str, event_id: str) -> bool:
+        return (clinic_id, provider, event_id) in self.events
 
-    def record_event(self, provider: str, event_id: str, *, clinic_id: str, kind: str, outcome: str,
-                     at: datetime) -> bool:
-        if (provider, event_id) in self.events:
+    def record_event(self, clinic_id: str, provider: str, event_id: str, *, kind: str, outcome: str,
+                     reason: str | None = None, at: datetime) -> bool:
+        if (clinic_id, provider, event_id) in self.events:
             return False
-        self.events[(provider, event_id)] = outcome
+        self.events[(clinic_id, provider, event_id)] = outcome
+        self.reasons[(clinic_id, provider, event_id)] = reason
         return True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from clinicpay.domain.errors import ConditionFailed, ProviderUnavailable
@@ -26,6 +27,7 @@ from clinicpay.domain.qr import (
     QrRegister,
     QrRegisterInfo,
     QrReportFilters,
+    payment_id_for,
 )
 
 PUBLIC = {"pending": {"pending", "fiscalizing"}, "fiscalized": {"fiscalized"}, "failed": {"failed"}}
@@ -37,6 +39,7 @@ class FakeQrStore:
         self.registers: dict[tuple[str, str], QrRegister] = {}
         self.invoices: dict[tuple[str, str], QrInvoice] = {}
         self.by_id: dict[tuple[str, str], QrPayment] = {}
+        self.events: dict[tuple[str, str], tuple[str, str | None]] = {}
         self.awaiting_reads = 0
 
     # registers
@@ -91,9 +94,20 @@ class FakeQrStore:
     def get_invoice(self, clinic_id: str, invoice_id: str) -> QrInvoice | None:
         return self.invoices.get((clinic_id, invoice_id))
 
-    def is_qr_invoice(self, clinic_id: str, invoice_id: str) -> bool:
-        return (clinic_id, invoice_id) in self.invoices or any(
-            p.invoice_id == invoice_id for (cid, _), p in self.by_id.items() if cid == clinic_id)
+    def invoice_and_payment(self, clinic_id: str, invoice_id: str) -> tuple[QrInvoice | None, QrPayment | None]:
+        return self.invoices.get((clinic_id, invoice_id)), self.by_id.get((clinic_id, payment_id_for(invoice_id)))
+
+    # event records, per clinic
+    def event_recorded(self, clinic_id: str, event_id: str) -> bool:
+        return (clinic_id, event_id) in self.events
+
+    def record_event(self, clinic_id: str, event_id: str, *, kind: str, outcome: str, reason: str | None,
+                     at: datetime) -> bool:
+        with self.lock:
+            if (clinic_id, event_id) in self.events:
+                return False
+            self.events[(clinic_id, event_id)] = (outcome, reason)
+            return True
 
     def advance_invoice(self, clinic_id: str, update: InvoiceUpdate) -> bool:
         with self.lock:

@@ -26,10 +26,12 @@ def world() -> World:
 
 
 def setup_succeeded(world: World, setup_ref: str, token: str, *, event_id: str = "evt_1",
-                    clinic_id: str = "cl_a") -> CardEvent:
+                    clinic_id: str = "cl_a", setup_id: str | None = None) -> CardEvent:
     world.vault.add_card(token)
+    stored = next((s for s in world.cards.setups.values() if s.setup_ref == setup_ref), None)
     return CardEvent(provider="stripe", event_id=event_id, kind="setup_succeeded", occurred_at=world.clock(),
-                     setup_id="seti_x", card_token=token, customer_ref="cus_1",
+                     setup_id=setup_id or (stored.setup_id if stored else None), card_token=token,
+                     customer_ref="cus_1",
                      metadata={"clinic_id": clinic_id, "patient_id": "p-1", "clinicpay_setup_ref": setup_ref})
 
 
@@ -144,9 +146,26 @@ def test_a_saved_card_confirms_bookings_waiting_for_it_and_closes_the_link(world
     assert cards.list_cards(world.deps, "cl_a", "p-1")[0]["consent"]["channel"] == "online_booking"
 
 
-def test_an_event_sent_to_another_clinics_endpoint_changes_nothing(world: World) -> None:
+def test_an_event_sent_to_another_clinics_endpoint_changes_nothing_there_and_still_applies_at_its_own(
+        world: World) -> None:
+    # Given clinic A's setup, and a Stripe account shared with clinic B (both endpoints get the event)
     setup_ref = _started_setup(world)
-    assert apply_card_event(world.deps, "cl_b", setup_succeeded(world, setup_ref, "pm_9")) == "unknown_setup"
+    event = setup_succeeded(world, setup_ref, "pm_9")
+    # When B's endpoint receives it first
+    assert apply_card_event(world.deps, "cl_b", event) == "foreign"
+    assert world.cards.reasons[("cl_b", "stripe", "evt_1")] == "other_clinic"
+    assert cards.list_cards(world.deps, "cl_a", "p-1") == []
+    # Then A's endpoint still saves the card: B's record is B's own
+    assert apply_card_event(world.deps, "cl_a", event) == "applied"
+    assert len(cards.list_cards(world.deps, "cl_a", "p-1")) == 1
+
+
+def test_a_setup_event_for_another_setup_intent_is_foreign_even_with_our_metadata(world: World) -> None:
+    # Someone with the account's key wrote our clinic and setup ref on their own SetupIntent
+    setup_ref = _started_setup(world)
+    event = setup_succeeded(world, setup_ref, "pm_9", setup_id="seti_someone_elses")
+    assert apply_card_event(world.deps, "cl_a", event) == "foreign"
+    assert world.cards.reasons[("cl_a", "stripe", "evt_1")] == "unknown_object"
     assert cards.list_cards(world.deps, "cl_a", "p-1") == []
 
 
@@ -160,9 +179,28 @@ def _charge_needing_action(world: World) -> dict:
                              appointment_id="ap_1", idempotency_key=None)
 
 
-def _charge_event(world: World, kind: str, at: datetime, event_id: str, failure: str | None = None) -> CardEvent:
+def _charge_event(world: World, kind: str, at: datetime, event_id: str, failure: str | None = None,
+                  amount: Money | None = None, metadata: dict[str, str] | None = None) -> CardEvent:
     return CardEvent(provider="stripe", event_id=event_id, kind=kind, occurred_at=at,  # type: ignore[arg-type]
-                     charge_reference="pi_a", failure_code=failure)
+                     charge_reference="pi_a", failure_code=failure, amount=amount, metadata=metadata or {})
+
+
+def test_a_charge_event_for_another_amount_or_clinic_changes_nothing(world: World) -> None:
+    charged = _charge_needing_action(world)
+    later = world.clock.now + timedelta(minutes=5)
+    wrong = Money(amount=charged["amount"]["amount"] + 1, currency=charged["amount"]["currency"])
+    assert apply_card_event(world.deps, "cl_a", _charge_event(world, "charge_succeeded", later, "evt_1",
+                                                              amount=wrong)) == "foreign"
+    assert apply_card_event(world.deps, "cl_a", _charge_event(world, "charge_succeeded", later, "evt_2",
+                                                              metadata={"clinic_id": "cl_b"})) == "foreign"
+    assert [world.cards.reasons[("cl_a", "stripe", e)] for e in ("evt_1", "evt_2")] == ["amount_mismatch",
+                                                                                        "other_clinic"]
+    assert cards.get_charge(world.deps, "cl_a", "p-1", charged["charge_id"])["status"] == "requires_action"
+    assert world.appointments.get("cl_a", "ap_1")["payment_status"] != "paid"
+    # while the right amount settles it
+    right = Money.model_validate(charged["amount"])
+    assert apply_card_event(world.deps, "cl_a", _charge_event(world, "charge_succeeded", later, "evt_3",
+                                                              amount=right)) == "applied"
 
 
 def test_authentication_completed_later_settles_the_charge_and_pays_the_appointment(world: World) -> None:
@@ -193,8 +231,12 @@ def test_an_older_failure_arriving_late_never_undoes_a_newer_state(world: World)
 
 def test_a_payment_that_is_not_a_card_charge_is_left_to_the_payment_link_flow(world: World) -> None:
     event = CardEvent(provider="stripe", event_id="evt_link", kind="charge_succeeded",
-                      occurred_at=datetime.now(UTC), charge_reference="pi_from_checkout")
+                      occurred_at=datetime.now(UTC), charge_reference="pi_from_checkout",
+                      metadata={"clinic_id": "cl_a", "appointment_id": "ap_1"})
     assert apply_card_event(world.deps, "cl_a", event) == "not_a_card_charge"
+    # and a payment that is neither ours nor our link's is foreign
+    stranger = event.model_copy(update={"event_id": "evt_stranger", "metadata": {}})
+    assert apply_card_event(world.deps, "cl_a", stranger) == "foreign"
 
 
 def test_a_card_detached_at_the_processor_leaves_our_list(world: World) -> None:

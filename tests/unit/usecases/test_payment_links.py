@@ -38,7 +38,7 @@ def test_first_click_makes_a_provider_session_with_a_stable_idempotency_key() ->
     deps, appointments, gateway = _world()
     outcome = open_link(deps, "tok")
     assert outcome.kind == "redirect" and outcome.url == "https://pay.example/cs_1"
-    assert gateway.requests[0].idempotency_key == "appt-ap1-0"
+    assert gateway.requests[0].idempotency_key == "clinicpay-c1-appt-ap1-0"  # the clinic is part of the key
     assert gateway.requests[0].amount == Money(amount=25000, currency="CLP")
     assert appointments.get("c1", "ap1").session_attempts == 1
 

@@ -29,14 +29,15 @@ class Clock:
         return self.now
 
 
-def update(invoice_id: str, status: str, second: int, *, amount: int = 85000, qr_id: str = "qr1",
+def update(invoice_id: str, status: str, second: int, *, amount: int = 85000, qr_id: str | None = "qr1",
            appointment_id: str | None = "ap1") -> InvoiceUpdate:
     moment = T0 + timedelta(seconds=second)
     card = CardPayment(masked_pan="444403******1902", approval_code="662476", rrn="060189181768") \
         if status == "success" else None
     return InvoiceUpdate(invoice_id=invoice_id, status=InvoiceStatus(status), modified_at=moment,
                          modified_raw=moment.strftime("%Y-%m-%dT%H:%M:%SZ"), amount=Money(amount=amount, currency="UAH"),
-                         reference=qr_reference(qr_id, appointment_id), card=card)
+                         invoice_amount=Money(amount=amount, currency="UAH"),
+                         reference=qr_reference(qr_id, appointment_id, CLINIC) if qr_id else None, card=card)
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_an_amount_goes_on_a_merchant_register_with_our_reference_a_basket_and_o
                                      appointment_exists=lambda _: True)
     # Then
     sent = acquirer.amounts[0]
-    assert sent.qr_id == "qr1" and sent.amount == UAH and sent.reference == "qr:qr1:ap1"
+    assert sent.qr_id == "qr1" and sent.amount == UAH and sent.reference == "qr:qr1:ap1:cl_kyiv"  # names the clinic too
     assert [(line.qty, line.unit_price) for line in sent.basket] == [(1, 85000)]
     assert sent.webhook_url.endswith("/webhooks/monobank/cl_kyiv")
     register = store.get_register(CLINIC, "qr1")
@@ -129,15 +130,100 @@ def test_a_success_and_a_processing_with_the_same_second_keep_success(store: Fak
     assert invoice is not None and invoice.status is InvoiceStatus.SUCCESS
 
 
-def test_a_paid_invoice_without_our_record_is_still_a_qr_payment_through_its_reference(store: FakeQrStore) -> None:
+class Monobank:
+    """What monobank answers to invoice/status with this clinic's token: the invoices it knows."""
+
+    def __init__(self, *known: InvoiceUpdate):
+        self.known = {u.invoice_id: u for u in known}
+        self.asked: list[str] = []
+
+    def __call__(self, invoice_id: str) -> InvoiceUpdate | None:
+        self.asked.append(invoice_id)
+        return self.known.get(invoice_id)
+
+
+def test_a_paid_invoice_without_our_record_is_a_qr_payment_once_monobank_confirms_it(store: FakeQrStore) -> None:
     # Given monobank answered the create but our write was lost: only the reference tells
     incoming = update("inv_lost", "success", 5, qr_id="qr1", appointment_id="ap9")
+    monobank = Monobank(incoming)
     # When
-    assert qr_payments.is_qr_invoice(store, CLINIC, incoming)
-    payment = qr_payments.apply_invoice_update(store, CLINIC, incoming, T0)
-    # Then
-    assert payment is not None and payment.qr_id == "qr1" and payment.appointment_id == "ap9"
+    decision = qr_payments.receive(store, monobank, CLINIC, incoming, T0)
+    # Then monobank was asked once, with this clinic's token, and its answer made the payment
+    assert monobank.asked == ["inv_lost"]
+    payment = decision.payment
+    assert decision.route == "qr" and payment is not None and payment.qr_id == "qr1" and payment.appointment_id == "ap9"
     assert [(line.qty, line.unit_price) for line in payment.basket] == [(1, 85000)]
+    # and a repeat finds the payment it made: no second question, no second payment
+    again = qr_payments.receive(store, monobank, CLINIC, incoming, T0).payment
+    assert again is not None and again.receipt_id == payment.receipt_id
+    assert monobank.asked == ["inv_lost"] and len(store.by_id) == 1
+
+
+def test_a_reference_that_only_looks_like_ours_is_foreign_when_monobank_does_not_know_the_invoice(
+        store: FakeQrStore) -> None:
+    # Given another merchant's paid invoice whose reference copies ours (monobank signs it all the same)
+    incoming = update("inv_theirs", "success", 5, qr_id="qr1")
+    monobank = Monobank()  # our token: monobank has no such invoice for us
+    # When
+    decision = qr_payments.receive(store, monobank, CLINIC, incoming, T0)
+    # Then
+    assert (decision.route, decision.outcome, decision.reason) == ("qr", "foreign", "not_at_provider")
+    assert store.by_id == {} and store.events[(CLINIC, incoming.event_id)] == ("foreign", "not_at_provider")
+
+
+@pytest.mark.parametrize(("reference", "reason"), [("qr:qr_not_ours::" + CLINIC, "unknown_object"),
+                                                   ("qr:qr1::cl_other_branch", "other_clinic")])
+def test_a_reference_naming_another_register_or_clinic_is_foreign_without_asking_monobank(
+        store: FakeQrStore, reference: str, reason: str) -> None:
+    incoming = update("inv_x", "success", 5).model_copy(update={"reference": reference})
+    monobank = Monobank(incoming)
+    decision = qr_payments.receive(store, monobank, CLINIC, incoming, T0)
+    assert (decision.outcome, decision.reason) == ("foreign", reason)
+    assert monobank.asked == [] and store.by_id == {}
+
+
+def test_our_invoice_paid_with_another_amount_or_currency_is_foreign(store: FakeQrStore) -> None:
+    qr_registers.put_amount(store, FakeAcquirer([]), CLINIC, "qr1", UAH, appointment_id=None, description=None,
+                            webhook_url="https://x", now=T0)
+    other_amount = update("inv_1", "success", 5, amount=100)
+    other_currency = update("inv_1", "success", 6).model_copy(update={"invoice_amount": Money(amount=85000,
+                                                                                               currency="USD")})
+    for incoming in (other_amount, other_currency):
+        decision = qr_payments.receive(store, Monobank(), CLINIC, incoming, T0)
+        assert (decision.outcome, decision.reason) == ("foreign", "amount_mismatch")
+    assert store.by_id == {}
+    register = store.get_register(CLINIC, "qr1")
+    assert register is not None and register.current_invoice_id == "inv_1"  # still waiting for the patient
+
+
+def test_a_payment_on_a_register_whose_amount_is_set_in_the_app_is_recorded_once_monobank_confirms_it(
+        store: FakeQrStore) -> None:
+    # Given a payer-amount register (qr2, "client") and monobank's own invoice for a payment on it
+    incoming = update("inv_app", "success", 5, amount=12345, qr_id=None)
+    monobank = Monobank(incoming)
+    # When
+    decision = qr_payments.receive(store, monobank, CLINIC, incoming, T0)
+    # Then
+    assert monobank.asked == ["inv_app"]
+    assert decision.payment is not None and decision.payment.qr_id == "qr2"
+    assert decision.payment.amount == Money(amount=12345, currency="UAH")
+    # and the same kind of invoice monobank does not know for us is foreign
+    stranger = update("inv_stranger", "success", 5, amount=500, qr_id=None)
+    assert qr_payments.receive(store, monobank, CLINIC, stranger, T0).outcome == "foreign"
+    assert set(store.by_id) == {(CLINIC, "qrp_inv_app")}
+
+
+def test_an_unknown_invoice_that_is_not_paid_asks_monobank_nothing(store: FakeQrStore) -> None:
+    monobank = Monobank()
+    for status in ("processing", "failure", "created"):
+        decision = qr_payments.receive(store, monobank, CLINIC, update("inv_q", status, 5, qr_id=None), T0)
+        assert (decision.route, decision.outcome) == ("qr", "ignored")
+    assert monobank.asked == []
+
+
+def test_an_invoice_with_another_reference_goes_to_the_payment_links(store: FakeQrStore) -> None:
+    incoming = update("inv_link", "success", 5).model_copy(update={"reference": "ap_123"})
+    assert qr_payments.receive(store, Monobank(), CLINIC, incoming, T0).route == "link"
 
 
 def test_a_paid_payment_becomes_a_cashless_receipt_in_kopecks_and_thousandths(store: FakeQrStore) -> None:

@@ -154,6 +154,7 @@ class CardEvent(BaseModel):
     card_token: str | None = Field(default=None, repr=False)
     customer_ref: str | None = None
     charge_reference: str | None = None
+    amount: Money | None = None  # what a charge event says was charged
     failure_code: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
 
@@ -258,7 +259,12 @@ class QrStore(Protocol):
 
     def get_invoice(self, clinic_id: str, invoice_id: str) -> QrInvoice | None: ...
 
-    def is_qr_invoice(self, clinic_id: str, invoice_id: str) -> bool: ...
+    def invoice_and_payment(self, clinic_id: str, invoice_id: str) -> tuple[QrInvoice | None, QrPayment | None]: ...
+
+    def event_recorded(self, clinic_id: str, event_id: str) -> bool: ...
+
+    def record_event(self, clinic_id: str, event_id: str, *, kind: str, outcome: str, reason: str | None,
+                     at: datetime) -> bool: ...
 
     def advance_invoice(self, clinic_id: str, update: InvoiceUpdate) -> bool: ...
 

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from clinicpay import deadline
 from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
+from clinicpay.refresh_gate import GATE
 from clinicpay.settings import get_settings
 
 
@@ -35,6 +36,7 @@ _cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
 def clear_cache() -> None:
     _cache.clear()
+    GATE.clear()
 
 
 def read_credentials(clinic_id: str, provider: str, *, fresh: bool = False) -> dict[str, Any]:
@@ -53,6 +55,22 @@ def read_credentials(clinic_id: str, provider: str, *, fresh: bool = False) -> d
     values: dict[str, Any] = json.loads(value)
     _cache[name] = (time.monotonic(), values)
     return values
+
+
+def reread_after_bad_signature(clinic_id: str, provider: str) -> dict[str, Any] | None:
+    """The clinic's credentials read afresh, because a webhook signature did not verify with the
+    cached ones (the clinic may have just rotated its webhook secret); None when a re-read would
+    teach nothing: the cached values were read less than a minute ago, or a re-read for this clinic
+    and provider already happened within the minute (clinicpay.refresh_gate), or they did not change.
+    So forged webhooks cost at most one Secrets Manager read per clinic and provider a minute."""
+    name = secret_name(clinic_id, provider)
+    cached = _cache.get(name)
+    if cached and time.monotonic() - cached[0] < GATE.window_seconds:
+        return None
+    if not GATE.allow(f"secret#{clinic_id}#{provider}"):
+        return None
+    values = read_credentials(clinic_id, provider, fresh=True)
+    return None if cached and values == cached[1] else values
 
 
 def store_credentials(clinic_id: str, provider: str, values: dict[str, Any]) -> None:

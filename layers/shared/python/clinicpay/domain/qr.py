@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -23,6 +23,11 @@ class QrAmountType(StrEnum):
     MERCHANT = "merchant"  # the merchant sets the sum (what put-amount needs)
     CLIENT = "client"  # the payer types the sum in
     FIX = "fix"  # a fixed sum set in monobank's cabinet
+
+
+# Registers whose amount is set outside our API (in monobank's app or by the payer): their invoices
+# are made by monobank, not by us, so only monobank itself can confirm one is this clinic's.
+AMOUNT_SET_ELSEWHERE = frozenset({QrAmountType.CLIENT.value, QrAmountType.FIX.value})
 
 
 class QrRegisterInfo(BaseModel):
@@ -109,7 +114,8 @@ class InvoiceUpdate(BaseModel):
     status: InvoiceStatus
     modified_at: datetime
     modified_raw: str  # as monobank wrote it: part of the dedupe key
-    amount: Money | None = None
+    amount: Money | None = None  # what was paid: `finalAmount` once paid (it shrinks after refunds)
+    invoice_amount: Money | None = None  # what the invoice asked for (`amount`): compared with ours
     reference: str | None = None
     destination: str | None = None
     failure_reason: str | None = None
@@ -174,25 +180,36 @@ class QrInvoice(BaseModel):
     status_rank: int = 0
 
 
-# The reference we give monobank for QR invoices: lets a webhook be recognised as a QR payment even
-# if the invoice record was never written (the create answered, then our write failed).
+# The reference we give monobank for QR invoices: `qr:<qr_id>:<appointment_id?>:<clinic_id>`. It lets a
+# webhook be recognised as a QR payment even if the invoice record was never written (the create
+# answered, then our write failed), and names the clinic, so a clinic sharing the merchant never
+# takes it for its own. It is a hint, never proof: anyone can put this text on an invoice, so an
+# invoice we hold no record of is confirmed with monobank (invoice/status, this clinic's token).
 QR_REFERENCE_PREFIX = "qr:"
 ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 _ID = re.compile(ID_PATTERN)
 
 
-def qr_reference(qr_id: str, appointment_id: str | None) -> str:
-    return f"{QR_REFERENCE_PREFIX}{qr_id}:{appointment_id or ''}"
+class QrReference(NamedTuple):
+    qr_id: str
+    appointment_id: str | None
+    clinic_id: str | None  # None in references made before the clinic was part of them
 
 
-def parse_qr_reference(reference: str | None) -> tuple[str, str | None] | None:
-    """`qr:<qr_id>:<appointment_id?>` -> (qr_id, appointment_id); anything else -> None."""
+def qr_reference(qr_id: str, appointment_id: str | None, clinic_id: str) -> str:
+    return f"{QR_REFERENCE_PREFIX}{qr_id}:{appointment_id or ''}:{clinic_id}"
+
+
+def parse_qr_reference(reference: str | None) -> QrReference | None:
+    """`qr:<qr_id>:<appointment_id?>[:<clinic_id>]` -> QrReference; anything else -> None."""
     if not reference or not reference.startswith(QR_REFERENCE_PREFIX):
         return None
-    qr_id, sep, appointment_id = reference[len(QR_REFERENCE_PREFIX):].partition(":")
-    if not sep or not _ID.match(qr_id) or (appointment_id and not _ID.match(appointment_id)):
+    parts = reference[len(QR_REFERENCE_PREFIX):].split(":")
+    if len(parts) not in (2, 3) or not all(_ID.match(part) for part in parts if part) or not parts[0]:
         return None
-    return qr_id, appointment_id or None
+    if len(parts) == 3 and not parts[2]:
+        return None
+    return QrReference(parts[0], parts[1] or None, parts[2] if len(parts) == 3 else None)
 
 
 def payment_id_for(invoice_id: str) -> str:

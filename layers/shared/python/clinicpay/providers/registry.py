@@ -36,8 +36,8 @@ def build_link_gateway(provider: Provider, credentials: dict[str, Any], settings
     return cls(credentials, settings)  # type: ignore[no-any-return]
 
 
-def link_gateway(clinic_id: str, provider: Provider, *, fresh_credentials: bool = False) -> PaymentGateway:
-    credentials = secrets.read_credentials(clinic_id, provider.value, fresh=fresh_credentials)
+def link_gateway(clinic_id: str, provider: Provider) -> PaymentGateway:
+    credentials = secrets.read_credentials(clinic_id, provider.value)
     return build_link_gateway(provider, credentials, get_settings())
 
 

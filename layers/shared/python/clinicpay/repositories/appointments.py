@@ -7,11 +7,12 @@ an appointment paid also records the event id and the payment row, so a repeat c
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from clinicpay.domain.appointment import Appointment, ProviderSession
@@ -20,6 +21,7 @@ from clinicpay.domain.errors import Conflict, NotFound
 from clinicpay.notify.builtin import Text
 from clinicpay.ports import PaymentEvent
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
+from clinicpay.repositories.events import event_item
 
 REMINDER_PARTITION = "DUE"
 
@@ -40,6 +42,23 @@ class StoredAppointment:
     session: ProviderSession | None
     session_attempts: int
     reminders_pending: list[str]
+    # Every provider session (checkout session, invoice) ever stored for this appointment: a
+    # provider event counts only for one of these, even after a newer session replaced it.
+    session_ids: frozenset[str] = field(default_factory=frozenset)
+
+    def owns_session(self, session_id: str | None) -> bool:
+        if not session_id:
+            return False
+        return session_id in self.session_ids or (self.session is not None and self.session.session_id == session_id)
+
+
+@dataclass
+class EventAttempt:
+    """What a conditional event write came to: applied; a repeat of a recorded event; or refused by
+    the appointment's condition, with the appointment as it was (None when there is none)."""
+
+    outcome: Literal["applied", "duplicate", "refused"]
+    current: StoredAppointment | None = None
 
 
 @dataclass
@@ -171,10 +190,11 @@ class AppointmentRepository:
         """Store a fresh provider session unless another click stored one first (returns False then)."""
         return conditional(lambda: self._table.update_item(
             Key=appointment_key(clinic_id, appointment_id),
-            UpdateExpression="SET provider_session = :s, session_attempts = :next",
+            UpdateExpression="SET provider_session = :s, session_attempts = :next ADD session_ids :sid",
             ConditionExpression="session_attempts = :expected AND payment_status IN (:unpaid, :pending)",
             ExpressionAttributeValues={":s": _json(session.model_dump(mode="json")), ":next": expected_attempts + 1,
-                                       ":expected": expected_attempts, ":unpaid": "unpaid", ":pending": "pending"}))
+                                       ":expected": expected_attempts, ":unpaid": "unpaid", ":pending": "pending",
+                                       ":sid": {session.session_id}}))
 
     def claim_reminder(self, clinic_id: str, appointment_id: str, due_at: str, remaining: list[str]) -> bool:
         """Move past the reminder due at `due_at`; only one runner wins, so each is sent once."""
@@ -196,74 +216,106 @@ class AppointmentRepository:
                                     ExpressionAttributeValues={":due": due_at, ":p": REMINDER_PARTITION, ":all": pending})
 
     # ---------------------------------------------------------------- payment events
-    def record_event(self, clinic_id: str, event: PaymentEvent, outcome: str) -> bool:
-        """Remember an event id; False when it was already recorded (a repeat delivery)."""
-        return conditional(lambda: self._table.put_item(Item=_event_item(clinic_id, event, outcome),
+    # An event moves an appointment only if it is about a provider session we stored on it (its id
+    # in `session_ids`, or the current `provider_session`) and, where the event names an amount, for
+    # the price we asked for. Both are part of the write's condition, so proving ownership costs no
+    # extra read; a refused write hands back the appointment as it was (ALL_OLD) for the use case to
+    # say why.
+    _OURS = "(contains(session_ids, :sid) OR provider_session.session_id = :sid)"
+    _PRICED = "price.amount = :amount AND price.currency = :currency"
+
+    def record_event(self, clinic_id: str, event: PaymentEvent, outcome: str, reason: str | None = None) -> bool:
+        """Remember an event id for this clinic; False when it was already recorded (a repeat delivery)."""
+        return conditional(lambda: self._table.put_item(Item=_event_item(clinic_id, event, outcome, reason),
                                                         ConditionExpression="attribute_not_exists(pk)"))
 
-    def apply_paid(self, clinic_id: str, event: PaymentEvent) -> str:
-        """One transaction: event recorded, appointment paid, payment row written.
-
-        Returns "applied", "duplicate" (event seen before) or "not_applicable" (already paid, unknown
-        appointment, or the amount differs from the price)."""
-        assert event.appointment_id and event.payment_reference
+    def apply_paid(self, clinic_id: str, event: PaymentEvent) -> EventAttempt:
+        """One transaction: event recorded, appointment paid, payment row written, on condition that
+        the appointment exists, is not paid, holds the event's session and costs the event's amount."""
+        assert event.appointment_id and event.payment_reference and event.session_id and event.amount
         payment = without_none({
-            "provider": event.provider, "reference": event.payment_reference,
-            "amount": event.amount.model_dump() if event.amount else None,
+            "provider": event.provider, "reference": event.payment_reference, "amount": event.amount.model_dump(),
             "fee": event.fee.model_dump() if event.fee else None, "paid_at": event.occurred_at.isoformat()})
-        condition = "attribute_exists(pk) AND payment_status <> :paid AND payment_status <> :refunded"
+        condition = f"attribute_exists(pk) AND payment_status <> :paid AND payment_status <> :refunded " \
+                    f"AND {self._OURS} AND {self._PRICED}"
         values: dict[str, Any] = {":paid": "paid", ":refunded": "refunded", ":payment": payment,
-                                  ":t": event.occurred_at.isoformat()}
-        if event.amount:
-            condition += " AND price.amount = :amount AND price.currency = :currency"
-            values.update({":amount": event.amount.amount, ":currency": event.amount.currency})
+                                  ":t": event.occurred_at.isoformat(), ":sid": event.session_id,
+                                  ":amount": event.amount.amount, ":currency": event.amount.currency}
         writes = [
             {"Put": {"TableName": self._table_name, "Item": _event_item(clinic_id, event, "applied"),
                      "ConditionExpression": "attribute_not_exists(pk)"}},
             {"Update": {"TableName": self._table_name, "Key": appointment_key(clinic_id, event.appointment_id),
                         "UpdateExpression": "SET payment_status = :paid, payment = :payment, last_event_at = :t "
                                             "REMOVE reminder_pk, reminder_due_at, reminders_pending",
-                        "ConditionExpression": condition, "ExpressionAttributeValues": values}},
+                        "ConditionExpression": condition, "ExpressionAttributeValues": values,
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
             {"Put": {"TableName": self._table_name, "ConditionExpression": "attribute_not_exists(pk)",
                      "Item": {"pk": f"CLINIC#{clinic_id}", "sk": f"PAYMENT#{event.provider}#{event.payment_reference}",
                               "appointment_id": event.appointment_id, **payment}}},
         ]
-        try:
-            self._table.meta.client.transact_write_items(TransactItems=writes)
-            return "applied"
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "TransactionCanceledException":
-                with translated_errors():
-                    raise
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                return "duplicate"
-            if "ConditionalCheckFailed" in reasons:
-                return "not_applicable"
-            with translated_errors():
-                raise
+        return self._attempt(writes)
 
     def apply_status(self, clinic_id: str, event: PaymentEvent, *, to_status: str | None,
-                     clear_session_id: str | None = None) -> bool:
-        """A non-final event (pending, failed, expired): applied only when it is newer than the last one
-        applied and the appointment is not paid, so an old or late event never undoes a newer state."""
+                     clear_session_id: str | None = None) -> EventAttempt:
+        """A non-final event (pending, failed, expired), recorded and applied in one transaction:
+        only for a session we stored, when it is newer than the last event applied and the
+        appointment is not paid, so an old, late or foreign event never undoes a newer state.
+        `clear_session_id` also drops the current provider session if it is still that one."""
+        assert event.appointment_id and event.session_id
         sets = ["last_event_at = :t", "last_event = :kind"]
         values: dict[str, Any] = {":t": event.occurred_at.isoformat(), ":kind": event.kind, ":paid": "paid",
-                                  ":refunded": "refunded"}
+                                  ":refunded": "refunded", ":sid": event.session_id}
         removes = []
         if to_status:
             sets.append("payment_status = :status")
             values[":status"] = to_status
-        condition = ("attribute_exists(pk) AND payment_status <> :paid AND payment_status <> :refunded "
-                     "AND (attribute_not_exists(last_event_at) OR last_event_at <= :t)")
+        condition = (f"attribute_exists(pk) AND payment_status <> :paid AND payment_status <> :refunded "
+                     f"AND (attribute_not_exists(last_event_at) OR last_event_at <= :t) AND {self._OURS}")
+        if event.amount:
+            condition += f" AND {self._PRICED}"
+            values.update({":amount": event.amount.amount, ":currency": event.amount.currency})
         if clear_session_id:
             removes.append("provider_session")
-            condition += " AND provider_session.session_id = :sid"
-            values[":sid"] = clear_session_id
+            condition += " AND provider_session.session_id = :clear"
+            values[":clear"] = clear_session_id
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        return conditional(lambda: self._table.update_item(Key=appointment_key(clinic_id, event.appointment_id or ""),
-                                UpdateExpression=expression, ConditionExpression=condition,
-                                ExpressionAttributeValues=values))
+        writes = [
+            {"Put": {"TableName": self._table_name, "Item": _event_item(clinic_id, event, "applied"),
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": {"TableName": self._table_name, "Key": appointment_key(clinic_id, event.appointment_id),
+                        "UpdateExpression": expression, "ConditionExpression": condition,
+                        "ExpressionAttributeValues": values, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+        ]
+        return self._attempt(writes)
+
+    def _attempt(self, writes: list[dict[str, Any]]) -> EventAttempt:
+        """Run an event transaction whose first write records the event and second one changes the
+        appointment."""
+        try:
+            self._table.meta.client.transact_write_items(TransactItems=writes)
+            return EventAttempt("applied")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                with translated_errors():
+                    raise
+            reasons = error.response.get("CancellationReasons", [])
+            codes = [r.get("Code") for r in reasons]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return EventAttempt("duplicate")
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                old = reasons[1].get("Item")
+                return EventAttempt("refused", _stored(plain(_deserialized(old))) if old else None)
+            with translated_errors():
+                raise
+
+
+_DESERIALIZER = TypeDeserializer()
+
+
+def _deserialized(item: dict[str, Any]) -> dict[str, Any]:
+    # Cancellation reasons come back in DynamoDB's wire format ({"S": ...}), even through the
+    # resource's client, which translates only successful answers.
+    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
 
 
 def _patient_update(table_name: str, appointment: Appointment) -> dict[str, Any]:
@@ -277,10 +329,10 @@ def _patient_update(table_name: str, appointment: Appointment) -> dict[str, Any]
                                           ":u": appointment.created_at.isoformat(), ":id": patient.id}}
 
 
-def _event_item(clinic_id: str, event: PaymentEvent, outcome: str) -> dict[str, Any]:
-    return without_none({"pk": f"EVENT#{event.provider}#{event.event_id}", "sk": "EVENT", "clinic_id": clinic_id,
-                         "kind": event.kind, "occurred_at": event.occurred_at.isoformat(),
-                         "appointment_id": event.appointment_id, "outcome": outcome})
+def _event_item(clinic_id: str, event: PaymentEvent, outcome: str, reason: str | None = None) -> dict[str, Any]:
+    return event_item(clinic_id, event.provider, event.event_id, kind=event.kind, outcome=outcome, reason=reason,
+                      occurred_at=event.occurred_at, appointment_id=event.appointment_id,
+                      session_id=event.session_id)
 
 
 def _stored(item: dict[str, Any]) -> StoredAppointment:
@@ -293,4 +345,5 @@ def _stored(item: dict[str, Any]) -> StoredAppointment:
         session=ProviderSession.model_validate(session) if session else None,
         session_attempts=int(item.get("session_attempts", 0)),
         reminders_pending=list(item.get("reminders_pending") or []),
+        session_ids=frozenset(str(s) for s in item.get("session_ids") or ()),
     )

@@ -8,7 +8,8 @@ One partition per patient, `CLINIC#{cid}#PATIENT#{pid}`:
     CHARGE#{charge_id}      one off-session charge
     APPTCHARGE#{aid}#{why}  at most one live charge per appointment and reason
 gsi1 (ByProviderRef): `REF#{provider}#{id}` for SetupIntents, PaymentIntents and card tokens.
-Processor events are remembered at `EVENT#{provider}#{event_id}` / `EVENT`.
+Processor events are remembered per clinic at `EVENT#{clinic_id}#{provider}#{event_id}` / `EVENT`
+(repositories/events.py): one Stripe account may serve two clinics and deliver every event to both.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from clinicpay.domain.card import Card, CardSetup, Charge, SetupStatus
 from clinicpay.domain.errors import ConditionFailed
 from clinicpay.ports import ChargeResult
 from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
+from clinicpay.repositories.events import EVENT_SK, event_item, event_pk
 
 REF_INDEX = "ByProviderRef"
 
@@ -290,15 +292,15 @@ class CardRepository:
             ExpressionAttributeValues={":s": status, ":cid": charge.charge_id, ":succeeded": "succeeded"})
 
     # ---------------------------------------------------------------- processor events
-    def event_seen(self, provider: str, event_id: str) -> bool:
-        return self._get(f"EVENT#{provider}#{event_id}", "EVENT") is not None
+    def event_seen(self, clinic_id: str, provider: str, event_id: str) -> bool:
+        return self._get(event_pk(clinic_id, provider, event_id), EVENT_SK) is not None
 
-    def record_event(self, provider: str, event_id: str, *, clinic_id: str, kind: str, outcome: str,
-                     at: datetime) -> bool:
-        """Remember an applied event; False when a concurrent delivery recorded it first."""
-        return _conditional(self._table.put_item, Item={
-            "pk": f"EVENT#{provider}#{event_id}", "sk": "EVENT", "clinic_id": clinic_id, "kind": kind,
-            "outcome": outcome, "recorded_at": at.isoformat()}, ConditionExpression="attribute_not_exists(pk)")
+    def record_event(self, clinic_id: str, provider: str, event_id: str, *, kind: str, outcome: str,
+                     reason: str | None = None, at: datetime) -> bool:
+        """Remember what this clinic did with an event; False when a concurrent delivery recorded it first."""
+        return _conditional(self._table.put_item, Item=event_item(clinic_id, provider, event_id, kind=kind,
+                                                                  outcome=outcome, reason=reason, recorded_at=at),
+                            ConditionExpression="attribute_not_exists(pk)")
 
 
 class CardAppointments:

@@ -4,6 +4,8 @@
     invoice   CLINIC#{cid} / QRINV#{invoice_id}   gsi1pk REF#monobank#{invoice_id}, gsi1sk QRINV
     payment   CLINIC#{cid} / QRPAY#{payment_id}   gsi1pk REF#monobank#{invoice_id}, gsi1sk QRPAY
               fiscal_pending_pk / fiscal_pending_sk only while the payment awaits its receipt
+    event     EVENT#{cid}#monobank#{event_id} / EVENT   what this clinic did with a webhook we could
+              not match by key alone (foreign, or confirmed with monobank)
 
 The AwaitingFiscalization index is sparse: a payment is in it from creation until its receipt is
 DONE, and the completing write REMOVEs both attributes, so the daily check never reads history.
@@ -12,6 +14,7 @@ Every change is a conditional write on the state it expects.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import reduce
 from typing import Any
 
@@ -26,11 +29,12 @@ from clinicpay.domain.qr import (
     QrRegister,
     QrRegisterInfo,
     QrReportFilters,
+    payment_id_for,
 )
-from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
+from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
+from clinicpay.repositories.events import EVENT_SK, event_item, event_pk
 
 AWAITING_INDEX = "AwaitingFiscalization"
-BY_REF_INDEX = "ByProviderRef"
 PENDING_PK = "PENDING"
 PROVIDER = "monobank"
 
@@ -142,12 +146,35 @@ class QrRepository:
                                         ConsistentRead=True).get("Item")
         return QrInvoice.model_validate(plain(item)) if item else None
 
-    def is_qr_invoice(self, clinic_id: str, invoice_id: str) -> bool:
-        """Whether the ByProviderRef index knows this invoice as a QR one (invoice or payment item)."""
+    def invoice_and_payment(self, clinic_id: str, invoice_id: str) -> tuple[QrInvoice | None, QrPayment | None]:
+        """This clinic's record of the invoice (we put the amount) and its payment (already recorded),
+        in one BatchGetItem: either one proves the invoice is this clinic's."""
+        keys = [{"pk": clinic_pk(clinic_id), "sk": f"QRINV#{invoice_id}"},
+                {"pk": clinic_pk(clinic_id), "sk": f"QRPAY#{payment_id_for(invoice_id)}"}]
+        found: dict[str, dict[str, Any]] = {}
+        request: dict[str, Any] = {self._table_name: {"Keys": keys, "ConsistentRead": True}}
         with translated_errors():
-            items = self._table.query(IndexName=BY_REF_INDEX,
-                                      KeyConditionExpression=Key("gsi1pk").eq(ref_pk(invoice_id)))["Items"]
-        return any(i.get("gsi1sk") in ("QRINV", "QRPAY") and i.get("clinic_id") == clinic_id for i in items)
+            while request:
+                response = self._table.meta.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table_name, []):
+                    found[str(item["sk"]).partition("#")[0]] = plain(item)
+                request = response.get("UnprocessedKeys") or {}
+        invoice, payment = found.get("QRINV"), found.get("QRPAY")
+        return (QrInvoice.model_validate(invoice) if invoice else None,
+                QrPayment.model_validate(payment) if payment else None)
+
+    # --- provider event records (repositories/events.py) -------------------------------------------
+    def event_recorded(self, clinic_id: str, event_id: str) -> bool:
+        with translated_errors():
+            item = self._table.get_item(Key={"pk": event_pk(clinic_id, PROVIDER, event_id), "sk": EVENT_SK},
+                                        ConsistentRead=True, ProjectionExpression="pk").get("Item")
+        return item is not None
+
+    def record_event(self, clinic_id: str, event_id: str, *, kind: str, outcome: str, reason: str | None,
+                     at: datetime) -> bool:
+        """Remember what this clinic did with a monobank event; False when it already did."""
+        item = event_item(clinic_id, PROVIDER, event_id, kind=kind, outcome=outcome, reason=reason, recorded_at=at)
+        return conditional(lambda: self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)"))
 
     def advance_invoice(self, clinic_id: str, update: InvoiceUpdate) -> bool:
         """Record the invoice's status if this update is newer than what is stored (modifiedDate)."""

@@ -1,9 +1,16 @@
-"""Apply verified processor events about cards and off-session charges, each exactly once.
+"""Apply verified processor events about cards and off-session charges, each exactly once, and
+only for what this clinic created.
 
 Every step is a conditional write, so a repeated or concurrent delivery changes nothing; the event
-id is recorded after the steps, so a delivery that failed half-way is simply applied again. Events
-may arrive in any order: a charge that succeeded never goes back, and an older fact never
-overwrites a newer one (see CardRepository.settle_charge).
+id is recorded (per clinic) after the steps, so a delivery that failed half-way is simply applied
+again. Events may arrive in any order: a charge that succeeded never goes back, and an older fact
+never overwrites a newer one (see CardRepository.settle_charge).
+
+One Stripe account may serve two clinics, and Stripe then sends every event to both endpoints. An
+event counts here only for a setup or charge of THIS clinic: its metadata must not name another
+clinic, a setup must be the SetupIntent we stored (or, before Stripe told us its id, for the
+customer we made), a charge the PaymentIntent we stored, for the amount and currency we charged.
+Anything else is `foreign` (usecases/ownership.py): recorded under this clinic's key and counted.
 """
 
 from __future__ import annotations
@@ -15,6 +22,17 @@ from clinicpay.observability import logger, metrics
 from clinicpay.ports import CardEvent, ChargeResult
 from clinicpay.usecases.cards import apply_charge_result, forget_card, store_card
 from clinicpay.usecases.cards_ports import CardDeps
+from clinicpay.usecases.ownership import (
+    AMOUNT_MISMATCH,
+    FOREIGN,
+    OTHER_CLINIC,
+    UNKNOWN_OBJECT,
+    count_foreign,
+    names_other_clinic,
+)
+
+# A handler's verdict: an outcome, or (outcome, why) when the event changed nothing.
+Verdict = str | tuple[str, str]
 
 
 def apply_card_events(deps: CardDeps, clinic_id: str, events: list[CardEvent]) -> list[str]:
@@ -22,20 +40,30 @@ def apply_card_events(deps: CardDeps, clinic_id: str, events: list[CardEvent]) -
 
 
 def apply_card_event(deps: CardDeps, clinic_id: str, event: CardEvent) -> str:
-    if deps.cards.event_seen(event.provider, event.event_id):
+    reason = None
+    if deps.cards.event_seen(clinic_id, event.provider, event.event_id):
         outcome = "duplicate"
     else:
         handler = _HANDLERS.get(event.kind)
-        outcome = handler(deps, clinic_id, event) if handler else "ignored"
-        if not deps.cards.record_event(event.provider, event.event_id, clinic_id=clinic_id, kind=event.kind,
-                                       outcome=outcome, at=deps.clock()):
-            outcome = "duplicate"
+        if handler is None:
+            verdict: Verdict = "ignored"
+        elif names_other_clinic(event.metadata.get("clinic_id"), clinic_id):
+            verdict = (FOREIGN, OTHER_CLINIC)
+        else:
+            verdict = handler(deps, clinic_id, event)
+        outcome, reason = verdict if isinstance(verdict, tuple) else (verdict, None)
+        if not deps.cards.record_event(clinic_id, event.provider, event.event_id, kind=event.kind, outcome=outcome,
+                                       reason=reason, at=deps.clock()):
+            outcome, reason = "duplicate", None
+        elif outcome == FOREIGN and reason:
+            count_foreign(event.provider, clinic_id, event.event_id, reason)
     logger.info("card event", extra={"clinic_id": clinic_id, "provider": event.provider, "event_id": event.event_id,
-                                     "kind": event.kind, "outcome": outcome})
+                                     "kind": event.kind, "outcome": outcome, "reason": reason})
     return outcome
 
 
 def _setup_for(deps: CardDeps, clinic_id: str, event: CardEvent) -> CardSetup | None:
+    """This clinic's setup the event is about, or None when it is about no setup of ours."""
     meta = event.metadata
     setup = None
     if meta.get("clinicpay_setup_ref") and meta.get("patient_id") and meta.get("clinic_id") == clinic_id:
@@ -43,13 +71,19 @@ def _setup_for(deps: CardDeps, clinic_id: str, event: CardEvent) -> CardSetup | 
     if setup is None and event.setup_id:
         setup = deps.cards.find_setup(event.provider, event.setup_id)
     # An event delivered to one clinic's endpoint never touches another clinic's patients.
-    return setup if setup is not None and setup.clinic_id == clinic_id else None
+    if setup is None or setup.clinic_id != clinic_id:
+        return None
+    # Metadata is only text: the SetupIntent must be the one we stored, or (before Stripe told us its
+    # id) one made for the customer we created for this patient.
+    if setup.setup_id:
+        return setup if setup.setup_id == event.setup_id else None
+    return setup if event.customer_ref and event.customer_ref == setup.customer_ref else None
 
 
-def _setup_succeeded(deps: CardDeps, clinic_id: str, event: CardEvent) -> str:
+def _setup_succeeded(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdict:
     setup = _setup_for(deps, clinic_id, event)
     if setup is None or not event.card_token:
-        return "unknown_setup"
+        return FOREIGN, UNKNOWN_OBJECT
     described = deps.vault_for(setup.provider).attach_card(event.card_token, setup.customer_ref)
     now = deps.clock()
     card = Card(card_id=setup.card_id, clinic_id=clinic_id, patient_id=setup.patient_id, provider=setup.provider,
@@ -66,21 +100,27 @@ def _setup_succeeded(deps: CardDeps, clinic_id: str, event: CardEvent) -> str:
     return "applied" if created else "already_applied"
 
 
-def _setup_failed(deps: CardDeps, clinic_id: str, event: CardEvent) -> str:
+def _setup_failed(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdict:
     setup = _setup_for(deps, clinic_id, event)
     if setup is None:
-        return "unknown_setup"
+        return FOREIGN, UNKNOWN_OBJECT
     return "applied" if deps.cards.finish_setup(setup, SetupStatus.FAILED, deps.clock()) else "stale"
 
 
-def _charge_event(deps: CardDeps, clinic_id: str, event: CardEvent) -> str:
+def _charge_event(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdict:
     charge = deps.cards.find_charge(event.provider, event.charge_reference) if event.charge_reference else None
     meta = event.metadata
     if charge is None and meta.get("clinicpay_charge_id") and meta.get("patient_id") and meta.get("clinic_id") == clinic_id:
         # The processor answered too late for the request that made it: our id is in its metadata.
         charge = deps.cards.get_charge(clinic_id, meta["patient_id"], meta["clinicpay_charge_id"])
+        if charge is not None and charge.reference and charge.reference != event.charge_reference:
+            charge = None  # we already know this charge's PaymentIntent, and it is another one
     if charge is None or charge.clinic_id != clinic_id:
-        return "not_a_card_charge"  # e.g. the PaymentIntent behind a payment link's Checkout
+        if meta.get("clinic_id") == clinic_id and meta.get("appointment_id"):
+            return "not_a_card_charge"  # the PaymentIntent behind our payment link's Checkout
+        return FOREIGN, UNKNOWN_OBJECT
+    if event.amount is not None and event.amount != charge.amount:
+        return FOREIGN, AMOUNT_MISMATCH
     status = {"charge_succeeded": "succeeded", "charge_failed": "failed"}.get(event.kind, "requires_action")
     result = ChargeResult(status=status,  # type: ignore[arg-type]
                           reference=event.charge_reference or charge.reference,
@@ -90,7 +130,7 @@ def _charge_event(deps: CardDeps, clinic_id: str, event: CardEvent) -> str:
     return "applied" if changed else "stale"
 
 
-def _card_detached(deps: CardDeps, clinic_id: str, event: CardEvent) -> str:
+def _card_detached(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdict:
     card = deps.cards.find_card_by_token(event.provider, event.card_token) if event.card_token else None
     if card is None or card.clinic_id != clinic_id:
         return "unknown_card"  # already removed by us (we detach first), or never ours
@@ -98,7 +138,7 @@ def _card_detached(deps: CardDeps, clinic_id: str, event: CardEvent) -> str:
     return "applied"
 
 
-_HANDLERS: dict[str, Callable[[CardDeps, str, CardEvent], str]] = {
+_HANDLERS: dict[str, Callable[[CardDeps, str, CardEvent], Verdict]] = {
     "setup_succeeded": _setup_succeeded,
     "setup_failed": _setup_failed,
     "charge_succeeded": _charge_event,

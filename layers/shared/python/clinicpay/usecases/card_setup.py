@@ -57,7 +57,7 @@ def begin_setup(deps: CardDeps, clinic_id: str, patient_id: str, consent: Consen
         clinic_id=clinic_id, patient_id=patient_id, customer_ref=customer, setup_ref=setup.setup_ref,
         success_url=f"{_base(deps)}/cards/setup/{request_token}/done",
         cancel_url=f"{_base(deps)}/cards/setup/{request_token}", locale=locale,
-        idempotency_key=f"clinicpay-setup-{setup.setup_ref}"))
+        idempotency_key=f"clinicpay-{clinic_id}-setup-{setup.setup_ref}"))
     deps.cards.attach_session(setup, session.session_id, session.setup_id)
     logger.info("card setup started", extra={"clinic_id": clinic_id, "setup_ref": setup.setup_ref,
                                              "channel": consent.channel.value, "session_id": session.session_id})

@@ -208,7 +208,7 @@ def charge_card(deps: CardDeps, clinic_id: str, patient_id: str, *, reason: Char
     request = OffSessionCharge(
         clinic_id=clinic_id, patient_id=patient_id, charge_id=charge.charge_id, customer_ref=card.customer_ref,
         card_token=card.token, amount=amount, description=description[:300],
-        idempotency_key=f"clinicpay-charge-{charge.charge_id}", return_url=charge_return_url(deps, clinic.locale),
+        idempotency_key=f"clinicpay-{clinic_id}-charge-{charge.charge_id}", return_url=charge_return_url(deps, clinic.locale),
         metadata={"reason": reason.value, **({"appointment_id": appointment_id} if appointment_id else {})})
     try:
         result = vault.charge(request)

@@ -92,7 +92,8 @@ def _new_session(deps: PayDeps, clinic_id: str, stored: StoredAppointment, now: 
         clinic_id=clinic_id, appointment_id=appointment.appointment_id, amount=appointment.price,
         description=f"Appointment {appointment.appointment_id}", customer_email=appointment.patient.email,
         success_url=f"{base}/pay/{token}/result", cancel_url=f"{base}/pay/{token}/result?cancelled=1",
-        idempotency_key=f"appt-{appointment.appointment_id}-{stored.session_attempts}",
+        # The clinic is part of the key: clinics sharing a provider account may use the same ids.
+        idempotency_key=f"clinicpay-{clinic_id}-appt-{appointment.appointment_id}-{stored.session_attempts}",
         webhook_url=f"{base}/webhooks/{provider.value}/{clinic_id}",
         metadata={"clinic_id": clinic_id, "appointment_id": appointment.appointment_id})
     checkout = gateway.create_checkout(request)

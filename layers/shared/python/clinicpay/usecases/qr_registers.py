@@ -57,7 +57,7 @@ def put_amount(store: QrStore, acquirer: QrAcquirer, clinic_id: str, qr_id: str,
         raise NotFound("No such appointment.")
     text = (description or DEFAULT_DESCRIPTION).strip() or DEFAULT_DESCRIPTION
     basket = [BasketLine(name=text[:128], code=appointment_id or f"qr-{qr_id}", qty=1, unit_price=amount.amount)]
-    request = QrAmountRequest(qr_id=qr_id, amount=amount, reference=qr_reference(qr_id, appointment_id),
+    request = QrAmountRequest(qr_id=qr_id, amount=amount, reference=qr_reference(qr_id, appointment_id, clinic_id),
                               destination=text, basket=basket, webhook_url=webhook_url)
     invoice_id = acquirer.put_amount(request)
     invoice = QrInvoice(clinic_id=clinic_id, invoice_id=invoice_id, qr_id=qr_id, amount=amount,

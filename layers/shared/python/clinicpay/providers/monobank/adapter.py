@@ -119,6 +119,7 @@ def to_update(body: schemas.InvoiceStatusBody) -> InvoiceUpdate:
         modified_raw=body.modified_date,
         amount=_money(body.final_amount if body.final_amount is not None and status is InvoiceStatus.SUCCESS
                       else body.amount, body.ccy),
+        invoice_amount=_money(body.amount, body.ccy),
         reference=body.reference,
         destination=body.destination,
         failure_reason=body.failure_reason,

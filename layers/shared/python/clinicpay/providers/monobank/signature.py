@@ -5,8 +5,11 @@ arrived; the public key comes from `GET /api/merchant/pubkey` as base64 of a PEM
 time-related is signed, so there is no replay window: callers deduplicate on
 (invoiceId, status, modifiedDate).
 
-The key is cached per token (one merchant, one key) and fetched again once when a signature does
-not verify, because monobank may have rotated it. Verification cannot be switched off.
+The key is cached per token (one merchant, one key) and fetched again when a signature does not
+verify, because monobank may have rotated it - but at most once a minute per merchant
+(clinicpay.refresh_gate): `/pubkey` is rate-limited (429 `TMR`), and forged webhooks must not be
+able to make us call it at will, nor use up the calls a real rotation needs. Verification cannot
+be switched off.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from clinicpay.domain.errors import InvalidSignature, ProviderError
 from clinicpay.observability import logger
+from clinicpay.refresh_gate import GATE, RefreshGate
 
 SIGNATURE_HEADER = "X-Sign"
 
@@ -64,11 +68,14 @@ def verify_signature(raw_body: bytes, x_sign: str | None, public_key: ec.Ellipti
 
 
 class PublicKeyCache:
-    """monobank public keys by merchant, fetched lazily and re-fetched once on a failed verification."""
+    """monobank public keys by merchant, fetched lazily and re-fetched on a failed verification, at
+    most once per `gate` window."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: RefreshGate = GATE) -> None:
         self._keys: dict[str, tuple[str, ec.EllipticCurvePublicKey]] = {}
         self._lock = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = {}  # one first fetch per merchant, however many wait
+        self._gate = gate
 
     @staticmethod
     def cache_key(base_url: str, token: str) -> str:
@@ -86,21 +93,42 @@ class PublicKeyCache:
             self._keys[cache_key] = entry
         return entry
 
-    def verify(self, cache_key: str, raw_body: bytes, x_sign: str | None, fetch: Callable[[], str]) -> None:
-        """Verify with the cached key; on failure fetch the key again once and retry with it."""
-        decode_signature(x_sign)  # a missing or malformed header never costs a key fetch
+    def _key(self, cache_key: str, fetch: Callable[[], str]) -> tuple[tuple[str, ec.EllipticCurvePublicKey], bool]:
+        """The cached key, else the one fetched now: concurrent first callers share one fetch.
+        Returns it and whether it was fetched just now (by this caller or one it waited for)."""
         with self._lock:
             cached = self._keys.get(cache_key)
-        if cached is None:
-            verify_signature(raw_body, x_sign, self._fetch(cache_key, fetch)[1])
-            return
+            if cached is not None:
+                return cached, False
+            first_fetch = self._fetching.setdefault(cache_key, threading.Lock())
+        with first_fetch:
+            with self._lock:
+                cached = self._keys.get(cache_key)
+            return (cached if cached is not None else self._fetch(cache_key, fetch)), True
+
+    def verify(self, cache_key: str, raw_body: bytes, x_sign: str | None, fetch: Callable[[], str]) -> None:
+        """Verify with the cached key; on failure fetch the key again (once a minute at most) and
+        retry with it."""
+        decode_signature(x_sign)  # a missing or malformed header never costs a key fetch
+        gate_key = f"monobank-pubkey#{cache_key[:32]}"
+        tried, fetched_now = self._key(cache_key, fetch)
         try:
-            verify_signature(raw_body, x_sign, cached[1])
+            verify_signature(raw_body, x_sign, tried[1])
             return
         except InvalidSignature:
-            pass
+            if fetched_now:
+                # A key fetched this instant is as fresh as a re-fetch would be: count it as one.
+                self._gate.mark(gate_key)
+                raise
+        with self._lock:
+            latest = self._keys.get(cache_key)
+        if latest is not None and latest[0] != tried[0]:
+            verify_signature(raw_body, x_sign, latest[1])  # another caller just fetched a rotated key
+            return
+        if not self._gate.allow(gate_key):
+            raise InvalidSignature()
         encoded, fresh = self._fetch(cache_key, fetch)
-        if encoded == cached[0]:
+        if encoded == tried[0]:
             raise InvalidSignature()
         logger.info("monobank webhook key rotated", extra={"provider": "monobank"})
         verify_signature(raw_body, x_sign, fresh)
