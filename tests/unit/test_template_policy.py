@@ -3,8 +3,11 @@ visible, least privilege, every name per stage.
 
 A focused pytest rather than cfn-lint custom rules or checkov: these rules are ours (every schedule
 has a DLQ *and* an OnFailure destination, only admin writes API keys, alarms watch the metrics the
-code really emits), they read the SAM template as written (before the transform expands it), they
-run in `make test` with no extra tool, and they take well under a second.
+code really emits), they read the SAM template as written (before the transform expands it), and
+they run in `make test` with no extra tool or venv. Cost, measured with
+`pytest tests/unit/test_template_policy.py -q --durations=8`: the 72 checks take about 2.4 s in a
+run of their own (0.7 s of checks, the rest pytest and imports), about 0.5 s more in `make test`,
+where the imports are shared; `sam validate --lint` takes 6 s, a checkov venv would take minutes.
 """
 
 from __future__ import annotations
