@@ -7,7 +7,8 @@ code really emits), they read the SAM template as written (before the transform 
 they run in `make test` with no extra tool or venv. Cost, measured with
 `pytest tests/unit/test_template_policy.py -q --durations=8`: the 72 checks take about 2.4 s in a
 run of their own (0.7 s of checks, the rest pytest and imports), about 0.5 s more in `make test`,
-where the imports are shared; `sam validate --lint` takes 6 s, a checkov venv would take minutes.
+where the imports are shared (for scale: `make sam-validate` took 6.4 s here; checkov would need a venv of
+its own and custom checks for the same rules).
 """
 
 from __future__ import annotations
