@@ -14,7 +14,7 @@ from clinicpay import secrets
 from clinicpay.api.auth import Caller, Role, authenticate_operator, bearer, is_operator, require
 from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service
-from clinicpay.domain.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from clinicpay.domain.errors import Forbidden, NotFound, StorageUnavailable, Unauthorized, ValidationFailed
 from clinicpay.domain.money import CURRENCY_EXPONENTS, Money
 from clinicpay.notify.builtin import CHANNELS, KINDS, LOCALES, Text, builtin
 from clinicpay.observability import logger, metrics, tracer
@@ -43,9 +43,11 @@ def _auth(clinic_id: str, role: Role) -> None:
 
 
 def _operator_or(clinic_id: str, role: Role) -> Caller:
-    """The operator (any clinic), or a key of this clinic allowed `role`."""
+    """The operator (any clinic), or a key of this clinic allowed `role`. A clinic key is resolved
+    first, so admins never depend on reading the operator's secret."""
     headers = app.current_event.headers
-    if is_operator(headers, _operator_key()):
+    token = bearer(headers)
+    if token and _keys().find(hash_key(token)) is None and is_operator(headers, _operator_key()):
         return Caller(role=Role.OPERATOR)
     return require(headers, clinic_id, role)
 
@@ -347,7 +349,12 @@ def _operator_key() -> str:
         return ""
     from aws_lambda_powertools.utilities import parameters
 
-    return str(parameters.get_secret(settings.operator_key_secret, max_age=300))
+    try:
+        return str(parameters.get_secret(settings.operator_key_secret, max_age=300))
+    except parameters.exceptions.GetParameterError:
+        # Secrets Manager down, or the secret missing or unreadable: say so (503), never a 500.
+        logger.error("operator key unreadable", extra={"secret": "OPERATOR_KEY_SECRET"})
+        raise StorageUnavailable() from None
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import boto3
 import pytest
 
@@ -161,3 +163,39 @@ def test_a_key_revoked_in_another_container_stops_working_here_within_the_cache_
     assert here.find(digest) is None
     clock.now += 3600
     assert here.find(digest) is None  # and never comes back
+
+
+@pytest.fixture
+def operator_key_in_secrets_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The admin function as deployed: the operator key read from Secrets Manager, not the environment."""
+    from aws_lambda_powertools.utilities import parameters
+
+    name = "clinicpay/dev/operator-key"
+    monkeypatch.delenv("CLINICPAY_OPERATOR_KEY")
+    monkeypatch.setenv("OPERATOR_KEY_SECRET", name)
+    get_settings.cache_clear()
+    parameters.clear_caches()
+    yield name
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    parameters.clear_caches()
+
+
+def test_the_operator_key_is_read_from_its_per_stage_secret(clinic: ClinicKeys, operator_key_in_secrets_manager: str) -> None:
+    boto3.client("secretsmanager").create_secret(Name=operator_key_in_secrets_manager, SecretString="op_from_sm_key")
+    operator = ApiClient().with_key("op_from_sm_key")
+    assert operator.get(clinic.path("/keys")).status == 200
+    assert operator.post(clinic.path("/admin-keys")).status == 201
+    assert ApiClient().with_key(OPERATOR_KEY).get(clinic.path("/keys")).status == 401
+
+
+def test_an_unreadable_operator_secret_is_a_503_for_the_operator_only(clinic: ClinicKeys,
+                                                                     operator_key_in_secrets_manager: str) -> None:
+    # the secret does not exist (or Secrets Manager is down)
+    response = ApiClient().with_key("op_whatever").post(clinic.path("/admin-keys"))
+    assert response.status == 503
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    # admins never need the operator's secret
+    assert clinic.admin().get(clinic.path("/keys")).status == 200
+    staff_id = _key_id(clinic, "staff")
+    assert clinic.admin().delete(clinic.path(f"/keys/{staff_id}")).status == 204
