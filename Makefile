@@ -50,7 +50,7 @@ chromium: ## Debian chromium for the browser tests (never `playwright install`: 
 
 lint: venv ## ruff check; mypy on the shared layer and the functions; the OpenAPI document is current
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy layers/shared/python functions
+	$(VENV)/bin/mypy layers/shared/python functions local ops
 	POWERTOOLS_TRACE_DISABLED=true AWS_DEFAULT_REGION=us-east-1 $(PY) -m local.openapi --check
 
 sam-venv: $(SAM_STAMP) ## create .venv-sam with aws-sam-cli (its own venv: it pins boto3/pydantic)

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl
 
-from local import template
+from local import iam, template
 
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded", "application/xml")
 
@@ -71,7 +71,13 @@ def handler_for(logical_id: str) -> Any:
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             _modules[logical_id] = module
-        return getattr(module, template.functions()[logical_id].handler.rsplit(".", 1)[1])
+        handler = getattr(module, template.functions()[logical_id].handler.rsplit(".", 1)[1])
+
+    def as_function(event: Any, context: Any) -> Any:
+        with iam.invoking(logical_id):  # its AWS calls are checked against its role (local/iam.py)
+            return handler(event, context)
+
+    return as_function
 
 
 def match(method: str, path: str) -> tuple[template.Route, dict[str, str]] | None:

@@ -37,20 +37,16 @@ def point_boto3_at(endpoint: str) -> None:
     os.environ["AWS_ENDPOINT_URL"] = endpoint
 
 
-def function_environment() -> dict[str, str]:
-    """Every function's environment from the template, with !Ref resolved the local way.
+def function_environment(parameters: dict[str, str] | None = None) -> dict[str, str]:
+    """Every function's environment from the template, with intrinsic functions resolved the local way.
 
-    Locally a table's physical name is its logical id; parameters take their defaults unless the
-    process environment already overrides them.
+    Locally a table's physical name is its logical id; parameters take their defaults unless given
+    in `parameters`; the process environment may still override the result.
     """
-    doc = template.load()
-    params = {name: str(p.get("Default", "")) for name, p in doc.get("Parameters", {}).items()}
+    resolver = template.Resolver(parameters)
     env: dict[str, str] = {}
     for function in template.functions().values():
-        for name, value in function.environment.items():
-            if isinstance(value, dict) and "Ref" in value:
-                ref = value["Ref"]
-                value = params.get(ref, ref)
+        for name, value in resolver.resolve(function.environment).items():
             if isinstance(value, str | int | float | bool):
                 env[name] = str(value)
     env.pop("POWERTOOLS_SERVICE_NAME", None)

@@ -28,6 +28,7 @@ PARAMS = {
     "service_id": "consulta", "provider": "fintoc", "token": "lnk_Zq8vT3nR6yB1sK4wP0aE",
     "patient_id": "pat_ana", "card_id": "card_3Lk9", "qr_id": "qr_k1a2", "payment_id": "qrp_5Ty7",
     "kind": "appointment_created", "channel": "email", "locale": "es", "job": "reminders", "charge_id": "ch_8Rf2Lq",
+    "key_id": "3f9c1a7e5b2d",
 }
 PATIENT = {"id": "pat_ana", "name": "Ana Pérez", "email": "ana@example.com", "phone": "+56912345678", "locale": "es"}
 CLP = {"amount": 25000, "currency": "CLP"}
@@ -117,7 +118,7 @@ def _headers(route: template.Route, content_type: str | None) -> dict[str, str]:
     elif path.startswith("/v1/public/"):
         headers["X-Clinic-Key"] = "cp_pub_5mQ2xR8vT1kLp0"
         headers["Origin"] = "https://clinica-los-andes.example.cl"
-    elif path == "/v1/clinics" or path.startswith("/v1/orgs/"):
+    elif path == "/v1/clinics" or path.startswith("/v1/orgs/") or path.endswith("/admin-keys"):
         headers["Authorization"] = "Bearer op_live_operator_key_example"
     elif path.startswith("/cards/"):
         headers["Accept"] = "text/html"
@@ -160,6 +161,7 @@ _NO_BODY = {
     "POST /v1/clinics/{clinic_id}/fiscal/shift/open",
     "POST /v1/clinics/{clinic_id}/fiscal/shift/close",
     "POST /v1/clinics/{clinic_id}/qr-payments/{payment_id}/fiscalize",
+    "POST /v1/clinics/{clinic_id}/admin-keys",
 }
 
 

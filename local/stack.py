@@ -6,7 +6,8 @@ serves the API, the provider sandboxes, the web pages and the /_local tools on
 127.0.0.1:${PORT:-3000}. Then it creates a demo clinic through the API (skip with --no-demo).
 
 Environment honoured: PORT, MOTO_PORT, PUBLIC_BASE_URL, CLINICPAY_OPERATOR_KEY, EMAIL_SENDER,
-FINTOC_API_BASE, MONOBANK_API_BASE, STRIPE_API_BASE, CHECKBOX_API_BASE.
+FINTOC_API_BASE, MONOBANK_API_BASE, STRIPE_API_BASE, CHECKBOX_API_BASE, CLINICPAY_LOCAL_IAM (default
+on: handlers may make only the AWS calls their role in template.yaml allows; "off" lifts that).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ LAYER = ROOT / "layers" / "shared" / "python"
 if str(LAYER) not in sys.path:  # the functions import clinicpay from the SharedLayer, as in Lambda
     sys.path.insert(0, str(LAYER))
 
-from local import aws, tools  # noqa: E402 - after the layer is importable
+from local import aws, iam, tools  # noqa: E402 - after the layer is importable
 from local.server import SANDBOXES, LocalApp, LocalServer  # noqa: E402
 
 DEFAULT_PORT = 3000
@@ -76,6 +77,9 @@ class Stack:
         self.moto, self.moto_endpoint = aws.start_moto(moto_port)
         aws.point_boto3_at(self.moto_endpoint)
         aws.create_resources(self.env["EMAIL_SENDER"])
+        if os.environ.get("CLINICPAY_LOCAL_IAM", "on") != "off":
+            # Handlers may make only the calls their role in template.yaml allows (local/iam.py).
+            iam.enforce({"EmailSender": self.env["EMAIL_SENDER"], "PublicBaseUrl": self.env["PUBLIC_BASE_URL"]})
         self.outbox = tools.Outbox()
         self.server = LocalServer(tools.access_log(LocalApp(tools.routes(self.outbox))), port).start()
 

@@ -132,3 +132,108 @@ def tables() -> dict[str, dict[str, Any]]:
             args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
         result[logical_id] = args
     return result
+
+
+# ---------------------------------------------------------------- intrinsic functions, the local way
+# The local stack "deploys" template.yaml into one moto account: a resource's physical name is its
+# logical id, parameters take their defaults (or the overrides given), conditions are evaluated.
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+PSEUDO = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws",
+          "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "clinicpay-local"}
+NO_VALUE = object()  # AWS::NoValue: the property is left out
+
+
+def local_arn(resource_type: str, logical_id: str) -> str:
+    prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}:"
+    kinds = {"AWS::DynamoDB::Table": ("dynamodb", f"table/{logical_id}"),
+             "AWS::SQS::Queue": ("sqs", logical_id),
+             "AWS::SNS::Topic": ("sns", logical_id),
+             "AWS::Logs::LogGroup": ("logs", f"log-group:{logical_id}"),
+             "AWS::Serverless::Function": ("lambda", f"function:{logical_id}")}
+    service, rest = kinds.get(resource_type, ("local", logical_id))
+    return prefix.format(service) + rest
+
+
+def secret_arn(name: str) -> str:
+    """A secret's ARN ends in "-" and six random characters; locally always the same six."""
+    return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{name}-Ab12Cd"
+
+
+class Resolver:
+    def __init__(self, parameters: dict[str, str] | None = None):
+        doc = load()
+        self.resources: dict[str, Any] = doc.get("Resources", {})
+        self.parameters = {name: str(p.get("Default", "")) for name, p in doc.get("Parameters", {}).items()}
+        self.parameters.update({k: v for k, v in (parameters or {}).items() if v is not None})
+        self._conditions: dict[str, Any] = doc.get("Conditions", {})
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self._conditions[name]))
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in PSEUDO:
+            return PSEUDO[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        resource = self.resources[name]
+        if resource["Type"] == "AWS::SecretsManager::Secret":
+            return secret_arn(str(self.resolve(resource["Properties"]["Name"])))
+        if resource["Type"] in ("AWS::SNS::Topic", "AWS::SQS::Queue"):
+            return local_arn(resource["Type"], name)
+        return name
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        kind = self.resources[logical_id]["Type"]
+        if attribute == "Arn":
+            return local_arn(kind, logical_id)
+        if attribute == "QueueName":
+            return logical_id
+        raise KeyError(f"{logical_id}.{attribute}: no local value")
+
+    def sub(self, text: str, variables: dict[str, Any] | None = None) -> str:
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if variables and name in variables:
+                return str(self.resolve(variables[name]))
+            if "." in name and not name.startswith("AWS::"):
+                return self.get_att(*name.split(".", 1))
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{([^}!]+)\}", value, text)
+
+    def resolve(self, value: Any) -> Any:  # noqa: C901 - one branch per intrinsic function
+        if isinstance(value, list):
+            return [v for v in (self.resolve(item) for item in value) if v is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (name, arg), = value.items()
+            if name == "Ref":
+                return self.ref(arg)
+            if name == "Fn::GetAtt":
+                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.get_att(logical_id, attribute)
+            if name == "Fn::Sub":
+                return self.sub(arg) if isinstance(arg, str) else self.sub(arg[0], arg[1])
+            if name == "Fn::If":
+                return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
+            if name == "Fn::Equals":
+                return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
+            if name == "Fn::Not":
+                return not self.resolve(arg[0])
+            if name == "Fn::And":
+                return all(self.resolve(a) for a in arg)
+            if name == "Fn::Or":
+                return any(self.resolve(a) for a in arg)
+            if name == "Fn::Condition" or name == "Condition":
+                return self.condition(arg)
+            if name == "Fn::Select":
+                return self.resolve(arg[1])[int(self.resolve(arg[0]))]
+            if name == "Fn::Split":
+                return str(self.resolve(arg[1])).split(arg[0])
+            if name == "Fn::Join":
+                return arg[0].join(str(v) for v in self.resolve(arg[1]))
+        return {k: r for k, r in ((k, self.resolve(v)) for k, v in value.items()) if r is not NO_VALUE}

@@ -11,20 +11,22 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinicpay import secrets
-from clinicpay.api.auth import Role, authenticate_operator, bearer, is_operator, require
-from clinicpay.api.resolver import make_resolver
+from clinicpay.api.auth import Caller, Role, authenticate_operator, bearer, is_operator, require
+from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service
-from clinicpay.domain.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from clinicpay.domain.errors import Forbidden, NotFound, StorageUnavailable, Unauthorized, ValidationFailed
 from clinicpay.domain.money import CURRENCY_EXPONENTS, Money
 from clinicpay.notify.builtin import CHANNELS, KINDS, LOCALES, Text, builtin
 from clinicpay.observability import logger, metrics, tracer
 from clinicpay.providers.registry import probe_credentials
+from clinicpay.repositories import health as probes
 from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.repositories.keys import KeyRepository, hash_key
 from clinicpay.repositories.templates import TemplateRepository, clinic_owner, org_owner
 from clinicpay.settings import get_settings
 from clinicpay.usecases import clinics as usecase
+from clinicpay.usecases.health import run_checks
 
 app = make_resolver()
 
@@ -33,8 +35,22 @@ def _clinics() -> ClinicRepository:
     return ClinicRepository(get_settings().app_table)
 
 
+def _keys() -> KeyRepository:
+    return KeyRepository(get_settings().keys_table)
+
+
 def _auth(clinic_id: str, role: Role) -> None:
-    require(app.current_event.headers, clinic_id, role, get_settings().app_table)
+    require(app.current_event.headers, clinic_id, role)
+
+
+def _operator_or(clinic_id: str, role: Role) -> Caller:
+    """The operator (any clinic), or a key of this clinic allowed `role`. A clinic key is resolved
+    first, so admins never depend on reading the operator's secret."""
+    headers = app.current_event.headers
+    token = bearer(headers)
+    if token and _keys().find(hash_key(token)) is None and is_operator(headers, _operator_key()):
+        return Caller(role=Role.OPERATOR)
+    return require(headers, clinic_id, role)
 
 
 class CreateClinicRequest(BaseModel):
@@ -83,7 +99,7 @@ def create_clinic(body: Annotated[CreateClinicRequest, Body()]) -> Response[Any]
     authenticate_operator(app.current_event.headers, _operator_key())
     if body.currency not in CURRENCY_EXPONENTS:
         raise ValidationFailed(details=[{"field": "currency", "message": "unsupported currency"}])
-    created = usecase.create_clinic(_clinics(), KeyRepository(get_settings().app_table), **body.model_dump())
+    created = usecase.create_clinic(_clinics(), _keys(), **body.model_dump())
     metrics.add_metric(name="ClinicCreated", unit="Count", value=1)
     logger.info("clinic created", extra={"clinic_id": created["clinic"]["clinic_id"]})
     return Response(201, "application/json", json.dumps(created))
@@ -98,8 +114,33 @@ def get_clinic(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
 @app.post("/v1/clinics/<clinic_id>/staff-keys")
 def create_staff_key(clinic_id: Annotated[str, Path()]) -> Response[Any]:
     _auth(clinic_id, Role.ADMIN)
-    created = usecase.create_staff_key(_clinics(), KeyRepository(get_settings().app_table), clinic_id)
+    created = usecase.create_staff_key(_clinics(), _keys(), clinic_id)
     return Response(201, "application/json", json.dumps(created))
+
+
+@app.post("/v1/clinics/<clinic_id>/admin-keys")
+def create_admin_key(clinic_id: Annotated[str, Path()]) -> Response[Any]:
+    """The operator issues a further admin key (shown once), e.g. to replace a revoked one."""
+    authenticate_operator(app.current_event.headers, _operator_key())
+    created = usecase.create_admin_key(_clinics(), _keys(), clinic_id)
+    logger.info("admin key issued", extra={"clinic_id": clinic_id, "key_id": created["key_id"]})
+    return Response(201, "application/json", json.dumps(created))
+
+
+@app.get("/v1/clinics/<clinic_id>/keys")
+def list_keys(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    """The clinic's keys (admin of the clinic, or the operator): ids, roles, prefixes, never a key."""
+    _operator_or(clinic_id, Role.ADMIN)
+    return {"keys": usecase.list_keys(_clinics(), _keys(), clinic_id)}
+
+
+@app.delete("/v1/clinics/<clinic_id>/keys/<key_id>")
+def revoke_key(clinic_id: Annotated[str, Path()], key_id: Annotated[str, Path()]) -> Response[Any]:
+    """An admin revokes its clinic's staff keys; the operator, admin and staff keys of any clinic."""
+    caller = _operator_or(clinic_id, Role.ADMIN)
+    usecase.revoke_key(_keys(), clinic_id, key_id, revoked_by=caller.role.value, revoker_key_id=caller.key_id)
+    logger.info("key revoked", extra={"clinic_id": clinic_id, "key_id": key_id, "by": caller.role.value})
+    return Response(204, "application/json", "")
 
 
 # ------------------------------------------------------------------ settings
@@ -241,7 +282,7 @@ def _auth_org(org_id: str) -> None:
     if is_operator(headers, _operator_key()):
         return
     token = bearer(headers)
-    record = KeyRepository(get_settings().app_table).find(hash_key(token)) if token else None
+    record = _keys().find(hash_key(token)) if token else None
     if record is None:
         raise Unauthorized()
     if record.role != Role.ADMIN:
@@ -269,9 +310,24 @@ def get_org_template(org_id: Annotated[str, Path()], kind: Annotated[str, Path()
 
 
 # ------------------------------------------------------------------ operations
+# Health answers anyone: check names say what is wrong, never a table name or an error text.
+HEALTH_RETRY_AFTER_SECONDS = 30
+
+
 @app.get("/health")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+def health() -> Response[Any]:
+    settings = get_settings()
+    report = run_checks({
+        "storage": lambda: probes.probe_appointments(settings.app_table),
+        "keys": lambda: probes.probe_keys(settings.keys_table),
+    })
+    no_store = {"Cache-Control": "no-store"}
+    if report.healthy:
+        return Response(200, "application/json", json.dumps({"status": "ok", "checks": report.checks}),
+                        headers=no_store)
+    return error_response(503, "unhealthy", f"Not ready: {', '.join(report.failing)} failing; try again shortly.",
+                          [{"check": name, "status": status} for name, status in report.checks.items()],
+                          headers={**no_store, "Retry-After": str(HEALTH_RETRY_AFTER_SECONDS)})
 
 
 @app.get("/openapi.json")
@@ -294,7 +350,12 @@ def _operator_key() -> str:
         return ""
     from aws_lambda_powertools.utilities import parameters
 
-    return str(parameters.get_secret(settings.operator_key_secret, max_age=300))
+    try:
+        return str(parameters.get_secret(settings.operator_key_secret, max_age=300))
+    except parameters.exceptions.GetParameterError:
+        # Secrets Manager down, or the secret missing or unreadable: say so (503), never a 500.
+        logger.error("operator key unreadable", extra={"secret": "OPERATOR_KEY_SECRET"})
+        raise StorageUnavailable() from None
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -63,7 +63,7 @@ def _deps() -> booking.AppointmentDeps:
 
 
 def _auth(clinic_id: str, role: Role) -> None:
-    require(app.current_event.headers, clinic_id, role, get_settings().app_table)
+    require(app.current_event.headers, clinic_id, role)
 
 
 def _created(body: dict[str, Any]) -> Response[Any]:

@@ -55,7 +55,7 @@ def _register(clinic_id: str) -> CheckboxFiscalRegister:
 
 
 def _auth(clinic_id: str) -> None:
-    require(app.current_event.headers, clinic_id, Role.STAFF, get_settings().app_table)
+    require(app.current_event.headers, clinic_id, Role.STAFF)
 
 
 # ------------------------------------------------------------------ QR registers

@@ -83,7 +83,7 @@ def _deps(clinic_id: str | None, vault: CardVault | None = None) -> CardDeps:
 
 
 def _staff(clinic_id: str) -> None:
-    authenticate_clinic(app.current_event.headers, clinic_id, Role.STAFF, KeyRepository(get_settings().app_table))
+    authenticate_clinic(app.current_event.headers, clinic_id, Role.STAFF, KeyRepository(get_settings().keys_table))
 
 
 def _client() -> tuple[str | None, str | None]:
@@ -209,7 +209,7 @@ def get_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identif
 # ------------------------------------------------------------------ booking widget
 @app.post("/v1/public/clinics/<clinic_id>/card-setup")
 def public_card_setup(clinic_id: Identifier, body: Annotated[PublicSetupRequest, Body()]) -> Response[Any]:
-    authenticate_clinic(app.current_event.headers, clinic_id, Role.PUBLISHABLE, KeyRepository(get_settings().app_table))
+    authenticate_clinic(app.current_event.headers, clinic_id, Role.PUBLISHABLE, KeyRepository(get_settings().keys_table))
     started = card_setup.start_public_setup(_deps(clinic_id), clinic_id, body.patient_id,
                                             appointment_id=body.appointment_id)
     return _json(201, started)

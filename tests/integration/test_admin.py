@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import boto3
+import pytest
 
+from clinicpay.secrets import secret_name
 from tests.support.api import ApiClient
 from tests.support.clinics import add_service, create_clinic
 from tests.support.env import OPERATOR_KEY
@@ -62,7 +64,7 @@ def test_gateway_credentials_go_to_secrets_manager_and_come_back_masked() -> Non
     gateway = listed.json()["gateways"][0]
     assert gateway["masked"]["secret_key"] == "sk_test_…a1b2"
     assert "abcdefghijk" not in listed.body.decode()
-    secret = boto3.client("secretsmanager").get_secret_value(SecretId=f"clinicpay/clinics/{clinic.clinic_id}/fintoc")
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=secret_name(clinic.clinic_id, "fintoc"))
     assert "sk_test_abcdefghijka1b2" in secret["SecretString"]
 
 
@@ -99,5 +101,58 @@ def test_templates_resolve_clinic_over_org_over_builtin() -> None:
     assert clinic.staff().get(path).json()["body"] == "clinic $payment_link"
 
 
-def test_health_is_public() -> None:
-    assert ApiClient().get("/health").json() == {"status": "ok"}
+def test_health_is_public_and_reads_the_tables() -> None:
+    response = ApiClient().get("/health")
+    assert response.status == 200
+    assert response.json() == {"status": "ok", "checks": {"storage": "ok", "keys": "ok"}}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(("table", "check"), [("KeysTable", "keys"), ("AppointmentsTable", "storage")])
+def test_health_names_the_failing_check_without_naming_internals(table: str, check: str) -> None:
+    # Given the table is gone (as if deleted, or its region down)
+    boto3.client("dynamodb").delete_table(TableName=table)
+    # When
+    response = ApiClient().get("/health")
+    # Then
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "30"
+    error = response.json()["error"]
+    assert error["code"] == "unhealthy"
+    assert {"check": check, "status": "failing"} in error["details"]
+    assert [d["check"] for d in error["details"] if d["status"] == "ok"] == [c for c in ("storage", "keys") if c != check]
+    body = response.body.decode()
+    assert table not in body and "ResourceNotFound" not in body and "arn:" not in body
+
+
+def test_a_put_after_a_delete_restores_the_gateway_secret_and_stores_the_new_value() -> None:
+    clinic = create_clinic()
+    secrets = boto3.client("secretsmanager")
+    fintoc = {"secret_key": "sk_test_first_value_0001", "public_key": "pk_test_x", "webhook_secret": "whsec_first_00001"}
+    assert clinic.admin().put(clinic.path("/gateways/fintoc"), json=fintoc).status == 200
+    # When the gateway is deleted, its secret is only scheduled for deletion (recoverable)
+    assert clinic.admin().delete(clinic.path("/gateways/fintoc")).status == 204
+    name = secret_name(clinic.clinic_id, "fintoc")
+    assert secrets.describe_secret(SecretId=name).get("DeletedDate") is not None
+    assert clinic.admin().get(clinic.path("/gateways")).json()["gateways"] == []
+    # deleting again: that gateway is not configured, and the secret stays recoverable
+    assert clinic.admin().delete(clinic.path("/gateways/fintoc")).status == 404
+    assert secrets.describe_secret(SecretId=name).get("DeletedDate") is not None
+    # And storing credentials again restores the secret with the new value
+    second = {**fintoc, "secret_key": "sk_test_second_value_02"}
+    assert clinic.admin().put(clinic.path("/gateways/fintoc"), json=second).status == 200
+    described = secrets.describe_secret(SecretId=name)
+    assert described.get("DeletedDate") is None
+    assert "sk_test_second_value_02" in secrets.get_secret_value(SecretId=name)["SecretString"]
+
+
+def test_a_deleted_gateways_credentials_read_as_not_configured() -> None:
+    from clinicpay import secrets as clinic_secrets
+    from clinicpay.domain.errors import GatewayNotConfigured
+
+    clinic = create_clinic()
+    fintoc = {"secret_key": "sk_test_abcdefghijka1b2", "public_key": "pk_test_x", "webhook_secret": "whsec_zzzzzzzzz9"}
+    assert clinic.admin().put(clinic.path("/gateways/fintoc"), json=fintoc).status == 200
+    assert clinic.admin().delete(clinic.path("/gateways/fintoc")).status == 204
+    with pytest.raises(GatewayNotConfigured):
+        clinic_secrets.read_credentials(clinic.clinic_id, "fintoc", fresh=True)

@@ -12,6 +12,7 @@ import boto3
 import pytest
 import requests
 
+from clinicpay.secrets import secret_name
 from local import outbox
 from local.apigw import HttpResult
 from tests.support.api import ApiClient
@@ -185,7 +186,7 @@ def test_a_failed_event_after_success_does_not_unpay(stack: TestStack, clinic: C
     created, _ = _paid_appointment(clinic)
     delivery = _signed_delivery(stack, "payment_intent.succeeded")
     webhook_secret = json.loads(boto3.client("secretsmanager").get_secret_value(
-        SecretId=f"clinicpay/clinics/{clinic.clinic_id}/fintoc")["SecretString"])["webhook_secret"]
+        SecretId=secret_name(clinic.clinic_id, "fintoc"))["SecretString"])["webhook_secret"]
     event = json.loads(delivery["body"])
     event.update(id="evt_late_failure", type="payment_intent.failed")
     event["data"]["status"] = "failed"
@@ -213,7 +214,7 @@ def test_unverifiable_webhooks_are_401_and_change_nothing(stack: TestStack, clin
     # Given an unpaid appointment and a forged success for it
     created = book(clinic).json()
     secret = json.loads(boto3.client("secretsmanager").get_secret_value(
-        SecretId=f"clinicpay/clinics/{clinic.clinic_id}/fintoc")["SecretString"])["webhook_secret"]
+        SecretId=secret_name(clinic.clinic_id, "fintoc"))["SecretString"])["webhook_secret"]
     body = json.dumps({"id": "evt_forged", "type": "payment_intent.succeeded", "mode": "test",
                        "created_at": datetime.now(UTC).isoformat(), "object": "event",
                        "data": {"id": "pi_forged", "object": "payment_intent", "status": "succeeded", "amount": 25000,

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from local import aws
+from local import aws, iam
 from local.server import SANDBOXES, LocalApp, LocalServer
 
 OPERATOR_KEY = "op_test_operator_key"
@@ -68,6 +68,8 @@ def start_test_stack(extra_routes: dict[str, Any] | None = None) -> TestStack:
     })
     for name in SANDBOXES:
         os.environ.setdefault(f"{name.upper()}_API_BASE", f"{base}/_sandbox/{name}")
+    # Handlers may make only the calls their role in template.yaml allows, as in AWS.
+    iam.enforce({"EmailSender": SENDER, "PublicBaseUrl": base})
     server = LocalServer(LocalApp(extra_routes), port).start()
     stack = TestStack(moto, endpoint, server)
     stack.reset()

@@ -18,6 +18,9 @@ from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
 from clinicpay.refresh_gate import GATE
 from clinicpay.settings import get_settings
 
+# Secrets Manager's longest window: a clinic that deleted a gateway by mistake has a month to notice.
+RECOVERY_WINDOW_DAYS = 30
+
 
 def secret_name(clinic_id: str, provider: str) -> str:
     return f"{get_settings().secrets_prefix}/clinics/{clinic_id}/{provider}"
@@ -47,7 +50,9 @@ def read_credentials(clinic_id: str, provider: str, *, fresh: bool = False) -> d
     try:
         value = _client().get_secret_value(SecretId=name)["SecretString"]
     except ClientError as error:
-        if error.response["Error"]["Code"] == "ResourceNotFoundException":
+        # InvalidRequestException is what GetSecretValue answers for a secret scheduled for deletion
+        # (a deleted gateway, still recoverable): as unconfigured as one that never existed.
+        if error.response["Error"]["Code"] in ("ResourceNotFoundException", "InvalidRequestException"):
             raise GatewayNotConfigured() from None
         raise StorageUnavailable() from None
     except BotoCoreError:
@@ -74,23 +79,37 @@ def reread_after_bad_signature(clinic_id: str, provider: str) -> dict[str, Any] 
 
 
 def store_credentials(clinic_id: str, provider: str, values: dict[str, Any]) -> None:
+    """Create the secret, or give it a new value; a secret deleted within its recovery window is
+    restored first (a PUT after a DELETE), since Secrets Manager refuses a new value for it."""
     name = secret_name(clinic_id, provider)
     payload = json.dumps(values)
     client = _client()
     try:
-        client.put_secret_value(SecretId=name, SecretString=payload)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceNotFoundException":
-            raise StorageUnavailable() from None
-        client.create_secret(Name=name, SecretString=payload)
+        try:
+            described = client.describe_secret(SecretId=name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            client.create_secret(Name=name, SecretString=payload)
+        else:
+            if described.get("DeletedDate"):
+                client.restore_secret(SecretId=name)
+            client.put_secret_value(SecretId=name, SecretString=payload)
+    except (ClientError, BotoCoreError):
+        raise StorageUnavailable() from None
     _cache.pop(name, None)
 
 
 def delete_credentials(clinic_id: str, provider: str) -> None:
+    """Schedule the secret's deletion. For RECOVERY_WINDOW_DAYS an operator can still restore it
+    (aws secretsmanager restore-secret), and storing credentials again restores it too."""
     name = secret_name(clinic_id, provider)
     try:
-        _client().delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+        _client().delete_secret(SecretId=name, RecoveryWindowInDays=RECOVERY_WINDOW_DAYS)
     except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+        # Not there, or already scheduled for deletion (InvalidRequestException): nothing to do.
+        if error.response["Error"]["Code"] not in ("ResourceNotFoundException", "InvalidRequestException"):
             raise StorageUnavailable() from None
+    except BotoCoreError:
+        raise StorageUnavailable() from None
     _cache.pop(name, None)

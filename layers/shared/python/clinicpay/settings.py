@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 class Settings(BaseModel):
     app_table: str = "AppointmentsTable"
+    keys_table: str = "KeysTable"
     cards_table: str = "CardsTable"
     idempotency_table: str = "IdempotencyTable"
     public_base_url: str = "http://127.0.0.1:3000"

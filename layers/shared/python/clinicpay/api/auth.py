@@ -1,7 +1,8 @@
 """Who is calling: operator, clinic admin, clinic staff, or the booking widget.
 
-Keys are random, shown once, and stored only as SHA-256 hashes. A key used on another clinic's
-path is answered 404 so that the other clinic's existence is never revealed.
+Keys are random, shown once, and stored only as SHA-256 hashes (KeysTable). A key used on another
+clinic's path is answered 404 so that the other clinic's existence is never revealed. A revoked key
+is answered 401 like an unknown one, within the key cache's TTL (repositories/keys.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from enum import StrEnum
 
 from clinicpay.domain.errors import Forbidden, NotFound, Unauthorized
 from clinicpay.repositories.keys import KeyRepository, hash_key
+from clinicpay.settings import get_settings
 
 
 class Role(StrEnum):
@@ -25,6 +27,7 @@ class Role(StrEnum):
 class Caller:
     role: Role
     clinic_id: str | None = None
+    key_id: str | None = None
 
 
 # Which roles may act for a route that allows a given role: an admin may do what staff may.
@@ -63,9 +66,9 @@ def authenticate_clinic(headers: dict[str, str], clinic_id: str, allowed: Role, 
         raise NotFound("No such clinic.")
     if record.role not in _IMPLIED[allowed]:
         raise Forbidden()
-    return Caller(role=Role(record.role), clinic_id=record.clinic_id)
+    return Caller(role=Role(record.role), clinic_id=record.clinic_id, key_id=record.key_id)
 
 
-def require(headers: dict[str, str], clinic_id: str, allowed: Role, table_name: str) -> Caller:
+def require(headers: dict[str, str], clinic_id: str, allowed: Role) -> Caller:
     """The one call handlers make: authenticate for this clinic with at least `allowed`."""
-    return authenticate_clinic(headers, clinic_id, allowed, KeyRepository(table_name))
+    return authenticate_clinic(headers, clinic_id, allowed, KeyRepository(get_settings().keys_table))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets as random
 from datetime import UTC, datetime
 from typing import Any
@@ -11,9 +12,9 @@ from pydantic import ValidationError
 
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Locale, Provider, Service
 from clinicpay.domain.credentials import CREDENTIAL_MODELS, mask
-from clinicpay.domain.errors import ValidationFailed
+from clinicpay.domain.errors import Forbidden, NotFound, ValidationFailed
 from clinicpay.repositories.clinics import ClinicRepository
-from clinicpay.repositories.keys import KeyRepository, new_key
+from clinicpay.repositories.keys import KeyRepository, key_prefix, new_key
 
 
 def now_iso() -> str:
@@ -37,10 +38,44 @@ def create_clinic(clinics: ClinicRepository, keys: KeyRepository, *, name: str, 
 
 
 def create_staff_key(clinics: ClinicRepository, keys: KeyRepository, clinic_id: str) -> dict[str, str]:
+    return _create_key(clinics, keys, clinic_id, "staff")
+
+
+def create_admin_key(clinics: ClinicRepository, keys: KeyRepository, clinic_id: str) -> dict[str, str]:
+    """A further admin key (the operator's: e.g. to replace one it revoked)."""
+    return _create_key(clinics, keys, clinic_id, "admin")
+
+
+def _create_key(clinics: ClinicRepository, keys: KeyRepository, clinic_id: str, role: str) -> dict[str, str]:
     clinics.get(clinic_id)
-    key = new_key("staff")
-    record = keys.put(key, clinic_id, "staff", now_iso())
-    return {"key": key, "key_id": record.key_id, "role": "staff"}
+    key = new_key(role)
+    record = keys.put(key, clinic_id, role, now_iso())
+    return {"key": key, "key_id": record.key_id, "role": role, "prefix": key_prefix(key)}
+
+
+def list_keys(clinics: ClinicRepository, keys: KeyRepository, clinic_id: str) -> list[dict[str, str | None]]:
+    """The clinic's keys, active and revoked, oldest first: ids, roles, prefixes, never a key."""
+    clinics.get(clinic_id)
+    return [stored.view() for stored in keys.list(clinic_id)]
+
+
+# Which keys each caller may revoke: the operator a clinic's admin and staff keys, a clinic admin
+# its staff keys. Publishable keys are public by design and have no replacement route, so none.
+REVOCABLE_BY: dict[str, frozenset[str]] = {"operator": frozenset({"admin", "staff"}), "admin": frozenset({"staff"})}
+_KEY_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+def revoke_key(keys: KeyRepository, clinic_id: str, key_id: str, *, revoked_by: str,
+               revoker_key_id: str | None = None) -> None:
+    """Revoke one of the clinic's keys; revoking it again changes nothing (the first time stays).
+    `revoked_by` is the caller's role; `revoker_key_id` its key's id (none for the operator)."""
+    found = keys.get(clinic_id, key_id) if _KEY_ID.match(key_id) else None
+    if found is None:
+        raise NotFound("No such key.")
+    digest, stored = found
+    if stored.role not in REVOCABLE_BY.get(revoked_by, frozenset()):
+        raise Forbidden(f"A {revoked_by} key cannot revoke a {stored.role} key.")
+    keys.revoke(digest, now_iso(), f"{revoked_by}:{revoker_key_id}" if revoker_key_id else revoked_by)
 
 
 def update_settings(clinics: ClinicRepository, clinic_id: str, changes: dict[str, Any]) -> ClinicSettings:

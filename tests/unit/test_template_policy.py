@@ -1,0 +1,362 @@
+"""Policy checks on template.yaml that keep production safe: nothing deleted by accident, failures
+visible, least privilege, every name per stage.
+
+A focused pytest rather than cfn-lint custom rules or checkov: these rules are ours (every schedule
+has a DLQ *and* an OnFailure destination, only admin writes API keys, alarms watch the metrics the
+code really emits), they read the SAM template as written (before the transform expands it), and
+they run in `make test` with no extra tool or venv. Cost, measured with
+`pytest tests/unit/test_template_policy.py -q --durations=8` on the shared CI-like machine: 72 checks
+in 2.4-4.5 s wall on their own, of which the checks take about 0.7 s and the rest is pytest start-up
+and imports that `make test` pays once anyway (for scale: `make sam-validate` took 6.4 s; checkov
+would need a venv of its own and custom checks for these same rules).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local import iam, template
+
+DOC = template.load()
+RESOURCES: dict[str, dict[str, Any]] = DOC["Resources"]
+ROOT = template.ROOT
+RESOLVED = template.Resolver()
+
+
+def allowed(function: str, request: iam.Request) -> bool:
+    """IAM's answer for the role as deployed with the template's default parameters."""
+    return iam.is_allowed(function, request, parameters={})
+
+
+def of_type(kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in RESOURCES.items() if r["Type"] == kind}
+
+
+FUNCTIONS = of_type("AWS::Serverless::Function")
+ALARMS = of_type("AWS::CloudWatch::Alarm")
+QUEUES = of_type("AWS::SQS::Queue")
+
+
+def statements(function: str) -> list[dict[str, Any]]:
+    found = []
+    for policy in FUNCTIONS[function]["Properties"].get("Policies", []):
+        found.extend(policy["Statement"])
+    return found
+
+
+def listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def get_att(value: Any) -> tuple[str, str] | None:
+    """(logical id, attribute) of a !GetAtt, in either of its forms."""
+    if not (isinstance(value, dict) and "Fn::GetAtt" in value):
+        return None
+    arg = value["Fn::GetAtt"]
+    logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+    return str(logical_id), str(attribute)
+
+
+# ---------------------------------------------------------------- nothing deleted by accident
+@pytest.mark.parametrize("name", sorted(of_type("AWS::DynamoDB::Table")))
+def test_every_table_is_retained_protected_and_recoverable(name: str) -> None:
+    table = RESOURCES[name]
+    props = table["Properties"]
+    assert table.get("DeletionPolicy") == "Retain" and table.get("UpdateReplacePolicy") == "Retain"
+    assert props.get("DeletionProtectionEnabled") is True
+    assert props.get("PointInTimeRecoverySpecification") == {"PointInTimeRecoveryEnabled": True}
+    assert props.get("SSESpecification") == {"SSEEnabled": True}
+
+
+def test_there_are_four_tables() -> None:
+    assert set(of_type("AWS::DynamoDB::Table")) == {"AppointmentsTable", "KeysTable", "CardsTable", "IdempotencyTable"}
+
+
+@pytest.mark.parametrize("name", sorted(of_type("AWS::SecretsManager::Secret")))
+def test_secrets_the_stack_creates_are_retained(name: str) -> None:
+    assert RESOURCES[name].get("DeletionPolicy") == "Retain" and RESOURCES[name].get("UpdateReplacePolicy") == "Retain"
+
+
+def test_code_deletes_secrets_only_with_a_recovery_window() -> None:
+    sources = [*ROOT.joinpath("layers").rglob("*.py"), *ROOT.joinpath("functions").rglob("*.py")]
+    calls = [(path, line) for path in sources for line in path.read_text().splitlines() if "delete_secret(" in line]
+    assert calls, "secrets.delete_credentials deletes gateway secrets"
+    for path, line in calls:
+        assert "RecoveryWindowInDays" in line and "ForceDeleteWithoutRecovery" not in line, f"{path}: {line.strip()}"
+    assert not any("ForceDeleteWithoutRecovery" in p.read_text() for p in sources)
+
+
+@pytest.mark.parametrize("name", sorted(of_type("AWS::Logs::LogGroup")))
+def test_log_groups_are_retained_with_a_retention(name: str) -> None:
+    group = RESOURCES[name]
+    assert group.get("DeletionPolicy") == "Retain" and group.get("UpdateReplacePolicy") == "Retain"
+    assert group["Properties"].get("RetentionInDays") == {"Ref": "LogRetentionDays"}
+
+
+def test_every_function_has_its_log_group() -> None:
+    named = {json.dumps(g["Properties"].get("LogGroupName")) for g in of_type("AWS::Logs::LogGroup").values()}
+    for function in FUNCTIONS:
+        assert json.dumps({"Fn::Sub": f"/aws/lambda/${{{function}}}"}) in named, function
+
+
+# ---------------------------------------------------------------- failures visible
+def _alarm_on(namespace: str, metric: str, dimension: str, target: Any) -> list[str]:
+    def same(value: Any) -> bool:
+        return value == target or (get_att(value) is not None and get_att(value) == get_att(target))
+
+    return [name for name, alarm in ALARMS.items()
+            if alarm["Properties"].get("Namespace") == namespace and alarm["Properties"].get("MetricName") == metric
+            and any(d["Name"] == dimension and same(d["Value"]) for d in alarm["Properties"].get("Dimensions", []))]
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_every_function_has_error_and_throttle_alarms(function: str) -> None:
+    for metric in ("Errors", "Throttles"):
+        found = _alarm_on("AWS/Lambda", metric, "FunctionName", {"Ref": function})
+        assert found, f"{function} has no {metric} alarm"
+        props = ALARMS[found[0]]["Properties"]
+        assert props["Statistic"] == "Sum" and props["Threshold"] == 1
+        assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+@pytest.mark.parametrize("queue", sorted(QUEUES))
+def test_every_queue_has_a_depth_alarm_and_keeps_messages_14_days(queue: str) -> None:
+    assert _alarm_on("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", {"Fn::GetAtt": [queue, "QueueName"]})
+    assert QUEUES[queue]["Properties"]["MessageRetentionPeriod"] == 1209600
+
+
+def _schedules() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(function, event_name, event["Properties"]) for function, resource in FUNCTIONS.items()
+            for event_name, event in resource["Properties"].get("Events", {}).items()
+            if event["Type"] in ("Schedule", "ScheduleV2")]
+
+
+def _queue_of(arn: Any) -> str:
+    found = get_att(arn)
+    assert found is not None, f"not a queue of this stack: {arn}"
+    logical_id, attribute = found
+    assert attribute == "Arn" and logical_id in QUEUES, f"{logical_id} is not an SQS queue of this stack"
+    return logical_id
+
+
+@pytest.mark.parametrize(("function", "event", "props"), _schedules(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_schedule_keeps_what_it_could_not_run(function: str, event: str, props: dict[str, Any]) -> None:
+    # the invocation Scheduler could not make
+    assert "Arn" in props.get("DeadLetterConfig", {}), f"{event} has no DeadLetterConfig.Arn"
+    _queue_of(props["DeadLetterConfig"]["Arn"])
+    assert props["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    # the run that raised: Scheduler invokes asynchronously, so only an OnFailure destination keeps it
+    invoke = FUNCTIONS[function]["Properties"].get("EventInvokeConfig", {})
+    on_failure = invoke.get("DestinationConfig", {}).get("OnFailure", {})
+    assert on_failure.get("Type") == "SQS", f"{function} runs {event} but has no OnFailure SQS destination"
+    _queue_of(on_failure["Destination"])
+    assert "MaximumRetryAttempts" in invoke and "MaximumEventAgeInSeconds" in invoke
+
+
+@pytest.mark.parametrize("alarm", sorted(ALARMS))
+def test_every_alarm_notifies_the_alarm_topic_when_it_fires_and_clears(alarm: str) -> None:
+    target = [{"Fn::If": ["CreateAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}]
+    props = ALARMS[alarm]["Properties"]
+    assert props.get("AlarmActions") == target and props.get("OKActions") == target
+    assert "${Stage}" in props["AlarmName"]["Fn::Sub"]
+    assert props.get("TreatMissingData") in ("notBreaching", "ignore")
+
+
+def test_an_alarm_topic_is_created_only_when_none_is_given() -> None:
+    assert DOC["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    assert RESOURCES["AlarmTopic"]["Condition"] == "CreateAlarmTopic"
+    assert not template.Resolver({"AlarmTopicArn": "arn:aws:sns:us-east-1:1:ops"}).condition("CreateAlarmTopic")
+    assert template.Resolver().condition("CreateAlarmTopic")
+
+
+_INSIGHTS = re.compile(r'^SELECT (?P<stat>[A-Z]+)\((?P<metric>\w+)\) FROM SCHEMA\("(?P<namespace>[^"]+)", (?P<dims>[\w, ]+)\)$')
+
+
+def _insights_alarm(metric: str) -> tuple[str, set[str]]:
+    """(namespace, dimensions) of the Metrics Insights alarm on `metric`, resolved the local way."""
+    for alarm in ALARMS.values():
+        for query in alarm["Properties"].get("Metrics", []):
+            found = _INSIGHTS.match(str(RESOLVED.resolve(query.get("Expression", ""))))
+            if found and found["metric"] == metric:
+                return found["namespace"], {d.strip() for d in found["dims"].split(",")}
+    raise AssertionError(f"no alarm on {metric}")
+
+
+def _emitted_namespace() -> str:
+    return str(RESOLVED.resolve(DOC["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]))
+
+
+def _emf(blob: dict[str, Any], metric: str) -> tuple[str, set[str]]:
+    """(namespace, dimensions) of `metric` in an EMF blob."""
+    for directive in blob["_aws"]["CloudWatchMetrics"]:
+        if metric in {m["Name"] for m in directive["Metrics"]}:
+            return directive["Namespace"], {d for dims in directive["Dimensions"] for d in dims}
+    raise AssertionError(f"{metric} not in {blob}")
+
+
+@pytest.fixture
+def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The environment template.yaml gives a function: its metrics namespace and service name."""
+    def set_for(function: str) -> None:
+        monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", _emitted_namespace())
+        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", FUNCTIONS[function]["Properties"]["Environment"]["Variables"]
+                           ["POWERTOOLS_SERVICE_NAME"])
+
+    return set_for
+
+
+def test_every_function_names_its_service_for_the_metrics_dimension() -> None:
+    for function, resource in FUNCTIONS.items():
+        assert resource["Properties"]["Environment"]["Variables"].get("POWERTOOLS_SERVICE_NAME"), function
+
+
+@pytest.mark.parametrize("function", ["WebhookFunction", "TokenizeFunction"])
+def test_the_amount_mismatch_alarm_watches_what_the_payment_events_emit(function: str, lambda_env: Any) -> None:
+    from aws_lambda_powertools import Metrics
+
+    from clinicpay.usecases import payment_events
+    from tests.unit.usecases.test_payment_events import test_an_amount_that_is_not_the_price_does_not_mark_paid
+
+    lambda_env(function)
+    # The shared Metrics instance as the function's container builds it (namespace and service from its env).
+    in_lambda = Metrics(namespace=_emitted_namespace())
+    in_lambda.clear_metrics()
+    original, payment_events.metrics = payment_events.metrics, in_lambda
+    try:
+        test_an_amount_that_is_not_the_price_does_not_mark_paid()  # the code path that emits it
+        blob = in_lambda.serialize_metric_set()
+    finally:
+        payment_events.metrics = original
+        in_lambda.clear_metrics()
+    assert _insights_alarm("PaymentAmountMismatch") == _emf(blob, "PaymentAmountMismatch")
+
+
+def test_the_unfiscalized_alarm_watches_what_the_daily_check_emits(capsys: pytest.CaptureFixture[str],
+                                                                   lambda_env: Any) -> None:
+    from local import apigw
+
+    lambda_env("FiscalizeFunction")
+    apigw.handler_for("FiscalizeFunction")
+    fiscalize = apigw._modules["FiscalizeFunction"]
+    capsys.readouterr()
+    fiscalize._emit_unfiscalized("cl_test", 3)
+    blob = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line)
+    assert _insights_alarm("UnfiscalizedQrPayments") == _emf(blob, "UnfiscalizedQrPayments")
+
+
+# ---------------------------------------------------------------- least privilege
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_roles_are_written_out_statement_by_statement(function: str) -> None:
+    # No SAM policy templates (DynamoDBCrudPolicy & co. grant Scan, DeleteItem, BatchWriteItem...):
+    # what a role may do is what its statements say.
+    for policy in FUNCTIONS[function]["Properties"].get("Policies", []):
+        assert isinstance(policy, dict) and set(policy) == {"Statement"}, f"{function}: {policy}"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_no_wildcards_except_sms_publish(function: str) -> None:
+    for statement in statements(function):
+        for action in listed(statement["Action"]):
+            assert "*" not in action, f"{function} {statement['Sid']}: {action}"
+        for resource in RESOLVED.resolve(listed(statement["Resource"])):
+            if resource == "*":
+                # SMS to a phone number has no ARN; the role must deny every topic and endpoint.
+                assert statement["Effect"] == "Allow" and listed(statement["Action"]) == ["sns:Publish"], statement["Sid"]
+                assert any(s["Effect"] == "Deny" and listed(s["Action"]) == ["sns:Publish"]
+                           and RESOLVED.resolve(s["Resource"]) == "arn:aws:sns:*:*:*" for s in statements(function))
+            elif "*" in resource and statement["Effect"] == "Allow":
+                # Clinic secrets of this stage only: clinicpay/<Stage>/clinics/<clinic>/<provider>.
+                assert resource.startswith(f"arn:aws:secretsmanager:{template.REGION}:{template.ACCOUNT_ID}:secret:"
+                                           "clinicpay/dev/clinics/"), f"{function} {statement['Sid']}: {resource}"
+
+
+KEYS_TABLE_ARN = template.local_arn("AWS::DynamoDB::Table", "KeysTable")
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "ConditionCheckItem", "Query", "Scan")
+
+
+@pytest.mark.parametrize("function", sorted(set(FUNCTIONS) - {"AdminFunction"}))
+def test_only_admin_writes_or_lists_api_keys(function: str) -> None:
+    for action in WRITES:
+        request = iam.Request(f"dynamodb:{action}", (KEYS_TABLE_ARN, f"{KEYS_TABLE_ARN}/index/ByClinic"))
+        assert not allowed(function, request), f"{function} may {action} API keys"
+
+
+def test_admin_writes_api_keys() -> None:
+    for action in ("GetItem", "PutItem", "UpdateItem"):
+        assert allowed("AdminFunction", iam.Request(f"dynamodb:{action}", (KEYS_TABLE_ARN,)))
+
+
+@pytest.mark.parametrize("function", sorted(set(FUNCTIONS) - {"TokenizeFunction"}))
+def test_only_tokenize_touches_the_cards_table(function: str) -> None:
+    cards = template.local_arn("AWS::DynamoDB::Table", "CardsTable")
+    assert not any(cards in json.dumps(RESOLVED.resolve(s["Resource"])) for s in statements(function))
+
+
+def test_email_only_from_the_sender_and_sms_only_to_phone_numbers() -> None:
+    sender, ses = "payments@example.com", f"arn:aws:ses:{template.REGION}:{template.ACCOUNT_ID}:identity/"
+    for function in ("CreateLinkFunction", "WebhookFunction", "TokenizeFunction"):
+        assert allowed(function, iam.Request("ses:SendEmail", (ses + sender,), (("ses:FromAddress", sender),)))
+        assert allowed(function, iam.Request("ses:SendEmail", (ses + "example.com",), (("ses:FromAddress", sender),)))
+        assert not allowed(function, iam.Request("ses:SendEmail", (ses + "example.com",),
+                                                        (("ses:FromAddress", "ceo@example.com"),)))
+        assert not allowed(function, iam.Request("ses:SendEmail", (ses + "other.org",), (("ses:FromAddress", sender),)))
+        assert allowed(function, iam.Request("sns:Publish", ("*",)))
+        assert not allowed(function, iam.Request("sns:Publish", ("arn:aws:sns:us-east-1:123456789012:anything",)))
+    for function in ("AdminFunction", "FiscalizeFunction"):
+        assert not allowed(function, iam.Request("sns:Publish", ("*",)))
+        assert not allowed(function, iam.Request("ses:SendEmail", (ses + sender,), (("ses:FromAddress", sender),)))
+
+
+def test_only_admin_writes_clinic_credentials_and_never_reads_them() -> None:
+    secret = template.secret_arn("clinicpay/dev/clinics/cl_1/stripe")
+    for function in FUNCTIONS:
+        for action in ("CreateSecret", "PutSecretValue", "DeleteSecret", "RestoreSecret"):
+            assert allowed(function, iam.Request(f"secretsmanager:{action}", (secret,))) == (function == "AdminFunction")
+    assert not allowed("AdminFunction", iam.Request("secretsmanager:GetSecretValue", (secret,)))
+    assert allowed("TokenizeFunction", iam.Request("secretsmanager:GetSecretValue", (secret,)))
+    # another stage's secrets are out of reach
+    prod = template.secret_arn("clinicpay/prod/clinics/cl_1/stripe")
+    assert not any(allowed(f, iam.Request("secretsmanager:GetSecretValue", (prod,))) for f in FUNCTIONS)
+
+
+def test_reserved_concurrency_is_off_unless_asked_for() -> None:
+    # A new account's limit is 10 and Lambda keeps 100 unreserved (10 in such accounts): any default
+    # reservation would fail the deploy there.
+    assert str(DOC["Parameters"]["WebhookReservedConcurrency"]["Default"]) == "0"
+    reserved = {name: f["Properties"].get("ReservedConcurrentExecutions") for name, f in FUNCTIONS.items()}
+    assert reserved.pop("WebhookFunction") == {
+        "Fn::If": ["ReserveWebhookConcurrency", {"Ref": "WebhookReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert set(reserved.values()) == {None}
+
+
+# ---------------------------------------------------------------- one account, several stages
+def test_every_schedule_and_secret_name_carries_the_stage() -> None:
+    for _, event, props in _schedules():
+        assert "${Stage}" in props["Name"]["Fn::Sub"], event
+    env = DOC["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["SECRETS_PREFIX"] == {"Fn::Sub": "clinicpay/${Stage}"}
+    for name, secret in of_type("AWS::SecretsManager::Secret").items():
+        assert "${Stage}" in secret["Properties"]["Name"]["Fn::Sub"], name
+    staged = template.Resolver({"Stage": "prod"})
+    for function in FUNCTIONS:
+        for statement in statements(function):
+            for resource in staged.resolve(listed(statement["Resource"])):
+                if ":secretsmanager:" in resource:
+                    assert ":secret:clinicpay/prod/" in resource, f"{function} {statement['Sid']}: {resource}"
+
+
+def test_the_local_stack_reads_the_same_names() -> None:
+    from local import aws
+
+    env = aws.function_environment()
+    assert env["SECRETS_PREFIX"] == "clinicpay/dev" and env["KEYS_TABLE"] == "KeysTable"
+    assert set(template.tables()) == set(of_type("AWS::DynamoDB::Table"))
+
+
+def test_the_template_points_readers_at_these_checks() -> None:
+    assert f"tests/unit/{Path(__file__).name}" in template.TEMPLATE.read_text()
