@@ -220,7 +220,9 @@ def test_the_amount_mismatch_alarm_watches_what_the_payment_events_emit(function
     from aws_lambda_powertools import Metrics
 
     from clinicpay.usecases import payment_events
-    from tests.unit.usecases.test_payment_events import test_an_amount_that_is_not_the_price_does_not_mark_paid
+    from tests.unit.usecases.test_payment_events import (
+        test_an_amount_or_currency_that_is_not_the_price_is_foreign_and_does_not_mark_paid as emit_mismatch,
+    )
 
     lambda_env(function)
     # The shared Metrics instance as the function's container builds it (namespace and service from its env).
@@ -228,7 +230,7 @@ def test_the_amount_mismatch_alarm_watches_what_the_payment_events_emit(function
     in_lambda.clear_metrics()
     original, payment_events.metrics = payment_events.metrics, in_lambda
     try:
-        test_an_amount_that_is_not_the_price_does_not_mark_paid()  # the code path that emits it
+        emit_mismatch()  # the code path that emits it
         blob = in_lambda.serialize_metric_set()
     finally:
         payment_events.metrics = original
