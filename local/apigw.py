@@ -4,6 +4,7 @@ real handler in-process, translate its answer. Used by the local server and the 
 from __future__ import annotations
 
 import base64
+import functools
 import importlib.util
 import json
 import threading
@@ -73,6 +74,7 @@ def handler_for(logical_id: str) -> Any:
             _modules[logical_id] = module
         handler = getattr(module, template.functions()[logical_id].handler.rsplit(".", 1)[1])
 
+    @functools.wraps(handler)  # keeps what the handler's decorators mark on it (e.g. `clinicpay_deadline`)
     def as_function(event: Any, context: Any) -> Any:
         with iam.invoking(logical_id):  # its AWS calls are checked against its role (local/iam.py)
             return handler(event, context)
