@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from clinicpay.providers.fintoc.adapter import SUBSCRIBED_EVENTS
+from clinicpay.secrets import secret_name
 from local import outbox
 from local.apigw import HttpResult
 from tests.support.api import ApiClient
@@ -287,14 +288,12 @@ def test_a_thousand_forged_webhooks_read_secrets_manager_at_most_once(stack: Tes
         answers = [signed_post(north, body, secret="whsec_forger").status for _ in range(1000)]
     # Then each is refused, and Secrets Manager was read once (a rotation would have been seen)
     assert answers == [401] * 1000
-    assert reads == [f"clinicpay/clinics/{north.clinic_id}/fintoc"]
+    assert reads == [secret_name(north.clinic_id, "fintoc")]
     assert event_records(north.clinic_id) == [] and appointment(north, "ap-1")["payment_status"] == "unpaid"
 
 
 def test_a_rotated_webhook_secret_is_read_on_the_first_bad_signature_and_within_a_forged_minute_after_it(
         stack: TestStack, branches: tuple[Branch, Branch]) -> None:
-    from clinicpay import secrets
-
     north, _ = branches
     event, _ = _paid_event(stack, north, "ap-1")
     body = json.dumps(event).encode()
@@ -307,7 +306,7 @@ def test_a_rotated_webhook_secret_is_read_on_the_first_bad_signature_and_within_
     assert len(reads) == 1
     rotated = "whsec_rotated_secret"
     boto3.client("secretsmanager").put_secret_value(
-        SecretId=secrets.secret_name(north.clinic_id, "fintoc"),
+        SecretId=secret_name(north.clinic_id, "fintoc"),
         SecretString=json.dumps({"secret_key": OWNER_KEY, "public_key": "pk_test_owner", "webhook_secret": rotated}))
     age_cached_secret(north.clinic_id, "fintoc")
     # When Fintoc signs with the new secret within that minute, it is refused (and retried by Fintoc)
