@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
 from dataclasses import dataclass
 
+from clinicpay.domain.ids import new_token
 from clinicpay.repositories.dynamo import table, translated_errors
 
 
@@ -15,7 +15,7 @@ def hash_key(key: str) -> str:
 
 
 def new_key(role: str) -> str:
-    return f"cp_{role}_{secrets.token_urlsafe(24)}"
+    return f"cp_{role}_{new_token()}"
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@ invoice becomes a QR payment exactly once (its receipt id minted right then)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
+from clinicpay.domain.ids import new_uuid
 from clinicpay.domain.qr import (
     UAH,
     BasketLine,
@@ -97,5 +97,5 @@ def _new_payment(clinic_id: str, update: InvoiceUpdate, invoice: QrInvoice | Non
         invoice_rank=invoice.status_rank if invoice is not None and reversed_first else update.rank,
         created_at=iso(now),
         # Made now, before any attempt, and sent on every retry: one payment, one receipt.
-        receipt_id=str(uuid.uuid4()),
+        receipt_id=new_uuid(),
     )
