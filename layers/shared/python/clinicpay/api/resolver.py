@@ -40,7 +40,8 @@ def _domain_error(error: ClinicpayError) -> Response:
 def _validation_error(error: RequestValidationError) -> Response:
     details = []
     for item in error.errors():
-        loc = [str(part) for part in item.get("loc", ()) if part != "body"]
+        loc = [str(part) for part in item.get("loc", ())]
+        loc = loc[1:] if loc[:1] == ["body"] else loc  # a field may itself be called "body" (a template's)
         details.append({"field": ".".join(loc), "message": item.get("msg", "invalid"), "type": item.get("type", "")})
     missing_body = any(d["type"] == "json_invalid" for d in details)
     if missing_body:
