@@ -18,6 +18,7 @@ from clinicpay.api.resolver import make_resolver
 from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service
 from clinicpay.domain.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from clinicpay.domain.money import CURRENCY_EXPONENTS, Money
+from clinicpay.domain.phones import calling_code
 from clinicpay.domain.text import MultiLine, OneLine
 from clinicpay.notify.builtin import CHANNELS, KINDS, LOCALES, Text, builtin
 from clinicpay.observability import logger, metrics, tracer
@@ -187,7 +188,9 @@ def public_services(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
                  "requires_card_on_file": s.requires_card_on_file and settings.card_required_for_online_booking}
                 for s in _clinics().list_services(clinic_id)]
     return {"clinic": {"clinic_id": clinic.clinic_id, "name": clinic.name, "currency": clinic.currency,
-                       "locale": clinic.locale, "timezone": clinic.timezone, "country": clinic.country},
+                       "locale": clinic.locale, "timezone": clinic.timezone, "country": clinic.country,
+                       # texts from public bookings go only to mobiles with this calling code
+                       "phone_country_code": calling_code(clinic.country)},
             "services": services}
 
 
