@@ -106,7 +106,7 @@ CREDENTIAL_FORMATS: dict[str, tuple[str, Callable[[], dict[str, str]]]] = {
                                   "webhook_secret": _stripe_like("whsec_")}),
     "stripe": ("stripe", lambda: {"secret_key": _stripe_like("sk_test_"), "publishable_key": _stripe_like("pk_test_"),
                                   "webhook_secret": _stripe_like("whsec_")}),
-    "monobank-hex": ("monobank", lambda: {"token": _monobank_hex()}),
+    "monobank-hex": ("monobank", lambda: {"token": _monobank_hex()}),  # ~1 in 370 holds a Luhn-valid run
     "monobank-base64url": ("monobank", lambda: {"token": _monobank_b64()}),
     "checkbox": ("checkbox", lambda: {"license_key": secrets.token_hex(12),
                                       "pin_code": str(secrets.randbelow(10**10)).zfill(10)}),
@@ -127,7 +127,7 @@ def test_a_hundred_thousand_credentials_per_provider_format_are_stored_not_refus
     assert refused == 0
     if fmt == "monobank-hex":
         # the old guard (every body scanned as text) refused hundreds of these: the case from the issue
-        assert naive > 50
+        assert naive > 100
 
 
 def test_a_card_field_name_in_a_credentials_body_is_still_refused() -> None:
