@@ -276,9 +276,9 @@ def test_a_name_with_a_bidi_override_is_refused_on_its_field(clinic: Clinic, ope
 
 
 def test_a_patient_past_the_limit_is_told_how_long_to_wait(clinic: Clinic, open_page: Any) -> None:
-    import requests
-
     from datetime import UTC, datetime, timedelta
+
+    import requests
 
     # Given ten bookings for this clinic from this address already (a script, say)
     url = f"{clinic.base_url}/v1/public/clinics/{clinic.clinic_id}/appointments"
