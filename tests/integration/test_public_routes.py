@@ -361,3 +361,38 @@ def test_staff_card_routes_keep_working_with_minted_ids(cards_clinic: ClinicKeys
                                   json={"reason": "other", "amount": {"amount": 500, "currency": "CAD"}})
     assert charged.status == 201 and not any(ch.isdigit() for ch in charged.json()["charge_id"][3:])
     assert clinic.staff().post(patient_path(clinic, "p-1", "/card-setup"), json={"consent": STAFF_CONSENT}).status == 201
+
+
+@pytest.fixture
+def one_write_a_second() -> Iterator[None]:
+    import os
+
+    from clinicpay.settings import get_settings
+
+    os.environ.update({"PUBLIC_WRITES_PER_CLIENT": "1", "PUBLIC_WINDOW_SECONDS": "1"})
+    get_settings.cache_clear()
+    yield
+    for name in ("PUBLIC_WRITES_PER_CLIENT", "PUBLIC_WINDOW_SECONDS"):
+        del os.environ[name]
+    get_settings.cache_clear()
+
+
+def test_a_429_is_not_remembered_under_its_idempotency_key(free_clinic: ClinicKeys, one_write_a_second: None) -> None:
+    clinic = free_clinic
+    client = clinic.widget().from_address("203.0.113.77")
+    url = f"/v1/public/clinics/{clinic.clinic_id}/appointments"
+    body = {"patient": {"name": "Ana"}, "service_id": "control", "starts_at": starts()}
+    # Given a booking refused by the limit, sent with an Idempotency-Key
+    for attempt in range(5):
+        client.post(url, json={**body, "patient": {"name": f"Other {attempt}"}})
+        refused = client.post(url, json=body, headers={"Idempotency-Key": "widget-key-1"})
+        if refused.status == 429:
+            break
+    assert refused.status == 429
+    # When the widget sends the same booking with the same key once the window has passed
+    time.sleep(float(refused.headers["Retry-After"]) + 0.2)
+    retried = client.post(url, json=body, headers={"Idempotency-Key": "widget-key-1"})
+    # Then it is booked (the refusal was not stored as the key's answer), and only once
+    assert retried.status == 201, retried.body
+    again = client.post(url, json=body, headers={"Idempotency-Key": "widget-key-1"})
+    assert again.status == 201 and again.json() == retried.json()
