@@ -30,7 +30,10 @@ PARAMS = {
     "kind": "appointment_created", "channel": "email", "locale": "es", "job": "reminders", "charge_id": "ch_8Rf2Lq",
     "key_id": "3f9c1a7e5b2d",
 }
-PATIENT = {"id": "pat_ana", "name": "Ana Pérez", "email": "ana@example.com", "phone": "+56912345678", "locale": "es"}
+PATIENT = {"id": "pat_ana", "name": "Ana Pérez", "email": "ana@example.com", "phone": "+56961234567", "locale": "es"}
+# What the clinic's site signs for a signed-in patient (HS256 with its patient-token secret; docs/API.md).
+PATIENT_TOKEN = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwYXRfYW5hIiwiYXVkIjoiY2xfN0hjMnBROXhLZCIsImV4cCI6MTc5"
+                 "NTQyOTgwMH0.LM-oreGOpHwmYtj9HXTKXjHXpS2lYMnsxG4SAZVp4Nk")
 CLP = {"amount": 25000, "currency": "CLP"}
 STARTS_AT = "2026-11-24T10:00:00-03:00"
 
@@ -53,8 +56,8 @@ BODIES: dict[str, Any] = {
     "POST /v1/clinics/{clinic_id}/appointments": {"appointment_id": "ap_0Jt5b2Wm", "patient": PATIENT,
                                                   "service_id": "consulta", "starts_at": STARTS_AT,
                                                   "booked_by": "staff"},
-    "POST /v1/public/clinics/{clinic_id}/appointments": {"patient": PATIENT, "service_id": "consulta",
-                                                         "starts_at": STARTS_AT},
+    "POST /v1/public/clinics/{clinic_id}/appointments": {
+        "patient": {k: v for k, v in PATIENT.items() if k != "id"}, "service_id": "consulta", "starts_at": STARTS_AT},
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/cards": {
         "payment_method": "pm_1QxYz2Ab3Cd4Ef5G", "consent": {"granted": True, "text_version": "cards-2026-01",
                                                              "channel": "staff", "granted_by": "Recepción"}},
@@ -62,7 +65,7 @@ BODIES: dict[str, Any] = {
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges": {"amount": {"amount": 4000, "currency": "EUR"},
                                                                    "appointment_id": "ap_0Jt5b2Wm",
                                                                    "reason": "no_show"},
-    "POST /v1/public/clinics/{clinic_id}/card-setup": {"patient_id": "pat_ana"},
+    "POST /v1/public/clinics/{clinic_id}/card-setup": {"patient_token": PATIENT_TOKEN},
     "POST /v1/clinics/{clinic_id}/qr-registers/{qr_id}/amount": {"amount": {"amount": 85000, "currency": "UAH"},
                                                                  "appointment_id": "ap_0Jt5b2Wm"},
     # Webhooks: shaped like the providers' events; the signatures are placeholders, so a handler

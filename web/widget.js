@@ -2,11 +2,15 @@
  * clinicpay booking widget: one container and one script tag on the clinic's own site.
  *
  *   <div id="clinicpay-widget" data-clinic="cln_..." data-key="pk_..." data-locale="es"
- *        data-api="https://pay.example.com"></div>
+ *        data-api="https://pay.example.com" data-patient-token="eyJ..."></div>
  *   <script src="https://pay.example.com/widget.js" defer></script>
  *
  * data-clinic and data-key (the clinic's publishable key) are required. data-api defaults to the
  * origin this script was served from; data-locale (es, en, fr, uk, nb) defaults to the clinic's.
+ * data-patient-token is for a patient signed in on the clinic's site: a token the site's server
+ * signs with the clinic's patient-token secret (docs/API.md, "Returning patients"). Without it the
+ * booking is for a new patient with the details typed here; nothing typed here ever names or
+ * changes a patient the clinic already has.
  * No framework, no build step, no card data: cards are typed only on the processor's own page.
  */
 (function () {
@@ -30,7 +34,8 @@
     name: { es: "Nombre y apellido", en: "Full name", fr: "Nom et prénom", uk: "Ім'я та прізвище", nb: "Fullt navn" },
     email: { es: "Correo electrónico", en: "Email", fr: "Adresse e-mail", uk: "Електронна пошта", nb: "E-post" },
     phone: { es: "Teléfono móvil", en: "Mobile phone", fr: "Téléphone mobile", uk: "Мобільний телефон", nb: "Mobiltelefon" },
-    phone_hint: { es: "Con código de país, p. ej. +56912345678", en: "With the country code, e.g. +14165550123", fr: "Avec l'indicatif du pays, p. ex. +33612345678", uk: "З кодом країни, напр. +380501234567", nb: "Med landskode, f.eks. +4791234567" },
+    phone_hint: { es: "Con código de país, p. ej. +56961234567", en: "With the country code, e.g. +14165550123", fr: "Avec l'indicatif du pays, p. ex. +33612345678", uk: "З кодом країни, напр. +380501234567", nb: "Med landskode, f.eks. +4791234567" },
+    phone_hint_country: { es: "Un móvil de {country}, con +{code}", en: "A mobile number from {country}, with +{code}", fr: "Un mobile de {country}, avec +{code}", uk: "Мобільний номер ({country}), з +{code}", nb: "Et mobilnummer fra {country}, med +{code}" },
     contact_hint: { es: "Indica un correo o un teléfono para enviarte la confirmación.", en: "Give an email or a phone so we can send you the confirmation.", fr: "Indiquez un e-mail ou un téléphone pour recevoir la confirmation.", uk: "Вкажіть пошту або телефон, щоб отримати підтвердження.", nb: "Oppgi e-post eller telefon, så sender vi deg bekreftelsen." },
     optional: { es: "opcional", en: "optional", fr: "facultatif", uk: "необов'язково", nb: "valgfritt" },
     submit: { es: "Reservar", en: "Book", fr: "Réserver", uk: "Записатися", nb: "Bestill" },
@@ -56,6 +61,9 @@
     err_contact: { es: "Indica un correo o un teléfono.", en: "Give an email or a phone number.", fr: "Indiquez un e-mail ou un numéro de téléphone.", uk: "Вкажіть пошту або номер телефону.", nb: "Oppgi e-post eller telefonnummer." },
     err_email: { es: "Escribe un correo válido, como nombre@ejemplo.cl.", en: "Enter a valid email, like name@example.com.", fr: "Saisissez un e-mail valide, comme nom@exemple.fr.", uk: "Введіть коректну пошту, наприклад name@example.com.", nb: "Skriv inn en gyldig e-post, som navn@eksempel.no." },
     err_phone: { es: "Escribe el teléfono con + y el código de país.", en: "Enter the phone with + and the country code.", fr: "Saisissez le numéro avec + et l'indicatif du pays.", uk: "Введіть номер із + та кодом країни.", nb: "Skriv nummeret med + og landskode." },
+    err_phone_country: { es: "Solo enviamos SMS a móviles de {country} (+{code}). Usa uno, o deja el teléfono en blanco e indica un correo.", en: "We only text mobile numbers from {country} (+{code}). Use one, or leave the phone empty and give an email.", fr: "Nous n'envoyons de SMS qu'aux mobiles de {country} (+{code}). Indiquez-en un, ou laissez le téléphone vide et donnez un e-mail.", uk: "Ми надсилаємо SMS лише на мобільні номери ({country}, +{code}). Вкажіть такий або залиште телефон порожнім і вкажіть пошту.", nb: "Vi sender bare SMS til mobilnumre fra {country} (+{code}). Bruk et slikt, eller la telefon stå tom og oppgi e-post." },
+    err_name: { es: "Escribe solo el nombre, en una línea, sin caracteres especiales.", en: "Type just the name, on one line, without special characters.", fr: "Saisissez seulement le nom, sur une ligne, sans caractères spéciaux.", uk: "Введіть лише ім'я в один рядок, без спеціальних символів.", nb: "Skriv bare navnet, på én linje, uten spesialtegn." },
+    err_session: { es: "Tu sesión en el sitio de la clínica expiró. Vuelve a cargar la página para reservar.", en: "Your sign-in on the clinic's site has expired. Reload the page to book.", fr: "Votre session sur le site de la clinique a expiré. Rechargez la page pour réserver.", uk: "Ваш сеанс на сайті клініки завершився. Оновіть сторінку, щоб записатися.", nb: "Innloggingen din på klinikkens side er utløpt. Last inn siden på nytt for å bestille." },
     err_rejected: { es: "Este dato no fue aceptado.", en: "This value was not accepted.", fr: "Cette valeur n'a pas été acceptée.", uk: "Це значення не прийнято.", nb: "Denne verdien ble ikke godtatt." },
     err_card_data: { es: "No escribas números de tarjeta en este formulario. La tarjeta se ingresa solo en la página segura del procesador de pagos.", en: "Do not type card numbers in this form. Cards are entered only on the payment processor's secure page.", fr: "Ne saisissez pas de numéro de carte dans ce formulaire. La carte se saisit uniquement sur la page sécurisée du prestataire.", uk: "Не вводьте номер картки в цій формі. Картку вводять лише на захищеній сторінці платіжного провайдера.", nb: "Ikke skriv kortnumre i dette skjemaet. Kortet oppgis bare på betalingsleverandørens sikre side." },
     err_service_gone: { es: "Este servicio ya no está disponible. Elige otro.", en: "This service is no longer offered. Choose another one.", fr: "Cette prestation n'est plus proposée. Choisissez-en une autre.", uk: "Ця послуга більше недоступна. Оберіть іншу.", nb: "Denne tjenesten tilbys ikke lenger. Velg en annen." },
@@ -144,22 +152,9 @@
     return shifted.toISOString().slice(0, 16);
   }
 
-  // A stable, opaque patient id from the contact the patient typed (the API asks the widget for one).
-  function hash53(text, seed) {
-    var h1 = 0xdeadbeef ^ seed, h2 = 0x41c6ce57 ^ seed;
-    for (var i = 0; i < text.length; i++) {
-      var ch = text.charCodeAt(i);
-      h1 = Math.imul(h1 ^ ch, 2654435761);
-      h2 = Math.imul(h2 ^ ch, 1597334677);
-    }
-    h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-    h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-    return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
-  }
-
-  function patientId(email, phone) {
-    var basis = email ? "email:" + email.trim().toLowerCase() : "phone:" + phone.replace(/[^\d+]/g, "");
-    return "web-" + hash53(basis, 1) + hash53(basis, 7);
+  // The clinic's country, named in the patient's language ("CL" -> "Chile").
+  function countryName(code, locale) {
+    try { return new Intl.DisplayNames([locale], { type: "region" }).of(code) || code; } catch (e) { return code; }
   }
 
   function randomKey() {
@@ -226,6 +221,7 @@
     this.root = root;
     this.clinicId = root.getAttribute("data-clinic") || "";
     this.key = root.getAttribute("data-key") || "";
+    this.patientToken = root.getAttribute("data-patient-token") || "";
     this.api = (root.getAttribute("data-api") || scriptOrigin()).replace(/\/+$/, "");
     this.locale = pickLocale(root.getAttribute("data-locale"));
     this.fixedLocale = !!this.locale;
@@ -361,7 +357,7 @@
       el("p", { "class": "cpw-hint", id: this.uid + "-contact-hint", text: this.tr("contact_hint") }),
       el("div", { "class": "cpw-row" }, [
         this.input("email", "email", this.tr("email"), { autocomplete: "email", inputmode: "email", maxlength: 254, optional: true }),
-        this.input("phone", "tel", this.tr("phone"), { autocomplete: "tel", inputmode: "tel", hint: this.tr("phone_hint"),
+        this.input("phone", "tel", this.tr("phone"), { autocomplete: "tel", inputmode: "tel", hint: this.phoneHint(),
           placeholder: "+", optional: true })
       ]),
       this.submitButton = el("button", { type: "submit", "class": "cpw-btn cpw-btn-wide", id: this.uid + "-submit", text: this.tr("submit") }),
@@ -370,6 +366,13 @@
     this.form = form;
     this.body.appendChild(form);
     this.updateSubmit();
+  };
+
+  // Texts go only to mobiles of the clinic's country: say which, when the clinic tells us its code.
+  Widget.prototype.phoneHint = function () {
+    var clinic = this.clinic || {};
+    if (!clinic.country || !clinic.phone_country_code) return this.tr("phone_hint");
+    return this.tr("phone_hint_country", { country: countryName(clinic.country, this.locale), code: clinic.phone_country_code });
   };
 
   Widget.prototype.input = function (name, type, label, opts) {
@@ -474,10 +477,13 @@
       this.focusFirstError();
       return;
     }
-    var patient = { id: patientId(ok.email, ok.phone), name: this.values.name.trim(), locale: this.locale };
+    // No patient id: the API makes a new patient for what is typed here, unless the clinic's site
+    // proved who this is with a patient token.
+    var patient = { name: this.values.name.trim(), locale: this.locale };
     if (ok.email) patient.email = ok.email;
     if (ok.phone) patient.phone = ok.phone;
     var body = { patient: patient, service_id: this.values.service, starts_at: ok.when.iso };
+    if (this.patientToken) body.patient_token = this.patientToken;
     // The same booking sent again (a retry after a failure) keeps its Idempotency-Key: never two bookings.
     var same = this.pending && JSON.stringify(this.pending.body) === JSON.stringify(body);
     this.pending = same ? this.pending : { body: body, key: randomKey() };
@@ -534,9 +540,20 @@
       var FIELDS = { "patient.name": ["name", "err_required"], "patient.email": ["email", "err_email"],
         "patient.phone": ["phone", "err_phone"], "starts_at": ["time", "err_time"], "service_id": ["service", "err_service"] };
       var marked = 0;
-      (error.details || []).forEach(function (d) {
+      var details = error.details || [];
+      if (details.some(function (d) { return d && d.field === "patient_token"; })) {
+        this.fail(this.tr("err_session"), false);
+        return;
+      }
+      details.forEach(function (d) {
         var match = FIELDS[(d && d.field) || ""];
-        if (match) { self.setError(match[0], self.tr(match[1])); marked++; }
+        if (d && d.field === "patient.name" && d.type === "value_error") {
+          self.setError("name", self.tr("err_name"));
+          marked++;
+        } else if (d && d.type === "phone_country") {
+          self.setError("phone", self.tr("err_phone_country", { country: countryName(d.country, self.locale), code: d.calling_code }));
+          marked++;
+        } else if (match) { self.setError(match[0], self.tr(match[1])); marked++; }
       });
       this.setStatus("error", marked ? this.tr("err_summary") : this.tr("err_rejected"));
       this.focusFirstError();

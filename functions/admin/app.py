@@ -2,6 +2,7 @@
 
 
 import json
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any
 
@@ -12,20 +13,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clinicpay import secrets
 from clinicpay.api.auth import Caller, Role, authenticate_operator, bearer, is_operator, require
+from clinicpay.api.public import public_caller
 from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service
 from clinicpay.domain.errors import Forbidden, NotFound, StorageUnavailable, Unauthorized, ValidationFailed
 from clinicpay.domain.money import CURRENCY_EXPONENTS, Money
+from clinicpay.domain.phones import calling_code
+from clinicpay.domain.text import MultiLine, OneLine
 from clinicpay.notify.builtin import CHANNELS, KINDS, LOCALES, Text, builtin
 from clinicpay.observability import logger, metrics, tracer
 from clinicpay.providers.registry import probe_credentials
 from clinicpay.repositories import health as probes
 from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.repositories.keys import KeyRepository, hash_key
+from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.templates import TemplateRepository, clinic_owner, org_owner
 from clinicpay.settings import get_settings
 from clinicpay.usecases import clinics as usecase
+from clinicpay.usecases import patient_tokens
 from clinicpay.usecases.health import run_checks
 
 app = make_resolver()
@@ -56,7 +62,7 @@ def _operator_or(clinic_id: str, role: Role) -> Caller:
 class CreateClinicRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: OneLine = Field(min_length=1, max_length=200)
     country: str = Field(pattern=r"^[A-Za-z]{2}$")
     currency: str = Field(description=f"one of {sorted(CURRENCY_EXPONENTS)}")
     timezone: str
@@ -78,7 +84,7 @@ class SettingsPatch(BaseModel):
 class ServiceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: OneLine = Field(min_length=1, max_length=200)
     price: Money
     requires_online_payment: bool = False
     requires_card_on_file: bool = False
@@ -88,8 +94,8 @@ class ServiceRequest(BaseModel):
 class TemplateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subject: str = Field(default="", max_length=300)
-    body: str = Field(min_length=1, max_length=5000)
+    subject: OneLine = Field(default="", max_length=300)
+    body: MultiLine = Field(min_length=1, max_length=5000)
 
 
 # ------------------------------------------------------------------ clinics and keys
@@ -216,7 +222,7 @@ def put_service(clinic_id: Annotated[str, Path()], service_id: Annotated[str, Pa
 
 @app.get("/v1/public/clinics/<clinic_id>/services")
 def public_services(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.PUBLISHABLE)
+    public_caller(app, clinic_id, "read")
     clinic = _clinics().get(clinic_id)
     settings = _clinics().get_settings(clinic_id)
     services = [{"service_id": s.service_id, "name": s.name, "price": s.price.model_dump(),
@@ -224,7 +230,42 @@ def public_services(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
                  "requires_card_on_file": s.requires_card_on_file and settings.card_required_for_online_booking}
                 for s in _clinics().list_services(clinic_id)]
     return {"clinic": {"clinic_id": clinic.clinic_id, "name": clinic.name, "currency": clinic.currency,
-                       "locale": clinic.locale, "timezone": clinic.timezone}, "services": services}
+                       "locale": clinic.locale, "timezone": clinic.timezone, "country": clinic.country,
+                       # texts from public bookings go only to mobiles with this calling code
+                       "phone_country_code": calling_code(clinic.country)},
+            "services": services}
+
+
+# ------------------------------------------------------------------ patient tokens
+def _token_secrets() -> PatientTokenSecrets:
+    return PatientTokenSecrets(get_settings().app_table)
+
+
+@app.get("/v1/clinics/<clinic_id>/patient-token-secret")
+def get_patient_token_secret(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    """Whether the clinic's site can sign patient tokens, and since when (never the secret)."""
+    _auth(clinic_id, Role.ADMIN)
+    return patient_tokens.describe(_token_secrets(), clinic_id, datetime.now(UTC))
+
+
+@app.post("/v1/clinics/<clinic_id>/patient-token-secret")
+def rotate_patient_token_secret(clinic_id: Annotated[str, Path()]) -> Response[Any]:
+    """A new secret for the clinic's site to sign patient tokens with, shown this once; the one it
+    replaces is honoured for 24 hours more."""
+    _auth(clinic_id, Role.ADMIN)
+    _clinics().get(clinic_id)
+    made = patient_tokens.rotate(_token_secrets(), clinic_id, datetime.now(UTC))
+    logger.info("patient token secret rotated", extra={"clinic_id": clinic_id, "kid": made["kid"]})
+    return Response(201, "application/json", json.dumps(made), headers={"Cache-Control": "no-store"})
+
+
+@app.delete("/v1/clinics/<clinic_id>/patient-token-secret")
+def revoke_patient_token_secret(clinic_id: Annotated[str, Path()]) -> Response[Any]:
+    """Every patient token stops working at once (a leaked secret); public bookings go on as new patients."""
+    _auth(clinic_id, Role.ADMIN)
+    _token_secrets().delete(clinic_id)
+    logger.info("patient token secret revoked", extra={"clinic_id": clinic_id})
+    return Response(204, "application/json", "")
 
 
 # ------------------------------------------------------------------ message templates

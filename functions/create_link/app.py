@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from clinicpay.api import pages
 from clinicpay.api.auth import Role, require
 from clinicpay.api.idempotency import idempotent_http
+from clinicpay.api.public import client_address, enforce_limits, public_caller
 from clinicpay.api.resolver import make_resolver
 from clinicpay.deadline import lambda_deadline, provider_seconds_left
-from clinicpay.domain.appointment import BookedBy, Patient, PaymentStatus
+from clinicpay.domain.appointment import BookedBy, PatientDetails, PaymentStatus, PublicPatientDetails
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
 from clinicpay.domain.money import Money
 from clinicpay.notify.sender import AwsNotifier
@@ -24,6 +25,7 @@ from clinicpay.providers.registry import link_gateway
 from clinicpay.repositories.appointments import AppointmentRepository
 from clinicpay.repositories.card_requests import CardRequestRepository
 from clinicpay.repositories.clinics import ClinicRepository
+from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.patients import PatientRepository
 from clinicpay.repositories.templates import TemplateRepository
 from clinicpay.settings import get_settings
@@ -38,7 +40,7 @@ class CreateAppointmentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     appointment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{3,64}$")
-    patient: Patient
+    patient: PatientDetails
     service_id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     starts_at: datetime
     booked_by: BookedBy = BookedBy.STAFF
@@ -48,9 +50,12 @@ class CreateAppointmentRequest(BaseModel):
 class OnlineBookingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    patient: Patient
+    patient: PublicPatientDetails
     service_id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     starts_at: datetime
+    patient_token: str | None = Field(default=None, min_length=1, max_length=4096, description=(
+        "A returning patient's token, signed by the clinic's site (docs/API.md, Returning patients). "
+        "Without it the booking is for a new patient record."))
 
 
 def _deps() -> booking.AppointmentDeps:
@@ -59,7 +64,7 @@ def _deps() -> booking.AppointmentDeps:
         appointments=AppointmentRepository(settings.app_table), clinics=ClinicRepository(settings.app_table),
         patients=PatientRepository(settings.app_table), card_requests=CardRequestRepository(settings.app_table),
         templates=TemplateRepository(settings.app_table), notifier=AwsNotifier(settings.email_sender),
-        public_base_url=settings.public_base_url)
+        public_base_url=settings.public_base_url, token_secrets=PatientTokenSecrets(settings.app_table))
 
 
 def _auth(clinic_id: str, role: Role) -> None:
@@ -126,11 +131,11 @@ def send_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotat
 # ------------------------------------------------------------------ booking widget
 @app.post("/v1/public/clinics/<clinic_id>/appointments")
 def book_online(clinic_id: Annotated[str, Path()], body: Annotated[OnlineBookingRequest, Body()]) -> Response[Any]:
-    _auth(clinic_id, Role.PUBLISHABLE)
+    public_caller(app, clinic_id, "write")
     deps = _deps()
-    stored, card_url = booking.create_appointment(
-        deps, clinic_id, booking.NewAppointment(patient=body.patient, service_id=body.service_id,
-                                                starts_at=body.starts_at, booked_by=BookedBy.ONLINE))
+    stored, card_url = booking.book_online(deps, clinic_id, booking.OnlineBooking(
+        patient=body.patient.model_dump(mode="json", exclude_none=True), service_id=body.service_id,
+        starts_at=body.starts_at, patient_token=body.patient_token))
     metrics.add_metric(name="OnlineBooking", unit="Count", value=1)
     return _created({"appointment": booking.view(stored, deps.public_base_url),
                      "next_action": booking.next_action(stored, card_url, deps.public_base_url)})
@@ -141,6 +146,8 @@ def payment_status(token: Annotated[str, Path()]) -> dict[str, Any]:
     """What the patient holding the link may know: the status of that one payment."""
     repo = AppointmentRepository(get_settings().app_table)
     found = repo.find_link(token)
+    # Counted for the link's clinic (or, for a token that is no link, under "none").
+    enforce_limits("read", found[0] if found else "none", client_address(app))
     if not found:
         raise NotFound("No such payment link.")
     stored = repo.get(*found, consistent=True)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from clinicpay import secrets
 from clinicpay.api.auth import Role, authenticate_clinic
 from clinicpay.api.idempotency import idempotent_http
+from clinicpay.api.public import public_caller
 from clinicpay.api.resolver import header, make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.card import ChargeReason, ConsentGrant
@@ -37,12 +38,14 @@ from clinicpay.repositories.card_requests import CardRequestRepository
 from clinicpay.repositories.cards import CardAppointments, CardRepository
 from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.repositories.keys import KeyRepository
+from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.patients import PatientRepository
 from clinicpay.repositories.templates import TemplateRepository
 from clinicpay.settings import get_settings
 from clinicpay.usecases import card_setup, cards
 from clinicpay.usecases.card_events import apply_card_events
 from clinicpay.usecases.cards_ports import CardDeps
+from clinicpay.usecases.patient_tokens import prove_patient
 
 
 def _sibling(name: str) -> ModuleType:
@@ -118,7 +121,11 @@ class StaffSetupRequest(BaseModel):
 class PublicSetupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    patient_id: str = Field(pattern=r"^[A-Za-z0-9_\-.@]{1,64}$")
+    patient_token: str = Field(min_length=1, max_length=4096, description=(
+        "The patient's token, signed by the clinic's site (docs/API.md, Returning patients): the only proof "
+        "of who the patient is. The card is saved for the patient it names."))
+    patient_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-.@]{1,64}$", deprecated=True,
+                                   description="Ignored: the patient is the one the token names.")
     appointment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
 
 
@@ -209,9 +216,10 @@ def get_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identif
 # ------------------------------------------------------------------ booking widget
 @app.post("/v1/public/clinics/<clinic_id>/card-setup")
 def public_card_setup(clinic_id: Identifier, body: Annotated[PublicSetupRequest, Body()]) -> Response[Any]:
-    authenticate_clinic(app.current_event.headers, clinic_id, Role.PUBLISHABLE, KeyRepository(get_settings().keys_table))
-    started = card_setup.start_public_setup(_deps(clinic_id), clinic_id, body.patient_id,
-                                            appointment_id=body.appointment_id)
+    public_caller(app, clinic_id, "write")
+    deps = _deps(clinic_id)
+    proved = prove_patient(PatientTokenSecrets(get_settings().app_table), clinic_id, body.patient_token, deps.clock())
+    started = card_setup.start_public_setup(deps, clinic_id, proved.patient_id, appointment_id=body.appointment_id)
     return _json(201, started)
 
 

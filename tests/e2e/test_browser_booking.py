@@ -84,6 +84,8 @@ def test_patient_books_and_pays_through_fintoc_until_the_result_page_says_paid(c
     assert booked[0]["booked_by"] == "online"
     assert booked[0]["patient"]["locale"] == "es"
     assert booked[0]["price"] == {"amount": 25000, "currency": "CLP"}
+    # for a new patient record the API made (the widget sends no patient id)
+    assert booked[0]["patient"]["id"].startswith("pt_")
 
 
 def test_free_booking_by_keyboard_in_french_ends_in_a_confirmation_and_an_email(clinic: Clinic, open_page: Any,
@@ -157,7 +159,16 @@ def test_every_failure_is_explained_in_norwegian_and_a_retry_books_once(clinic: 
     page.get_by_role("button", name="Bestill").click()
     expect(widget).to_contain_text("Skriv nummeret med + og landskode.")
     expect(page.get_by_label("Mobiltelefon")).to_have_attribute("aria-invalid", "true")
-    phone = f"+479{secrets.randbelow(10**7):07d}"
+    # A Norwegian mobile for a Chilean clinic: the server sends texts only to Chilean mobiles, and
+    # the widget says so on the phone field, in Norwegian, naming the country
+    expect(widget).to_contain_text("Et mobilnummer fra Chile, med +56")
+    page.get_by_label("Mobiltelefon").fill(f"+479{secrets.randbelow(10**7):07d}")
+    page.get_by_role("button", name="Bestill").click()
+    expect(widget).to_contain_text("Vi sender bare SMS til mobilnumre fra Chile (+56). Bruk et slikt, eller la telefon "
+                                   "stå tom og oppgi e-post.")
+    expect(page.get_by_label("Mobiltelefon")).to_have_attribute("aria-invalid", "true")
+    assert clinic.appointments() == []
+    phone = "+56961234567"
     page.get_by_label("Mobiltelefon").fill(phone)
 
     # The server refuses a field (422 with details): the message lands on that field
@@ -204,3 +215,85 @@ def test_a_wrong_publishable_key_says_the_form_is_misconfigured(clinic: Clinic, 
     expect(page.locator("#clinicpay-widget [role=status]")).to_contain_text(
         "Форму запису налаштовано неправильно (ключ клініки). Зверніться до клініки.")
     expect(page.locator("#clinicpay-widget form")).to_have_count(0)
+
+
+def test_a_returning_patient_signed_in_on_the_clinics_site_books_as_themselves(clinic: Clinic, open_page: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from clinicpay.domain.patient_tokens import sign
+
+    # Given a patient the clinic knows, and the clinic's site holding its patient-token secret
+    email = unique_email("rosa")
+    clinic.staff().post(clinic.path("/appointments"), expect=201, json={
+        "patient": {"id": "site-rosa", "name": "Rosa Díaz", "email": email}, "service_id": "control",
+        "starts_at": (datetime.now(UTC) + timedelta(days=5)).isoformat(), "booked_by": "staff"})
+    secret = clinic.admin().post(clinic.path("/patient-token-secret"), expect=201).json()["secret"]
+    token = sign(secret, clinic.clinic_id, "site-rosa", datetime.now(UTC) + timedelta(minutes=30))
+    # When Rosa, signed in there, books through the widget (typing another address by mistake)
+    page = open_page(clinic.demo_url() + f"&patient_token={token}", size=PHONE)
+    expect(page.locator("#clinicpay-widget")).to_have_attribute("data-state", "form")
+    page.get_by_label("Control (sin costo)").check()
+    page.get_by_label("Nombre y apellido").fill("Rosa")
+    page.get_by_label("Correo electrónico").fill("typo@example.com")
+    with page.expect_request(BOOK_ONLINE) as sent:
+        page.get_by_role("button", name="Reservar", exact=True).click()
+    assert json.loads(sent.value.post_data or "{}")["patient_token"] == token
+    # Then it is her booking, confirmed to the address the clinic has for her
+    expect(page.locator("#clinicpay-widget")).to_have_attribute("data-state", "done")
+    expect(page.locator("#clinicpay-widget")).to_contain_text(f"Enviamos la confirmación a {email}.")
+    mine = [a for a in clinic.appointments() if a["patient"]["id"] == "site-rosa"]
+    assert len(mine) == 2 and {a["patient"]["email"] for a in mine} == {email}
+    assert outbox(clinic.base_url, "typo@example.com") == []
+
+
+def test_an_expired_patient_token_asks_for_a_reload(clinic: Clinic, open_page: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from clinicpay.domain.patient_tokens import sign
+
+    secret = clinic.admin().post(clinic.path("/patient-token-secret"), expect=201).json()["secret"]
+    token = sign(secret, clinic.clinic_id, "site-1", datetime.now(UTC) - timedelta(minutes=10))
+    page = open_page(clinic.demo_url(locale="en") + f"&patient_token={token}", size=PHONE)
+    page.get_by_label("Control (sin costo)").check()
+    page.get_by_label("Full name").fill("Sam")
+    page.get_by_label("Email").fill(unique_email("sam"))
+    page.get_by_role("button", name="Book", exact=True).click()
+    expect(page.locator("#clinicpay-widget [role=status]")).to_contain_text(
+        "Your sign-in on the clinic's site has expired. Reload the page to book.")
+    assert clinic.appointments() == []
+
+
+def test_a_name_with_a_bidi_override_is_refused_on_its_field(clinic: Clinic, open_page: Any) -> None:
+    page = open_page(clinic.demo_url(locale="fr"), size=PHONE)
+    page.get_by_label("Control (sin costo)").check()
+    page.get_by_label("Nom et prénom").fill("Claire\u202eenialC")
+    page.get_by_label("Adresse e-mail").fill(unique_email("claire"))
+    page.get_by_role("button", name="Réserver", exact=True).click()
+    expect(page.get_by_label("Nom et prénom")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#clinicpay-widget")).to_contain_text(
+        "Saisissez seulement le nom, sur une ligne, sans caractères spéciaux.")
+    assert clinic.appointments() == []
+
+
+def test_a_patient_past_the_limit_is_told_how_long_to_wait(clinic: Clinic, open_page: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import requests
+
+    # Given ten bookings for this clinic from this address already (a script, say)
+    url = f"{clinic.base_url}/v1/public/clinics/{clinic.clinic_id}/appointments"
+    for i in range(10):
+        made = requests.post(url, headers={"X-Clinic-Key": clinic.publishable_key}, timeout=10, json={
+            "patient": {"name": f"Bot {i}"}, "service_id": "control",
+            "starts_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()})
+        assert made.status_code == 201, made.text
+    # When one more booking comes from the same address through the widget
+    page = open_page(clinic.demo_url(locale="en"), size=PHONE)
+    page.get_by_label("Control (sin costo)").check()
+    page.get_by_label("Full name").fill("Sam")
+    page.get_by_label("Email").fill(unique_email("sam"))
+    page.get_by_role("button", name="Book", exact=True).click()
+    # Then it is told, in its language, how many seconds to wait; nothing was booked
+    expect(page.locator("#clinicpay-widget [role=status]")).to_contain_text(
+        re.compile(r"Too many attempts\. Wait \d+ seconds and try again\."))
+    assert len(clinic.appointments()) == 10

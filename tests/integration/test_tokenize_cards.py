@@ -24,7 +24,7 @@ from tests.support.cards import (
     type_card,
     wait_for,
 )
-from tests.support.clinics import ClinicKeys
+from tests.support.clinics import ClinicKeys, patient_token, patient_token_secret
 from tests.support.env import TestStack
 
 
@@ -201,17 +201,28 @@ def test_a_card_required_online_booking_is_confirmed_once_the_card_is_saved(clin
         got = clinic.staff().get(clinic.path(f"/appointments/{appointment['appointment_id']}")).json()
         return bool(got["status"] == "confirmed")
     wait_for(confirmed)
-    assert cards_of(clinic, "p-web")[0]["consent"]["channel"] == "online_booking"
+    # on the booking's own patient record (the widget's id is not trusted: a new patient, `pt_…`)
+    assert appointment["patient"]["id"].startswith("pt_")
+    assert cards_of(clinic, appointment["patient"]["id"])[0]["consent"]["channel"] == "online_booking"
 
 
-def test_the_widget_starts_a_card_save_with_the_publishable_key(clinic: ClinicKeys) -> None:
+def test_the_clinics_site_starts_a_card_save_for_the_patient_its_token_names(clinic: ClinicKeys) -> None:
     book(clinic, "p-1")
-    started = clinic.widget().post(f"/v1/public/clinics/{clinic.clinic_id}/card-setup", json={"patient_id": "p-1"})
+    token = patient_token(clinic, patient_token_secret(clinic), "p-1")
+    url = f"/v1/public/clinics/{clinic.clinic_id}/card-setup"
+    started = clinic.widget().post(url, json={"patient_token": token})
     assert started.status == 201 and "/cards/setup/" in started.json()["url"]
-    assert clinic.widget().post(f"/v1/public/clinics/{clinic.clinic_id}/card-setup",
-                                json={"patient_id": "nobody"}).status == 404
-    assert ApiClient().post(f"/v1/public/clinics/{clinic.clinic_id}/card-setup",
-                            json={"patient_id": "p-1"}).status == 401
+    # the link is for p-1, whatever patient id the body names
+    other = clinic.widget().post(url, json={"patient_token": token, "patient_id": "p-2"})
+    request_token = local_path(other.json()["url"]).rsplit("/", 1)[1]
+    stored = boto3.resource("dynamodb").Table("AppointmentsTable").get_item(
+        Key={"pk": f"CARDREQ#{request_token}", "sk": "CARDREQ"})["Item"]
+    assert stored["patient_id"] == "p-1"
+    # A patient id alone proves nothing: the same 422 for a known and an unknown one
+    known = clinic.widget().post(url, json={"patient_id": "p-1"})
+    unknown = clinic.widget().post(url, json={"patient_id": "nobody"})
+    assert known.status == unknown.status == 422 and known.json() == unknown.json()
+    assert ApiClient().post(url, json={"patient_token": token}).status == 401
 
 
 def test_unknown_and_expired_card_links_show_a_clear_page(clinic: ClinicKeys) -> None:

@@ -11,14 +11,19 @@ from local.apigw import HttpResult
 
 
 class ApiClient:
-    def __init__(self, headers: dict[str, str] | None = None):
+    def __init__(self, headers: dict[str, str] | None = None, source_ip: str = "127.0.0.1"):
         self.headers = headers or {}
+        self.source_ip = source_ip
 
     def with_key(self, key: str) -> ApiClient:
-        return ApiClient({**self.headers, "Authorization": f"Bearer {key}"})
+        return ApiClient({**self.headers, "Authorization": f"Bearer {key}"}, self.source_ip)
 
     def with_headers(self, **headers: str) -> ApiClient:
-        return ApiClient({**self.headers, **headers})
+        return ApiClient({**self.headers, **headers}, self.source_ip)
+
+    def from_address(self, source_ip: str) -> ApiClient:
+        """The same caller from another client address (API Gateway's requestContext.http.sourceIp)."""
+        return ApiClient(self.headers, source_ip)
 
     def request(self, method: str, path: str, *, json_body: Any = None, raw: bytes | None = None,
                 query: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> HttpResult:
@@ -27,7 +32,8 @@ class ApiClient:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             all_headers.setdefault("Content-Type", "application/json")
-        return apigw.invoke_http(method, path, raw_query=urlencode(query or {}), headers=all_headers, body=body)
+        return apigw.invoke_http(method, path, raw_query=urlencode(query or {}), headers=all_headers, body=body,
+                                 source_ip=self.source_ip)
 
     def get(self, path: str, **kwargs: Any) -> HttpResult:
         return self.request("GET", path, **kwargs)

@@ -68,3 +68,19 @@ def add_service(keys: ClinicKeys, service_id: str, amount: int, currency: str = 
         "requires_online_payment": online, "requires_card_on_file": card,
         "no_show_fee": {"amount": no_show_fee, "currency": currency} if no_show_fee is not None else None})
     assert response.status == 200, response.body
+
+
+def patient_token_secret(keys: ClinicKeys) -> str:
+    """The clinic's patient-token secret, as its admin obtains it for the clinic's site."""
+    made = keys.admin().post(keys.path("/patient-token-secret"))
+    assert made.status == 201, made.body
+    return str(made.json()["secret"])
+
+
+def patient_token(keys: ClinicKeys, secret: str, patient_id: str, *, minutes: int = 30, **claims: str) -> str:
+    """What the clinic's site signs for a patient signed in there."""
+    from datetime import UTC, datetime, timedelta
+
+    from clinicpay.domain.patient_tokens import sign
+
+    return sign(secret, keys.clinic_id, patient_id, datetime.now(UTC) + timedelta(minutes=minutes), **claims)

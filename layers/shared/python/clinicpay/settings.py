@@ -24,6 +24,15 @@ class Settings(BaseModel):
     checkbox_api_base: str = "https://api.checkbox.ua"
     provider_timeout_seconds: float = 8.0
     secrets_max_age_seconds: int = 300
+    # Public routes (the booking widget): requests per fixed window, per client address and per
+    # clinic. "write" is booking and starting a card save; "read" is the service list and the
+    # payment-status poll (one a second for up to two minutes after paying). A patient books once
+    # or twice; a script booking 30 times in 7 s meets a 429 at its 11th.
+    public_window_seconds: int = 600
+    public_writes_per_client: int = 10
+    public_writes_per_clinic: int = 300
+    public_reads_per_client: int = 600
+    public_reads_per_clinic: int = 30000
 
     @classmethod
     def from_env(cls) -> Settings:

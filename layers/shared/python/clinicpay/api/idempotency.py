@@ -2,7 +2,8 @@
 
 Keyed on the header plus method, path and caller credential, so two clinics choosing the same key
 never collide; a request without the header is not deduplicated at all (two identical bookings are
-two bookings). A 5xx is not remembered: nothing was decided, so a retry with the same key runs again.
+two bookings). A 5xx or a 429 is not remembered: nothing was decided, so a retry with the same key
+runs again.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def _idempotency() -> tuple[Any, Any, Any, Any]:
 def idempotent_http(resolve: Handler) -> Handler:
     def remembered(event: dict[str, Any], context: Any) -> dict[str, Any]:
         response = resolve(event, context)
-        if int(response.get("statusCode", 200)) >= 500:
+        status = int(response.get("statusCode", 200))
+        if status >= 500 or status == 429:  # nothing was decided: the same request later runs again
             raise _NotRemembered(response)
         return response
 

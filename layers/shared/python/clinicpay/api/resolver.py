@@ -6,18 +6,16 @@ and the rule, never the input value (it might be a card number or a secret).
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from clinicpay.domain.card_numbers import carries_card_fields, contains_card_number
-from clinicpay.domain.errors import CardDataNotAccepted, ClinicpayError, ProviderUnavailable
+from clinicpay.api.card_guard import card_data_refusal_reason
+from clinicpay.domain.errors import CardDataNotAccepted, ClinicpayError, ProviderUnavailable, RateLimited
 from clinicpay.observability import logger
 
 
@@ -32,6 +30,8 @@ def _domain_error(error: ClinicpayError) -> Response:
     if isinstance(error, ProviderUnavailable):
         headers = {"Retry-After": str(error.retry_after)}
         error.details = [*error.details, {"retry_after": error.retry_after}]
+    elif isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after)}
     if error.status >= 500:
         logger.warning("request failed", extra={"error_code": error.code, "error_class": type(error).__name__})
     return error_response(error.status, error.code, error.message, error.details, headers)
@@ -40,7 +40,8 @@ def _domain_error(error: ClinicpayError) -> Response:
 def _validation_error(error: RequestValidationError) -> Response:
     details = []
     for item in error.errors():
-        loc = [str(part) for part in item.get("loc", ()) if part != "body"]
+        loc = [str(part) for part in item.get("loc", ())]
+        loc = loc[1:] if loc[:1] == ["body"] else loc  # a field may itself be called "body" (a template's)
         details.append({"field": ".".join(loc), "message": item.get("msg", "invalid"), "type": item.get("type", "")})
     missing_body = any(d["type"] == "json_invalid" for d in details)
     if missing_body:
@@ -49,25 +50,15 @@ def _validation_error(error: RequestValidationError) -> Response:
 
 
 def card_data_refusal(event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Card numbers (anywhere: body, query, path) and card-only fields such as an expiry or a CVC (in
-    a JSON body to our API) are refused before routing, validation or idempotency see the request, so
-    the number is never parsed, stored, echoed or logged. Powertools validates before any middleware
-    runs, so this sits in `resolve`, not in a middleware."""
-    raw = event.get("body") or ""
-    if raw and event.get("isBase64Encoded"):
-        raw = base64.b64decode(raw).decode("utf-8", "replace")
-    path = event.get("rawPath") or ""
-    # Form bodies and query strings carry spaces as "+": a grouped number shows only once decoded.
-    texts = (raw, unquote_plus(raw), unquote_plus(event.get("rawQueryString") or ""), path)
-    refused = any(contains_card_number(text) for text in texts)
-    if not refused and path.startswith("/v1/") and raw:
-        try:
-            refused = carries_card_fields(json.loads(raw))
-        except ValueError:
-            pass
-    if not refused:
+    """Card numbers in what a person types (each route's fields: api/card_guard.py) and card-only
+    fields such as an expiry or a CVC (in a JSON body to our API) are refused before routing,
+    validation or idempotency see the request, so the number is never parsed, stored, echoed or
+    logged. Powertools validates before any middleware runs, so this sits in `resolve`, not in a
+    middleware."""
+    where = card_data_refusal_reason(event)
+    if where is None:
         return None
-    logger.warning("refused a request that carried card data", extra={"route": event.get("routeKey")})
+    logger.warning("refused a request that carried card data", extra={"route": event.get("routeKey"), "part": where})
     error = CardDataNotAccepted()
     return {"statusCode": error.status, "headers": {"Content-Type": "application/json"},
             "body": json.dumps({"error": {"code": error.code, "message": error.message, "details": []}})}

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clinicpay.domain.clinic import Locale
 from clinicpay.domain.money import Money
+from clinicpay.domain.text import OneLine
 
 
 class PaymentStatus(StrEnum):
@@ -36,6 +37,33 @@ class Patient(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
+    locale: Locale | None = None
+
+
+# What a caller may send for a patient: the stored model above, with names and addresses free of
+# control characters (checked where they come in, so older stored records still read).
+_EMAIL = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$"
+
+
+class PatientDetails(Patient):
+    name: OneLine = Field(min_length=1, max_length=200)
+    email: OneLine | None = Field(default=None, max_length=254, pattern=_EMAIL)
+
+
+class PublicPatientDetails(BaseModel):
+    """A patient as the booking widget sends them: what was typed. Never an existing patient's id:
+    a returning patient is proved by a patient token (docs/API.md, Returning patients)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_\-.@]+$", deprecated=True, description=(
+        "Ignored: widgets before patient tokens sent one derived from the email. A booking "
+        "without a patient token gets a new patient id (`pt_…`)."))
+    name: OneLine | None = Field(default=None, min_length=1, max_length=200,
+                                 description="Required unless a patient token names a patient the clinic has.")
+    email: OneLine | None = Field(default=None, max_length=254, pattern=_EMAIL)
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$",
+                              description="E.164; a mobile number of the clinic's country (texts go only there).")
     locale: Locale | None = None
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinicpay.domain.money import Money
+from clinicpay.domain.text import OneLine
 from clinicpay.ports import ChargeStatus
 
 
@@ -43,7 +44,7 @@ class ConsentGrant(BaseModel):
     granted: bool
     text_version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     channel: ConsentChannel
-    granted_by: str = Field(min_length=1, max_length=200)
+    granted_by: OneLine = Field(min_length=1, max_length=200)
 
 
 class Card(BaseModel):

@@ -32,6 +32,19 @@ def contains_card_number(text: str) -> bool:
     return False
 
 
+def is_card_number(text: str) -> bool:
+    """The whole value is a card number (an id field holding only a card number), as opposed to a
+    card number somewhere inside a longer text. A UUID or `pat_…` id never is one."""
+    value = text.strip()
+    if not _WHOLE.fullmatch(value):
+        return False
+    digits = re.sub(r"[ -]", "", value)
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+_WHOLE = re.compile(r"(?:\d[ -]?){12,18}\d")
+
+
 # Field names that only card data would use. A body that carries one is refused whatever its value,
 # so an expiry date or a CVC (which no Luhn check can recognise) is never accepted either.
 _CARD_FIELD = re.compile(r"^(card_?number|number|pan|cvc|cvv|cvv2|cvc2|security_?code|exp|expiry|expiration|"

@@ -48,12 +48,23 @@ CREDENTIAL_MODELS: dict[Provider, type[_Credentials]] = {
 
 _PUBLIC_FIELDS = {"public_key", "publishable_key"}
 
+# Prefixes the providers document for their keys: they say what a key is, never part of the secret.
+KNOWN_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "pk_test_", "pk_live_", "whsec_")
+
+# A tail is shown only when at least this many characters of the secret stay hidden besides it.
+_HIDDEN_AT_LEAST = 8
+_TAIL = 4
+
 
 def mask(name: str, value: str) -> str:
-    """`sk_test_…a1b2`: enough to recognise a key, never enough to use it."""
+    """`sk_test_…a1b2`: a known prefix and at most the last 4 characters, enough to recognise a key
+    and never enough to use it. A short secret (under 12 characters past its prefix) shows no tail,
+    a PIN nothing at all."""
     if name in _PUBLIC_FIELDS:
         return value
-    if name == "pin_code" or len(value) < 10:
+    if name == "pin_code":
         return "•" * 4
-    prefix = value[: value.rfind("_") + 1] if "_" in value[:12] else ""
-    return f"{prefix}…{value[-4:]}"
+    prefix = next((p for p in KNOWN_PREFIXES if value.startswith(p)), "")
+    secret = value[len(prefix):]
+    tail = secret[-_TAIL:] if len(secret) >= _HIDDEN_AT_LEAST + _TAIL else ""
+    return f"{prefix}…{tail}"

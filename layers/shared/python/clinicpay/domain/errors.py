@@ -55,6 +55,17 @@ class Throttled(ClinicpayError):
     status, code, default_message = 429, "throttled", "Too many requests; try again shortly."
 
 
+class RateLimited(Throttled):
+    """A public route's limit for this clinic or this client address: try again after `retry_after`."""
+
+    code, default_message = "rate_limited", "Too many requests from here; try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs: Any):
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+        self.details = [*self.details, {"retry_after": retry_after}]
+
+
 class ProviderError(ClinicpayError):
     """The provider answered, but not with what we asked for (a 4xx we did not expect)."""
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from clinicpay.domain.fiscal import FiscalStatus, Receipt, public_fiscal_status
 from clinicpay.domain.money import Money
+from clinicpay.domain.text import OneLine
 
 UAH = "UAH"
 
@@ -298,5 +299,5 @@ class PutAmountRequest(BaseModel):
 
     amount: Money
     appointment_id: str | None = Field(default=None, pattern=ID_PATTERN)
-    description: str | None = Field(default=None, min_length=1, max_length=128,
-                                    description="What the patient pays for; shown by monobank and on the receipt.")
+    description: OneLine | None = Field(default=None, min_length=1, max_length=128,
+                                        description="What the patient pays for; shown by monobank and on the receipt.")

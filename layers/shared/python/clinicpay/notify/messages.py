@@ -5,6 +5,7 @@ from __future__ import annotations
 from string import Template
 from typing import Protocol
 
+from clinicpay.domain.text import clean_line, clean_lines
 from clinicpay.notify.builtin import PAYMENT_LINE, Text, builtin
 
 
@@ -26,7 +27,9 @@ def resolve_template(source: TemplateSource, kind: str, channel: str, locale: st
 
 
 def render(text: Text, locale: str, values: dict[str, str]) -> Text:
-    filled = dict(values)
+    # Names are checked where they come in; records and templates stored before that may still
+    # hold a control character, so none survives here: a subject is always one line.
+    filled = {name: clean_line(value) for name, value in values.items()}
     link = values.get("payment_link", "")
     filled["payment_line"] = Template(PAYMENT_LINE.get(locale, PAYMENT_LINE["en"])).safe_substitute(
         payment_link=link) if link else ""
@@ -35,4 +38,4 @@ def render(text: Text, locale: str, values: dict[str, str]) -> Text:
     # An empty $payment_line leaves a blank line; collapse runs of blank lines.
     while "\n\n\n" in body:
         body = body.replace("\n\n\n", "\n\n")
-    return Text(subject.strip(), body.strip())
+    return Text(clean_line(subject).strip(), clean_lines(body).strip())

@@ -164,8 +164,11 @@ class AppointmentRepository:
 
     # ---------------------------------------------------------------- writes
     def create(self, appointment: Appointment, *, link_token: str | None, link_expires_at: datetime | None,
-               reminders_pending: list[str]) -> None:
-        """Appointment, its link and the patient's latest details, all or nothing."""
+               reminders_pending: list[str], patient_write: PatientWrite = "replace") -> None:
+        """Appointment, its link and the patient record, all or nothing. `patient_write`: "replace"
+        (staff: the patient's latest details), "create" (a public booking's fresh patient: a new
+        record, never an existing one) or "fill" (a patient proved by a token: only details the
+        record does not have yet)."""
         item = without_none({
             **appointment_key(appointment.clinic_id, appointment.appointment_id),
             **_json(appointment.model_dump(mode="json", exclude_none=True)),
@@ -182,7 +185,7 @@ class AppointmentRepository:
             writes.append({"Put": {"TableName": self._table_name, "ConditionExpression": "attribute_not_exists(pk)",
                                    "Item": {"pk": f"LINK#{link_token}", "sk": "LINK", "clinic_id": appointment.clinic_id,
                                             "appointment_id": appointment.appointment_id}}})
-        writes.append({"Update": _patient_update(self._table_name, appointment)})
+        writes.append(_PATIENT_WRITES[patient_write](self._table_name, appointment))
         with translated_errors(Conflict, "An appointment with that id already exists."):
             self._table.meta.client.transact_write_items(TransactItems=writes)
 
@@ -318,15 +321,52 @@ def _deserialized(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
 
 
-def _patient_update(table_name: str, appointment: Appointment) -> dict[str, Any]:
-    # The patient's latest contact details travel in the booking's own transaction.
+def _patient_fields(appointment: Appointment) -> dict[str, Any]:
     patient = appointment.patient
-    return {"TableName": table_name, "Key": {"pk": f"CLINIC#{appointment.clinic_id}", "sk": f"PATIENT#{patient.id}"},
-            "UpdateExpression": "SET #n = :n, email = :e, phone = :p, locale = :l, updated_at = :u, patient_id = :id",
-            "ExpressionAttributeNames": {"#n": "name"},
-            "ExpressionAttributeValues": {":n": patient.name, ":e": patient.email, ":p": patient.phone,
-                                          ":l": patient.locale.value if patient.locale else None,
-                                          ":u": appointment.created_at.isoformat(), ":id": patient.id}}
+    return {"name": patient.name, "email": patient.email, "phone": patient.phone,
+            "locale": patient.locale.value if patient.locale else None}
+
+
+def _patient_key(appointment: Appointment) -> dict[str, str]:
+    return {"pk": f"CLINIC#{appointment.clinic_id}", "sk": f"PATIENT#{appointment.patient.id}"}
+
+
+def _patient_update(table_name: str, appointment: Appointment) -> dict[str, Any]:
+    # Staff bookings: the patient's latest contact details travel in the booking's own transaction.
+    fields = _patient_fields(appointment)
+    return {"Update": {
+        "TableName": table_name, "Key": _patient_key(appointment),
+        "UpdateExpression": "SET #n = :n, email = :e, phone = :p, locale = :l, updated_at = :u, patient_id = :id",
+        "ExpressionAttributeNames": {"#n": "name"},
+        "ExpressionAttributeValues": {":n": fields["name"], ":e": fields["email"], ":p": fields["phone"],
+                                      ":l": fields["locale"], ":u": appointment.created_at.isoformat(),
+                                      ":id": appointment.patient.id}}}
+
+
+def _patient_create(table_name: str, appointment: Appointment) -> dict[str, Any]:
+    # A public booking without proof: a patient record of its own, minted now; never an existing one.
+    return {"Put": {"TableName": table_name, "ConditionExpression": "attribute_not_exists(pk)", "Item": without_none({
+        **_patient_key(appointment), **_patient_fields(appointment), "patient_id": appointment.patient.id,
+        "created_at": appointment.created_at.isoformat(), "source": "online_booking"})}}
+
+
+def _patient_fill(table_name: str, appointment: Appointment) -> dict[str, Any]:
+    # A patient proved by the clinic's token: what we already hold is never replaced.
+    fields = {k: v for k, v in _patient_fields(appointment).items() if v is not None}
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    values = {f":f{i}": value for i, value in enumerate(fields.values())}
+    sets = [f"{alias} = if_not_exists({alias}, :f{i})" for i, alias in enumerate(names)]
+    update: dict[str, Any] = {
+        "TableName": table_name, "Key": _patient_key(appointment),
+        "UpdateExpression": "SET " + ", ".join([*sets, "patient_id = :id"]),
+        "ExpressionAttributeValues": {**values, ":id": appointment.patient.id}}
+    if names:
+        update["ExpressionAttributeNames"] = names
+    return {"Update": update}
+
+
+PatientWrite = Literal["replace", "create", "fill"]
+_PATIENT_WRITES = {"replace": _patient_update, "create": _patient_create, "fill": _patient_fill}
 
 
 def _event_item(clinic_id: str, event: PaymentEvent, outcome: str, reason: str | None = None) -> dict[str, Any]:

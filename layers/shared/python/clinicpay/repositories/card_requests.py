@@ -4,10 +4,10 @@ the processor's hosted card page. Made by the booking flow (create_link) and by 
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from clinicpay.domain.errors import NotFound
+from clinicpay.domain.ids import new_token
 from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
 
 
@@ -18,7 +18,7 @@ class CardRequestRepository:
     def create(self, clinic_id: str, patient_id: str, channel: str, now: str, *,
                appointment_id: str | None = None, expires_at_epoch: int | None = None) -> str:
         """Returns the new token. `channel` is the consent channel: online_booking or card_request."""
-        token = secrets.token_urlsafe(24)
+        token = new_token()
         item = without_none({"pk": f"CARDREQ#{token}", "sk": "CARDREQ", "clinic_id": clinic_id,
                              "patient_id": patient_id, "appointment_id": appointment_id, "channel": channel,
                              "status": "open", "created_at": now, "ttl": expires_at_epoch})

@@ -7,18 +7,18 @@ hash. A revoked key keeps its record (who may see it was revoked, and when) but 
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from boto3.dynamodb.conditions import Key
 
+from clinicpay.domain.ids import new_token
 from clinicpay.repositories.dynamo import conditional, table, translated_errors
 
 BY_CLINIC_INDEX = "ByClinic"
-# What a listing shows of a key: the role part and four random characters ("cp_staff_Xy3k"),
-# enough for a person to tell keys apart, 24 of the key's 192 random bits.
+# What a listing shows of a key: the role part and four random letters ("cp_staff_kqmd"), enough
+# for a person to tell keys apart, 16 of the key's 192 random bits (domain/ids.py: 4 bits a letter).
 PREFIX_RANDOM_CHARS = 4
 
 
@@ -27,11 +27,12 @@ def hash_key(key: str) -> str:
 
 
 def new_key(role: str) -> str:
-    return f"cp_{role}_{secrets.token_urlsafe(24)}"
+    return f"cp_{role}_{new_token()}"
 
 
 def key_prefix(key: str) -> str:
-    """"cp_staff_Xy3k" for "cp_staff_Xy3k...": the random part may itself hold "_"."""
+    """"cp_staff_kqmd" for "cp_staff_kqmd...". Keys minted before letters-only ids (URL-safe base64)
+    may hold "_" in their random part, hence the bounded split."""
     brand, role, random_part = key.split("_", 2)
     return f"{brand}_{role}_{random_part[:PREFIX_RANDOM_CHARS]}"
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import secrets as random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
 
 from clinicpay.domain.appointment import (
     Appointment,
@@ -17,14 +18,19 @@ from clinicpay.domain.appointment import (
     PaymentStatus,
 )
 from clinicpay.domain.errors import AlreadyPaid, Conflict, ProviderUnavailable, ValidationFailed
+from clinicpay.domain.ids import new_id, new_token
 from clinicpay.domain.money import Money
+from clinicpay.domain.patient_tokens import PatientTokenInvalid
+from clinicpay.domain.phones import calling_code, sms_refusal
 from clinicpay.notify.messages import TemplateSource
 from clinicpay.ports import Notifier
-from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
+from clinicpay.repositories.appointments import AppointmentRepository, BookingContext, PatientWrite, StoredAppointment
 from clinicpay.repositories.card_requests import CardRequestRepository, card_setup_url
 from clinicpay.repositories.clinics import ClinicRepository
+from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.patients import PatientRepository
 from clinicpay.usecases.messages import PrefetchedTemplates, clinic_template_keys, send_appointment_message
+from clinicpay.usecases.patient_tokens import prove_patient
 
 
 @dataclass
@@ -36,6 +42,7 @@ class AppointmentDeps:
     templates: TemplateSource
     notifier: Notifier
     public_base_url: str
+    token_secrets: PatientTokenSecrets
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -68,33 +75,102 @@ def _reminder_times(starts_at: datetime, hours_before: list[int], now: datetime)
 
 
 def create_appointment(deps: AppointmentDeps, clinic_id: str, request: NewAppointment) -> tuple[StoredAppointment, str | None]:
-    """Returns the stored appointment and, for an online booking of a card-required service, the
-    URL where the patient saves a card before the booking is confirmed."""
+    """Staff (or the clinic's own software) books: the patient record takes the details sent.
+
+    Returns the stored appointment and, for an online booking of a card-required service, the URL
+    where the patient saves a card before the booking is confirmed."""
+    context = _context(deps, clinic_id, request.service_id)
+    online = request.booked_by is BookedBy.ONLINE
+    card_on_file = online and deps.patients.has_card_on_file(clinic_id, request.patient.id)
+    return _create(deps, context, request, card_on_file=card_on_file, patient_write="replace")
+
+
+@dataclass
+class OnlineBooking:
+    """What the booking widget sends: contact details as typed, and optionally a patient token."""
+
+    patient: dict[str, Any]  # name, email, phone, locale, as typed (an `id` is ignored: see book_online)
+    service_id: str
+    starts_at: datetime
+    patient_token: str | None = None
+
+
+def book_online(deps: AppointmentDeps, clinic_id: str, booking: OnlineBooking) -> tuple[StoredAppointment, str | None]:
+    """A booking through the publishable key, which proves nothing about who is booking.
+
+    Without a patient token the booking is for a new patient record minted here (`pt_…`), holding
+    the details as typed: an existing patient's details are never touched, their card on file never
+    counts, and a patient id in the body is ignored, so known and unknown ids are answered alike.
+    With a token signed by the clinic's site the booking is that patient's: their stored details
+    are used (typed ones only fill what we do not have) and a card on file counts."""
+    context = _context(deps, clinic_id, booking.service_id)
+    typed = {k: v for k, v in booking.patient.items() if k != "id" and v is not None}
+    phone = typed.get("phone")
+    if phone:
+        refusal = sms_refusal(str(phone), context.clinic.country)
+        if refusal:
+            raise ValidationFailed(details=[{
+                "field": "patient.phone", "type": "phone_country", "reason": refusal,
+                "message": f"must be a mobile number in {context.clinic.country} "
+                           f"(+{calling_code(context.clinic.country)})",
+                "country": context.clinic.country, "calling_code": calling_code(context.clinic.country)}])
+    if booking.patient_token:
+        proved = prove_patient(deps.token_secrets, clinic_id, booking.patient_token, deps.clock())
+        stored = deps.patients.get(clinic_id, proved.patient_id) or {}
+        known = {k: stored.get(k) for k in ("name", "email", "phone", "locale") if stored.get(k)}
+        # What we hold wins; then what the clinic's site signed; then what was typed.
+        details = {**typed, **proved.claims, **known, "id": proved.patient_id}
+        card_on_file = bool(stored.get("cards_on_file", 0))
+        write: PatientWrite = "fill"
+    else:
+        details = {**typed, "id": new_id("pt")}
+        card_on_file = False
+        write = "create"
+    if not details.get("name"):
+        raise ValidationFailed(details=[{"field": "patient.name", "message": "Field required", "type": "missing"}])
+    try:
+        patient = Patient.model_validate(details)
+    except PydanticValidationError as error:
+        # Only claims from the clinic's own token can get here (typed details were checked at the edge).
+        raise PatientTokenInvalid(details=[{"field": "patient_token", "message": "claims", "type": "patient_token"}]) \
+            from error
+    request = NewAppointment(patient=patient, service_id=booking.service_id, starts_at=booking.starts_at,
+                             booked_by=BookedBy.ONLINE)
+    return _create(deps, context, request, card_on_file=card_on_file, patient_write=write)
+
+
+def _context(deps: AppointmentDeps, clinic_id: str, service_id: str) -> BookingContext:
+    return deps.appointments.booking_context(clinic_id, service_id,
+                                             clinic_template_keys(clinic_id, ("appointment_created",)))
+
+
+def _create(deps: AppointmentDeps, context: BookingContext, request: NewAppointment, *, card_on_file: bool,
+            patient_write: PatientWrite) -> tuple[StoredAppointment, str | None]:
     now = deps.clock()
     if request.starts_at.tzinfo is None:
         raise ValidationFailed(details=[{"field": "starts_at", "message": "must carry a UTC offset"}])
-    context = deps.appointments.booking_context(clinic_id, request.service_id,
-                                                clinic_template_keys(clinic_id, ("appointment_created",)))
     clinic, settings, service = context.clinic, context.settings, context.service
+    clinic_id = clinic.clinic_id
     price = request.price or service.price
     if price.currency != clinic.currency:
         raise ValidationFailed(details=[{"field": "price.currency", "message": f"must be {clinic.currency}"}])
     online = request.booked_by is BookedBy.ONLINE
     needs_card = (online and service.requires_card_on_file and settings.card_required_for_online_booking
-                  and not deps.patients.has_card_on_file(clinic_id, request.patient.id))
+                  and not card_on_file)
     needs_payment = service.requires_online_payment and price.amount > 0
-    token = random.token_urlsafe(24) if needs_payment else None
+    token = new_token() if needs_payment else None
     # Staff-booked links never expire; online ones lapse after the clinic's TTL (None = never).
     expires = now + timedelta(minutes=settings.online_link_ttl_minutes) if (
         token and online and settings.online_link_ttl_minutes) else None
     appointment = Appointment(
-        appointment_id=request.appointment_id or f"ap_{random.token_hex(8)}", clinic_id=clinic_id,
+        appointment_id=request.appointment_id or new_id("ap"), clinic_id=clinic_id,
         patient=request.patient, service_id=service.service_id, service_name=service.name, starts_at=request.starts_at,
         booked_by=request.booked_by, price=price,
         payment_status=PaymentStatus.UNPAID if needs_payment else PaymentStatus.NOT_REQUIRED,
         status=BookingStatus.AWAITING_CARD if needs_card else BookingStatus.CONFIRMED, created_at=now)
     deps.appointments.create(appointment, link_token=token, link_expires_at=expires,
-                             reminders_pending=_reminder_times(request.starts_at, settings.reminder_hours_before, now))
+                             reminders_pending=_reminder_times(request.starts_at, settings.reminder_hours_before, now),
+                             patient_write=patient_write)
     stored = StoredAppointment(appointment, token, expires, None, 0, [])
     card_url = None
     if needs_card:

@@ -7,7 +7,6 @@ channel, text version, and for patients IP and user agent), then send the patien
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -15,6 +14,7 @@ from typing import Any, Literal
 from clinicpay.domain.card import CardSetup, Consent, ConsentChannel, ConsentGrant
 from clinicpay.domain.card_consent import CONSENT_TEXT_VERSION, LOCALES, consent_text
 from clinicpay.domain.errors import NotFound, ValidationFailed
+from clinicpay.domain.ids import new_id
 from clinicpay.notify.messages import render, resolve_template
 from clinicpay.observability import logger
 from clinicpay.ports import CardSetupRequest, OutgoingMessage
@@ -48,8 +48,8 @@ def begin_setup(deps: CardDeps, clinic_id: str, patient_id: str, consent: Consen
     vault = deps.vault_for(deps.provider)
     customer = customer_for(deps, vault, clinic_id, patient_id)
     now = deps.clock()
-    setup = CardSetup(setup_ref="setup_" + secrets.token_hex(10), clinic_id=clinic_id, patient_id=patient_id,
-                      provider=vault.name, card_id="card_" + secrets.token_hex(10), consent=consent,
+    setup = CardSetup(setup_ref=new_id("setup"), clinic_id=clinic_id, patient_id=patient_id,
+                      provider=vault.name, card_id=new_id("card"), consent=consent,
                       customer_ref=customer, request_token=request_token, created_at=now)
     # The consent is stored before the patient leaves for the processor: no consent, no card.
     deps.cards.put_setup(setup)
@@ -92,8 +92,8 @@ def start_staff_setup(deps: CardDeps, clinic_id: str, patient_id: str, grant: Co
 
 def start_public_setup(deps: CardDeps, clinic_id: str, patient_id: str, *,
                        appointment_id: str | None) -> dict[str, Any]:
-    """The booking widget: a link to our consent page for a patient the clinic knows."""
-    require_patient(deps, clinic_id, patient_id)
+    """The clinic's site: a link to our consent page for the patient its token proved (whether or
+    not we hold a record of them yet: the site vouches for them, and the answer is the same)."""
     if appointment_id:
         appointment = deps.appointments.get(clinic_id, appointment_id)
         if not appointment or (appointment.get("patient") or {}).get("id") != patient_id:

@@ -7,7 +7,6 @@ the processor through the CardVault port. Tokens never leave this module except 
 from __future__ import annotations
 
 import hashlib
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from clinicpay.domain.errors import (
     ProviderUnavailable,
     ValidationFailed,
 )
+from clinicpay.domain.ids import id_from_digest, new_id
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger, metrics
 from clinicpay.ports import CardVault, ChargeResult, OffSessionCharge
@@ -115,7 +115,9 @@ def save_card(deps: CardDeps, clinic_id: str, patient_id: str, token: str, grant
         raise Conflict("That payment method is on another patient's file.", code="payment_method_not_usable")
     customer = customer_for(deps, vault, clinic_id, patient_id)
     described = vault.attach_card(token, customer)
-    card = Card(card_id="card_" + _digest(clinic_id, patient_id, described.token)[:20], clinic_id=clinic_id,
+    # The same token on the same file keeps its card id (one minted as hex before ids lost their digits too).
+    card_id = existing.card_id if existing else id_from_digest("card", clinic_id, patient_id, described.token, length=20)
+    card = Card(card_id=card_id, clinic_id=clinic_id,
                 patient_id=patient_id, provider=vault.name, token=described.token, customer_ref=customer,
                 brand=described.brand, last4=described.last4, exp_month=described.exp_month,
                 exp_year=described.exp_year, consent=consent, created_at=now)
@@ -187,12 +189,18 @@ def charge_card(deps: CardDeps, clinic_id: str, patient_id: str, *, reason: Char
     if amount.currency != clinic.currency:
         raise ValidationFailed(details=[{"field": "amount.currency", "message": f"must be {clinic.currency}"}])
     card = _charge_card(deps, clinic_id, patient_id, card_id)
-    charge_id = "ch_" + (_digest(clinic_id, patient_id, idempotency_key)[:24] if idempotency_key
-                         else secrets.token_hex(12))
+    charge_id = id_from_digest("ch", clinic_id, patient_id, idempotency_key) if idempotency_key else new_id("ch", 12)
+    stored = deps.cards.get_charge(clinic_id, patient_id, charge_id)
+    if stored is None and idempotency_key:
+        # Charge ids made from a key were hex before ids lost their digits: a retry of a request
+        # first sent before that change must find its charge, or it would reach the processor
+        # under a new idempotency key.
+        legacy = deps.cards.get_charge(clinic_id, patient_id, "ch_" + _digest(clinic_id, patient_id, idempotency_key)[:24])
+        if legacy is not None:
+            stored, charge_id = legacy, legacy.charge_id
     charge = Charge(charge_id=charge_id, clinic_id=clinic_id, patient_id=patient_id, card_id=card.card_id,
                     amount=amount, reason=reason, appointment_id=appointment_id, provider=card.provider,
                     created_at=now, updated_at=now)
-    stored = deps.cards.get_charge(clinic_id, patient_id, charge_id)
     if stored and stored.status is not None:
         return stored.view()  # the same request again: the same answer, no second payment
     if appointment_id and reason is not ChargeReason.OTHER and not deps.cards.claim_appointment_charge(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets as random
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Locale, Provider, Service
 from clinicpay.domain.credentials import CREDENTIAL_MODELS, mask
 from clinicpay.domain.errors import Forbidden, NotFound, ValidationFailed
+from clinicpay.domain.ids import new_id
 from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.repositories.keys import KeyRepository, key_prefix, new_key
 
@@ -28,7 +28,7 @@ def create_clinic(clinics: ClinicRepository, keys: KeyRepository, *, name: str, 
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationFailed(details=[{"field": "timezone", "message": "unknown IANA time zone"}]) from None
     created = now_iso()
-    clinic = Clinic(clinic_id=clinic_id or f"cl_{random.token_hex(8)}", name=name, country=country.upper(),
+    clinic = Clinic(clinic_id=clinic_id or new_id("cl"), name=name, country=country.upper(),
                     currency=currency, timezone=timezone, locale=locale, org_id=org_id, created_at=created)
     clinics.create(clinic, ClinicSettings())
     admin_key, publishable_key = new_key("admin"), new_key("pub")

@@ -14,7 +14,6 @@ One attempt for one payment:
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from clinicpay.domain.fiscal import (
     ShiftClosed,
     next_attempt,
 )
+from clinicpay.domain.ids import new_token, new_uuid
 from clinicpay.domain.qr import UAH, QrPayment, iso
 from clinicpay.observability import logger
 from clinicpay.ports import FiscalRegister, QrStore
@@ -94,7 +94,7 @@ def fiscalize_payment(store: QrStore, registers: RegisterFactory, clinic_id: str
     if payment.fiscal_status is FiscalStatus.FISCALIZED:
         return FiscalizationResult(Outcome.ALREADY_FISCALIZED, payment)
     now = clock()
-    token = uuid.uuid4().hex
+    token = new_token(16)
     try:
         claimed = store.claim_payment(clinic_id, payment_id, token=token, now=iso(now),
                                       lease_until=iso(now + CLAIM_LEASE), allow_failed=allow_failed,
@@ -123,7 +123,7 @@ def _attempt(store: QrStore, registers: RegisterFactory, claimed: QrPayment, tok
                 retry_at: datetime | None, new_receipt: bool = False) -> FiscalizationResult:
         store.release_payment(clinic_id, payment_id, token=token, status=status, last_error=last_error[:300],
                               next_attempt_at=iso(retry_at) if retry_at else None,
-                              new_receipt_id=str(uuid.uuid4()) if new_receipt else None,
+                              new_receipt_id=new_uuid() if new_receipt else None,
                               failed_receipt_id=claimed.receipt_id if new_receipt else None)
         return FiscalizationResult(outcome, store.get_payment(clinic_id, payment_id), error)
 

@@ -16,12 +16,12 @@ payment-link flow, which has its own check (the invoice id stored on the appoint
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from clinicpay.domain.ids import new_uuid
 from clinicpay.domain.qr import (
     AMOUNT_SET_ELSEWHERE,
     UAH,
@@ -206,5 +206,5 @@ def _new_payment(clinic_id: str, update: InvoiceUpdate, invoice: QrInvoice | Non
         invoice_rank=invoice.status_rank if invoice is not None and reversed_first else update.rank,
         created_at=iso(now),
         # Made now, before any attempt, and sent on every retry: one payment, one receipt.
-        receipt_id=str(uuid.uuid4()),
+        receipt_id=new_uuid(),
     )
