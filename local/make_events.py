@@ -165,6 +165,7 @@ _NO_BODY = {
     "POST /v1/clinics/{clinic_id}/fiscal/shift/close",
     "POST /v1/clinics/{clinic_id}/qr-payments/{payment_id}/fiscalize",
     "POST /v1/clinics/{clinic_id}/admin-keys",
+    "POST /v1/clinics/{clinic_id}/patient-token-secret",
 }
 
 
