@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
+import threading
 from typing import Any
 
 import boto3
@@ -23,9 +25,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_dynamodb_request = threading.RLock()
+
+
+def serialize_dynamodb_requests() -> None:
+    """Make each DynamoDB request atomic in the moto server we run, as each is in DynamoDB.
+
+    moto's TransactWriteItems deep-copies every table it touches before applying the transaction
+    (without a lock) and, when one of its conditions fails, puts those copies back: any write another
+    request made in between is wiped, and a request running meanwhile may read a half-applied
+    transaction. DynamoDB itself does neither (a transaction is atomic and isolated; a failed one
+    changes nothing). One lock around moto's handling of each DynamoDB request restores that: requests
+    from many threads still interleave in any order, one whole request at a time, so races between
+    conditional writes are exercised as in DynamoDB. Only the local emulation changes; in-process
+    (ThreadedMotoServer), so the patch reaches the server the tests and `make run` start.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "clinicpay_serialized", False):
+        return
+    call_action = DynamoHandler.call_action
+
+    @functools.wraps(call_action)
+    def one_request_at_a_time(self: Any) -> Any:
+        with _dynamodb_request:
+            return call_action(self)
+
+    one_request_at_a_time.clinicpay_serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = one_request_at_a_time  # type: ignore[method-assign]
+
+
 def start_moto(port: int | None = None) -> tuple[Any, str]:
     from moto.server import ThreadedMotoServer
 
+    serialize_dynamodb_requests()
     port = port or free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

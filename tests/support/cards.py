@@ -79,9 +79,8 @@ def wait_for(predicate: Callable[[], T | None], timeout: float = 10.0, interval:
 
 def settle(stripe_base: str | None = None, timeout: float = 15.0) -> None:
     """Wait until the Stripe sandbox has no webhook delivery under way (each one runs our handler to
-    the end before it counts as done). moto's transact_write_items restores a whole-table snapshot
-    when a transaction fails, losing writes made meanwhile by a concurrent webhook; real DynamoDB
-    does not, but tests that write with transactions right after an action wait for quiet first."""
+    the end before it counts as done), so a test's next step does not race a delivery it did not
+    mean to test."""
     import os
 
     base = stripe_base or os.environ["STRIPE_API_BASE"]
