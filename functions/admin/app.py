@@ -1,7 +1,6 @@
 """admin: clinics, settings, services, gateway credentials, message templates, keys; health and docs."""
 
 
-import json
 from importlib import resources
 from typing import Annotated, Any
 
@@ -11,55 +10,67 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinicpay import secrets
-from clinicpay.api.auth import Role, authenticate_operator, bearer, is_operator, require
+from clinicpay.api import pages
+from clinicpay.api.auth import Access
 from clinicpay.api.resolver import make_resolver
 from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service
-from clinicpay.domain.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
-from clinicpay.domain.money import CURRENCY_EXPONENTS, Money
+from clinicpay.domain.errors import NotFound, ValidationFailed
+from clinicpay.domain.money import CURRENCY_EXPONENTS, SUPPORTED_CURRENCIES, Money
 from clinicpay.notify.builtin import CHANNELS, KINDS, LOCALES, Text, builtin
 from clinicpay.observability import logger, metrics, tracer
 from clinicpay.providers.registry import probe_credentials
 from clinicpay.repositories.clinics import ClinicRepository
-from clinicpay.repositories.keys import KeyRepository, hash_key
+from clinicpay.repositories.keys import KeyRepository
 from clinicpay.repositories.templates import TemplateRepository, clinic_owner, org_owner
 from clinicpay.settings import get_settings
 from clinicpay.usecases import clinics as usecase
 
 app = make_resolver()
 
+ProviderPath = Annotated[str, Path(json_schema_extra={"enum": [p.value for p in Provider]}, examples=["stripe"])]
+KindPath = Annotated[str, Path(json_schema_extra={"enum": list(KINDS)}, examples=["appointment_created"])]
+ChannelPath = Annotated[str, Path(json_schema_extra={"enum": list(CHANNELS)}, examples=["email"])]
+LocalePath = Annotated[str, Path(json_schema_extra={"enum": list(LOCALES)}, examples=["es"])]
+CREDENTIALS_DESCRIPTION = ("That provider's credentials: fintoc {secret_key, public_key, webhook_secret}, monobank "
+                           "{token}, stripe {secret_key, publishable_key, webhook_secret}, checkbox {license_key, "
+                           "pin_code, webhook_secret?}. Stored in Secrets Manager, never returned.")
+STRIPE_EXAMPLE = {"secret_key": "sk_test_clinicpay_example", "publishable_key": "pk_test_clinicpay",
+                  "webhook_secret": "whsec_clinicpay_example"}
+
 
 def _clinics() -> ClinicRepository:
     return ClinicRepository(get_settings().app_table)
 
 
-def _auth(clinic_id: str, role: Role) -> None:
-    require(app.current_event.headers, clinic_id, role, get_settings().app_table)
-
-
 class CreateClinicRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "Clínica Providencia", "country": "CL", "currency": "CLP", "timezone": "America/Santiago",
+         "locale": "es"}]})
 
     name: str = Field(min_length=1, max_length=200)
     country: str = Field(pattern=r"^[A-Za-z]{2}$")
-    currency: str = Field(description=f"one of {sorted(CURRENCY_EXPONENTS)}")
-    timezone: str
+    currency: str = Field(description="ISO 4217; one we support", json_schema_extra={"enum": SUPPORTED_CURRENCIES})
+    timezone: str = Field(min_length=1, max_length=64, description="IANA time zone, e.g. America/Santiago")
     locale: Locale
     org_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     clinic_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{3,64}$")
 
 
 class SettingsPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"show_payment_link_in_email": True, "reminder_hours_before": [24, 2]}]})
 
     show_payment_link_in_email: bool | None = None
     card_required_for_online_booking: bool | None = None
-    online_link_ttl_minutes: int | None = None
-    reminder_hours_before: list[int] | None = None
+    online_link_ttl_minutes: Annotated[int, Field(ge=5, le=60 * 24 * 30)] | None = None
+    reminder_hours_before: list[Annotated[int, Field(ge=1, le=24 * 14)]] | None = Field(default=None, max_length=10)
     default_gateway: Provider | None = None
 
 
 class ServiceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "Consulta", "price": {"amount": 25000, "currency": "CLP"}, "requires_online_payment": True,
+         "requires_card_on_file": False, "no_show_fee": {"amount": 10000, "currency": "CLP"}}]})
 
     name: str = Field(min_length=1, max_length=200)
     price: Money
@@ -69,48 +80,43 @@ class ServiceRequest(BaseModel):
 
 
 class TemplateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"subject": "Tu hora en $clinic_name", "body": "Hola $patient_name, te esperamos el $starts_at. $payment_line"}]})
 
     subject: str = Field(default="", max_length=300)
     body: str = Field(min_length=1, max_length=5000)
 
 
 # ------------------------------------------------------------------ clinics and keys
-@app.post("/v1/clinics")
+@app.post("/v1/clinics", access=Access.OPERATOR, status_code=201)
 @tracer.capture_method
-def create_clinic(body: Annotated[CreateClinicRequest, Body()]) -> Response[Any]:
-    authenticate_operator(app.current_event.headers, _operator_key())
-    if body.currency not in CURRENCY_EXPONENTS:
+def create_clinic(body: Annotated[CreateClinicRequest, Body()]) -> dict[str, Any]:
+    if body.currency not in CURRENCY_EXPONENTS:  # the schema's enum documents it; this enforces it
         raise ValidationFailed(details=[{"field": "currency", "message": "unsupported currency"}])
     created = usecase.create_clinic(_clinics(), KeyRepository(get_settings().app_table), **body.model_dump())
     metrics.add_metric(name="ClinicCreated", unit="Count", value=1)
     logger.info("clinic created", extra={"clinic_id": created["clinic"]["clinic_id"]})
-    return Response(201, "application/json", json.dumps(created))
+    return created
 
 
-@app.get("/v1/clinics/<clinic_id>")
+@app.get("/v1/clinics/<clinic_id>", access=Access.STAFF)
 def get_clinic(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
     return {"clinic": _clinics().get(clinic_id).model_dump(mode="json")}
 
 
-@app.post("/v1/clinics/<clinic_id>/staff-keys")
-def create_staff_key(clinic_id: Annotated[str, Path()]) -> Response[Any]:
-    _auth(clinic_id, Role.ADMIN)
-    created = usecase.create_staff_key(_clinics(), KeyRepository(get_settings().app_table), clinic_id)
-    return Response(201, "application/json", json.dumps(created))
+@app.post("/v1/clinics/<clinic_id>/staff-keys", access=Access.ADMIN, status_code=201)
+def create_staff_key(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    return usecase.create_staff_key(_clinics(), KeyRepository(get_settings().app_table), clinic_id)
 
 
 # ------------------------------------------------------------------ settings
-@app.get("/v1/clinics/<clinic_id>/settings")
+@app.get("/v1/clinics/<clinic_id>/settings", access=Access.STAFF)
 def get_settings_route(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
     return _clinics().get_settings(clinic_id).model_dump(mode="json")
 
 
-@app.patch("/v1/clinics/<clinic_id>/settings")
+@app.patch("/v1/clinics/<clinic_id>/settings", access=Access.ADMIN)
 def patch_settings(clinic_id: Annotated[str, Path()], body: Annotated[SettingsPatch, Body()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.ADMIN)
     # Only fields the caller sent change; an explicit null clears a nullable one.
     changes = body.model_dump(exclude_unset=True)
     updated: ClinicSettings = usecase.update_settings(_clinics(), clinic_id, changes)
@@ -118,17 +124,17 @@ def patch_settings(clinic_id: Annotated[str, Path()], body: Annotated[SettingsPa
 
 
 # ------------------------------------------------------------------ gateways
-@app.get("/v1/clinics/<clinic_id>/gateways")
+@app.get("/v1/clinics/<clinic_id>/gateways", access=Access.ADMIN)
 def list_gateways(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.ADMIN)
     return {"gateways": _clinics().list_gateways(clinic_id)}
 
 
-@app.put("/v1/clinics/<clinic_id>/gateways/<provider>")
-def put_gateway(clinic_id: Annotated[str, Path()], provider: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.ADMIN)
+@app.put("/v1/clinics/<clinic_id>/gateways/<provider>", access=Access.ADMIN)
+def put_gateway(clinic_id: Annotated[str, Path()], provider: ProviderPath,
+                body: Annotated[dict[str, str], Body(description=CREDENTIALS_DESCRIPTION, examples=[STRIPE_EXAMPLE])],
+                ) -> dict[str, Any]:
     chosen = _provider(provider)
-    values = usecase.parse_credentials(chosen, app.current_event.json_body or {})
+    values = usecase.parse_credentials(chosen, body)
     verified = probe_credentials(chosen, values)
     secrets.store_credentials(clinic_id, chosen.value, values)
     masked = usecase.masked(values)
@@ -138,16 +144,15 @@ def put_gateway(clinic_id: Annotated[str, Path()], provider: Annotated[str, Path
     return {"provider": chosen.value, "masked": masked, "verified": verified}
 
 
-@app.delete("/v1/clinics/<clinic_id>/gateways/<provider>")
-def delete_gateway(clinic_id: Annotated[str, Path()], provider: Annotated[str, Path()]) -> Response[Any]:
-    _auth(clinic_id, Role.ADMIN)
+@app.delete("/v1/clinics/<clinic_id>/gateways/<provider>", access=Access.ADMIN, status_code=204)
+def delete_gateway(clinic_id: Annotated[str, Path()], provider: ProviderPath) -> Response[Any]:
     chosen = _provider(provider)
     _clinics().delete_gateway(clinic_id, chosen.value)
     secrets.delete_credentials(clinic_id, chosen.value)
     settings = _clinics().get_settings(clinic_id)
     if settings.default_gateway == chosen:
         usecase.update_settings(_clinics(), clinic_id, {"default_gateway": None})
-    return Response(204, "application/json", "")
+    return Response(204, None, "")
 
 
 def _provider(value: str) -> Provider:
@@ -158,23 +163,21 @@ def _provider(value: str) -> Provider:
 
 
 # ------------------------------------------------------------------ services
-@app.get("/v1/clinics/<clinic_id>/services")
+@app.get("/v1/clinics/<clinic_id>/services", access=Access.STAFF)
 def list_services(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
     return {"services": [s.model_dump(mode="json") for s in _clinics().list_services(clinic_id)]}
 
 
-@app.put("/v1/clinics/<clinic_id>/services/<service_id>")
-def put_service(clinic_id: Annotated[str, Path()], service_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")],
+@app.put("/v1/clinics/<clinic_id>/services/<service_id>", access=Access.ADMIN)
+def put_service(clinic_id: Annotated[str, Path()],
+                service_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$", examples=["consulta"])],
                 body: Annotated[ServiceRequest, Body()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.ADMIN)
     service = usecase.put_service(_clinics(), clinic_id, Service(service_id=service_id, **body.model_dump()))
     return service.model_dump(mode="json")
 
 
-@app.get("/v1/public/clinics/<clinic_id>/services")
+@app.get("/v1/public/clinics/<clinic_id>/services", access=Access.PUBLISHABLE)
 def public_services(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.PUBLISHABLE)
     clinic = _clinics().get(clinic_id)
     settings = _clinics().get_settings(clinic_id)
     services = [{"service_id": s.service_id, "name": s.name, "price": s.price.model_dump(),
@@ -205,95 +208,63 @@ def _template_view(owner: str, kind: str, channel: str, locale: str, clinic_id: 
             "body": text.body}
 
 
-@app.put("/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>")
-def put_clinic_template(clinic_id: Annotated[str, Path()], kind: Annotated[str, Path()],
-                        channel: Annotated[str, Path()], locale: Annotated[str, Path()],
+@app.put("/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>", access=Access.ADMIN)
+def put_clinic_template(clinic_id: Annotated[str, Path()], kind: KindPath, channel: ChannelPath, locale: LocalePath,
                         body: Annotated[TemplateRequest, Body()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.ADMIN)
     _template_path(kind, channel, locale)
     TemplateRepository(get_settings().app_table).put(clinic_owner(clinic_id), kind, channel, locale,
                                                      Text(body.subject, body.body), usecase.now_iso())
     return {"kind": kind, "channel": channel, "locale": locale, "source": "clinic", **body.model_dump()}
 
 
-@app.get("/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>")
-def get_clinic_template(clinic_id: Annotated[str, Path()], kind: Annotated[str, Path()],
-                        channel: Annotated[str, Path()], locale: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
+@app.get("/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>", access=Access.STAFF)
+def get_clinic_template(clinic_id: Annotated[str, Path()], kind: KindPath, channel: ChannelPath,
+                        locale: LocalePath) -> dict[str, Any]:
     _template_path(kind, channel, locale)
     clinic = _clinics().get(clinic_id)
     return _template_view(clinic_owner(clinic_id), kind, channel, locale, clinic_id, clinic.org_id)
 
 
-@app.get("/v1/clinics/<clinic_id>/message-templates")
+@app.get("/v1/clinics/<clinic_id>/message-templates", access=Access.STAFF)
 def list_clinic_templates(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
     clinic = _clinics().get(clinic_id)
     views = [_template_view(clinic_owner(clinic_id), k, c, lo, clinic_id, clinic.org_id)
              for k in KINDS for c in CHANNELS for lo in LOCALES]
     return {"templates": views}
 
 
-def _auth_org(org_id: str) -> None:
-    """The operator, or an admin of a clinic that belongs to this organization."""
-    headers = app.current_event.headers
-    if is_operator(headers, _operator_key()):
-        return
-    token = bearer(headers)
-    record = KeyRepository(get_settings().app_table).find(hash_key(token)) if token else None
-    if record is None:
-        raise Unauthorized()
-    if record.role != Role.ADMIN:
-        raise Forbidden()
-    if _clinics().get(record.clinic_id).org_id != org_id:
-        raise NotFound("No such organization.")
-
-
-@app.put("/v1/orgs/<org_id>/message-templates/<kind>/<channel>/<locale>")
-def put_org_template(org_id: Annotated[str, Path()], kind: Annotated[str, Path()], channel: Annotated[str, Path()],
-                     locale: Annotated[str, Path()], body: Annotated[TemplateRequest, Body()]) -> dict[str, Any]:
-    _auth_org(org_id)
+@app.put("/v1/orgs/<org_id>/message-templates/<kind>/<channel>/<locale>", access=Access.ORG_ADMIN)
+def put_org_template(org_id: Annotated[str, Path()], kind: KindPath, channel: ChannelPath, locale: LocalePath,
+                     body: Annotated[TemplateRequest, Body()]) -> dict[str, Any]:
     _template_path(kind, channel, locale)
     TemplateRepository(get_settings().app_table).put(org_owner(org_id), kind, channel, locale,
                                                      Text(body.subject, body.body), usecase.now_iso())
     return {"kind": kind, "channel": channel, "locale": locale, "source": "org", **body.model_dump()}
 
 
-@app.get("/v1/orgs/<org_id>/message-templates/<kind>/<channel>/<locale>")
-def get_org_template(org_id: Annotated[str, Path()], kind: Annotated[str, Path()], channel: Annotated[str, Path()],
-                     locale: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth_org(org_id)
+@app.get("/v1/orgs/<org_id>/message-templates/<kind>/<channel>/<locale>", access=Access.ORG_ADMIN)
+def get_org_template(org_id: Annotated[str, Path()], kind: KindPath, channel: ChannelPath,
+                     locale: LocalePath) -> dict[str, Any]:
     _template_path(kind, channel, locale)
     return _template_view(org_owner(org_id), kind, channel, locale, None, org_id)
 
 
 # ------------------------------------------------------------------ operations
-@app.get("/health")
+@app.get("/health", access=Access.NONE)
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.get("/openapi.json")
+@app.get("/openapi.json", access=Access.NONE)
 def openapi() -> Response[Any]:
     document = resources.files("clinicpay.api").joinpath("openapi.json").read_text()
     return Response(200, "application/json", document)
 
 
-@app.get("/docs")
+@app.get("/docs", access=Access.NONE, responses=pages.html_responses(200))
 def docs() -> Response[Any]:
     page = resources.files("clinicpay.api").joinpath("docs.html").read_text()
     return Response(200, "text/html; charset=utf-8", page)
-
-
-def _operator_key() -> str:
-    settings = get_settings()
-    if settings.operator_key:
-        return settings.operator_key
-    if not settings.operator_key_secret:
-        return ""
-    from aws_lambda_powertools.utilities import parameters
-
-    return str(parameters.get_secret(settings.operator_key_secret, max_age=300))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 
+from clinicpay.api.auth import Access
 from clinicpay.api.resolver import make_resolver
 from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import GatewayNotConfigured, InvalidSignature, NotFound
@@ -28,7 +29,7 @@ def _headers() -> dict[str, str]:
     return {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
 
 
-@app.post("/webhooks/fintoc/<clinic_id>")
+@app.post("/webhooks/fintoc/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
 def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     body, headers = _raw_body(), _headers()
@@ -46,7 +47,7 @@ def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     return {"received": len(events), "outcomes": outcomes}
 
 
-@app.post("/webhooks/monobank/<clinic_id>")
+@app.post("/webhooks/monobank/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
 def monobank(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     from clinicpay.usecases import monobank_webhook
@@ -54,7 +55,7 @@ def monobank(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     return monobank_webhook.handle(clinic_id, _raw_body(), _headers())
 
 
-@app.post("/webhooks/checkbox/<clinic_id>")
+@app.post("/webhooks/checkbox/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
 def checkbox(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     from clinicpay.usecases import checkbox_webhook

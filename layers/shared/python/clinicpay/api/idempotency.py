@@ -3,6 +3,7 @@
 Keyed on the header plus method, path and caller credential, so two clinics choosing the same key
 never collide; a request without the header is not deduplicated at all (two identical bookings are
 two bookings). A 5xx is not remembered: nothing was decided, so a retry with the same key runs again.
+Neither is a 401 or 403: a caller without a valid key leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from clinicpay.api.resolver import card_data_refusal
+from clinicpay.api.resolver import edge_refusal
 from clinicpay.settings import get_settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -51,13 +52,15 @@ def _idempotency() -> tuple[Any, Any, Any, Any]:
 def idempotent_http(resolve: Handler) -> Handler:
     def remembered(event: dict[str, Any], context: Any) -> dict[str, Any]:
         response = resolve(event, context)
-        if int(response.get("statusCode", 200)) >= 500:
+        status = int(response.get("statusCode", 200))
+        if status >= 500 or status in (401, 403):
             raise _NotRemembered(response)
         return response
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        # A request carrying card data is refused before anything, even a hash of it, is stored.
-        refused = card_data_refusal(event)
+        # A request carrying card data (or too large, too deep, not UTF-8) is refused before anything,
+        # even a hash of it, is stored.
+        refused = edge_refusal(event)
         if refused:
             return refused
         method = event.get("requestContext", {}).get("http", {}).get("method")

@@ -35,8 +35,9 @@ def _moment(field: str, value: str, zone: ZoneInfo, *, end: bool) -> str:
 def _amount(field: str, value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise ValidationFailed(details=[{"field": field, "message": "an integer amount in minor units, 0 or more"}])
+    # ASCII digits only ("²".isdigit() is True) and no longer than any amount we store (10**12).
+    if not (value.isascii() and value.isdigit() and len(value) <= 13):
+        raise ValidationFailed(details=[{"field": field, "message": "an integer amount in minor units, 0 to 10^12"}])
     return int(value)
 
 
