@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from clinicpay.api.auth import SIGNATURE_HEADERS
 from local import apigw, template
 
 OUTPUT = Path(__file__).resolve().parent.parent / "layers/shared/python/clinicpay/api/openapi.json"
@@ -32,9 +33,6 @@ _ERROR = {
         "details": {"type": "array", "items": {}}}}},
 }
 
-_SIGNATURE_HEADERS = {"fintoc": "Fintoc-Signature", "monobank": "X-Sign", "stripe": "Stripe-Signature",
-                      "checkbox": "X-Request-Signature"}
-
 SECURITY_SCHEMES: dict[str, Any] = {
     "bearer": {"type": "http", "scheme": "bearer",
                "description": "`Authorization: Bearer <key>`: the operator's key, or a clinic's admin or staff key. "
@@ -45,7 +43,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "type": "apiKey", "in": "header", "name": header,
         "description": f"Webhooks are signed by {provider.title()} over the raw body with the clinic's secret; "
                        "verified before anything is parsed. No API key is involved."}
-       for provider, header in _SIGNATURE_HEADERS.items()},
+       for provider, header in SIGNATURE_HEADERS.items()},
 }
 
 _ACCESS_TEXT = {
@@ -136,11 +134,16 @@ def _errors(operation: dict[str, Any], access: str) -> dict[str, str]:
         errors["401"] = "Missing, invalid or stale signature (`invalid_signature`)"
     if any(p["in"] == "path" for p in operation.get("parameters", [])):
         errors["404"] = "No such object, or another clinic's (`not_found`)"
+    if kind in (Access.ADMIN, Access.STAFF, Access.PUBLISHABLE):
+        errors["409"] = ("The object is not in a state that allows this, or the clinic has not connected the provider "
+                         "(`conflict`, `already_paid`, `gateway_not_configured`, ...)")
     if operation.get("requestBody"):
         errors["413"] = "The body is larger than this API accepts (`payload_too_large`)"
         errors["415"] = "The body is not application/json (`unsupported_media_type`)"
     if operation.get("requestBody") or operation.get("parameters"):
         errors["422"] = "A field breaks a rule; details name the field and the rule (`validation_error`)"
+    if kind in (Access.ADMIN, Access.STAFF, Access.PUBLISHABLE):
+        errors["502"] = "The provider refused the request (`provider_error`)"
     errors["503"] = "A provider or storage is not answering; nothing changed (see Retry-After)"
     return errors
 
@@ -153,7 +156,8 @@ def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
     note = _ACCESS_TEXT[access]
     operation["description"] = f"{operation['description']}\n\n{note}" if operation.get("description") else note
     responses: dict[str, Any] = {str(k): v for k, v in operation.get("responses", {}).items()}
-    responses.pop("422", None)  # Powertools' own validation shape; ours is the error shape
+    if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+        responses.pop("422")  # Powertools' own validation shape; ours is the error shape
     for status, description in _errors(operation, access).items():
         responses.setdefault(status, _error_response(description))
     for status, response in responses.items():

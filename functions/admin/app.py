@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from clinicpay import secrets
 from clinicpay.api import pages
@@ -60,10 +60,11 @@ class SettingsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"show_payment_link_in_email": True, "reminder_hours_before": [24, 2]}]})
 
-    show_payment_link_in_email: bool | None = None
-    card_required_for_online_booking: bool | None = None
-    online_link_ttl_minutes: Annotated[int, Field(ge=5, le=60 * 24 * 30)] | None = None
-    reminder_hours_before: list[Annotated[int, Field(ge=1, le=24 * 14)]] | None = Field(default=None, max_length=10)
+    # Strict: `0`, `"yes"` or `"10"` are refused, not read as false, true or 10.
+    show_payment_link_in_email: StrictBool | None = None
+    card_required_for_online_booking: StrictBool | None = None
+    online_link_ttl_minutes: Annotated[StrictInt, Field(ge=5, le=60 * 24 * 30)] | None = None
+    reminder_hours_before: list[Annotated[StrictInt, Field(ge=1, le=24 * 14)]] | None = Field(default=None, max_length=10)
     default_gateway: Provider | None = None
 
 
@@ -74,8 +75,8 @@ class ServiceRequest(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     price: Money
-    requires_online_payment: bool = False
-    requires_card_on_file: bool = False
+    requires_online_payment: StrictBool = False
+    requires_card_on_file: StrictBool = False
     no_show_fee: Money | None = None
 
 

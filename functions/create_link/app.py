@@ -1,7 +1,6 @@
 """create_link: appointments, their payment links, `/pay/{token}`, online booking, reminders."""
 
 
-from datetime import datetime
 from html import escape
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.resolver import make_resolver
 from clinicpay.domain.appointment import BookedBy, Patient, PaymentStatus
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
+from clinicpay.domain.moments import Moment
 from clinicpay.domain.money import Money
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics, tracer
@@ -45,7 +45,7 @@ class CreateAppointmentRequest(BaseModel):
     appointment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{3,64}$")
     patient: Patient
     service_id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
-    starts_at: datetime
+    starts_at: Moment
     booked_by: BookedBy = BookedBy.STAFF
     price: Money | None = None
 
@@ -56,7 +56,7 @@ class OnlineBookingRequest(BaseModel):
 
     patient: Patient
     service_id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
-    starts_at: datetime
+    starts_at: Moment
 
 
 def _deps() -> booking.AppointmentDeps:
@@ -86,8 +86,8 @@ def create_appointment(clinic_id: Annotated[str, Path()], body: Annotated[Create
 @app.get("/v1/clinics/<clinic_id>/appointments", access=Access.STAFF)
 def list_appointments(clinic_id: Annotated[str, Path()],
                       payment_status: Annotated[PaymentStatus | None, Query()] = None,
-                      from_: Annotated[datetime | None, Query(alias="from")] = None,
-                      to: Annotated[datetime | None, Query()] = None) -> dict[str, Any]:
+                      from_: Annotated[Moment | None, Query(alias="from")] = None,
+                      to: Annotated[Moment | None, Query()] = None) -> dict[str, Any]:
     deps = _deps()
     found = deps.appointments.list_for_clinic(clinic_id, payment_status=payment_status.value if payment_status else None,
                                    starts_from=from_.isoformat() if from_ else None,

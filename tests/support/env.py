@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from local import aws
-from local.server import SANDBOXES, LocalApp, LocalServer
+from local.server import SANDBOXES, LocalApp, LocalServer, WSGIApp
 
 OPERATOR_KEY = "op_test_operator_key"
 SENDER = "payments@clinicpay.local"
@@ -48,7 +49,9 @@ class TestStack:
         secrets.clear_cache()
 
 
-def start_test_stack(extra_routes: dict[str, Any] | None = None) -> TestStack:
+def start_test_stack(extra_routes: dict[str, Any] | None = None,
+                     middleware: Callable[[WSGIApp], WSGIApp] | None = None) -> TestStack:
+    """`middleware` wraps the server's WSGI app (the fuzz run counts requests and answers with it)."""
     moto, endpoint = aws.start_moto()
     aws.point_boto3_at(endpoint)
     port = aws.free_port()
@@ -66,7 +69,8 @@ def start_test_stack(extra_routes: dict[str, Any] | None = None) -> TestStack:
     })
     for name in SANDBOXES:
         os.environ.setdefault(f"{name.upper()}_API_BASE", f"{base}/_sandbox/{name}")
-    server = LocalServer(LocalApp(extra_routes), port).start()
+    app: WSGIApp = LocalApp(extra_routes)
+    server = LocalServer(middleware(app) if middleware else app, port).start()
     stack = TestStack(moto, endpoint, server)
     stack.reset()
     return stack

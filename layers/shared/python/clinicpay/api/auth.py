@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from clinicpay.domain.errors import Forbidden, NotFound, Unauthorized
+from clinicpay.domain.errors import Forbidden, InvalidSignature, NotFound, Unauthorized
 from clinicpay.repositories.keys import KeyRecord, KeyRepository, hash_key
 
 
@@ -48,6 +48,12 @@ class Access(StrEnum):
         """The roles that satisfy it, in the order the OpenAPI document lists them."""
         return {Access.OPERATOR: ("operator",), Access.ORG_ADMIN: ("operator", "admin"), Access.ADMIN: ("admin",),
                 Access.STAFF: ("admin", "staff"), Access.PUBLISHABLE: ("publishable",)}.get(self, ())
+
+
+# The header each provider signs its webhooks in (the same names as providers/<name>/signature.py;
+# a unit test keeps them equal). A delivery without it is refused before any secret is read.
+SIGNATURE_HEADERS = {"fintoc": "Fintoc-Signature", "monobank": "X-Sign", "stripe": "Stripe-Signature",
+                     "checkbox": "X-Request-Signature"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,13 @@ def operator_key() -> str:
     from aws_lambda_powertools.utilities import parameters
 
     return str(parameters.get_secret(settings.operator_key_secret, max_age=300))
+
+
+def require_signature_header(provider: str, headers: Mapping[str, str]) -> None:
+    """A webhook route's first check: the provider's signature header is there (verifying it is the
+    handler's job, on the raw body, with the clinic's secret)."""
+    if not (_header(headers, SIGNATURE_HEADERS[provider]) or "").strip():
+        raise InvalidSignature()
 
 
 def authenticate(access: Access, headers: Mapping[str, str], path: Mapping[str, str], keys: KeyRepository, *,

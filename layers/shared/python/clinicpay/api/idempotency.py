@@ -2,8 +2,8 @@
 
 Keyed on the header plus method, path and caller credential, so two clinics choosing the same key
 never collide; a request without the header is not deduplicated at all (two identical bookings are
-two bookings). A 5xx is not remembered: nothing was decided, so a retry with the same key runs again.
-Neither is a 401 or 403: a caller without a valid key leaves nothing behind.
+two bookings). Only a success (2xx, 3xx) is remembered: a 4xx or 5xx changed nothing, so a retry with
+the same key runs again, and a refused caller (no key, another clinic's key) leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ def _idempotency() -> tuple[Any, Any, Any, Any]:
 def idempotent_http(resolve: Handler) -> Handler:
     def remembered(event: dict[str, Any], context: Any) -> dict[str, Any]:
         response = resolve(event, context)
-        status = int(response.get("statusCode", 200))
-        if status >= 500 or status in (401, 403):
+        if int(response.get("statusCode", 200)) >= 400:
             raise _NotRemembered(response)
         return response
 

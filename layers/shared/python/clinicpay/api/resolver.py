@@ -35,7 +35,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from clinicpay.api.auth import Access, Caller, authenticate
+from clinicpay.api.auth import Access, Caller, authenticate, require_signature_header
 from clinicpay.domain.card_numbers import carries_card_fields, contains_card_number
 from clinicpay.domain.errors import (
     BadRequest,
@@ -44,6 +44,7 @@ from clinicpay.domain.errors import (
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
+    ValidationFailed,
 )
 from clinicpay.observability import logger
 
@@ -73,8 +74,8 @@ def _error_dict(error: ClinicpayError) -> dict[str, Any]:
 
 def _domain_error(error: ClinicpayError) -> Response:
     headers = {}
-    if error.status == 503:
-        # Every 503 says when to come back, in the header and (for clients that only read bodies) the details.
+    if error.status in (429, 503):
+        # Every 429 and 503 says when to come back, in the header and (for clients that only read bodies) the details.
         retry_after = int(getattr(error, "retry_after", DEFAULT_RETRY_AFTER_SECONDS))
         headers["Retry-After"] = str(retry_after)
         error.details = [*error.details, {"retry_after": retry_after}]
@@ -201,7 +202,7 @@ def harden(response: dict[str, Any]) -> dict[str, Any]:
             default(name, value)
     if 300 <= status < 400:
         default("Referrer-Policy", "no-referrer")  # a redirect away from a page with a token in its URL
-    if status == 503:
+    if status in (429, 503):
         default("Retry-After", str(DEFAULT_RETRY_AFTER_SECONDS))
     return response
 
@@ -280,6 +281,8 @@ class ClinicpayResolver(APIGatewayHttpResolver):
         return super()._call_route(route, route_arguments)
 
     def _admit(self, route: Route, access: Access, path: dict[str, str]) -> None:
+        if access is Access.PROVIDER_SIGNATURE:
+            require_signature_header(route.path.split("/")[2], self.current_event.headers)
         if access.checked_by_resolver:
             from clinicpay.repositories.clinics import ClinicRepository
             from clinicpay.repositories.keys import KeyRepository
@@ -298,10 +301,13 @@ class ClinicpayResolver(APIGatewayHttpResolver):
         if media and media != "application/json":
             raise UnsupportedMediaType(details=[{"accepted": ["application/json"]}])
         try:
-            event.json_body  # noqa: B018 - parsed once here (cached), before Powertools reads it
+            body = event.json_body  # parsed once here (cached), before Powertools reads it
         except (ValueError, RecursionError):
             # Covers bad syntax, integers beyond Python's 4,300 digits and text that is not UTF-8.
             raise BadRequest("The body is not valid JSON.") from None
+        if body is not None and not isinstance(body, dict):
+            # Every body of ours is an object; Powertools would read `[null]` as "no body" on optional ones.
+            raise ValidationFailed(details=[{"field": "", "message": "The body must be a JSON object."}])
 
 
 def make_resolver() -> ClinicpayResolver:

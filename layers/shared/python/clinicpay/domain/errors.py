@@ -69,6 +69,7 @@ class CardDataNotAccepted(ValidationFailed):
 
 class Throttled(ClinicpayError):
     status, code, default_message = 429, "throttled", "Too many requests; try again shortly."
+    retry_after = 1
 
 
 class ProviderError(ClinicpayError):

@@ -25,11 +25,11 @@ def _moment(field: str, value: str, zone: ZoneInfo, *, end: bool) -> str:
             day = date.fromisoformat(value) + (timedelta(days=1) if end else timedelta())
             return iso(datetime.combine(day, time.min, tzinfo=zone))
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            raise ValidationFailed(details=[{"field": field, "message": "a time needs an offset (RFC 3339)"}])
+        return iso(moment)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to UTC leaves the calendar
         raise ValidationFailed(details=[{"field": field, "message": "expected RFC 3339 or YYYY-MM-DD"}]) from None
-    if moment.tzinfo is None:
-        raise ValidationFailed(details=[{"field": field, "message": "a time needs an offset (RFC 3339)"}])
-    return iso(moment)
 
 
 def _amount(field: str, value: str | None) -> int | None:
