@@ -15,7 +15,7 @@ VENV_STAMP  := $(VENV)/.installed-$(shell cat requirements/runtime.txt requireme
 SAM_STAMP   := $(SAM_VENV)/.installed-$(shell cat requirements/sam.txt | sha256sum | cut -c1-16)
 FUZZ_VENV   := .venv-fuzz
 FUZZ_STAMP  := $(FUZZ_VENV)/.installed-$(shell cat requirements/fuzz.txt | sha256sum | cut -c1-16)
-# `make fuzz` explores (about 10 minutes on 2 cores); CI runs the bounded FUZZ_CI_ARGS (see .ci/run).
+# `make fuzz` explores longer than CI, which runs `make fuzz FUZZ_ARGS="--max-examples 10"` (.ci/run).
 FUZZ_ARGS   ?= --max-examples 40
 
 .DEFAULT_GOAL := help
