@@ -13,10 +13,14 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The venvs are (re)installed only when their requirements change: the stamp name holds their hash.
 VENV_STAMP  := $(VENV)/.installed-$(shell cat requirements/runtime.txt requirements/dev.txt | sha256sum | cut -c1-16)
 SAM_STAMP   := $(SAM_VENV)/.installed-$(shell cat requirements/sam.txt | sha256sum | cut -c1-16)
+FUZZ_VENV   := .venv-fuzz
+FUZZ_STAMP  := $(FUZZ_VENV)/.installed-$(shell cat requirements/fuzz.txt | sha256sum | cut -c1-16)
+# `make fuzz` explores longer than CI, which runs `make fuzz FUZZ_ARGS="--max-examples 10"` (.ci/run).
+FUZZ_ARGS   ?= --max-examples 40
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-unit test-integration test-e2e chromium lint sam-venv sam-validate sam-build \
-        bench openapi events clean
+        bench openapi events clean fuzz fuzz-venv
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +71,17 @@ sam-validate: sam-venv ## sam validate --lint (cfn-lint; offline)
 sam-build: sam-venv ## sam build without containers (needs PyPI)
 	$(SAM_ENV) $(SAM) build
 
+fuzz-venv: $(FUZZ_STAMP) ## create .venv-fuzz with schemathesis (its own venv: hypothesis and its pins stay out of .venv)
+
+$(FUZZ_STAMP): requirements/fuzz.txt
+	test -x $(FUZZ_VENV)/bin/python || $(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements/fuzz.txt
+	rm -f $(FUZZ_VENV)/.installed-*
+	touch $@
+
+fuzz: venv fuzz-venv ## schemathesis on /openapi.json of a local stack, with no key and each kind of key (FUZZ_ARGS=...)
+	POWERTOOLS_TRACE_DISABLED=true AWS_DEFAULT_REGION=us-east-1 $(PY) -m tests.fuzz.run $(FUZZ_ARGS)
+
 bench: venv ## run every bench/*.py
 	@for script in bench/*.py; do \
 	  [ -e "$$script" ] || { echo "no benchmarks in bench/"; break; }; \
@@ -80,4 +95,4 @@ events: venv ## regenerate events/ from template.yaml
 	$(PY) -m local.make_events
 
 clean: ## remove build output and caches (keeps the venvs)
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache schemathesis-report .hypothesis

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from local import iam, template
 
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded", "application/xml")
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's own limit for HTTP APIs; larger requests never reach a Lambda
 
 
 @dataclass
@@ -83,13 +84,16 @@ def handler_for(logical_id: str) -> Any:
 
 
 def match(method: str, path: str) -> tuple[template.Route, dict[str, str]] | None:
+    """The route API Gateway would pick. Like API Gateway, `path` is already percent-decoded (an
+    encoded slash in an id is a slash here), and a request no route matches goes to `$default`."""
     for route in template.routes():
         if route.method != method.upper():
             continue
         found = route.pattern.match(path)
         if found:
             return route, dict(found.groupdict())
-    return None
+    default = template.default_route()
+    return (default, {}) if default else None
 
 
 def build_event(route: template.Route, path_params: dict[str, str], method: str, path: str, *,
@@ -104,6 +108,11 @@ def build_event(route: template.Route, path_params: dict[str, str], method: str,
         query[name] = f"{query[name]},{value}" if name in query else value
     content_type = lowered.get("content-type", "")
     is_text = not body or any(content_type.startswith(t) for t in _TEXT_TYPES) or not content_type
+    if is_text and body:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            is_text = False  # bytes that are not UTF-8 cannot travel as a JSON string: base64, as for binary
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route.route_key,
@@ -155,14 +164,16 @@ def invoke_http(method: str, path: str, *, raw_query: str = "", headers: dict[st
                 body: bytes | None = None, source_ip: str = "127.0.0.1", timeout: float | None = None) -> HttpResult:
     """One API Gateway request. The handler's context runs out at the function's template Timeout
     (or `timeout` seconds), counted from when it starts, as in Lambda."""
+    if body and len(body) > MAX_PAYLOAD_BYTES:
+        return HttpResult(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
     found = match(method, path)
-    if found is None:
+    if found is None:  # API Gateway's own answer when no route (and no $default) matches
         return HttpResult(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
     route, params = found
-    event = build_event(route, params, method, path, raw_query=raw_query, headers=headers, body=body,
-                        source_ip=source_ip)
-    handler = handler_for(route.function)
     try:
+        event = build_event(route, params, method, path, raw_query=raw_query, headers=headers, body=body,
+                            source_ip=source_ip)
+        handler = handler_for(route.function)
         with _one_at_a_time:
             result = handler(event, LambdaContext.for_function(route.function, timeout))
         return translate(result)

@@ -132,9 +132,13 @@ def _headers(route: template.Route, content_type: str | None) -> dict[str, str]:
     return headers
 
 
+# What the $default route's sample asks for: a path no route has.
+DEFAULT_ROUTE_SAMPLE = ("GET", "/v1/no-such-route")
+
+
 def api_event(route: template.Route, event_name: str) -> dict[str, Any]:
     params = {name: PARAMS.get(name, f"{name}_example") for name in route.pattern.groupindex}
-    path = route.path
+    method, path = (DEFAULT_ROUTE_SAMPLE if route.path == "$default" else (route.method, route.path))
     for name, value in params.items():
         path = path.replace("{" + name + "}", value).replace("{" + name + "+}", value)
     body, content_type = None, None
@@ -145,7 +149,7 @@ def api_event(route: template.Route, event_name: str) -> dict[str, Any]:
     elif route.method in ("POST", "PUT", "PATCH") and route.route_key not in _NO_BODY:
         print(f"note: no sample body for {route.route_key}; add one to BODIES in local/make_events.py",
               file=sys.stderr)
-    event = apigw.build_event(route, params, route.method, path, raw_query=QUERIES.get(route.route_key, ""),
+    event = apigw.build_event(route, params, method, path, raw_query=QUERIES.get(route.route_key, ""),
                               headers=_headers(route, content_type), body=body, source_ip="203.0.113.10")
     context = event["requestContext"]
     context.update(requestId=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{route.function}/{event_name}")),
@@ -179,9 +183,11 @@ def expected_events() -> dict[Path, dict[str, Any]]:
             continue
         folder = EVENTS / functions[logical_id].code_uri.name
         for name, event in resource["Properties"].get("Events", {}).items():
-            props = event["Properties"]
+            props = event.get("Properties") or {}
             if event["Type"] == "HttpApi":
-                route = routes[(logical_id, props["Method"].upper(), props["Path"])]
+                default = template.default_route()
+                route = (default if "Path" not in props and default else
+                         routes[(logical_id, props["Method"].upper(), props["Path"])])
                 result[folder / f"{name}.json"] = api_event(route, name)
             elif event["Type"] in ("Schedule", "ScheduleV2"):
                 result[folder / f"{name}.json"] = apigw.scheduler_event(json.loads(props["Input"])["job"])

@@ -41,7 +41,7 @@ class Route:
 
     @property
     def route_key(self) -> str:
-        return f"{self.method} {self.path}"
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
 
     @property
     def specificity(self) -> tuple[int, int]:
@@ -95,10 +95,22 @@ def routes() -> list[Route]:
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         for event in resource["Properties"].get("Events", {}).values():
-            if event["Type"] == "HttpApi":
-                p = event["Properties"]
+            p = event.get("Properties") or {}
+            if event["Type"] == "HttpApi" and "Path" in p:
                 found.append(Route(logical_id, p["Method"].upper(), p["Path"], _path_regex(p["Path"])))
     return sorted(found, key=lambda r: r.specificity, reverse=True)
+
+
+def default_route() -> Route | None:
+    """The HTTP API's `$default` route (an HttpApi event without Path and Method): it receives every
+    request no other route matches."""
+    for logical_id, resource in load()["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in resource["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi" and "Path" not in (event.get("Properties") or {}):
+                return Route(logical_id, "ANY", "$default", re.compile(".*"))
+    return None
 
 
 def schedules() -> dict[str, str]:

@@ -9,16 +9,16 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from clinicpay import secrets
-from clinicpay.api.auth import Caller, Role, authenticate_operator, bearer, is_operator, require
-from clinicpay.api.public import public_caller
+from clinicpay.api import pages
+from clinicpay.api.auth import Access, Caller
 from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service
-from clinicpay.domain.errors import Forbidden, NotFound, StorageUnavailable, Unauthorized, ValidationFailed
-from clinicpay.domain.money import CURRENCY_EXPONENTS, Money
+from clinicpay.domain.errors import NotFound, ValidationFailed
+from clinicpay.domain.money import CURRENCY_EXPONENTS, SUPPORTED_CURRENCIES, Money
 from clinicpay.domain.phones import calling_code
 from clinicpay.domain.text import MultiLine, OneLine
 from clinicpay.notify.builtin import CHANNELS, KINDS, LOCALES, Text, builtin
@@ -26,7 +26,7 @@ from clinicpay.observability import logger, metrics, tracer
 from clinicpay.providers.registry import probe_credentials
 from clinicpay.repositories import health as probes
 from clinicpay.repositories.clinics import ClinicRepository
-from clinicpay.repositories.keys import KeyRepository, hash_key
+from clinicpay.repositories.keys import KeyRepository
 from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.templates import TemplateRepository, clinic_owner, org_owner
 from clinicpay.settings import get_settings
@@ -35,6 +35,16 @@ from clinicpay.usecases import patient_tokens
 from clinicpay.usecases.health import run_checks
 
 app = make_resolver()
+
+ProviderPath = Annotated[str, Path(json_schema_extra={"enum": [p.value for p in Provider]}, examples=["stripe"])]
+KindPath = Annotated[str, Path(json_schema_extra={"enum": list(KINDS)}, examples=["appointment_created"])]
+ChannelPath = Annotated[str, Path(json_schema_extra={"enum": list(CHANNELS)}, examples=["email"])]
+LocalePath = Annotated[str, Path(json_schema_extra={"enum": list(LOCALES)}, examples=["es"])]
+CREDENTIALS_DESCRIPTION = ("That provider's credentials: fintoc {secret_key, public_key, webhook_secret}, monobank "
+                           "{token}, stripe {secret_key, publishable_key, webhook_secret}, checkbox {license_key, "
+                           "pin_code, webhook_secret?}. Stored in Secrets Manager, never returned.")
+STRIPE_EXAMPLE = {"secret_key": "sk_test_clinicpay_example", "publishable_key": "pk_test_clinicpay",
+                  "webhook_secret": "whsec_clinicpay_example"}
 
 
 def _clinics() -> ClinicRepository:
@@ -45,120 +55,113 @@ def _keys() -> KeyRepository:
     return KeyRepository(get_settings().keys_table)
 
 
-def _auth(clinic_id: str, role: Role) -> None:
-    require(app.current_event.headers, clinic_id, role)
-
-
-def _operator_or(clinic_id: str, role: Role) -> Caller:
-    """The operator (any clinic), or a key of this clinic allowed `role`. A clinic key is resolved
-    first, so admins never depend on reading the operator's secret."""
-    headers = app.current_event.headers
-    token = bearer(headers)
-    if token and _keys().find(hash_key(token)) is None and is_operator(headers, _operator_key()):
-        return Caller(role=Role.OPERATOR)
-    return require(headers, clinic_id, role)
+def _caller() -> Caller:
+    """Who the resolver authenticated (every route calling this declares a key-taking access)."""
+    caller = app.caller
+    assert caller is not None
+    return caller
 
 
 class CreateClinicRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "Clínica Providencia", "country": "CL", "currency": "CLP", "timezone": "America/Santiago",
+         "locale": "es"}]})
 
     name: OneLine = Field(min_length=1, max_length=200)
     country: str = Field(pattern=r"^[A-Za-z]{2}$")
-    currency: str = Field(description=f"one of {sorted(CURRENCY_EXPONENTS)}")
-    timezone: str
+    currency: str = Field(description="ISO 4217; one we support", json_schema_extra={"enum": SUPPORTED_CURRENCIES})
+    timezone: str = Field(min_length=1, max_length=64, description="IANA time zone, e.g. America/Santiago")
     locale: Locale
     org_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     clinic_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{3,64}$")
 
 
 class SettingsPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"show_payment_link_in_email": True, "reminder_hours_before": [24, 2]}]})
 
-    show_payment_link_in_email: bool | None = None
-    card_required_for_online_booking: bool | None = None
-    online_link_ttl_minutes: int | None = None
-    reminder_hours_before: list[int] | None = None
+    # Strict: `0`, `"yes"` or `"10"` are refused, not read as false, true or 10.
+    show_payment_link_in_email: StrictBool | None = None
+    card_required_for_online_booking: StrictBool | None = None
+    online_link_ttl_minutes: Annotated[StrictInt, Field(ge=5, le=60 * 24 * 30)] | None = None
+    reminder_hours_before: list[Annotated[StrictInt, Field(ge=1, le=24 * 14)]] | None = Field(default=None, max_length=10)
     default_gateway: Provider | None = None
 
 
 class ServiceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "Consulta", "price": {"amount": 25000, "currency": "CLP"}, "requires_online_payment": True,
+         "requires_card_on_file": False, "no_show_fee": {"amount": 10000, "currency": "CLP"}}]})
 
     name: OneLine = Field(min_length=1, max_length=200)
     price: Money
-    requires_online_payment: bool = False
-    requires_card_on_file: bool = False
+    requires_online_payment: StrictBool = False
+    requires_card_on_file: StrictBool = False
     no_show_fee: Money | None = None
 
 
 class TemplateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"subject": "Tu hora en $clinic_name", "body": "Hola $patient_name, te esperamos el $starts_at. $payment_line"}]})
 
     subject: OneLine = Field(default="", max_length=300)
     body: MultiLine = Field(min_length=1, max_length=5000)
 
 
 # ------------------------------------------------------------------ clinics and keys
-@app.post("/v1/clinics")
+@app.post("/v1/clinics", access=Access.OPERATOR, status_code=201)
 @tracer.capture_method
-def create_clinic(body: Annotated[CreateClinicRequest, Body()]) -> Response[Any]:
-    authenticate_operator(app.current_event.headers, _operator_key())
-    if body.currency not in CURRENCY_EXPONENTS:
+def create_clinic(body: Annotated[CreateClinicRequest, Body()]) -> dict[str, Any]:
+    if body.currency not in CURRENCY_EXPONENTS:  # the schema's enum documents it; this enforces it
         raise ValidationFailed(details=[{"field": "currency", "message": "unsupported currency"}])
     created = usecase.create_clinic(_clinics(), _keys(), **body.model_dump())
     metrics.add_metric(name="ClinicCreated", unit="Count", value=1)
     logger.info("clinic created", extra={"clinic_id": created["clinic"]["clinic_id"]})
-    return Response(201, "application/json", json.dumps(created))
+    return created
 
 
-@app.get("/v1/clinics/<clinic_id>")
+@app.get("/v1/clinics/<clinic_id>", access=Access.STAFF)
 def get_clinic(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
     return {"clinic": _clinics().get(clinic_id).model_dump(mode="json")}
 
 
-@app.post("/v1/clinics/<clinic_id>/staff-keys")
-def create_staff_key(clinic_id: Annotated[str, Path()]) -> Response[Any]:
-    _auth(clinic_id, Role.ADMIN)
-    created = usecase.create_staff_key(_clinics(), _keys(), clinic_id)
-    return Response(201, "application/json", json.dumps(created))
+@app.post("/v1/clinics/<clinic_id>/staff-keys", access=Access.ADMIN, status_code=201)
+def create_staff_key(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    return usecase.create_staff_key(_clinics(), _keys(), clinic_id)
 
 
-@app.post("/v1/clinics/<clinic_id>/admin-keys")
-def create_admin_key(clinic_id: Annotated[str, Path()]) -> Response[Any]:
+@app.post("/v1/clinics/<clinic_id>/admin-keys", access=Access.OPERATOR, status_code=201)
+def create_admin_key(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     """The operator issues a further admin key (shown once), e.g. to replace a revoked one."""
-    authenticate_operator(app.current_event.headers, _operator_key())
     created = usecase.create_admin_key(_clinics(), _keys(), clinic_id)
     logger.info("admin key issued", extra={"clinic_id": clinic_id, "key_id": created["key_id"]})
-    return Response(201, "application/json", json.dumps(created))
+    return created
 
 
-@app.get("/v1/clinics/<clinic_id>/keys")
+@app.get("/v1/clinics/<clinic_id>/keys", access=Access.ADMIN_OR_OPERATOR)
 def list_keys(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     """The clinic's keys (admin of the clinic, or the operator): ids, roles, prefixes, never a key."""
-    _operator_or(clinic_id, Role.ADMIN)
     return {"keys": usecase.list_keys(_clinics(), _keys(), clinic_id)}
 
 
-@app.delete("/v1/clinics/<clinic_id>/keys/<key_id>")
-def revoke_key(clinic_id: Annotated[str, Path()], key_id: Annotated[str, Path()]) -> Response[Any]:
+@app.delete("/v1/clinics/<clinic_id>/keys/<key_id>", access=Access.ADMIN_OR_OPERATOR, status_code=204)
+def revoke_key(clinic_id: Annotated[str, Path()],
+               key_id: Annotated[str, Path(examples=["3f2a9c1b7d4e"])]) -> Response[Any]:
     """An admin revokes its clinic's staff keys; the operator, admin and staff keys of any clinic."""
-    caller = _operator_or(clinic_id, Role.ADMIN)
+    caller = _caller()
     usecase.revoke_key(_keys(), clinic_id, key_id, revoked_by=caller.role.value, revoker_key_id=caller.key_id)
     logger.info("key revoked", extra={"clinic_id": clinic_id, "key_id": key_id, "by": caller.role.value})
-    return Response(204, "application/json", "")
+    return Response(204, None, "")
 
 
 # ------------------------------------------------------------------ settings
-@app.get("/v1/clinics/<clinic_id>/settings")
+@app.get("/v1/clinics/<clinic_id>/settings", access=Access.STAFF)
 def get_settings_route(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
     return _clinics().get_settings(clinic_id).model_dump(mode="json")
 
 
-@app.patch("/v1/clinics/<clinic_id>/settings")
+@app.patch("/v1/clinics/<clinic_id>/settings", access=Access.ADMIN)
 def patch_settings(clinic_id: Annotated[str, Path()], body: Annotated[SettingsPatch, Body()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.ADMIN)
     # Only fields the caller sent change; an explicit null clears a nullable one.
     changes = body.model_dump(exclude_unset=True)
     updated: ClinicSettings = usecase.update_settings(_clinics(), clinic_id, changes)
@@ -166,17 +169,17 @@ def patch_settings(clinic_id: Annotated[str, Path()], body: Annotated[SettingsPa
 
 
 # ------------------------------------------------------------------ gateways
-@app.get("/v1/clinics/<clinic_id>/gateways")
+@app.get("/v1/clinics/<clinic_id>/gateways", access=Access.ADMIN)
 def list_gateways(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.ADMIN)
     return {"gateways": _clinics().list_gateways(clinic_id)}
 
 
-@app.put("/v1/clinics/<clinic_id>/gateways/<provider>")
-def put_gateway(clinic_id: Annotated[str, Path()], provider: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.ADMIN)
+@app.put("/v1/clinics/<clinic_id>/gateways/<provider>", access=Access.ADMIN)
+def put_gateway(clinic_id: Annotated[str, Path()], provider: ProviderPath,
+                body: Annotated[dict[str, str], Body(description=CREDENTIALS_DESCRIPTION, examples=[STRIPE_EXAMPLE])],
+                ) -> dict[str, Any]:
     chosen = _provider(provider)
-    values = usecase.parse_credentials(chosen, app.current_event.json_body or {})
+    values = usecase.parse_credentials(chosen, body)
     verified = probe_credentials(chosen, values)
     secrets.store_credentials(clinic_id, chosen.value, values)
     masked = usecase.masked(values)
@@ -186,16 +189,15 @@ def put_gateway(clinic_id: Annotated[str, Path()], provider: Annotated[str, Path
     return {"provider": chosen.value, "masked": masked, "verified": verified}
 
 
-@app.delete("/v1/clinics/<clinic_id>/gateways/<provider>")
-def delete_gateway(clinic_id: Annotated[str, Path()], provider: Annotated[str, Path()]) -> Response[Any]:
-    _auth(clinic_id, Role.ADMIN)
+@app.delete("/v1/clinics/<clinic_id>/gateways/<provider>", access=Access.ADMIN, status_code=204)
+def delete_gateway(clinic_id: Annotated[str, Path()], provider: ProviderPath) -> Response[Any]:
     chosen = _provider(provider)
     _clinics().delete_gateway(clinic_id, chosen.value)
     secrets.delete_credentials(clinic_id, chosen.value)
     settings = _clinics().get_settings(clinic_id)
     if settings.default_gateway == chosen:
         usecase.update_settings(_clinics(), clinic_id, {"default_gateway": None})
-    return Response(204, "application/json", "")
+    return Response(204, None, "")
 
 
 def _provider(value: str) -> Provider:
@@ -206,23 +208,21 @@ def _provider(value: str) -> Provider:
 
 
 # ------------------------------------------------------------------ services
-@app.get("/v1/clinics/<clinic_id>/services")
+@app.get("/v1/clinics/<clinic_id>/services", access=Access.STAFF)
 def list_services(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
     return {"services": [s.model_dump(mode="json") for s in _clinics().list_services(clinic_id)]}
 
 
-@app.put("/v1/clinics/<clinic_id>/services/<service_id>")
-def put_service(clinic_id: Annotated[str, Path()], service_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")],
+@app.put("/v1/clinics/<clinic_id>/services/<service_id>", access=Access.ADMIN)
+def put_service(clinic_id: Annotated[str, Path()],
+                service_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$", examples=["consulta"])],
                 body: Annotated[ServiceRequest, Body()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.ADMIN)
     service = usecase.put_service(_clinics(), clinic_id, Service(service_id=service_id, **body.model_dump()))
     return service.model_dump(mode="json")
 
 
-@app.get("/v1/public/clinics/<clinic_id>/services")
+@app.get("/v1/public/clinics/<clinic_id>/services", access=Access.PUBLISHABLE, limit="read")
 def public_services(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    public_caller(app, clinic_id, "read")
     clinic = _clinics().get(clinic_id)
     settings = _clinics().get_settings(clinic_id)
     services = [{"service_id": s.service_id, "name": s.name, "price": s.price.model_dump(),
@@ -241,31 +241,28 @@ def _token_secrets() -> PatientTokenSecrets:
     return PatientTokenSecrets(get_settings().app_table)
 
 
-@app.get("/v1/clinics/<clinic_id>/patient-token-secret")
+@app.get("/v1/clinics/<clinic_id>/patient-token-secret", access=Access.ADMIN)
 def get_patient_token_secret(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     """Whether the clinic's site can sign patient tokens, and since when (never the secret)."""
-    _auth(clinic_id, Role.ADMIN)
     return patient_tokens.describe(_token_secrets(), clinic_id, datetime.now(UTC))
 
 
-@app.post("/v1/clinics/<clinic_id>/patient-token-secret")
+@app.post("/v1/clinics/<clinic_id>/patient-token-secret", access=Access.ADMIN, status_code=201)
 def rotate_patient_token_secret(clinic_id: Annotated[str, Path()]) -> Response[Any]:
     """A new secret for the clinic's site to sign patient tokens with, shown this once; the one it
     replaces is honoured for 24 hours more."""
-    _auth(clinic_id, Role.ADMIN)
     _clinics().get(clinic_id)
     made = patient_tokens.rotate(_token_secrets(), clinic_id, datetime.now(UTC))
     logger.info("patient token secret rotated", extra={"clinic_id": clinic_id, "kid": made["kid"]})
     return Response(201, "application/json", json.dumps(made), headers={"Cache-Control": "no-store"})
 
 
-@app.delete("/v1/clinics/<clinic_id>/patient-token-secret")
+@app.delete("/v1/clinics/<clinic_id>/patient-token-secret", access=Access.ADMIN, status_code=204)
 def revoke_patient_token_secret(clinic_id: Annotated[str, Path()]) -> Response[Any]:
     """Every patient token stops working at once (a leaked secret); public bookings go on as new patients."""
-    _auth(clinic_id, Role.ADMIN)
     _token_secrets().delete(clinic_id)
     logger.info("patient token secret revoked", extra={"clinic_id": clinic_id})
-    return Response(204, "application/json", "")
+    return Response(204, None, "")
 
 
 # ------------------------------------------------------------------ message templates
@@ -288,64 +285,43 @@ def _template_view(owner: str, kind: str, channel: str, locale: str, clinic_id: 
             "body": text.body}
 
 
-@app.put("/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>")
-def put_clinic_template(clinic_id: Annotated[str, Path()], kind: Annotated[str, Path()],
-                        channel: Annotated[str, Path()], locale: Annotated[str, Path()],
+@app.put("/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>", access=Access.ADMIN)
+def put_clinic_template(clinic_id: Annotated[str, Path()], kind: KindPath, channel: ChannelPath, locale: LocalePath,
                         body: Annotated[TemplateRequest, Body()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.ADMIN)
     _template_path(kind, channel, locale)
     TemplateRepository(get_settings().app_table).put(clinic_owner(clinic_id), kind, channel, locale,
                                                      Text(body.subject, body.body), usecase.now_iso())
     return {"kind": kind, "channel": channel, "locale": locale, "source": "clinic", **body.model_dump()}
 
 
-@app.get("/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>")
-def get_clinic_template(clinic_id: Annotated[str, Path()], kind: Annotated[str, Path()],
-                        channel: Annotated[str, Path()], locale: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
+@app.get("/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>", access=Access.STAFF)
+def get_clinic_template(clinic_id: Annotated[str, Path()], kind: KindPath, channel: ChannelPath,
+                        locale: LocalePath) -> dict[str, Any]:
     _template_path(kind, channel, locale)
     clinic = _clinics().get(clinic_id)
     return _template_view(clinic_owner(clinic_id), kind, channel, locale, clinic_id, clinic.org_id)
 
 
-@app.get("/v1/clinics/<clinic_id>/message-templates")
+@app.get("/v1/clinics/<clinic_id>/message-templates", access=Access.STAFF)
 def list_clinic_templates(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
     clinic = _clinics().get(clinic_id)
     views = [_template_view(clinic_owner(clinic_id), k, c, lo, clinic_id, clinic.org_id)
              for k in KINDS for c in CHANNELS for lo in LOCALES]
     return {"templates": views}
 
 
-def _auth_org(org_id: str) -> None:
-    """The operator, or an admin of a clinic that belongs to this organization."""
-    headers = app.current_event.headers
-    if is_operator(headers, _operator_key()):
-        return
-    token = bearer(headers)
-    record = _keys().find(hash_key(token)) if token else None
-    if record is None:
-        raise Unauthorized()
-    if record.role != Role.ADMIN:
-        raise Forbidden()
-    if _clinics().get(record.clinic_id).org_id != org_id:
-        raise NotFound("No such organization.")
-
-
-@app.put("/v1/orgs/<org_id>/message-templates/<kind>/<channel>/<locale>")
-def put_org_template(org_id: Annotated[str, Path()], kind: Annotated[str, Path()], channel: Annotated[str, Path()],
-                     locale: Annotated[str, Path()], body: Annotated[TemplateRequest, Body()]) -> dict[str, Any]:
-    _auth_org(org_id)
+@app.put("/v1/orgs/<org_id>/message-templates/<kind>/<channel>/<locale>", access=Access.ORG_ADMIN)
+def put_org_template(org_id: Annotated[str, Path()], kind: KindPath, channel: ChannelPath, locale: LocalePath,
+                     body: Annotated[TemplateRequest, Body()]) -> dict[str, Any]:
     _template_path(kind, channel, locale)
     TemplateRepository(get_settings().app_table).put(org_owner(org_id), kind, channel, locale,
                                                      Text(body.subject, body.body), usecase.now_iso())
     return {"kind": kind, "channel": channel, "locale": locale, "source": "org", **body.model_dump()}
 
 
-@app.get("/v1/orgs/<org_id>/message-templates/<kind>/<channel>/<locale>")
-def get_org_template(org_id: Annotated[str, Path()], kind: Annotated[str, Path()], channel: Annotated[str, Path()],
-                     locale: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth_org(org_id)
+@app.get("/v1/orgs/<org_id>/message-templates/<kind>/<channel>/<locale>", access=Access.ORG_ADMIN)
+def get_org_template(org_id: Annotated[str, Path()], kind: KindPath, channel: ChannelPath,
+                     locale: LocalePath) -> dict[str, Any]:
     _template_path(kind, channel, locale)
     return _template_view(org_owner(org_id), kind, channel, locale, None, org_id)
 
@@ -355,7 +331,7 @@ def get_org_template(org_id: Annotated[str, Path()], kind: Annotated[str, Path()
 HEALTH_RETRY_AFTER_SECONDS = 30
 
 
-@app.get("/health")
+@app.get("/health", access=Access.NONE)
 def health() -> Response[Any]:
     settings = get_settings()
     report = run_checks({
@@ -371,32 +347,16 @@ def health() -> Response[Any]:
                           headers={**no_store, "Retry-After": str(HEALTH_RETRY_AFTER_SECONDS)})
 
 
-@app.get("/openapi.json")
+@app.get("/openapi.json", access=Access.NONE)
 def openapi() -> Response[Any]:
     document = resources.files("clinicpay.api").joinpath("openapi.json").read_text()
     return Response(200, "application/json", document)
 
 
-@app.get("/docs")
+@app.get("/docs", access=Access.NONE, responses=pages.html_responses(200))
 def docs() -> Response[Any]:
     page = resources.files("clinicpay.api").joinpath("docs.html").read_text()
     return Response(200, "text/html; charset=utf-8", page)
-
-
-def _operator_key() -> str:
-    settings = get_settings()
-    if settings.operator_key:
-        return settings.operator_key
-    if not settings.operator_key_secret:
-        return ""
-    from aws_lambda_powertools.utilities import parameters
-
-    try:
-        return str(parameters.get_secret(settings.operator_key_secret, max_age=300))
-    except parameters.exceptions.GetParameterError:
-        # Secrets Manager down, or the secret missing or unreadable: say so (503), never a 500.
-        logger.error("operator key unreadable", extra={"secret": "OPERATOR_KEY_SECRET"})
-        raise StorageUnavailable() from None
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -1,23 +1,23 @@
 """create_link: appointments, their payment links, `/pay/{token}`, online booking, reminders."""
 
 
-import json
-from datetime import datetime
+from html import escape
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from clinicpay.api import pages
-from clinicpay.api.auth import Role, require
+from clinicpay.api.auth import Access
 from clinicpay.api.idempotency import idempotent_http
-from clinicpay.api.public import client_address, enforce_limits, public_caller
+from clinicpay.api.public import client_address, enforce_limits
 from clinicpay.api.resolver import make_resolver
 from clinicpay.deadline import lambda_deadline, provider_seconds_left
 from clinicpay.domain.appointment import BookedBy, PatientDetails, PaymentStatus, PublicPatientDetails
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
+from clinicpay.domain.moments import Moment
 from clinicpay.domain.money import Money
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics, tracer
@@ -36,23 +36,32 @@ from clinicpay.usecases.reminders import ReminderDeps, send_due_reminders
 app = make_resolver()
 
 
+_PATIENT_EXAMPLE: dict[str, JsonValue] = {"id": "pat-1042", "name": "Ana Rojas", "email": "ana@example.cl",
+                                           "phone": "+56912345678", "locale": "es"}
+
+
 class CreateAppointmentRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"patient": _PATIENT_EXAMPLE, "service_id": "consulta", "starts_at": "2031-03-14T10:30:00-03:00",
+         "booked_by": "staff"}]})
 
     appointment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{3,64}$")
     patient: PatientDetails
     service_id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
-    starts_at: datetime
+    starts_at: Moment
     booked_by: BookedBy = BookedBy.STAFF
     price: Money | None = None
 
 
 class OnlineBookingRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        # A new patient: the widget sends no patient id (a returning one is proved by a patient token).
+        {"patient": {k: v for k, v in _PATIENT_EXAMPLE.items() if k != "id"}, "service_id": "consulta",
+         "starts_at": "2031-03-14T11:30:00-03:00"}]})
 
     patient: PublicPatientDetails
     service_id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
-    starts_at: datetime
+    starts_at: Moment
     patient_token: str | None = Field(default=None, min_length=1, max_length=4096, description=(
         "A returning patient's token, signed by the clinic's site (docs/API.md, Returning patients). "
         "Without it the booking is for a new patient record."))
@@ -67,19 +76,10 @@ def _deps() -> booking.AppointmentDeps:
         public_base_url=settings.public_base_url, token_secrets=PatientTokenSecrets(settings.app_table))
 
 
-def _auth(clinic_id: str, role: Role) -> None:
-    require(app.current_event.headers, clinic_id, role)
-
-
-def _created(body: dict[str, Any]) -> Response[Any]:
-    return Response(201, "application/json", json.dumps(body))
-
-
 # ------------------------------------------------------------------ staff
-@app.post("/v1/clinics/<clinic_id>/appointments")
+@app.post("/v1/clinics/<clinic_id>/appointments", access=Access.STAFF, status_code=201)
 @tracer.capture_method
-def create_appointment(clinic_id: Annotated[str, Path()], body: Annotated[CreateAppointmentRequest, Body()]) -> Response[Any]:
-    _auth(clinic_id, Role.STAFF)
+def create_appointment(clinic_id: Annotated[str, Path()], body: Annotated[CreateAppointmentRequest, Body()]) -> dict[str, Any]:
     deps = _deps()
     stored, card_url = booking.create_appointment(deps, clinic_id, booking.NewAppointment(**dict(body)))
     metrics.add_metric(name="AppointmentCreated", unit="Count", value=1)
@@ -88,15 +88,14 @@ def create_appointment(clinic_id: Annotated[str, Path()], body: Annotated[Create
     result = booking.view(stored, deps.public_base_url)
     if card_url:
         result["next_action"] = {"type": "save_card", "url": card_url}
-    return _created(result)
+    return result
 
 
-@app.get("/v1/clinics/<clinic_id>/appointments")
+@app.get("/v1/clinics/<clinic_id>/appointments", access=Access.STAFF)
 def list_appointments(clinic_id: Annotated[str, Path()],
                       payment_status: Annotated[PaymentStatus | None, Query()] = None,
-                      from_: Annotated[datetime | None, Query(alias="from")] = None,
-                      to: Annotated[datetime | None, Query()] = None) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
+                      from_: Annotated[Moment | None, Query(alias="from")] = None,
+                      to: Annotated[Moment | None, Query()] = None) -> dict[str, Any]:
     deps = _deps()
     found = deps.appointments.list_for_clinic(clinic_id, payment_status=payment_status.value if payment_status else None,
                                    starts_from=from_.isoformat() if from_ else None,
@@ -104,16 +103,14 @@ def list_appointments(clinic_id: Annotated[str, Path()],
     return {"appointments": [booking.view(s, deps.public_base_url) for s in found]}
 
 
-@app.get("/v1/clinics/<clinic_id>/appointments/<appointment_id>")
+@app.get("/v1/clinics/<clinic_id>/appointments/<appointment_id>", access=Access.STAFF)
 def get_appointment(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
     deps = _deps()
     return booking.view(deps.appointments.get(clinic_id, appointment_id), deps.public_base_url)
 
 
-@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payment-link")
+@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payment-link", access=Access.STAFF)
 def get_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id, Role.STAFF)
     deps = _deps()
     shown = booking.view(deps.appointments.get(clinic_id, appointment_id), deps.public_base_url)
     if "payment_link" not in shown:
@@ -121,27 +118,27 @@ def get_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotate
     return {"payment_link": shown["payment_link"], "payment_status": shown["payment_status"]}
 
 
-@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payment-link/send")
-def send_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> Response[Any]:
-    _auth(clinic_id, Role.STAFF)
-    channels = booking.send_payment_link(_deps(), clinic_id, appointment_id)
-    return Response(202, "application/json", json.dumps({"sent": channels}))
+@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payment-link/send", access=Access.STAFF,
+          status_code=202)
+def send_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
+    return {"sent": booking.send_payment_link(_deps(), clinic_id, appointment_id)}
 
 
 # ------------------------------------------------------------------ booking widget
-@app.post("/v1/public/clinics/<clinic_id>/appointments")
-def book_online(clinic_id: Annotated[str, Path()], body: Annotated[OnlineBookingRequest, Body()]) -> Response[Any]:
-    public_caller(app, clinic_id, "write")
+@app.post("/v1/public/clinics/<clinic_id>/appointments", access=Access.PUBLISHABLE, limit="write", status_code=201)
+def book_online(clinic_id: Annotated[str, Path()], body: Annotated[OnlineBookingRequest, Body()]) -> dict[str, Any]:
     deps = _deps()
     stored, card_url = booking.book_online(deps, clinic_id, booking.OnlineBooking(
         patient=body.patient.model_dump(mode="json", exclude_none=True), service_id=body.service_id,
         starts_at=body.starts_at, patient_token=body.patient_token))
     metrics.add_metric(name="OnlineBooking", unit="Count", value=1)
-    return _created({"appointment": booking.view(stored, deps.public_base_url),
-                     "next_action": booking.next_action(stored, card_url, deps.public_base_url)})
+    return {"appointment": booking.view(stored, deps.public_base_url),
+            "next_action": booking.next_action(stored, card_url, deps.public_base_url)}
 
 
-@app.get("/v1/public/payments/<token>")
+@app.get("/v1/public/payments/<token>", access=Access.LINK_TOKEN,
+         responses={200: {"description": "The status of that link's payment"},
+                    429: {"description": "Over the public reads' limit (counted for the link's clinic)"}})
 def payment_status(token: Annotated[str, Path()]) -> dict[str, Any]:
     """What the patient holding the link may know: the status of that one payment."""
     repo = AppointmentRepository(get_settings().app_table)
@@ -156,7 +153,7 @@ def payment_status(token: Annotated[str, Path()]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ the link itself
-@app.get("/pay/<token>")
+@app.get("/pay/<token>", access=Access.LINK_TOKEN, responses=pages.html_responses(303, 200, 404, 409, 410, 503))
 @tracer.capture_method
 def pay(token: Annotated[str, Path()]) -> Response[Any]:
     settings = get_settings()
@@ -167,15 +164,15 @@ def pay(token: Annotated[str, Path()]) -> Response[Any]:
         outcome = open_link(deps, token)
         locale = outcome.locale
     except GatewayNotConfigured:
-        return _html(503, pages.page("clinicpay", pages.text("unavailable", locale), locale, status_id="unavailable"))
+        # Not passing: the clinic has to connect a gateway. The page says so; Retry-After says "not soon".
+        return _html(503, pages.page("clinicpay", pages.text("unavailable", locale), locale, status_id="unavailable"),
+                     {"Retry-After": "3600"})
     except ClinicpayError as error:
         if error.status < 500:
             raise
-        retry = f'<a class="button" href="/pay/{token}">{pages.text("try_again", locale)}</a>'
-        response = _html(503, pages.page("clinicpay", pages.text("retry", locale), locale, status_id="retry",
-                                         extra=retry))
-        response.headers["Retry-After"] = "30"
-        return response
+        retry = f'<a class="button" href="/pay/{escape(token)}">{escape(pages.text("try_again", locale))}</a>'
+        return _html(503, pages.page("clinicpay", pages.text("retry", locale), locale, status_id="retry", extra=retry),
+                     {"Retry-After": "30"})
     if outcome.kind == "redirect" and outcome.url:
         return Response(303, "text/plain", "", headers={"Location": outcome.url, "Cache-Control": "no-store"})
     status = {"paid": 200, "expired": 410, "not_found": 404, "no_payment": 409}.get(outcome.kind, 200)
@@ -183,7 +180,7 @@ def pay(token: Annotated[str, Path()]) -> Response[Any]:
                                     outcome.locale, status_id=outcome.kind))
 
 
-@app.get("/pay/<token>/result")
+@app.get("/pay/<token>/result", access=Access.LINK_TOKEN, responses=pages.html_responses(200, 404))
 def pay_result(token: Annotated[str, Path()], cancelled: Annotated[str | None, Query()] = None) -> Response[Any]:
     settings = get_settings()
     repo = AppointmentRepository(settings.app_table)
@@ -197,8 +194,8 @@ def pay_result(token: Annotated[str, Path()], cancelled: Annotated[str | None, Q
                                         cancelled is not None))
 
 
-def _html(status: int, body: str) -> Response[Any]:
-    return Response(status, "text/html; charset=utf-8", body, headers={"Cache-Control": "no-store"})
+def _html(status: int, body: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status, "text/html; charset=utf-8", body, headers=headers)  # security headers: resolver.harden
 
 
 # ------------------------------------------------------------------ scheduled

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from clinicpay.api.auth import Role, require
+from clinicpay.api.auth import Access
 from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.resolver import make_resolver
 from clinicpay.deadline import lambda_deadline
@@ -54,59 +54,48 @@ def _register(clinic_id: str) -> CheckboxFiscalRegister:
     return fiscal_register(clinic_id, quick=True)
 
 
-def _auth(clinic_id: str) -> None:
-    require(app.current_event.headers, clinic_id, Role.STAFF)
-
-
 # ------------------------------------------------------------------ QR registers
-@app.post("/v1/clinics/<clinic_id>/qr-registers/sync")
+@app.post("/v1/clinics/<clinic_id>/qr-registers/sync", access=Access.STAFF)
 def sync_registers(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id)
     registers = qr_registers.sync_registers(_qr(), qr_acquirer(clinic_id), clinic_id, _now())
     return {"registers": [r.view() for r in registers]}
 
 
-@app.get("/v1/clinics/<clinic_id>/qr-registers")
+@app.get("/v1/clinics/<clinic_id>/qr-registers", access=Access.STAFF)
 def list_registers(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id)
     return {"registers": [r.view() for r in _qr().list_registers(clinic_id)]}
 
 
-@app.post("/v1/clinics/<clinic_id>/qr-registers/<qr_id>/amount")
+@app.post("/v1/clinics/<clinic_id>/qr-registers/<qr_id>/amount", access=Access.STAFF, status_code=201)
 def put_amount(clinic_id: Annotated[str, Path()], qr_id: Annotated[str, Path(pattern=ID_PATTERN)],
-               body: Annotated[PutAmountRequest, Body()]):
-    _auth(clinic_id)
+               body: Annotated[PutAmountRequest, Body()]) -> dict[str, Any]:
     store = _qr()
     settings = get_settings()
     result = qr_registers.put_amount(
         store, qr_acquirer(clinic_id), clinic_id, qr_id, body.amount, appointment_id=body.appointment_id,
         description=body.description, webhook_url=f"{settings.public_base_url.rstrip('/')}/webhooks/monobank/{clinic_id}",
         now=_now(), appointment_exists=lambda appointment_id: store.appointment_exists(clinic_id, appointment_id))
-    return Response(201, "application/json", json.dumps(result))
+    return result
 
 
-@app.delete("/v1/clinics/<clinic_id>/qr-registers/<qr_id>/amount")
+@app.delete("/v1/clinics/<clinic_id>/qr-registers/<qr_id>/amount", access=Access.STAFF)
 def reset_amount(clinic_id: Annotated[str, Path()], qr_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> dict[str, Any]:
-    _auth(clinic_id)
     return qr_registers.reset_amount(_qr(), qr_acquirer(clinic_id), clinic_id, qr_id).view()
 
 
 # ------------------------------------------------------------------ fiscal shift
-@app.get("/v1/clinics/<clinic_id>/fiscal/shift")
+@app.get("/v1/clinics/<clinic_id>/fiscal/shift", access=Access.STAFF)
 def get_shift(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id)
     return fiscal_shift.shift_status(ShiftRepository(get_settings().app_table), _qr(), _register, clinic_id, _now)
 
 
-@app.post("/v1/clinics/<clinic_id>/fiscal/shift/open")
+@app.post("/v1/clinics/<clinic_id>/fiscal/shift/open", access=Access.STAFF)
 def open_shift(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id)
     return fiscal_shift.open_shift(ShiftRepository(get_settings().app_table), _qr(), _register, clinic_id, _now)
 
 
-@app.post("/v1/clinics/<clinic_id>/fiscal/shift/close")
+@app.post("/v1/clinics/<clinic_id>/fiscal/shift/close", access=Access.STAFF)
 def close_shift(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
-    _auth(clinic_id)
     return fiscal_shift.close_shift(ShiftRepository(get_settings().app_table), _register, clinic_id, _now)
 
 
@@ -116,14 +105,28 @@ def _wants_csv() -> bool:
     return "text/csv" in accept
 
 
-@app.get("/v1/clinics/<clinic_id>/reports/qr-payments")
-def qr_payments_report(clinic_id: Annotated[str, Path()]):
-    _auth(clinic_id)
+_REPORT_RESPONSES = {200: {"description": "The rows as JSON, or as CSV with `Accept: text/csv`", "content": {
+    "application/json": {"schema": {"type": "object", "required": ["rows", "count"], "properties": {
+        "rows": {"type": "array", "items": {"type": "object"}}, "count": {"type": "integer"}}}},
+    "text/csv": {"schema": {"type": "string"}}}}}
+_MOMENT = "RFC 3339, or YYYY-MM-DD (that day in the clinic's time zone)"
+DateOrTime = Annotated[str | None, Query(description=_MOMENT)]
+AmountFilter = Annotated[str | None, Query(pattern=r"^[0-9]{1,13}$", description="minor units")]
+
+
+@app.get("/v1/clinics/<clinic_id>/reports/qr-payments", access=Access.STAFF, responses=_REPORT_RESPONSES)
+def qr_payments_report(clinic_id: Annotated[str, Path()],
+                       from_: Annotated[str | None, Query(alias="from", description=_MOMENT)] = None,
+                       to: DateOrTime = None, qr_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+                       fiscal_status: Annotated[Literal["pending", "fiscalized", "failed"] | None, Query()] = None,
+                       min_amount: AmountFilter = None, max_amount: AmountFilter = None) -> Response[Any]:
     try:
         timezone = ClinicRepository(get_settings().app_table).get(clinic_id).timezone
     except NotFound:
         timezone = "UTC"
-    filters = qr_report.parse_filters(dict(app.current_event.query_string_parameters or {}), timezone)
+    given = {"from": from_, "to": to, "qr_id": qr_id, "fiscal_status": fiscal_status, "min_amount": min_amount,
+             "max_amount": max_amount}
+    filters = qr_report.parse_filters({name: value for name, value in given.items() if value is not None}, timezone)
     rows = qr_report.report_rows(_qr(), clinic_id, filters)
     if _wants_csv():
         return Response(200, "text/csv; charset=utf-8", qr_report.to_csv(rows),
@@ -131,9 +134,8 @@ def qr_payments_report(clinic_id: Annotated[str, Path()]):
     return Response(200, "application/json", json.dumps({"rows": rows, "count": len(rows)}))
 
 
-@app.get("/v1/clinics/<clinic_id>/qr-payments/<payment_id>")
+@app.get("/v1/clinics/<clinic_id>/qr-payments/<payment_id>", access=Access.STAFF)
 def get_payment(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> dict[str, Any]:
-    _auth(clinic_id)
     payment = _qr().get_payment(clinic_id, payment_id)
     if payment is None:
         raise NotFound("No such QR payment.")
@@ -149,10 +151,11 @@ _MANUAL_ERRORS: dict[Outcome, type[ClinicpayError]] = {
 }
 
 
-@app.post("/v1/clinics/<clinic_id>/qr-payments/<payment_id>/fiscalize")
-def fiscalize(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)]):
+@app.post("/v1/clinics/<clinic_id>/qr-payments/<payment_id>/fiscalize", access=Access.STAFF,
+          responses={200: {"description": "Fiscalized: the payment with its receipt"},
+                     202: {"description": "The register accepted it; the receipt is on its way"}})
+def fiscalize(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[Any]:
     """A person asks for the receipt now: pending or failed get one; fiscalized is a 409."""
-    _auth(clinic_id)
     result = fiscalization.fiscalize_payment(_qr(), _register, clinic_id, payment_id, clock=_now,
                                              allow_failed=True, respect_backoff=False)
     row = result.payment.row() if result.payment else None

@@ -5,7 +5,6 @@ here because only this function may read the cards table)."""
 
 import base64
 import importlib.util
-import json
 from pathlib import Path as FilePath
 from types import ModuleType
 from typing import Annotated, Any, Literal
@@ -14,12 +13,12 @@ from urllib.parse import parse_qsl
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from clinicpay import secrets
-from clinicpay.api.auth import Role, authenticate_clinic
+from clinicpay.api import pages as page_docs
+from clinicpay.api.auth import Access
 from clinicpay.api.idempotency import idempotent_http
-from clinicpay.api.public import public_caller
 from clinicpay.api.resolver import header, make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.card import ChargeReason, ConsentGrant
@@ -37,7 +36,6 @@ from clinicpay.providers.stripe.adapter import StripeCardVault, StripeGateway
 from clinicpay.repositories.card_requests import CardRequestRepository
 from clinicpay.repositories.cards import CardAppointments, CardRepository
 from clinicpay.repositories.clinics import ClinicRepository
-from clinicpay.repositories.keys import KeyRepository
 from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.patients import PatientRepository
 from clinicpay.repositories.templates import TemplateRepository
@@ -85,27 +83,24 @@ def _deps(clinic_id: str | None, vault: CardVault | None = None) -> CardDeps:
                     notifier=AwsNotifier(settings.email_sender), templates=TemplateRepository(settings.app_table))
 
 
-def _staff(clinic_id: str) -> None:
-    authenticate_clinic(app.current_event.headers, clinic_id, Role.STAFF, KeyRepository(get_settings().keys_table))
-
-
 def _client() -> tuple[str | None, str | None]:
     """The caller's IP and user agent, kept with a consent."""
     http = app.current_event.request_context.http
     return http.source_ip or None, header(app, "user-agent")
 
 
-def _json(status: int, body: Any) -> Response[Any]:
-    return Response(status, "application/json", json.dumps(body))
-
-
 def _html(status: int, body: str, headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response(status, "text/html; charset=utf-8", body, headers={**pages.HEADERS, **(headers or {})})
+    return Response(status, "text/html; charset=utf-8", body, headers=headers)  # security headers: resolver.harden
 
 
 # ------------------------------------------------------------------ request bodies
+_CONSENT_EXAMPLE: dict[str, JsonValue] = {"granted": True, "text_version": "cards-2026-01", "channel": "staff",
+                                           "granted_by": "reception"}
+
+
 class SaveCardRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"payment_method": "pm_card_visa", "consent": _CONSENT_EXAMPLE}]})
 
     payment_method: str = Field(pattern=r"^[A-Za-z0-9_]{3,255}$",
                                 description="The processor's token (e.g. a Stripe PaymentMethod id), never a card.")
@@ -113,13 +108,19 @@ class SaveCardRequest(BaseModel):
 
 
 class StaffSetupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"consent": _CONSENT_EXAMPLE}]})
 
     consent: ConsentGrant | None = Field(default=None, description="Without it, the link leads to our consent page.")
 
 
+# The shape of a patient token (an HS256 JWT the clinic's site signs; docs/API.md, Returning patients).
+PATIENT_TOKEN_EXAMPLE = ("eyJhbGciOiJIUzI1NiIsImtpZCI6InB0a19ta3FydHoiLCJ0eXAiOiJKV1QifQ."
+                         "eyJzdWIiOiJwYXQtMTA0MiIsImNsaW5pYyI6ImNsX2V4YW1wbGUiLCJleHAiOjE5MjQ5OTIwMDB9."
+                         "c2lnbmVkLWJ5LXRoZS1jbGluaWNzLXNpdGU")
+
+
 class PublicSetupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"patient_token": PATIENT_TOKEN_EXAMPLE}]})
 
     patient_token: str = Field(min_length=1, max_length=4096, description=(
         "The patient's token, signed by the clinic's site (docs/API.md, Returning patients): the only proof "
@@ -130,13 +131,14 @@ class PublicSetupRequest(BaseModel):
 
 
 class CardRequestRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"channels": ["email"]}]})
 
     channels: list[Literal["email", "sms"]] = Field(min_length=1, max_length=2)
 
 
 class ChargeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"amount": {"amount": 25000, "currency": "CLP"}, "reason": "other"}]})
 
     amount: Money | None = Field(default=None, description="Omitted on a no_show charge: the service's no_show_fee.")
     card_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
@@ -148,86 +150,73 @@ class ChargeRequest(BaseModel):
 BASE = "/v1/clinics/<clinic_id>/patients/<patient_id>"
 
 
-@app.post(f"{BASE}/cards")
+@app.post(f"{BASE}/cards", access=Access.STAFF, status_code=201)
 @tracer.capture_method
-def save_card(clinic_id: Identifier, patient_id: Identifier, body: Annotated[SaveCardRequest, Body()]) -> Response[Any]:
-    _staff(clinic_id)
+def save_card(clinic_id: Identifier, patient_id: Identifier, body: Annotated[SaveCardRequest, Body()]) -> dict[str, Any]:
     ip, agent = _client()
     card = cards.save_card(_deps(clinic_id), clinic_id, patient_id, body.payment_method, body.consent, ip=ip,
                            user_agent=agent)
-    return _json(201, card)
+    return card
 
 
-@app.get(f"{BASE}/cards")
+@app.get(f"{BASE}/cards", access=Access.STAFF)
 def list_cards(clinic_id: Identifier, patient_id: Identifier) -> dict[str, Any]:
-    _staff(clinic_id)
     return {"cards": cards.list_cards(_deps(clinic_id), clinic_id, patient_id)}
 
 
-@app.put(f"{BASE}/cards/<card_id>/default")
+@app.put(f"{BASE}/cards/<card_id>/default", access=Access.STAFF)
 def set_default(clinic_id: Identifier, patient_id: Identifier, card_id: Identifier) -> dict[str, Any]:
-    _staff(clinic_id)
     return cards.set_default(_deps(clinic_id), clinic_id, patient_id, card_id)
 
 
-@app.delete(f"{BASE}/cards/<card_id>")
+@app.delete(f"{BASE}/cards/<card_id>", access=Access.STAFF, status_code=204)
 @tracer.capture_method
 def remove_card(clinic_id: Identifier, patient_id: Identifier, card_id: Identifier) -> Response[Any]:
-    _staff(clinic_id)
     cards.remove_card(_deps(clinic_id), clinic_id, patient_id, card_id)
-    return Response(204, "application/json", "")
+    return Response(204, None, "")
 
 
-@app.post(f"{BASE}/card-setup")
+@app.post(f"{BASE}/card-setup", access=Access.STAFF, status_code=201)
 @tracer.capture_method
 def staff_card_setup(clinic_id: Identifier, patient_id: Identifier,
-                     body: Annotated[StaffSetupRequest | None, Body()] = None) -> Response[Any]:
-    _staff(clinic_id)
+                     body: Annotated[StaffSetupRequest | None, Body()] = None) -> dict[str, Any]:
     ip, agent = _client()
-    started = card_setup.start_staff_setup(_deps(clinic_id), clinic_id, patient_id, body.consent if body else None,
-                                           ip=ip, user_agent=agent)
-    return _json(201, started)
+    return card_setup.start_staff_setup(_deps(clinic_id), clinic_id, patient_id, body.consent if body else None,
+                                        ip=ip, user_agent=agent)
 
 
-@app.post(f"{BASE}/card-requests")
+@app.post(f"{BASE}/card-requests", access=Access.STAFF, status_code=202)
 @tracer.capture_method
-def card_request(clinic_id: Identifier, patient_id: Identifier, body: Annotated[CardRequestRequest, Body()]) -> Response[Any]:
-    _staff(clinic_id)
-    sent = card_setup.send_card_request(_deps(clinic_id), clinic_id, patient_id, list(body.channels))
-    return _json(202, {"card_request": sent})
+def card_request(clinic_id: Identifier, patient_id: Identifier, body: Annotated[CardRequestRequest, Body()]) -> dict[str, Any]:
+    return {"card_request": card_setup.send_card_request(_deps(clinic_id), clinic_id, patient_id, list(body.channels))}
 
 
-@app.post(f"{BASE}/charges")
+@app.post(f"{BASE}/charges", access=Access.STAFF, status_code=201)
 @tracer.capture_method
-def charge(clinic_id: Identifier, patient_id: Identifier, body: Annotated[ChargeRequest, Body()]) -> Response[Any]:
-    _staff(clinic_id)
-    result = cards.charge_card(_deps(clinic_id), clinic_id, patient_id, reason=body.reason, amount=body.amount,
-                               card_id=body.card_id, appointment_id=body.appointment_id,
-                               idempotency_key=header(app, "idempotency-key"))
-    return _json(201, result)
+def charge(clinic_id: Identifier, patient_id: Identifier, body: Annotated[ChargeRequest, Body()]) -> dict[str, Any]:
+    return cards.charge_card(_deps(clinic_id), clinic_id, patient_id, reason=body.reason, amount=body.amount,
+                             card_id=body.card_id, appointment_id=body.appointment_id,
+                             idempotency_key=header(app, "idempotency-key"))
 
 
-@app.get(f"{BASE}/charges/<charge_id>")
+@app.get(f"{BASE}/charges/<charge_id>", access=Access.STAFF)
 def get_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier) -> dict[str, Any]:
-    _staff(clinic_id)
     return cards.get_charge(_deps(clinic_id), clinic_id, patient_id, charge_id)
 
 
 # ------------------------------------------------------------------ booking widget
-@app.post("/v1/public/clinics/<clinic_id>/card-setup")
-def public_card_setup(clinic_id: Identifier, body: Annotated[PublicSetupRequest, Body()]) -> Response[Any]:
-    public_caller(app, clinic_id, "write")
+@app.post("/v1/public/clinics/<clinic_id>/card-setup", access=Access.PUBLISHABLE, limit="write", status_code=201)
+def public_card_setup(clinic_id: Identifier, body: Annotated[PublicSetupRequest, Body()]) -> dict[str, Any]:
     deps = _deps(clinic_id)
     proved = prove_patient(PatientTokenSecrets(get_settings().app_table), clinic_id, body.patient_token, deps.clock())
-    started = card_setup.start_public_setup(deps, clinic_id, proved.patient_id, appointment_id=body.appointment_id)
-    return _json(201, started)
+    return card_setup.start_public_setup(deps, clinic_id, proved.patient_id, appointment_id=body.appointment_id)
 
 
 # ------------------------------------------------------------------ our consent page
 TokenPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
 
 
-@app.get("/cards/setup/<token>")
+@app.get("/cards/setup/<token>", access=Access.LINK_TOKEN, responses=page_docs.html_responses(200, 404, 410))
 def consent_page(token: TokenPath, lang: Annotated[str | None, Query()] = None) -> Response[Any]:
     return _consent(token, lang)
 
@@ -245,7 +234,8 @@ def _consent(token: str, lang: str | None, error_key: str | None = None, status:
                                             text_version=page.text_version, error_key=error_key))
 
 
-@app.post("/cards/setup/<token>")
+@app.post("/cards/setup/<token>", access=Access.LINK_TOKEN,
+          responses=page_docs.html_responses(303, 200, 404, 410, 422, 503))
 @tracer.capture_method
 def submit_consent(token: TokenPath) -> Response[Any]:
     form = dict(parse_qsl(app.current_event.decoded_body or "", keep_blank_values=True))
@@ -261,17 +251,17 @@ def submit_consent(token: TokenPath) -> Response[Any]:
     except NotFound:
         return _consent(token, lang)
     except GatewayNotConfigured:
-        return _html(503, pages.message_page("clinicpay", "unavailable", locale))
+        return _html(503, pages.message_page("clinicpay", "unavailable", locale), {"Retry-After": "3600"})
     except ClinicpayError as error:
         if error.status < 500:
             raise
         return _html(503, pages.message_page("clinicpay", "retry", locale,
                                              extra=pages.retry_link(f"/cards/setup/{token}", locale)),
                      {"Retry-After": "30"})
-    return Response(303, "text/plain", "", headers={**pages.HEADERS, "Location": url})
+    return Response(303, "text/plain", "", headers={"Location": url, "Cache-Control": "no-store"})
 
 
-@app.get("/cards/setup/<token>/done")
+@app.get("/cards/setup/<token>/done", access=Access.LINK_TOKEN, responses=page_docs.html_responses(200, 404))
 def setup_done(token: TokenPath, lang: Annotated[str | None, Query()] = None) -> Response[Any]:
     locale = lang if lang in pages.LOCALES else "en"
     try:
@@ -284,7 +274,7 @@ def setup_done(token: TokenPath, lang: Annotated[str | None, Query()] = None) ->
     return _html(200, pages.message_page(page.clinic_name, "saving", page.locale, refresh=3))
 
 
-@app.get("/cards/authentication-complete")
+@app.get("/cards/authentication-complete", access=Access.NONE, responses=page_docs.html_responses(200))
 def authentication_complete(lang: Annotated[str | None, Query()] = None,
                             redirect_status: Annotated[str | None, Query()] = None) -> Response[Any]:
     # Display only: the charge itself is settled by the processor's signed webhook, never by this URL.
@@ -300,7 +290,7 @@ def _raw_body() -> bytes:
     return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
 
 
-@app.post("/webhooks/stripe/<clinic_id>")
+@app.post("/webhooks/stripe/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
 def stripe_webhook(clinic_id: Identifier) -> dict[str, Any]:
     raw, headers = _raw_body(), {k.lower(): v for k, v in (app.current_event.headers or {}).items()}

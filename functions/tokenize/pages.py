@@ -76,12 +76,6 @@ _TEXT: dict[str, dict[str, str]] = {
 
 LOCALES = ("es", "en", "fr", "uk", "nb")
 
-# No script, nothing external, never framed; the token in the URL never leaves in a Referer.
-HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
-           "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
-                                      "frame-ancestors 'none'"}
-
-
 def text(key: str, locale: str) -> str:
     return _TEXT[key].get(locale, _TEXT[key]["en"])
 

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 
 from clinicpay import secrets
+from clinicpay.api.auth import Access
 from clinicpay.api.resolver import make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.clinic import Provider
@@ -31,7 +32,7 @@ def _headers() -> dict[str, str]:
     return {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
 
 
-@app.post("/webhooks/fintoc/<clinic_id>")
+@app.post("/webhooks/fintoc/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
 def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     body, headers = _raw_body(), _headers()
@@ -52,7 +53,7 @@ def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     return {"received": len(events), "outcomes": outcomes}
 
 
-@app.post("/webhooks/monobank/<clinic_id>")
+@app.post("/webhooks/monobank/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
 def monobank(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     from clinicpay.usecases import monobank_webhook
@@ -60,7 +61,7 @@ def monobank(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     return monobank_webhook.handle(clinic_id, _raw_body(), _headers())
 
 
-@app.post("/webhooks/checkbox/<clinic_id>")
+@app.post("/webhooks/checkbox/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
 def checkbox(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     from clinicpay.usecases import checkbox_webhook

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from local import aws, iam
-from local.server import SANDBOXES, LocalApp, LocalServer
+from local.server import SANDBOXES, LocalApp, LocalServer, WSGIApp
 
 OPERATOR_KEY = "op_test_operator_key"
 SENDER = "payments@clinicpay.local"
@@ -50,7 +51,9 @@ class TestStack:
         KEYS.clear()  # the monobank sandbox made a new signing key
 
 
-def start_test_stack(extra_routes: dict[str, Any] | None = None) -> TestStack:
+def start_test_stack(extra_routes: dict[str, Any] | None = None,
+                     middleware: Callable[[WSGIApp], WSGIApp] | None = None) -> TestStack:
+    """`middleware` wraps the server's WSGI app (the fuzz run counts requests and answers with it)."""
     moto, endpoint = aws.start_moto()
     aws.point_boto3_at(endpoint)
     port = aws.free_port()
@@ -70,7 +73,8 @@ def start_test_stack(extra_routes: dict[str, Any] | None = None) -> TestStack:
         os.environ.setdefault(f"{name.upper()}_API_BASE", f"{base}/_sandbox/{name}")
     # Handlers may make only the calls their role in template.yaml allows, as in AWS.
     iam.enforce({"EmailSender": SENDER, "PublicBaseUrl": base})
-    server = LocalServer(LocalApp(extra_routes), port).start()
+    app: WSGIApp = LocalApp(extra_routes)
+    server = LocalServer(middleware(app) if middleware else app, port).start()
     stack = TestStack(moto, endpoint, server)
     stack.reset()
     return stack

@@ -2,8 +2,9 @@
 
 Keyed on the header plus method, path and caller credential, so two clinics choosing the same key
 never collide; a request without the header is not deduplicated at all (two identical bookings are
-two bookings). A 5xx or a 429 is not remembered: nothing was decided, so a retry with the same key
-runs again.
+two bookings). Only a success (2xx, 3xx) is remembered: a 4xx or 5xx changed nothing, so a retry with
+the same key runs again (a 429's retry after the wait books; a 503's once the provider is back), and a
+refused caller (no key, another clinic's key) leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from clinicpay import deadline
-from clinicpay.api.resolver import card_data_refusal
+from clinicpay.api.resolver import edge_refusal
 from clinicpay.settings import get_settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -55,14 +56,15 @@ def _idempotency() -> tuple[Any, Any, Any, Any]:
 def idempotent_http(resolve: Handler) -> Handler:
     def remembered(event: dict[str, Any], context: Any) -> dict[str, Any]:
         response = resolve(event, context)
-        status = int(response.get("statusCode", 200))
-        if status >= 500 or status == 429:  # nothing was decided: the same request later runs again
+        if int(response.get("statusCode", 200)) >= 400:  # a 429 or 503 included: nothing was decided
+            raise _NotRemembered(response)
             raise _NotRemembered(response)
         return response
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        # A request carrying card data is refused before anything, even a hash of it, is stored.
-        refused = card_data_refusal(event)
+        # A request carrying card data (or too large, too deep, not UTF-8) is refused before anything,
+        # even a hash of it, is stored.
+        refused = edge_refusal(event)
         if refused:
             return refused
         method = event.get("requestContext", {}).get("http", {}).get("method")

@@ -1,8 +1,30 @@
-"""Small HTML pages a patient sees around `/pay/{token}`, in the patient's language."""
+"""Small HTML pages a patient sees around `/pay/{token}`, in the patient's language.
+
+Every HTML answer gets its security headers (CSP with the hashes of its inline scripts, no framing,
+no Referer, nosniff, no-store) from `resolver.harden`, whichever function serves it.
+"""
 
 from __future__ import annotations
 
 from html import escape
+from typing import Any
+
+_PAGE_DESCRIPTIONS = {200: "The page", 303: "Redirect (see Location)", 404: "Page: not found", 409: "Page: nothing to pay",
+                      410: "Page: the link expired", 422: "Page: the form needs a correction",
+                      503: "Page: try again later (see Retry-After)"}
+
+
+def html_responses(*statuses: int) -> dict[int, Any]:
+    """OpenAPI responses of a route that answers pages: each status as text/html (303: a redirect)."""
+    responses: dict[int, Any] = {}
+    for status in statuses:
+        if status == 303:
+            responses[status] = {"description": _PAGE_DESCRIPTIONS[303],
+                                 "content": {"text/plain": {"schema": {"type": "string", "maxLength": 0}}}}
+        else:
+            responses[status] = {"description": _PAGE_DESCRIPTIONS.get(status, "Page"),
+                                 "content": {"text/html": {"schema": {"type": "string"}}}}
+    return responses
 
 _TEXT: dict[str, dict[str, str]] = {
     "paid": {"es": "Esta hora ya está pagada. ¡Gracias!", "en": "This appointment is paid. Thank you!",

@@ -1,4 +1,5 @@
-"""The public routes' door: the publishable key for this clinic, then the rate limits.
+"""The public routes' limits, counted once the resolver has checked the publishable key for this
+clinic (a route declares `access=Access.PUBLISHABLE, limit="read"|"write"`; api/resolver.py).
 
 Limits are counted in DynamoDB (repositories/rate_limits.py), per client address and per clinic,
 because API Gateway cannot: an HTTP API has route-level throttling for everyone at once, no usage
@@ -17,7 +18,6 @@ from typing import Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from clinicpay.api.auth import Role, require
 from clinicpay.domain.errors import RateLimited
 from clinicpay.observability import logger, metrics
 from clinicpay.repositories.rate_limits import RateCounters
@@ -53,9 +53,3 @@ def enforce_limits(kind: Kind, clinic_id: str, client: str) -> None:
             logger.warning("public route limit reached", extra={"clinic_id": clinic_id, "scope": scope,
                                                                 "kind": kind, "retry_after": wait})
             raise RateLimited(retry_after=wait)
-
-
-def public_caller(app: APIGatewayHttpResolver, clinic_id: str, kind: Kind) -> None:
-    """The booking widget's request: its publishable key is for this clinic, and it is within limits."""
-    require(app.current_event.headers, clinic_id, Role.PUBLISHABLE)
-    enforce_limits(kind, clinic_id, client_address(app))

@@ -1,22 +1,67 @@
 """Builds the Powertools resolver every HTTP function uses, with the contract's error shape.
 
+A request goes through, in this order:
+1. the bytes alone (`edge_refusal`): a body over the size limit is a 413; one that is not UTF-8 or is
+   nested deeper than any of our documents is a 400; then card data is refused (422). Nothing has
+   parsed the body yet, so nothing can overflow or store it.
+2. routing: an unknown path is a 404 and a known path with another method a 405, in the error shape.
+3. the route's declared credential (`access=` on every route, see `api.auth`): 401/403/404 before
+   any field rule is revealed. One key read at most (KeysTable, behind the per-container key cache).
+   A public route's limits (`limit=`, see `api.public`) are counted next: after authentication, so
+   a stranger cannot spend a clinic's budget, and before any other work (429).
+4. the body's media type (415) and JSON syntax (400), then Powertools' validation (422).
+5. the route. Every answer leaves with `harden`: security headers on HTML, `Retry-After` on a 503.
+
 Every error leaves as {"error": {"code", "message", "details"}}. Validation details name the field
 and the rule, never the input value (it might be a card number or a secret).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder, Route
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
+from clinicpay.api.auth import Access, Caller, authenticate, require_signature_header
 from clinicpay.api.card_guard import card_data_refusal_reason
-from clinicpay.domain.errors import CardDataNotAccepted, ClinicpayError, ProviderUnavailable, RateLimited
+from clinicpay.domain.errors import (
+    BadRequest,
+    CardDataNotAccepted,
+    ClinicpayError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from clinicpay.observability import logger
+
+F = TypeVar("F", bound=Callable[..., Any])
+LimitKind = Literal["read", "write"]
+
+ACCESS_EXTENSION = "x-clinicpay-access"  # the route's declared credential, kept on its OpenAPI operation
+LIMIT_EXTENSION = "x-clinicpay-rate-limit"  # a public route's limit kind ("read" or "write"), likewise
+
+# Our largest body is a message template (5,300 characters, at most 4 bytes each); providers' event
+# payloads run to tens of kilobytes. API Gateway itself stops at 10 MB, Lambda at 6 MB.
+MAX_BODY_BYTES = 64 * 1024
+MAX_WEBHOOK_BODY_BYTES = 1024 * 1024
+# Our deepest request is 3 levels (appointment -> patient -> ...); providers' events reach about 8.
+MAX_JSON_DEPTH = 32
+DEFAULT_RETRY_AFTER_SECONDS = 30
 
 
 def error_response(status: int, code: str, message: str, details: list[Any] | None = None,
@@ -25,16 +70,25 @@ def error_response(status: int, code: str, message: str, details: list[Any] | No
     return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
 
 
+def _error_dict(error: ClinicpayError) -> dict[str, Any]:
+    return {"statusCode": error.status, "headers": {"Content-Type": "application/json"}, "isBase64Encoded": False,
+            "body": json.dumps({"error": {"code": error.code, "message": error.message, "details": error.details}})}
+
+
 def _domain_error(error: ClinicpayError) -> Response:
-    headers = None
-    if isinstance(error, ProviderUnavailable):
-        headers = {"Retry-After": str(error.retry_after)}
-        error.details = [*error.details, {"retry_after": error.retry_after}]
-    elif isinstance(error, RateLimited):
-        headers = {"Retry-After": str(error.retry_after)}
+    headers = {}
+    if error.status in (429, 503):
+        # Every 429 and 503 says when to come back, in the header and (for clients that only read
+        # bodies) the details; an error that already names its wait (RateLimited) keeps the one it has.
+        retry_after = int(getattr(error, "retry_after", DEFAULT_RETRY_AFTER_SECONDS))
+        headers["Retry-After"] = str(retry_after)
+        if not any(isinstance(d, dict) and "retry_after" in d for d in error.details):
+            error.details = [*error.details, {"retry_after": retry_after}]
+    if isinstance(error, MethodNotAllowed):
+        headers["Allow"] = ", ".join(error.allowed)
     if error.status >= 500:
         logger.warning("request failed", extra={"error_code": error.code, "error_class": type(error).__name__})
-    return error_response(error.status, error.code, error.message, error.details, headers)
+    return error_response(error.status, error.code, error.message, error.details, headers or None)
 
 
 def _validation_error(error: RequestValidationError) -> Response:
@@ -47,6 +101,44 @@ def _validation_error(error: RequestValidationError) -> Response:
     if missing_body:
         return error_response(400, "bad_request", "The body is not valid JSON.")
     return error_response(422, "validation_error", "The request did not pass validation.", details)
+
+
+# ------------------------------------------------------------------ 1. the bytes alone
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether brackets outside JSON strings nest deeper than `limit`, found without parsing (a
+    parser is what a deep document overflows). Any text is scanned: a form could carry JSON too."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for bracket in _BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def body_refusal(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """413 over the size limit, 400 for a body that is not UTF-8 (API Gateway hands those over base64
+    encoded) or nests deeper than MAX_JSON_DEPTH."""
+    raw = event.get("body") or ""
+    if not raw:
+        return None
+    path = str(event.get("rawPath") or "")
+    limit = MAX_WEBHOOK_BODY_BYTES if path.startswith("/webhooks/") else MAX_BODY_BYTES
+    try:
+        data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode("utf-8")
+        if len(data) > limit:
+            return _error_dict(PayloadTooLarge(details=[{"limit_bytes": limit}]))
+        text = data.decode("utf-8") if event.get("isBase64Encoded") else raw
+    except (binascii.Error, UnicodeError):
+        return _error_dict(BadRequest("The body is not valid UTF-8 text."))
+    if _too_deep(text):
+        return _error_dict(BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels."))
+    return None
 
 
 def card_data_refusal(event: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -64,9 +156,170 @@ def card_data_refusal(event: Mapping[str, Any]) -> dict[str, Any] | None:
             "body": json.dumps({"error": {"code": error.code, "message": error.message, "details": []}})}
 
 
+def edge_refusal(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Everything refused on the request's bytes alone, before any parsing, routing or storing."""
+    refused = body_refusal(event) or card_data_refusal(event)
+    return harden(refused) if refused else None
+
+
+# ------------------------------------------------------------------ 5. every answer
+_INLINE_SCRIPT = re.compile(r"<script(?:\s[^>]*)?>(.*?)</script>", re.DOTALL | re.IGNORECASE)
+
+
+def html_security_headers(html: str) -> dict[str, str]:
+    """Headers for a page we serve: nothing external, never framed, no Referer (payment-link and card
+    tokens sit in our URLs), inline scripts allowed by their hash only."""
+    hashes = [base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+              for script in _INLINE_SCRIPT.findall(html)]
+    scripts = f"script-src {' '.join(repr(f'sha256-{h}') for h in hashes)}; connect-src 'self'; " if hashes else ""
+    policy = (f"default-src 'none'; {scripts}style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; "
+              "frame-ancestors 'none'")
+    return {"Content-Security-Policy": policy, "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+def harden(response: dict[str, Any]) -> dict[str, Any]:
+    """The one place that adds what every answer of a kind must carry (whoever built it)."""
+    headers = response.setdefault("headers", {})
+    present = {name.lower() for name in headers}
+
+    def default(name: str, value: str) -> None:
+        if name.lower() not in present:
+            headers[name] = value
+
+    status = int(response.get("statusCode", 200))
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    default("X-Content-Type-Options", "nosniff")
+    if content_type.startswith("text/html"):
+        body = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            body = base64.b64decode(body).decode("utf-8", "replace")
+        for name, value in html_security_headers(body).items():
+            default(name, value)
+    if 300 <= status < 400:
+        default("Referrer-Policy", "no-referrer")  # a redirect away from a page with a token in its URL
+    if status in (429, 503):
+        default("Retry-After", str(DEFAULT_RETRY_AFTER_SECONDS))
+    return response
+
+
+# ------------------------------------------------------------------ 2. unknown routes
+@lru_cache(maxsize=1)
+def _documented_paths() -> list[tuple[re.Pattern[str], tuple[str, ...]]]:
+    """Every path of the API with its methods, from the OpenAPI document in this layer (for 405s)."""
+    try:
+        document = json.loads(resources.files("clinicpay.api").joinpath("openapi.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    found = []
+    for path, operations in document.get("paths", {}).items():
+        pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")
+        found.append((pattern, tuple(sorted(m.upper() for m in operations if m.isalpha()))))
+    return found
+
+
+def allowed_methods(path: str) -> tuple[str, ...]:
+    return tuple(sorted({m for pattern, methods in _documented_paths() if pattern.match(path) for m in methods}))
+
+
 class ClinicpayResolver(APIGatewayHttpResolver):
+    """Routes declare the credential they take: `@app.post(path, access=Access.STAFF)`, and a route
+    taking the publishable key the limit it counts against: `access=Access.PUBLISHABLE, limit="write"`.
+    A route without them is a programming error, caught when the module loads."""
+
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        return card_data_refusal(event) or super().resolve(event, context)
+        return edge_refusal(event) or harden(super().resolve(event, context))
+
+    @property
+    def caller(self) -> Caller | None:
+        """Who the resolver authenticated for this request (None on routes that take no key)."""
+        return self.context.get("caller")
+
+    # -------------------------------------------------------------- declaring routes
+    def route(self, rule: str, method: Any, *args: Any, access: Access | None = None,  # type: ignore[override]
+              limit: LimitKind | None = None, **kwargs: Any) -> Callable[[F], F]:
+        if not isinstance(access, Access):
+            raise TypeError(f"{method} {rule}: declare the credential the route takes, e.g. access=Access.STAFF")
+        if (access is Access.PUBLISHABLE) != (limit in ("read", "write")):
+            raise TypeError(f"{method} {rule}: a route taking the publishable key, and only one, declares "
+                            'limit="read" or limit="write"')
+        extensions = {**(kwargs.pop("openapi_extensions", None) or {}), ACCESS_EXTENSION: access.value}
+        if limit:
+            extensions[LIMIT_EXTENSION] = limit
+
+        def register(func: F) -> F:
+            kwargs.setdefault("operation_id", func.__name__)
+            kwargs["openapi_extensions"] = extensions
+            return super(ClinicpayResolver, self).route(rule, method, *args, **kwargs)(func)
+
+        return register
+
+    def get(self, rule: str, *args: Any, access: Access | None = None,  # type: ignore[override]
+            limit: LimitKind | None = None, **kwargs: Any) -> Callable[[F], F]:
+        return self.route(rule, "GET", *args, access=access, limit=limit, **kwargs)
+
+    def post(self, rule: str, *args: Any, access: Access | None = None,  # type: ignore[override]
+            limit: LimitKind | None = None, **kwargs: Any) -> Callable[[F], F]:
+        return self.route(rule, "POST", *args, access=access, limit=limit, **kwargs)
+
+    def put(self, rule: str, *args: Any, access: Access | None = None,  # type: ignore[override]
+            limit: LimitKind | None = None, **kwargs: Any) -> Callable[[F], F]:
+        return self.route(rule, "PUT", *args, access=access, limit=limit, **kwargs)
+
+    def patch(self, rule: str, *args: Any, access: Access | None = None,  # type: ignore[override]
+              limit: LimitKind | None = None, **kwargs: Any) -> Callable[[F], F]:
+        return self.route(rule, "PATCH", *args, access=access, limit=limit, **kwargs)
+
+    def delete(self, rule: str, *args: Any, access: Access | None = None,  # type: ignore[override]
+              limit: LimitKind | None = None, **kwargs: Any) -> Callable[[F], F]:
+        return self.route(rule, "DELETE", *args, access=access, limit=limit, **kwargs)
+
+    # -------------------------------------------------------------- 3 and 4, before Powertools validates
+    def _call_route(self, route: Route, route_arguments: dict[str, str]) -> ResponseBuilder:
+        extensions = route.openapi_extensions or {}
+        declared = extensions.get(ACCESS_EXTENSION)
+        if declared is not None:
+            try:
+                self._admit(route, Access(declared), route_arguments, extensions.get(LIMIT_EXTENSION))
+            except Exception as error:  # noqa: BLE001 - answered by the registered handlers, as a route's would be
+                handled = self._call_exception_handler(error, route)
+                if handled is None:
+                    raise
+                return handled
+        return super()._call_route(route, route_arguments)
+
+    def _admit(self, route: Route, access: Access, path: dict[str, str], limit: LimitKind | None) -> None:
+        if access is Access.PROVIDER_SIGNATURE:
+            require_signature_header(route.path.split("/")[2], self.current_event.headers)
+        if access.checked_by_resolver:
+            from clinicpay.repositories.clinics import ClinicRepository
+            from clinicpay.repositories.keys import KeyRepository
+            from clinicpay.settings import get_settings
+
+            settings = get_settings()
+            caller = authenticate(access, self.current_event.headers, path, KeyRepository(settings.keys_table),
+                                  org_of=lambda clinic_id: ClinicRepository(settings.app_table).get(clinic_id).org_id)
+            self.append_context(caller=caller)
+            if limit and caller is not None and caller.clinic_id:
+                from clinicpay.api.public import client_address, enforce_limits
+
+                enforce_limits(limit, caller.clinic_id, client_address(self))
+        if route.dependant.body_params:
+            self._check_json_body()
+
+    def _check_json_body(self) -> None:
+        event = self.current_event
+        media = (event.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+        if media and media != "application/json":
+            raise UnsupportedMediaType(details=[{"accepted": ["application/json"]}])
+        try:
+            body = event.json_body  # parsed once here (cached), before Powertools reads it
+        except (ValueError, RecursionError):
+            # Covers bad syntax, integers beyond Python's 4,300 digits and text that is not UTF-8.
+            raise BadRequest("The body is not valid JSON.") from None
+        if body is not None and not isinstance(body, dict):
+            # Every body of ours is an object; Powertools would read `[null]` as "no body" on optional ones.
+            raise ValidationFailed(details=[{"field": "", "message": "The body must be a JSON object."}])
 
 
 def make_resolver() -> ClinicpayResolver:
@@ -80,8 +333,16 @@ def make_resolver() -> ClinicpayResolver:
     def handle_validation_error(error: RequestValidationError) -> Response:
         return _validation_error(error)
 
+    @app.exception_handler(RequestUnsupportedContentType)
+    def handle_unsupported_media_type(_: RequestUnsupportedContentType) -> Response:
+        return _domain_error(UnsupportedMediaType(details=[{"accepted": ["application/json"]}]))
+
     @app.not_found
     def handle_not_found(_: NotFoundError) -> Response:
+        event = app.current_event
+        allowed = allowed_methods(event.path)
+        if allowed and event.http_method.upper() not in allowed:
+            return _domain_error(MethodNotAllowed(allowed))
         return error_response(404, "not_found", "No such route.")
 
     @app.exception_handler(Exception)

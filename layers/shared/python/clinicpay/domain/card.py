@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from clinicpay.domain.money import Money
 from clinicpay.domain.text import OneLine
@@ -41,7 +41,7 @@ class ConsentGrant(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    granted: bool
+    granted: StrictBool
     text_version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     channel: ConsentChannel
     granted_by: OneLine = Field(min_length=1, max_length=200)

@@ -34,6 +34,22 @@ class NotFound(ClinicpayError):
     status, code, default_message = 404, "not_found", "No such object."
 
 
+class MethodNotAllowed(ClinicpayError):
+    status, code, default_message = 405, "method_not_allowed", "This path does not take that method."
+
+    def __init__(self, allowed: tuple[str, ...], **kwargs: Any):
+        self.allowed = allowed
+        super().__init__(details=[{"allowed": list(allowed)}], **kwargs)
+
+
+class PayloadTooLarge(ClinicpayError):
+    status, code, default_message = 413, "payload_too_large", "The body is larger than this API accepts."
+
+
+class UnsupportedMediaType(ClinicpayError):
+    status, code, default_message = 415, "unsupported_media_type", "Send the body as application/json."
+
+
 class Conflict(ClinicpayError):
     status, code, default_message = 409, "conflict", "The object is not in a state that allows this."
 
@@ -53,6 +69,7 @@ class CardDataNotAccepted(ValidationFailed):
 
 class Throttled(ClinicpayError):
     status, code, default_message = 429, "throttled", "Too many requests; try again shortly."
+    retry_after = 1
 
 
 class RateLimited(Throttled):
@@ -95,6 +112,7 @@ class ProviderOutcomeUnknown(ProviderUnavailable):
 
 class StorageUnavailable(ClinicpayError):
     status, code, default_message = 503, "storage_unavailable", "Storage is busy; try again."
+    retry_after = 5  # DynamoDB throttling and transient errors pass within seconds
 
 
 class ConditionFailed(Conflict):

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt, field_validator
 
 # Minor-unit exponent per supported currency. CLP has none: 25000 is 25 000 pesos.
 CURRENCY_EXPONENTS: dict[str, int] = {"CLP": 0, "UAH": 2, "CAD": 2, "NOK": 2, "EUR": 2, "USD": 2, "MXN": 2}
 
 # ISO 4217 numeric codes, needed by monobank (`ccy`).
 CURRENCY_NUMERIC: dict[str, int] = {"CLP": 152, "UAH": 980, "CAD": 124, "NOK": 578, "EUR": 978, "USD": 840, "MXN": 484}
+
+# For the OpenAPI document: the codes a client may send, as an enum.
+SUPPORTED_CURRENCIES: list[JsonValue] = [*sorted(CURRENCY_EXPONENTS)]
 
 MinorUnits = Annotated[StrictInt, Field(ge=0, le=10**12)]
 
@@ -23,7 +26,7 @@ class Money(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     amount: MinorUnits
-    currency: str
+    currency: str = Field(description="ISO 4217", json_schema_extra={"enum": SUPPORTED_CURRENCIES})
 
     @field_validator("currency")
     @classmethod

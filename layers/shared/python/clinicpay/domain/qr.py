@@ -295,7 +295,8 @@ class QrReportFilters(BaseModel):
 class PutAmountRequest(BaseModel):
     """`POST .../qr-registers/{qr_id}/amount` body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"amount": {"amount": 45000, "currency": "UAH"}, "description": "Консультація"}]})
 
     amount: Money
     appointment_id: str | None = Field(default=None, pattern=ID_PATTERN)

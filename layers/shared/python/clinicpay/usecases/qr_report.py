@@ -25,18 +25,19 @@ def _moment(field: str, value: str, zone: ZoneInfo, *, end: bool) -> str:
             day = date.fromisoformat(value) + (timedelta(days=1) if end else timedelta())
             return iso(datetime.combine(day, time.min, tzinfo=zone))
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            raise ValidationFailed(details=[{"field": field, "message": "a time needs an offset (RFC 3339)"}])
+        return iso(moment)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to UTC leaves the calendar
         raise ValidationFailed(details=[{"field": field, "message": "expected RFC 3339 or YYYY-MM-DD"}]) from None
-    if moment.tzinfo is None:
-        raise ValidationFailed(details=[{"field": field, "message": "a time needs an offset (RFC 3339)"}])
-    return iso(moment)
 
 
 def _amount(field: str, value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise ValidationFailed(details=[{"field": field, "message": "an integer amount in minor units, 0 or more"}])
+    # ASCII digits only ("²".isdigit() is True) and no longer than any amount we store (10**12).
+    if not (value.isascii() and value.isdigit() and len(value) <= 13):
+        raise ValidationFailed(details=[{"field": field, "message": "an integer amount in minor units, 0 to 10^12"}])
     return int(value)
 
 
