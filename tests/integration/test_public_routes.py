@@ -364,6 +364,40 @@ def test_staff_card_routes_keep_working_with_minted_ids(cards_clinic: ClinicKeys
 
 
 @pytest.fixture
+def two_writes_per_client() -> Iterator[None]:
+    import os
+
+    from clinicpay.settings import get_settings
+
+    os.environ["PUBLIC_WRITES_PER_CLIENT"] = "2"
+    get_settings.cache_clear()
+    yield
+    del os.environ["PUBLIC_WRITES_PER_CLIENT"]
+    get_settings.cache_clear()
+
+
+def test_limits_count_after_the_key_and_before_the_body(free_clinic: ClinicKeys, two_writes_per_client: None) -> None:
+    clinic = free_clinic
+    url = f"/v1/public/clinics/{clinic.clinic_id}/appointments"
+    address = "203.0.113.90"
+    # Given requests without a valid publishable key: refused (401) and not counted
+    stranger = ApiClient().with_headers(**{"X-Clinic-Key": "cp_pub_nosuchkey"}).from_address(address)
+    assert {stranger.post(url, json={"patient": {"name": "P"}, "service_id": "control",
+                                     "starts_at": starts()}).status for _ in range(5)} == {401}
+    widget = clinic.widget().from_address(address)
+    assert book_online(clinic, {"name": "First"}, service="control", client=widget).status == 201
+    # When the widget's next request has a body that breaks a rule
+    invalid = widget.post(url, json={"patient": {"name": "P"}, "service_id": "control", "starts_at": 12})
+    # Then it is refused for its fields, and it counted: the client's third write meets the limit
+    assert invalid.status == 422
+    over = book_online(clinic, {"name": "Third"}, service="control", client=widget)
+    assert over.status == 429 and over.json()["error"]["code"] == "rate_limited"
+    # even with a body the route would refuse (no field rule is checked past the limit)
+    assert widget.post(url, json={"unknown": True}).status == 429
+    assert len(clinic.staff().get(clinic.path("/appointments")).json()["appointments"]) == 1
+
+
+@pytest.fixture
 def one_write_a_second() -> Iterator[None]:
     import os
 

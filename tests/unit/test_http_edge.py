@@ -11,7 +11,7 @@ import pytest
 
 from clinicpay.api import resolver
 from clinicpay.api.auth import SIGNATURE_HEADERS, Access, authenticate
-from clinicpay.domain.errors import Forbidden, InvalidSignature, NotFound, Unauthorized
+from clinicpay.domain.errors import Forbidden, InvalidSignature, NotFound, StorageUnavailable, Unauthorized
 from clinicpay.repositories.keys import KeyRecord, hash_key
 
 
@@ -65,6 +65,18 @@ def test_every_route_must_declare_its_credential() -> None:
         app.route("/v1/things", "POST", access="staff")  # a string is not a declaration
     decorated = app.post("/v1/things", access=Access.STAFF)(lambda: {})
     assert callable(decorated)
+
+
+def test_a_route_taking_the_publishable_key_declares_its_limit_and_no_other_does() -> None:
+    app = resolver.make_resolver()
+    with pytest.raises(TypeError, match="limit="):
+        app.post("/v1/public/clinics/<clinic_id>/things", access=Access.PUBLISHABLE)
+    with pytest.raises(TypeError, match="limit="):
+        app.get("/v1/public/clinics/<clinic_id>/things", access=Access.PUBLISHABLE, limit="often")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="limit="):
+        app.get("/v1/clinics/<clinic_id>/things", access=Access.STAFF, limit="read")
+    assert callable(app.get("/v1/public/clinics/<clinic_id>/things", access=Access.PUBLISHABLE, limit="read")(
+        lambda clinic_id: {}))
 
 
 def test_html_security_headers_allow_exactly_the_inline_scripts() -> None:
@@ -135,6 +147,13 @@ def _auth(access: Access, headers: dict[str, str], path: dict[str, str] | None =
     (Access.ORG_ADMIN, {"authorization": "Bearer adm"}, "admin"),
     (Access.ORG_ADMIN, {"authorization": "Bearer other"}, NotFound),
     (Access.ORG_ADMIN, {"authorization": "Bearer stf"}, Forbidden),
+    (Access.ADMIN_OR_OPERATOR, {"authorization": "Bearer op-key"}, "operator"),
+    (Access.ADMIN_OR_OPERATOR, {"authorization": "Bearer adm"}, "admin"),
+    (Access.ADMIN_OR_OPERATOR, {"authorization": "Bearer stf"}, Forbidden),
+    (Access.ADMIN_OR_OPERATOR, {"authorization": "Bearer pub"}, Forbidden),
+    (Access.ADMIN_OR_OPERATOR, {"authorization": "Bearer other"}, NotFound),
+    (Access.ADMIN_OR_OPERATOR, {"authorization": "Bearer nope"}, Unauthorized),
+    (Access.ADMIN_OR_OPERATOR, {"x-clinic-key": "pub"}, Unauthorized),
     (Access.LINK_TOKEN, {}, None),
 ])
 def test_authenticate(access: Access, headers: dict[str, str], outcome: Any) -> None:
@@ -159,3 +178,40 @@ def test_signature_headers_are_the_providers_own() -> None:
     with pytest.raises(InvalidSignature):
         require_signature_header("stripe", {"stripe-signature": "  "})
     require_signature_header("stripe", {"stripe-signature": "t=1,v1=ab"})
+
+
+def _unreadable_operator_secret() -> str:
+    raise StorageUnavailable()
+
+
+@pytest.mark.parametrize(("access", "headers", "outcome"), [
+    # an admin never needs the operator's secret, on the routes the operator may use too
+    (Access.ADMIN_OR_OPERATOR, {"authorization": "Bearer adm"}, "admin"),
+    (Access.ORG_ADMIN, {"authorization": "Bearer adm"}, "admin"),
+    # a key that is no clinic key may be the operator's: we cannot tell, so 503
+    (Access.ADMIN_OR_OPERATOR, {"authorization": "Bearer nope"}, StorageUnavailable),
+    (Access.OPERATOR, {"authorization": "Bearer nope"}, StorageUnavailable),
+    # on a clinic's own routes the operator is refused anyway: 401, not 503
+    (Access.STAFF, {"authorization": "Bearer nope"}, Unauthorized),
+    (Access.ADMIN, {"authorization": "Bearer op-key"}, Unauthorized),
+    (Access.OPERATOR, {}, Unauthorized),
+])
+def test_an_unreadable_operator_secret(access: Access, headers: dict[str, str], outcome: Any) -> None:
+    keys = _Keys(KEYS)
+
+    def call() -> Any:
+        return authenticate(access, headers, {"clinic_id": "cl_a", "org_id": "org"}, keys,  # type: ignore[arg-type]
+                            operator=_unreadable_operator_secret, org_of=lambda cid: "org")
+
+    if isinstance(outcome, type):
+        with pytest.raises(outcome):
+            call()
+    else:
+        assert call().role == outcome
+    assert keys.reads <= 1
+
+
+def test_the_caller_carries_its_key_id() -> None:
+    caller = _auth(Access.ADMIN_OR_OPERATOR, {"authorization": "Bearer adm"})
+    assert (caller.role, caller.clinic_id, caller.key_id) == ("admin", "cl_a", "1")
+    assert _auth(Access.ADMIN_OR_OPERATOR, {"authorization": "Bearer op-key"}).key_id is None
