@@ -6,7 +6,9 @@ Starts the in-process test stack (moto, the local server, the provider sandboxes
 the way an operator and its admin do (keys, a service, Fintoc and Stripe connected), then runs
 `st run` from .venv-fuzz against http://127.0.0.1:<port>/openapi.json with each kind of key: none,
 operator, admin, staff, publishable. The clinic's and organization's ids are fixed (other ids are
-generated), so authenticated runs reach the routes' bodies instead of stopping at a 404.
+generated), so authenticated runs reach the routes' bodies instead of stopping at a 404. The public
+routes' limits are raised for the run (tests/integration/test_public_routes.py tests them), so the
+publishable pass reaches the handlers instead of meeting 429s after ten bookings.
 
 The server counts what schemathesis sent and every 5xx it answered; the run fails on any 5xx or any
 failed check. Checks: no 5xx; status code, content type, headers and body conform to the document;
@@ -87,10 +89,15 @@ def _fixtures(stack: Any) -> dict[str, str]:
     appointment = book(keys, PATIENT_ID)
     setup = keys.staff().post(keys.path(f"/patients/{PATIENT_ID}/card-setup"), json={})
     assert setup.status == 201, setup.body
+    # A spare staff key, for the key-revocation route to act on (revoking the key a pass uses would
+    # turn the rest of that pass into 401s).
+    spare = keys.admin().post(keys.path("/staff-keys"))
+    assert spare.status == 201, spare.body
     return {"clinic_id": keys.clinic_id, "operator": OPERATOR_KEY, "admin": keys.admin_key, "staff": keys.staff_key,
             "publishable": keys.publishable_key, "appointment_id": appointment["appointment_id"],
             "pay_token": appointment["payment_link"]["url"].rsplit("/", 1)[1],
-            "card_token": setup.json()["url"].split("/cards/setup/", 1)[1].split("?")[0]}
+            "card_token": setup.json()["url"].split("/cards/setup/", 1)[1].split("?")[0],
+            "spare_key_id": spare.json()["key_id"]}
 
 
 def _headers(kind: str, keys: dict[str, str]) -> list[str]:
@@ -108,6 +115,7 @@ def _config(directory: Path, ids: dict[str, str]) -> Path:
 "path.clinic_id" = "{ids['clinic_id']}"
 "path.org_id" = "{ORG_ID}"
 "path.patient_id" = "{PATIENT_ID}"
+"path.key_id" = "{ids['spare_key_id']}"
 
 [[operations]]
 include-path-regex = "^/(pay/|v1/public/payments/)"
@@ -132,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout = (report_root / "functions.log").open("w")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     tally = Tally()
+    os.environ.update({f"PUBLIC_{kind}_PER_{scope}": "1000000" for kind in ("WRITES", "READS")
+                       for scope in ("CLIENT", "CLINIC")})
     stack = start_test_stack(middleware=tally.middleware)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
     failed: list[str] = []
