@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from local import aws, iam
+from local import aws, aws_faults, iam
 from local.server import SANDBOXES, LocalApp, LocalServer
 
 OPERATOR_KEY = "op_test_operator_key"
@@ -34,6 +34,7 @@ class TestStack:
 
     def reset(self) -> None:
         requests.post(f"{self.moto_endpoint}/moto-api/reset", timeout=10)
+        aws_faults.clear()
         aws.create_resources(SENDER)
         for name in SANDBOXES:
             try:
