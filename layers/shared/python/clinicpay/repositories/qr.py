@@ -56,6 +56,11 @@ def ref_pk(invoice_id: str) -> str:
     return f"REF#{PROVIDER}#{invoice_id}"
 
 
+def pending_pk(clinic_id: str) -> str:
+    """fiscal_pending_pk of anything of this clinic that awaits a fiscal document: its shard."""
+    return shard_key(PENDING_KIND, clinic_id)
+
+
 def pending_sk(payment: QrPayment) -> str:
     # Clinic first (one clinic's waiting payments are one range), then oldest first.
     return f"{payment.clinic_id}#{payment.paid_at}#{payment.payment_id}"
@@ -202,7 +207,7 @@ class QrRepository:
         """Store a new payment, awaiting its receipt. False if it already exists (never overwritten)."""
         item = {"pk": clinic_pk(payment.clinic_id), "sk": f"QRPAY#{payment.payment_id}",
                 "gsi1pk": ref_pk(payment.invoice_id), "gsi1sk": "QRPAY",
-                "fiscal_pending_pk": shard_key(PENDING_KIND, payment.clinic_id), "fiscal_pending_sk": pending_sk(payment),
+                "fiscal_pending_pk": pending_pk(payment.clinic_id), "fiscal_pending_sk": pending_sk(payment),
                 "amount_minor": payment.amount.amount, **payment.model_dump(mode="json")}
         try:
             with translated_errors():
@@ -297,7 +302,7 @@ class QrRepository:
         A clinic's (one range of its shard), one shard's (a job's invocation), or, with neither,
         every shard's in turn."""
         if clinic_id:
-            partitions = [shard_key(PENDING_KIND, clinic_id)]
+            partitions = [pending_pk(clinic_id)]
         else:
             partitions = [key_of(PENDING_KIND, s) for s in ([shard] if shard is not None else all_shards())]
         items: list[dict[str, Any]] = []
