@@ -5,8 +5,9 @@
 Stores N QR payments in moto (in-process, tables from template.yaml): `pending` of them still await
 their receipt (made by QrRepository.create_payment, so they carry the sparse AwaitingFiscalization
 attributes), the rest are fiscalized (the shape complete_payment leaves: no such attributes). Then
-runs the real daily check (use case + repository) against an in-memory register that fiscalizes
-everything, and prints what DynamoDB returned to it, next to what a table scan would have read.
+runs the real daily check (use case + repository), one shard at a time as the job queue hands them
+out, against an in-memory register that fiscalizes everything, and prints what DynamoDB returned to
+it, next to what a table scan would have read.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from clinicpay import fanout  # noqa: E402
 from clinicpay.domain.fiscal import FiscalStatus, Receipt, ReceiptRequest, ReceiptResult, ShiftState  # noqa: E402
 from clinicpay.domain.money import Money  # noqa: E402
 from clinicpay.domain.qr import BasketLine, CardPayment, QrPayment, iso  # noqa: E402
 from clinicpay.repositories import qr as qr_repo  # noqa: E402
 from clinicpay.repositories.qr import QrRepository  # noqa: E402
+from clinicpay.repositories.shards import SHARDS  # noqa: E402
 from clinicpay.usecases import fiscal_check  # noqa: E402
 from local import template  # noqa: E402
 
@@ -126,17 +129,23 @@ def main() -> int:
 
         register = AlwaysDone()
         metrics: dict[str, int] = {}
+
+        def daily_check(day: int) -> dict[str, Any]:
+            """As deployed: one invocation per shard of the index (clinicpay.fanout), reports merged."""
+            return fanout.merged([fiscal_check.unfiscalized_check(
+                repo, lambda _: register, clock=lambda: T0 + timedelta(days=day), emit=metrics.__setitem__, shard=shard)
+                for shard in range(SHARDS)])
+
         started = time.perf_counter()
-        first = fiscal_check.unfiscalized_check(repo, lambda _: register, clock=lambda: T0 + timedelta(days=30),
-                                                emit=metrics.__setitem__)
+        first = daily_check(30)
         checked = time.perf_counter() - started
-        second = fiscal_check.unfiscalized_check(repo, lambda _: register, clock=lambda: T0 + timedelta(days=31),
-                                                 emit=metrics.__setitem__)
+        second = daily_check(31)
         # What a scan (or a query over each clinic's whole history) would have to read.
         scanned = client.describe_table(TableName=TABLE)["Table"]["ItemCount"]
 
     print(f"QR payments stored                 {args.payments:>8}  ({pending} awaiting a receipt; stored in {stored:.1f} s)")
-    print(f"items read by the daily check      {first['items_read']:>8}  (AwaitingFiscalization query; {checked:.2f} s)")
+    print(f"items read by the daily check      {first['items_read']:>8}  (AwaitingFiscalization, {first['shards']} shard "
+          f"queries; {checked:.2f} s)")
     print(f"  fiscalized / still pending       {first['fiscalized']:>5} / {first['remaining']}"
           f"  (receipts made: {register.sold}; clinics reported: {len(metrics)})")
     print(f"items read by the next day's check {second['items_read']:>8}  (fiscalized payments left the index)")

@@ -187,7 +187,8 @@ def scheduler_event(job: str) -> dict[str, Any]:
 
 
 def invoke_job(job: str, *, timeout: float | None = None) -> Any:
-    logical_id = template.schedules()[job]
-    handler = handler_for(logical_id)
-    with _one_at_a_time:
-        return handler(scheduler_event(job), LambdaContext.for_function(logical_id, timeout))
+    """A whole scheduled job: its dispatcher, then every shard it enqueued (local/jobqueue.py); each
+    invocation's context runs out at the function's Timeout (or `timeout`)."""
+    from local import jobqueue
+
+    return jobqueue.run_job(job, timeout=timeout)

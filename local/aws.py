@@ -92,4 +92,7 @@ def create_resources(verified_sender: str) -> None:
     for name, args in template.tables().items():
         if name not in existing:
             dynamodb.create_table(**args)
+    sqs = boto3.client("sqs")
+    for name, attributes in template.queues().items():  # DLQs first: a redrive policy names its DLQ
+        sqs.create_queue(QueueName=name, Attributes=attributes)
     boto3.client("sesv2").create_email_identity(EmailIdentity=verified_sender)

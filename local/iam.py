@@ -10,7 +10,8 @@ into a 503) and is recorded in `denials`, which the test suites report by name.
 
 Modelled: the calls our code makes, as IAM authorizes them (DynamoDB items, queries on tables and
 indexes, batches, and transactions item by item; Secrets Manager by secret ARN; SES v2 SendEmail by
-identity with ses:FromAddress; SNS Publish by topic, or "*" for a phone number), `*` and `?` in
+identity with ses:FromAddress; SNS Publish by topic, or "*" for a phone number; SQS by queue ARN,
+batches as their single action), `*` and `?` in
 actions and resources, and the String* condition operators. Not modelled: SAM's managed policies
 (logs, X-Ray: never called through boto3), resource policies, SCPs, permission boundaries.
 Calls made outside a handler (tests, the local tools) are not checked. With CLINICPAY_LOCAL_IAM_LOG
@@ -42,6 +43,8 @@ _parameters: dict[str, str] = {}
 _original_call = BaseClient._make_api_call
 denials: list[str] = []
 
+_SQS_BATCH_ACTIONS = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage",
+                      "ChangeMessageVisibilityBatch": "ChangeMessageVisibility"}
 _TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
                      "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
 
@@ -114,6 +117,12 @@ def requests_for(service: str, operation: str, params: dict[str, Any]) -> list[R
         return [Request(f"ses:{operation}", (identity + address, identity + domain), (("ses:FromAddress", address),))]
     if service == "sns" and operation == "Publish":
         return [Request("sns:Publish", (str(params.get("TopicArn") or params.get("TargetArn") or "*"),))]
+    if service == "sqs" and params.get("QueueUrl"):
+        # IAM authorizes a batch as its single action (SendMessageBatch is sqs:SendMessage), on the
+        # queue's ARN, which its URL spells: https://sqs.<region>.amazonaws.com/<account>/<name>
+        action = _SQS_BATCH_ACTIONS.get(operation, operation)
+        account, name = str(params["QueueUrl"]).rstrip("/").split("/")[-2:]
+        return [Request(f"sqs:{action}", (f"arn:aws:sqs:{template.REGION}:{account}:{name}",))]
     return [Request(f"{service}:{operation}", ("*",))]
 
 

@@ -1,4 +1,6 @@
-"""Writes events/<function>/<EventName>.json for every HttpApi route and schedule in template.yaml.
+"""Writes events/<function>/<EventName>.json for every HttpApi route and schedule in template.yaml,
+and events/<function>/<JobQueue>.json: one shard of a job as the job queue's event source mapping
+delivers it (clinicpay.fanout).
 
     python -m local.make_events          (re-run after adding a route; tests/unit/test_events.py checks)
 
@@ -10,6 +12,7 @@ Generated files whose route or job is gone from the template are removed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import uuid
@@ -191,7 +194,26 @@ def expected_events() -> dict[Path, dict[str, Any]]:
                 result[folder / f"{name}.json"] = api_event(route, name)
             elif event["Type"] in ("Schedule", "ScheduleV2"):
                 result[folder / f"{name}.json"] = apigw.scheduler_event(json.loads(props["Input"])["job"])
+    for mapping in template.event_source_mappings():
+        jobs = sorted(job for job, function in template.schedules().items() if function == mapping.function)
+        folder = EVENTS / functions[mapping.function].code_uri.name
+        result[folder / f"{mapping.queue}.json"] = job_shard_event(mapping.queue, jobs[0], shard=3)
     return result
+
+
+def job_shard_event(queue: str, job: str, shard: int) -> dict[str, Any]:
+    """What the job queue's event source mapping hands the function: one shard of one job."""
+    body = json.dumps({"job": job, "shard": shard, "run": "run_bcdfghjkmnpqrstvbcdf",
+                       "dispatched_at": "2026-11-23T10:00:00+00:00"})
+    return {"Records": [{
+        "messageId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{queue}/{job}/{shard}")),
+        "receiptHandle": "AQEB-sample-receipt-handle", "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(FIXED_EPOCH_MS),
+                       "SenderId": "AROAEXAMPLE:clinicpay-dispatcher",
+                       "ApproximateFirstReceiveTimestamp": str(FIXED_EPOCH_MS + 40)},
+        "messageAttributes": {}, "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's checksum
+        "eventSource": "aws:sqs", "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
+        "awsRegion": "us-east-1"}]}
 
 
 def _is_stale(path: Path, expected: dict[Path, dict[str, Any]]) -> bool:
@@ -202,7 +224,7 @@ def _is_stale(path: Path, expected: dict[Path, dict[str, Any]]) -> bool:
         data = json.loads(path.read_text())
     except ValueError:
         return False
-    return isinstance(data, dict) and ("routeKey" in data or set(data) == {"job"})
+    return isinstance(data, dict) and ("routeKey" in data or set(data) == {"job"} or "Records" in data)
 
 
 def main() -> int:

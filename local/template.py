@@ -1,7 +1,9 @@
-"""Reads template.yaml (with its CloudFormation tags) into routes, schedules and tables."""
+"""Reads template.yaml (with its CloudFormation tags) into routes, schedules, tables, queues and the
+queues' event source mappings."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -115,8 +117,6 @@ def default_route() -> Route | None:
 
 def schedules() -> dict[str, str]:
     """job name (from the schedule's Input) -> function logical id."""
-    import json
-
     jobs = {}
     for logical_id, resource in load()["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
@@ -125,6 +125,46 @@ def schedules() -> dict[str, str]:
             if event["Type"] in ("ScheduleV2", "Schedule"):
                 jobs[json.loads(event["Properties"]["Input"])["job"]] = logical_id
     return jobs
+
+
+@dataclass(frozen=True)
+class QueueMapping:
+    """An AWS::Lambda::EventSourceMapping from an SQS queue of this stack to a function."""
+
+    queue: str  # logical id
+    function: str  # logical id
+    batch_size: int
+    reports_item_failures: bool
+
+
+def event_source_mappings() -> list[QueueMapping]:
+    found = []
+    for resource in load()["Resources"].values():
+        if resource["Type"] != "AWS::Lambda::EventSourceMapping":
+            continue
+        props = resource["Properties"]
+        queue = props["EventSourceArn"]["Fn::GetAtt"]
+        queue_id = queue[0] if isinstance(queue, list) else queue.split(".", 1)[0]
+        function = str(props["FunctionName"]["Ref"]).split(".", 1)[0]  # "<Function>.Alias": SAM's alias
+        found.append(QueueMapping(queue_id, function, int(props.get("BatchSize", 10)),
+                                  "ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])))
+    return found
+
+
+def queues() -> dict[str, dict[str, str]]:
+    """Logical id -> CreateQueue Attributes (strings, as SQS takes them), resolved the local way.
+    Queues that are a redrive target come first, so a source queue's DLQ exists when it is made."""
+    resolver = Resolver()
+    found: dict[str, dict[str, str]] = {}
+    for logical_id, resource in load()["Resources"].items():
+        if resource["Type"] != "AWS::SQS::Queue":
+            continue
+        props = resolver.resolve(resource.get("Properties", {}))
+        attributes = {name: str(props[name]) for name in ("VisibilityTimeout", "MessageRetentionPeriod") if name in props}
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        found[logical_id] = attributes
+    return dict(sorted(found.items(), key=lambda item: "RedrivePolicy" in item[1]))
 
 
 def tables() -> dict[str, dict[str, Any]]:
@@ -167,6 +207,11 @@ def local_arn(resource_type: str, logical_id: str) -> str:
     return prefix.format(service) + rest
 
 
+def queue_url(logical_id: str) -> str:
+    """A queue's URL as SQS names it (moto finds the queue by its last segment, whatever the host)."""
+    return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{logical_id}"
+
+
 def secret_arn(name: str) -> str:
     """A secret's ARN ends in "-" and six random characters; locally always the same six."""
     return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{name}-Ab12Cd"
@@ -190,11 +235,15 @@ class Resolver:
             return PSEUDO[name]
         if name in self.parameters:
             return self.parameters[name]
+        if name.endswith(".Alias") and name.rsplit(".", 1)[0] in self.resources:
+            return name.rsplit(".", 1)[0]  # SAM's AutoPublishAlias alias: locally the function itself
         resource = self.resources[name]
         if resource["Type"] == "AWS::SecretsManager::Secret":
             return secret_arn(str(self.resolve(resource["Properties"]["Name"])))
-        if resource["Type"] in ("AWS::SNS::Topic", "AWS::SQS::Queue"):
+        if resource["Type"] == "AWS::SNS::Topic":
             return local_arn(resource["Type"], name)
+        if resource["Type"] == "AWS::SQS::Queue":
+            return queue_url(name)  # Ref of a queue is its URL
         return name
 
     def get_att(self, logical_id: str, attribute: str) -> str:

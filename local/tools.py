@@ -5,6 +5,8 @@
     POST /_local/jobs/{job}      runs one now (as EventBridge Scheduler would) and returns its result
     GET  /_local/outbox[?to=]    emails (SES) and SMS (SNS) sent, newest last
     DELETE /_local/outbox        hides everything sent so far
+    POST /_local/aws-faults      {"service": "ses"|"sns", "count", "code"?}: the next sends are refused
+    DELETE /_local/aws-faults    (local/aws_faults.py), as a throttled SES/SNS refuses them
     /demo, /staff, /widget.js, /web/<file>   static files from web/
 
 The outbox reads moto's backends directly: moto runs in this process (ThreadedMotoServer), and
@@ -181,7 +183,10 @@ code{{background:#f3f4f6;padding:0 .25rem;border-radius:3px}}</style>
 <ul>
 <li><a href="/_local/outbox">/_local/outbox</a> emails and SMS sent (<code>?to=</code> filters,
 <code>DELETE</code> clears)</li>
-<li><a href="/_local/jobs">/_local/jobs</a> scheduled jobs; run one now with:<ul>{jobs}</ul></li>
+<li><a href="/_local/jobs">/_local/jobs</a> scheduled jobs; run one now (its dispatcher, then every
+shard it enqueued) with:<ul>{jobs}</ul></li>
+<li><code>POST /_local/aws-faults {{"service": "sns", "count": 2}}</code> SES/SNS refuse the next sends
+(throttled); refused messages wait in the outbox for <code>message-retry</code></li>
 </ul>
 <h2>Provider sandboxes</h2>
 <p><code>/_sandbox/fintoc</code>, <code>/_sandbox/monobank</code>, <code>/_sandbox/stripe</code>,
@@ -204,6 +209,20 @@ def _run_job(request: Request, job: str) -> Response:
     return json_response(result)
 
 
+def _aws_faults(request: Request) -> Response:
+    from local import aws_faults
+
+    if request.method == "DELETE":
+        aws_faults.clear()
+    elif request.method == "POST":
+        body = request.get_json(silent=True) or {}
+        service, count = body.get("service"), body.get("count", 1)
+        if service not in ("ses", "sns") or not isinstance(count, int) or not 1 <= count <= 100:
+            return error_response(400, "bad_fault", 'Send {"service": "ses"|"sns", "count": 1..100, "code"?: "..."}')
+        aws_faults.refuse_next(service, count, str(body["code"]) if body.get("code") else None)
+    return json_response({"pending": aws_faults.pending()})
+
+
 class LocalTools:
     """Serves /_local and everything below it."""
 
@@ -218,6 +237,8 @@ class LocalTools:
             return json_response({"jobs": sorted(template.schedules())})
         if path.startswith("/_local/jobs/"):
             return _run_job(request, path[len("/_local/jobs/"):])
+        if path == "/_local/aws-faults":
+            return _aws_faults(request)
         if path == "/_local/outbox":
             if request.method == "DELETE":
                 return json_response({"cleared": self.outbox.clear()})

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from clinicpay import fanout
 from clinicpay.api import pages
 from clinicpay.api.auth import Access
 from clinicpay.api.idempotency import idempotent_http
@@ -198,17 +199,36 @@ def _html(status: int, body: str, headers: dict[str, str] | None = None) -> Resp
     return Response(status, "text/html; charset=utf-8", body, headers=headers)  # security headers: resolver.harden
 
 
-# ------------------------------------------------------------------ scheduled
-def _run_job(event: dict[str, Any]) -> dict[str, Any]:
+# ------------------------------------------------------------------ scheduled (clinicpay.fanout)
+def run_reminders(shard: int) -> dict[str, Any]:
     settings = get_settings()
     deps = ReminderDeps(appointments=AppointmentRepository(settings.app_table),
                         clinics=ClinicRepository(settings.app_table), templates=TemplateRepository(settings.app_table),
                         notifier=AwsNotifier(settings.email_sender), public_base_url=settings.public_base_url,
                         # A reminder's own calls are AWS calls; the provider reserve is what they need.
                         has_time=lambda: provider_seconds_left() > 0)
-    if event.get("job") != "reminders":
-        raise ValueError("unknown job")
-    return {"job": "reminders", **send_due_reminders(deps)}
+    return send_due_reminders(deps, shard)
+
+
+def run_message_retry(shard: int) -> dict[str, Any]:
+    from clinicpay.notify.sender import AwsTransport
+    from clinicpay.repositories.message_outbox import MessageOutbox
+    from clinicpay.usecases.message_retry import MessageRetryDeps
+    from clinicpay.usecases.message_retry import run_message_retry as retry
+
+    settings = get_settings()
+    deps = MessageRetryDeps(outbox=MessageOutbox(settings.app_table), transport=AwsTransport(settings.email_sender),
+                            has_time=lambda: provider_seconds_left() > 0, gave_up=_message_given_up)
+    return retry(deps, shard)
+
+
+def _message_given_up(kept: Any, why: str) -> None:
+    # Summed over every service by the MessageGivenUp alarm; the log line names the clinic.
+    metrics.add_metric(name="MessageGivenUp", unit="Count", value=1)
+
+
+jobs = fanout.Jobs({"reminders": run_reminders, "message-retry": run_message_retry},
+                   queue_url=lambda: get_settings().create_link_jobs_queue_url)
 
 
 _http = idempotent_http(app.resolve)
@@ -219,6 +239,6 @@ _http = idempotent_http(app.resolve)
 @metrics.log_metrics
 @lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if "job" in event:
-        return _run_job(event)
+    if fanout.is_job_event(event):
+        return jobs.handle(event, context)
     return _http(event, context)

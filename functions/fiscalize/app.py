@@ -1,8 +1,8 @@
 """fiscalize: monobank QR registers and amounts, Checkbox receipts and shifts, the QR payments report,
 manual fiscalization, and the scheduled `unfiscalized-check` (daily) and `fiscal-retry` jobs.
 
-Routes parse, authenticate (staff) and call one use case; a scheduled event (`{"job": ...}`, no
-HTTP request context) runs the job instead of the resolver.
+Routes parse, authenticate (staff) and call one use case; a job event (`{"job": ...}` from the
+schedule, or the job queue's batch of shards: clinicpay.fanout) runs the job instead of the resolver.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from clinicpay import deadline, fanout
 from clinicpay.api.auth import Access
 from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.resolver import make_resolver
@@ -180,20 +181,26 @@ def _emit_unfiscalized(clinic_id: str, count: int) -> None:
         metric.add_dimension(name="clinic_id", value=clinic_id)
 
 
-def run_job(job: str, context: Any) -> dict[str, Any]:
-    remaining_ms = context.get_remaining_time_in_millis() if context is not None else 60_000
-    deadline = time.monotonic() + max(remaining_ms / 1000 - JOB_MARGIN_SECONDS, 1)
-    if job == "unfiscalized-check":
-        return fiscal_check.unfiscalized_check(_qr(), _register, clock=_now, emit=_emit_unfiscalized,
-                                               deadline=deadline)
-    if job == "fiscal-retry":
-        return fiscal_check.retry_due(_qr(), _register, clock=_now, deadline=deadline)
-    logger.error("unknown job", extra={"job": job})
-    raise ValueError(f"unknown job {job!r}")
+def _job_deadline() -> float:
+    """When this invocation stops starting receipts (time.monotonic)."""
+    current = deadline.current()
+    remaining = current.remaining() if current is not None else 60.0
+    return time.monotonic() + max(remaining - JOB_MARGIN_SECONDS, 1)
 
 
-def _is_job(event: dict[str, Any]) -> bool:
-    return "requestContext" not in event and isinstance(event.get("job"), str)
+def run_unfiscalized_check(shard: int) -> dict[str, Any]:
+    return fiscal_check.unfiscalized_check(_qr(), _register, clock=_now, emit=_emit_unfiscalized,
+                                           deadline=_job_deadline(), shard=shard)
+
+
+def run_fiscal_retry(shard: int) -> dict[str, Any]:
+    return fiscal_check.retry_due(_qr(), _register, clock=_now, deadline=_job_deadline(), shard=shard)
+
+
+# Scheduled: the dispatcher sends one message per shard of the AwaitingFiscalization index; each
+# shard is one invocation (clinicpay.fanout).
+jobs = fanout.Jobs({"unfiscalized-check": run_unfiscalized_check, "fiscal-retry": run_fiscal_retry},
+                   queue_url=lambda: get_settings().fiscalize_jobs_queue_url)
 
 
 _http = idempotent_http(app.resolve)
@@ -204,6 +211,6 @@ _http = idempotent_http(app.resolve)
 @metrics.log_metrics
 @lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if _is_job(event):
-        return run_job(event["job"], context)
+    if fanout.is_job_event(event):
+        return jobs.handle(event, context)
     return _http(event, context)

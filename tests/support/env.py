@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from local import aws, iam
+from local import aws, aws_faults, iam
 from local.server import SANDBOXES, LocalApp, LocalServer, WSGIApp
 
 OPERATOR_KEY = "op_test_operator_key"
@@ -35,6 +35,7 @@ class TestStack:
 
     def reset(self) -> None:
         requests.post(f"{self.moto_endpoint}/moto-api/reset", timeout=10)
+        aws_faults.clear()
         aws.create_resources(SENDER)
         for name in SANDBOXES:
             try:

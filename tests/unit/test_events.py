@@ -60,6 +60,12 @@ def test_every_sample_matches_the_template(path: Path) -> None:
     if "job" in event:
         assert event["job"] in template.schedules(), f"{path.relative_to(ROOT)}: no such schedule; {REGENERATE}"
         return
+    if "Records" in event:  # a job queue's batch: one shard of a job the queue's function runs
+        mapping = next(m for m in template.event_source_mappings() if m.queue == path.stem)
+        for record in event["Records"]:
+            assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"].endswith(f":{mapping.queue}")
+            assert template.schedules()[json.loads(record["body"])["job"]] == mapping.function
+        return
     assert event.get("version") == "2.0", f"{path.relative_to(ROOT)} is not an HTTP API v2 event"
     assert event["routeKey"] in route_keys, f"{path.relative_to(ROOT)}: route is gone from template.yaml; {REGENERATE}"
     # The local API Gateway routes the sample's path back to the same route.

@@ -58,6 +58,20 @@ def test_sms_to_a_phone_number_has_no_resource_but_a_topic_has_its_arn() -> None
     assert iam.requests_for("sns", "Publish", {"TopicArn": topic})[0].resources == (topic,)
 
 
+def test_an_sqs_call_names_its_queue_and_a_batch_is_its_single_action() -> None:
+    url = template.queue_url("CreateLinkJobShards")
+    arn = f"arn:aws:sqs:{template.REGION}:{template.ACCOUNT_ID}:CreateLinkJobShards"
+    sent, = iam.requests_for("sqs", "SendMessageBatch", {"QueueUrl": url, "Entries": []})
+    deleted, = iam.requests_for("sqs", "DeleteMessageBatch", {"QueueUrl": url + "/", "Entries": []})
+    received, = iam.requests_for("sqs", "ReceiveMessage", {"QueueUrl": url})
+    assert (sent.action, deleted.action, received.action) == ("sqs:SendMessage", "sqs:DeleteMessage", "sqs:ReceiveMessage")
+    assert sent.resources == deleted.resources == received.resources == (arn,)
+    # create_link dispatches to its own job queue, never to fiscalize's
+    assert iam.is_allowed("CreateLinkFunction", sent, parameters={})
+    other, = iam.requests_for("sqs", "SendMessage", {"QueueUrl": template.queue_url("FiscalizeJobShards")})
+    assert not iam.is_allowed("CreateLinkFunction", other, parameters={})
+
+
 def test_an_explicit_deny_wins_over_an_allow() -> None:
     topic = iam.Request("sns:Publish", ("arn:aws:sns:us-east-1:123456789012:ops",))
     # CreateLinkFunction allows sns:Publish on "*" and denies it on every topic

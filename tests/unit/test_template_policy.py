@@ -124,10 +124,82 @@ def test_every_function_has_error_and_throttle_alarms(function: str) -> None:
         assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
-@pytest.mark.parametrize("queue", sorted(QUEUES))
-def test_every_queue_has_a_depth_alarm_and_keeps_messages_14_days(queue: str) -> None:
+# Job queues carry work (one message per shard, clinicpay.fanout) and send what keeps failing to
+# their DLQ; every other queue keeps what failed for a person to read.
+JOB_QUEUES = sorted(q for q, r in QUEUES.items() if "RedrivePolicy" in r["Properties"])
+FAILURE_QUEUES = sorted(set(QUEUES) - set(JOB_QUEUES))
+MAPPINGS = of_type("AWS::Lambda::EventSourceMapping")
+
+
+@pytest.mark.parametrize("queue", FAILURE_QUEUES)
+def test_every_queue_of_failures_has_a_depth_alarm_and_keeps_messages_14_days(queue: str) -> None:
     assert _alarm_on("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", {"Fn::GetAtt": [queue, "QueueName"]})
     assert QUEUES[queue]["Properties"]["MessageRetentionPeriod"] == 1209600
+
+
+def _mapping_of(queue: str) -> dict[str, Any]:
+    found = [m["Properties"] for m in MAPPINGS.values() if get_att(m["Properties"]["EventSourceArn"]) == (queue, "Arn")]
+    assert len(found) == 1, f"{queue} is read by {len(found)} event source mappings"
+    return found[0]
+
+
+def _function_of(mapping: dict[str, Any]) -> str:
+    name = str(mapping["FunctionName"]["Ref"])
+    assert name.endswith(".Alias"), "the mapping invokes the published alias (SnapStart), not $LATEST"
+    return name.removesuffix(".Alias")
+
+
+@pytest.mark.parametrize("queue", JOB_QUEUES)
+def test_every_job_queue_redrives_to_an_alarmed_dlq_and_alarms_when_its_shards_are_stuck(queue: str) -> None:
+    props = QUEUES[queue]["Properties"]
+    dlq = _queue_of(props["RedrivePolicy"]["deadLetterTargetArn"])
+    assert dlq in FAILURE_QUEUES and 1 <= props["RedrivePolicy"]["maxReceiveCount"] <= 5
+    # A message moved to a DLQ keeps its first enqueue time: the DLQ must keep it longer.
+    assert props["MessageRetentionPeriod"] < QUEUES[dlq]["Properties"]["MessageRetentionPeriod"]
+    assert props.get("SqsManagedSseEnabled") is True
+    stuck = _alarm_on("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", {"Fn::GetAtt": [queue, "QueueName"]})
+    assert stuck and ALARMS[stuck[0]]["Properties"]["Threshold"] <= 3600
+
+
+@pytest.mark.parametrize("queue", JOB_QUEUES)
+def test_every_job_queue_hands_its_function_one_shard_at_a_time_and_retries_only_failed_ones(queue: str) -> None:
+    mapping = _mapping_of(queue)
+    function = _function_of(mapping)
+    assert mapping["BatchSize"] == 1 and mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "JobConcurrency"}}
+    assert int(DOC["Parameters"]["JobConcurrency"]["Default"]) == 2  # SQS's least: the API keeps the rest
+    # Lambda advises a visibility timeout of at least six times the function's timeout.
+    assert QUEUES[queue]["Properties"]["VisibilityTimeout"] >= 6 * template.functions()[function].timeout
+    # The function sends its shards to this queue (its URL in its environment).
+    env = FUNCTIONS[function]["Properties"]["Environment"]["Variables"]
+    assert {"Ref": queue} in env.values()
+
+
+@pytest.mark.parametrize("queue", JOB_QUEUES)
+def test_only_the_queues_function_may_use_it_and_only_as_a_dispatcher_and_its_mapping_need(queue: str) -> None:
+    arn = template.local_arn("AWS::SQS::Queue", queue)
+    owner = _function_of(_mapping_of(queue))
+    needed = {"SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes"}
+    for function in FUNCTIONS:
+        for action in ("SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes", "PurgeQueue",
+                       "ChangeMessageVisibility", "SetQueueAttributes", "DeleteQueue"):
+            expected = function == owner and action in needed
+            assert allowed(function, iam.Request(f"sqs:{action}", (arn,))) == expected, (function, action)
+    # and nothing on any other queue of the account
+    other = template.local_arn("AWS::SQS::Queue", "SomeoneElsesQueue")
+    assert not any(allowed(owner, iam.Request(f"sqs:{a}", (other,))) for a in needed)
+
+
+SCHEDULED = sorted(name for name, f in FUNCTIONS.items()
+                   if any(e["Type"] in ("Schedule", "ScheduleV2") for e in f["Properties"].get("Events", {}).values()))
+
+
+@pytest.mark.parametrize("function", SCHEDULED)
+def test_every_function_with_a_schedule_has_one_job_queue(function: str) -> None:
+    assert [q for q in JOB_QUEUES if _function_of(_mapping_of(q)) == function] != []
+    # SAM's `SQS` event would attach AWSLambdaSQSQueueExecutionRole (every queue in the account).
+    events = FUNCTIONS[function]["Properties"].get("Events", {}).values()
+    assert not any(e["Type"] == "SQS" for e in events)
 
 
 def _schedules() -> list[tuple[str, str, dict[str, Any]]]:
@@ -236,6 +308,26 @@ def test_the_amount_mismatch_alarm_watches_what_the_payment_events_emit(function
         payment_events.metrics = original
         in_lambda.clear_metrics()
     assert _insights_alarm("PaymentAmountMismatch") == _emf(blob, "PaymentAmountMismatch")
+
+
+def test_the_message_given_up_alarm_watches_what_the_message_retry_job_emits(lambda_env: Any) -> None:
+    from aws_lambda_powertools import Metrics
+
+    from local import apigw
+
+    lambda_env("CreateLinkFunction")
+    apigw.handler_for("CreateLinkFunction")
+    create_link = apigw._modules["CreateLinkFunction"]
+    in_lambda = Metrics(namespace=_emitted_namespace())
+    in_lambda.clear_metrics()
+    original, create_link.metrics = create_link.metrics, in_lambda
+    try:
+        create_link._message_given_up(None, "given_up")  # what the job calls when it gives a message up
+        blob = in_lambda.serialize_metric_set()
+    finally:
+        create_link.metrics = original
+        in_lambda.clear_metrics()
+    assert _insights_alarm("MessageGivenUp") == _emf(blob, "MessageGivenUp")
 
 
 def test_the_unfiscalized_alarm_watches_what_the_daily_check_emits(capsys: pytest.CaptureFixture[str],

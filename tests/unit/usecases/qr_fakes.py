@@ -29,6 +29,7 @@ from clinicpay.domain.qr import (
     QrReportFilters,
     payment_id_for,
 )
+from clinicpay.repositories.shards import shard_of
 
 PUBLIC = {"pending": {"pending", "fiscalizing"}, "fiscalized": {"fiscalized"}, "failed": {"failed"}}
 
@@ -179,9 +180,11 @@ class FakeQrStore:
             self.by_id[(clinic_id, payment_id)] = payment.model_copy(update=update)
             return True
 
-    def awaiting(self, clinic_id: str | None = None, *, limit: int | None = None) -> tuple[list[QrPayment], int]:
+    def awaiting(self, clinic_id: str | None = None, *, shard: int | None = None,
+                 limit: int | None = None) -> tuple[list[QrPayment], int]:
         found = sorted((p for p in self.by_id.values()
-                        if p.fiscal_status is not FiscalStatus.FISCALIZED and (clinic_id is None or p.clinic_id == clinic_id)),
+                        if p.fiscal_status is not FiscalStatus.FISCALIZED and (clinic_id is None or p.clinic_id == clinic_id)
+                        and (shard is None or shard_of(p.clinic_id) == shard)),
                        key=lambda p: (p.clinic_id, p.paid_at, p.payment_id))[:limit]
         self.awaiting_reads += len(found)
         return found, len(found)

@@ -283,8 +283,10 @@ class QrStore(Protocol):
                         last_error: str | None, next_attempt_at: str | None,
                         new_receipt_id: str | None = None, failed_receipt_id: str | None = None) -> bool: ...
 
-    def awaiting(self, clinic_id: str | None = None, *, limit: int | None = None) -> tuple[list[QrPayment], int]:
-        """Payments that await their receipt (the sparse index only); returns them and items read."""
+    def awaiting(self, clinic_id: str | None = None, *, shard: int | None = None,
+                 limit: int | None = None) -> tuple[list[QrPayment], int]:
+        """Payments that await their receipt (the sparse index only): a clinic's, one shard's
+        (repositories/shards.py), or every one; returns them and items read."""
         ...
 
     def payments(self, clinic_id: str, filters: QrReportFilters) -> list[QrPayment]: ...

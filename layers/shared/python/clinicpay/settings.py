@@ -22,6 +22,9 @@ class Settings(BaseModel):
     monobank_api_base: str = "https://api.monobank.ua"
     stripe_api_base: str = "https://api.stripe.com"
     checkbox_api_base: str = "https://api.checkbox.ua"
+    # Each function's job queue (clinicpay.fanout): its dispatcher sends one message per shard there.
+    create_link_jobs_queue_url: str = ""
+    fiscalize_jobs_queue_url: str = ""
     provider_timeout_seconds: float = 8.0
     secrets_max_age_seconds: int = 300
     # Public routes (the booking widget): requests per fixed window, per client address and per

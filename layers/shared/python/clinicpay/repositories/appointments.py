@@ -22,8 +22,12 @@ from clinicpay.notify.builtin import Text
 from clinicpay.ports import PaymentEvent
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
 from clinicpay.repositories.events import event_item
+from clinicpay.repositories.shards import key_of, shard_key
 
-REMINDER_PARTITION = "DUE"
+# reminder_pk = shard_key(REMINDER_KIND, clinic_id), e.g. "DUE#07" (repositories/shards.py): the
+# RemindersDue index has one partition per shard, and the reminders job reads one per invocation.
+REMINDER_KIND = "DUE"
+REMINDERS_DUE_INDEX = "RemindersDue"
 
 
 def appointment_key(clinic_id: str, appointment_id: str) -> dict[str, str]:
@@ -155,12 +159,18 @@ class AppointmentRepository:
         stored = [_stored(plain(i)) for i in items[:limit]]
         return sorted(stored, key=lambda s: s.appointment.starts_at)
 
-    def due_reminders(self, now_iso: str, limit: int = 100) -> list[StoredAppointment]:
+    def due_reminders(self, shard: int, now_iso: str, limit: int = 100,
+                      after: dict[str, Any] | None = None) -> tuple[list[StoredAppointment], dict[str, Any] | None]:
+        """One page of the shard's reminders due by `now_iso`, oldest first, and where the next page
+        starts (None: no more). Only what is due is read (the sparse RemindersDue index)."""
+        args: dict[str, Any] = {"IndexName": REMINDERS_DUE_INDEX, "Limit": limit,
+                                "KeyConditionExpression": Key("reminder_pk").eq(key_of(REMINDER_KIND, shard))
+                                & Key("reminder_due_at").lte(now_iso)}
+        if after:
+            args["ExclusiveStartKey"] = after
         with translated_errors():
-            items = self._table.query(IndexName="RemindersDue", Limit=limit,
-                                      KeyConditionExpression=Key("reminder_pk").eq(REMINDER_PARTITION)
-                                      & Key("reminder_due_at").lte(now_iso))["Items"]
-        return [_stored(plain(i)) for i in items]
+            page = self._table.query(**args)
+        return [_stored(plain(i)) for i in page["Items"]], page.get("LastEvaluatedKey")
 
     # ---------------------------------------------------------------- writes
     def create(self, appointment: Appointment, *, link_token: str | None, link_expires_at: datetime | None,
@@ -176,7 +186,7 @@ class AppointmentRepository:
             "link_expires_at": link_expires_at.isoformat() if link_expires_at else None,
             "session_attempts": 0,
             "reminders_pending": reminders_pending or None,
-            "reminder_pk": REMINDER_PARTITION if reminders_pending else None,
+            "reminder_pk": shard_key(REMINDER_KIND, appointment.clinic_id) if reminders_pending else None,
             "reminder_due_at": reminders_pending[0] if reminders_pending else None,
         })
         writes: list[dict[str, Any]] = [{"Put": {"TableName": self._table_name, "Item": item,
@@ -216,7 +226,8 @@ class AppointmentRepository:
         with translated_errors():
             self._table.update_item(Key=appointment_key(clinic_id, appointment_id),
                                     UpdateExpression="SET reminder_due_at = :due, reminder_pk = :p, reminders_pending = :all",
-                                    ExpressionAttributeValues={":due": due_at, ":p": REMINDER_PARTITION, ":all": pending})
+                                    ExpressionAttributeValues={":due": due_at, ":p": shard_key(REMINDER_KIND, clinic_id),
+                                                               ":all": pending})
 
     # ---------------------------------------------------------------- payment events
     # An event moves an appointment only if it is about a provider session we stored on it (its id

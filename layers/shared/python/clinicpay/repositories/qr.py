@@ -8,7 +8,9 @@
               not match by key alone (foreign, or confirmed with monobank)
 
 The AwaitingFiscalization index is sparse: a payment is in it from creation until its receipt is
-DONE, and the completing write REMOVEs both attributes, so the daily check never reads history.
+DONE, and the completing write REMOVEs both attributes, so the daily check never reads history. Its
+partition key is the clinic's shard (`PENDING#07`, repositories/shards.py), so no partition takes
+every clinic's writes and a job reads one shard per invocation.
 Every change is a conditional write on the state it expects.
 """
 
@@ -33,9 +35,10 @@ from clinicpay.domain.qr import (
 )
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
 from clinicpay.repositories.events import EVENT_SK, event_item, event_pk
+from clinicpay.repositories.shards import all_shards, key_of, shard_key
 
 AWAITING_INDEX = "AwaitingFiscalization"
-PENDING_PK = "PENDING"
+PENDING_KIND = "PENDING"  # fiscal_pending_pk = shard_key(PENDING_KIND, clinic_id), e.g. "PENDING#07"
 PROVIDER = "monobank"
 
 _PUBLIC_TO_STATES = {
@@ -51,6 +54,11 @@ def clinic_pk(clinic_id: str) -> str:
 
 def ref_pk(invoice_id: str) -> str:
     return f"REF#{PROVIDER}#{invoice_id}"
+
+
+def pending_pk(clinic_id: str) -> str:
+    """fiscal_pending_pk of anything of this clinic that awaits a fiscal document: its shard."""
+    return shard_key(PENDING_KIND, clinic_id)
 
 
 def pending_sk(payment: QrPayment) -> str:
@@ -199,7 +207,7 @@ class QrRepository:
         """Store a new payment, awaiting its receipt. False if it already exists (never overwritten)."""
         item = {"pk": clinic_pk(payment.clinic_id), "sk": f"QRPAY#{payment.payment_id}",
                 "gsi1pk": ref_pk(payment.invoice_id), "gsi1sk": "QRPAY",
-                "fiscal_pending_pk": PENDING_PK, "fiscal_pending_sk": pending_sk(payment),
+                "fiscal_pending_pk": pending_pk(payment.clinic_id), "fiscal_pending_sk": pending_sk(payment),
                 "amount_minor": payment.amount.amount, **payment.model_dump(mode="json")}
         try:
             with translated_errors():
@@ -288,12 +296,24 @@ class QrRepository:
             return False
         return True
 
-    def awaiting(self, clinic_id: str | None = None, *, limit: int | None = None) -> tuple[list[QrPayment], int]:
-        """Payments awaiting their receipt, oldest first per clinic: the sparse index, nothing else."""
-        condition = Key("fiscal_pending_pk").eq(PENDING_PK)
+    def awaiting(self, clinic_id: str | None = None, *, shard: int | None = None,
+                 limit: int | None = None) -> tuple[list[QrPayment], int]:
+        """Payments awaiting their receipt, oldest first per clinic: the sparse index, nothing else.
+        A clinic's (one range of its shard), one shard's (a job's invocation), or, with neither,
+        every shard's in turn."""
         if clinic_id:
-            condition = condition & Key("fiscal_pending_sk").begins_with(f"{clinic_id}#")
-        items = self._query_all(IndexName=AWAITING_INDEX, KeyConditionExpression=condition, limit=limit)
+            partitions = [pending_pk(clinic_id)]
+        else:
+            partitions = [key_of(PENDING_KIND, s) for s in ([shard] if shard is not None else all_shards())]
+        items: list[dict[str, Any]] = []
+        for partition in partitions:
+            condition = Key("fiscal_pending_pk").eq(partition)
+            if clinic_id:
+                condition = condition & Key("fiscal_pending_sk").begins_with(f"{clinic_id}#")
+            left = None if limit is None else limit - len(items)
+            items += self._query_all(IndexName=AWAITING_INDEX, KeyConditionExpression=condition, limit=left)
+            if limit is not None and len(items) >= limit:
+                break
         return [_payment(i) for i in items], len(items)
 
     def payments(self, clinic_id: str, filters: QrReportFilters) -> list[QrPayment]:

@@ -208,14 +208,16 @@ class SweepReport:
 
 
 def fiscalize_waiting(store: QrStore, registers: RegisterFactory, *, clock: Clock, clinic_id: str | None = None,
-                      respect_backoff: bool = True, deadline: float | None = None) -> SweepReport:
-    """Try every payment that awaits its receipt (read from the sparse index only).
+                      shard: int | None = None, respect_backoff: bool = True,
+                      deadline: float | None = None) -> SweepReport:
+    """Try every payment that awaits its receipt (read from the sparse index only): a clinic's, one
+    shard's (a scheduled job's invocation, repositories/shards.py) or, with neither, all of them.
 
     A clinic whose register answers "shift closed", "down" or "not configured" is not asked again
     for its other payments in this sweep: they would meet the same wall. Failed payments wait for
     a person. `deadline` (time.monotonic) stops starting new attempts near the function's timeout.
     """
-    waiting, items_read = store.awaiting(clinic_id)
+    waiting, items_read = store.awaiting(clinic_id, shard=shard)
     report = SweepReport(items_read=items_read)
     blocked: dict[str, Outcome] = {}
     for payment in waiting:

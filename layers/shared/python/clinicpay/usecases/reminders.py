@@ -1,5 +1,8 @@
 """The `reminders` job: every due reminder sent once, with the payment link while unpaid.
 
+Scheduled, it runs one shard of the RemindersDue index per invocation (clinicpay.fanout): each
+invocation reads only the reminders of its shard that are due.
+
 Each reminder is claimed with a conditional write before it is sent, so two overlapping runs never
 both send it; a send that fails releases the claim and the next run tries again. A run near its
 function's timeout starts no further reminder (`has_time`), so none is left claimed but unsent.
@@ -10,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from clinicpay.domain.appointment import BookingStatus, PaymentStatus
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.notify.messages import TemplateSource
 from clinicpay.observability import logger
 from clinicpay.ports import Notifier
-from clinicpay.repositories.appointments import AppointmentRepository
+from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
 from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.usecases.appointments import pay_url
 from clinicpay.usecases.messages import send_appointment_message
@@ -35,13 +39,27 @@ class ReminderDeps:
     has_time: Callable[[], bool] = lambda: True
 
 
-def send_due_reminders(deps: ReminderDeps) -> dict[str, int]:
+def send_due_reminders(deps: ReminderDeps, shard: int) -> dict[str, int]:
+    """Every reminder of this shard (repositories/shards.py) that is due, page by page, while the
+    invocation has time; `items_read` is what DynamoDB returned (only what is due)."""
     now = deps.clock()
-    counts = {"sent": 0, "skipped": 0, "failed": 0}
-    for stored in deps.appointments.due_reminders(now.astimezone(UTC).isoformat()):
+    counts = {"sent": 0, "skipped": 0, "failed": 0, "items_read": 0}
+    page: dict[str, Any] | None = None
+    while deps.has_time():
+        found, page = deps.appointments.due_reminders(shard, now.astimezone(UTC).isoformat(), after=page)
+        counts["items_read"] += len(found)
+        if not _send_page(deps, found, now, counts) or page is None:
+            break
+    logger.info("reminders run", extra={"shard": shard, **counts})
+    return counts
+
+
+def _send_page(deps: ReminderDeps, found: list[StoredAppointment], now: datetime, counts: dict[str, int]) -> bool:
+    """Send one page's reminders; False when the invocation ran out of time on the way."""
+    for stored in found:
         if not deps.has_time():
             logger.warning("reminders run stopped before its function's timeout; the rest stay due", extra=counts)
-            break
+            return False
         appointment = stored.appointment
         due = stored.reminders_pending[0] if stored.reminders_pending else None
         if due is None:
@@ -69,5 +87,4 @@ def send_due_reminders(deps: ReminderDeps) -> dict[str, int]:
         deps.appointments.release_reminder(appointment.clinic_id, appointment.appointment_id, due,
                                            stored.reminders_pending)
         counts["failed"] += 1
-    logger.info("reminders run", extra=counts)
-    return counts
+    return True
