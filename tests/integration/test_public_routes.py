@@ -416,17 +416,19 @@ def test_a_429_is_not_remembered_under_its_idempotency_key(free_clinic: ClinicKe
     client = clinic.widget().from_address("203.0.113.77")
     url = f"/v1/public/clinics/{clinic.clinic_id}/appointments"
     body = {"patient": {"name": "Ana"}, "service_id": "control", "starts_at": starts()}
-    # Given a booking refused by the limit, sent with an Idempotency-Key
+    # Given a booking refused by the limit, sent with an Idempotency-Key (a fresh key per try: when
+    # the two writes straddle a one-second window the keyed one is booked, and its key remembers that)
     for attempt in range(5):
+        key = f"widget-key-{attempt}"
         client.post(url, json={**body, "patient": {"name": f"Other {attempt}"}})
-        refused = client.post(url, json=body, headers={"Idempotency-Key": "widget-key-1"})
+        refused = client.post(url, json=body, headers={"Idempotency-Key": key})
         if refused.status == 429:
             break
     assert refused.status == 429
     # When the widget sends the same booking with the same key once the window has passed
     time.sleep(float(refused.headers["Retry-After"]) + 0.2)
-    retried = client.post(url, json=body, headers={"Idempotency-Key": "widget-key-1"})
+    retried = client.post(url, json=body, headers={"Idempotency-Key": key})
     # Then it is booked (the refusal was not stored as the key's answer), and only once
     assert retried.status == 201, retried.body
-    again = client.post(url, json=body, headers={"Idempotency-Key": "widget-key-1"})
+    again = client.post(url, json=body, headers={"Idempotency-Key": key})
     assert again.status == 201 and again.json() == retried.json()
