@@ -1,5 +1,6 @@
 """fiscalize: monobank QR registers and amounts, Checkbox receipts and shifts, the QR payments report,
-manual fiscalization, and the scheduled `unfiscalized-check` (daily) and `fiscal-retry` jobs.
+manual fiscalization, QR refunds, and the scheduled `unfiscalized-check` (daily), `fiscal-retry`,
+`shift-schedule` and `qr-reconcile` jobs.
 
 Routes parse, authenticate (staff) and call one use case; a scheduled event (`{"job": ...}`, no
 HTTP request context) runs the job instead of the resolver.
@@ -23,16 +24,27 @@ from clinicpay.api.resolver import make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound, ProviderUnavailable
 from clinicpay.domain.fiscal import AlreadyFiscalized, FiscalizationInProgress, FiscalRejected, ShiftClosed
-from clinicpay.domain.qr import ID_PATTERN, PutAmountRequest
+from clinicpay.domain.qr import ID_PATTERN, PutAmountRequest, QrRefundRequest
 from clinicpay.observability import logger, metrics, tracer
 from clinicpay.providers.checkbox.adapter import CheckboxFiscalRegister
 from clinicpay.providers.registry import fiscal_register, qr_acquirer
 from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.repositories.fiscal import ShiftRepository
 from clinicpay.repositories.qr import QrRepository
+from clinicpay.repositories.shards import all_shards
 from clinicpay.settings import get_settings
-from clinicpay.usecases import fiscal_check, fiscal_shift, fiscalization, qr_registers, qr_report
+from clinicpay.usecases import (
+    fiscal_check,
+    fiscal_shift,
+    fiscal_shift_schedule,
+    fiscalization,
+    qr_reconcile,
+    qr_refunds,
+    qr_registers,
+    qr_report,
+)
 from clinicpay.usecases.fiscalization import Outcome
+from clinicpay.usecases.monobank_webhook import fiscal_mode_of
 
 app = make_resolver()
 
@@ -52,6 +64,11 @@ def _register(clinic_id: str) -> CheckboxFiscalRegister:
     # stop starting receipts in time (JOB_MARGIN_SECONDS > one attempt). What does not finish stays
     # pending for the next sweep.
     return fiscal_register(clinic_id, quick=True)
+
+
+def _checks(clinic_id: str) -> Any:
+    # monobank's own receipts for an invoice (fiscal-checks): a sale monobank fiscalized gets none of ours.
+    return qr_acquirer(clinic_id)
 
 
 def _auth(clinic_id: str) -> None:
@@ -124,7 +141,7 @@ def qr_payments_report(clinic_id: Annotated[str, Path()]):
     except NotFound:
         timezone = "UTC"
     filters = qr_report.parse_filters(dict(app.current_event.query_string_parameters or {}), timezone)
-    rows = qr_report.report_rows(_qr(), clinic_id, filters)
+    rows = qr_report.report_rows(_qr(), clinic_id, filters, with_refunds=True)
     if _wants_csv():
         return Response(200, "text/csv; charset=utf-8", qr_report.to_csv(rows),
                         headers={"Content-Disposition": f'attachment; filename="qr-payments-{clinic_id}.csv"'})
@@ -134,10 +151,32 @@ def qr_payments_report(clinic_id: Annotated[str, Path()]):
 @app.get("/v1/clinics/<clinic_id>/qr-payments/<payment_id>")
 def get_payment(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> dict[str, Any]:
     _auth(clinic_id)
-    payment = _qr().get_payment(clinic_id, payment_id)
+    store = _qr()
+    payment = store.get_payment(clinic_id, payment_id)
     if payment is None:
         raise NotFound("No such QR payment.")
-    return {"payment": payment.row()}
+    return {"payment": qr_report.payment_detail(payment, store.refunds(clinic_id, payment_id), _checks)}
+
+
+@app.post("/v1/clinics/<clinic_id>/qr-payments/<payment_id>/refunds")
+def refund_payment(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)],
+                   body: Annotated[QrRefundRequest, Body()]):
+    """Give back part or all of a QR payment through monobank; its return receipt follows."""
+    _auth(clinic_id)
+    store = _qr()
+    key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
+    outcome = qr_refunds.refund_payment(
+        store, lambda: qr_acquirer(clinic_id), clinic_id, payment_id,
+        refund_id=qr_refunds.refund_id_for(clinic_id, payment_id, key), amount=body.amount, reason=body.reason,
+        now=_now())
+    refund, payment = outcome.refund, outcome.payment
+    if refund.status == "succeeded" and refund.fiscal_status.value == "pending":
+        fiscalization.fiscalize_returns(store, _register, payment, clock=_now, checks=_checks)
+        refund = store.get_refund(clinic_id, payment_id, refund.refund_id) or refund
+        payment = store.get_payment(clinic_id, payment_id) or payment
+    answer = {"refund": refund.view(), "payment": payment.row()}
+    # 201 once monobank gave the money back, 202 while it is still deciding (webhook or our asking).
+    return Response(201 if refund.status == "succeeded" else 202, "application/json", json.dumps(answer))
 
 
 _MANUAL_ERRORS: dict[Outcome, type[ClinicpayError]] = {
@@ -154,10 +193,10 @@ def fiscalize(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path
     """A person asks for the receipt now: pending or failed get one; fiscalized is a 409."""
     _auth(clinic_id)
     result = fiscalization.fiscalize_payment(_qr(), _register, clinic_id, payment_id, clock=_now,
-                                             allow_failed=True, respect_backoff=False)
+                                             allow_failed=True, respect_backoff=False, checks=_checks)
     row = result.payment.row() if result.payment else None
     details = [{"payment": row}] if row else []
-    if result.outcome is Outcome.FISCALIZED:
+    if result.outcome in (Outcome.FISCALIZED, Outcome.EXTERNAL):
         return Response(200, "application/json", json.dumps({"payment": row}))
     if result.outcome is Outcome.PROCESSING:
         return Response(202, "application/json", json.dumps({"payment": row}))
@@ -177,16 +216,43 @@ def _emit_unfiscalized(clinic_id: str, count: int) -> None:
         metric.add_dimension(name="clinic_id", value=clinic_id)
 
 
+def _shifts() -> ShiftRepository:
+    return ShiftRepository(get_settings().app_table)
+
+
 def run_job(job: str, context: Any) -> dict[str, Any]:
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else 60_000
     deadline = time.monotonic() + max(remaining_ms / 1000 - JOB_MARGIN_SECONDS, 1)
     if job == "unfiscalized-check":
-        return fiscal_check.unfiscalized_check(_qr(), _register, clock=_now, emit=_emit_unfiscalized,
-                                               deadline=deadline)
+        result = fiscal_check.unfiscalized_check(_qr(), _register, clock=_now, emit=_emit_unfiscalized,
+                                                 deadline=deadline)
+        result["long_open_shifts"] = [row for shard in all_shards() for row in
+                                      fiscal_shift_schedule.shifts_open_too_long(_shifts(), _register, _now,
+                                                                                 shard=shard, now=_now())]
+        return result
     if job == "fiscal-retry":
         return fiscal_check.retry_due(_qr(), _register, clock=_now, deadline=deadline)
+    if job == "shift-schedule":
+        # Every shard in turn until the job fan-out runs one shard per invocation.
+        runs = [run_shift_schedule(shard, deadline) for shard in all_shards()]
+        return {"job": job, "clinics": {cid: action for run in runs for cid, action in run["clinics"].items()}}
+    if job == "qr-reconcile":
+        return run_qr_reconcile(None, deadline)
     logger.error("unknown job", extra={"job": job})
     raise ValueError(f"unknown job {job!r}")
+
+
+def run_shift_schedule(shard: int, deadline: float | None = None) -> dict[str, Any]:
+    deps = fiscal_shift_schedule.ShiftScheduleDeps(clinics=ClinicRepository(get_settings().app_table),
+                                                   shifts=_shifts(), store=_qr(), registers=_register, clock=_now,
+                                                   deadline=deadline)
+    return fiscal_shift_schedule.run_shift_schedule(deps, shard, _now())
+
+
+def run_qr_reconcile(shard: int | None, deadline: float | None = None) -> dict[str, Any]:
+    deps = qr_reconcile.ReconcileDeps(store=_qr(), acquirers=qr_acquirer, registers=_register,
+                                      fiscal_mode=fiscal_mode_of, clock=_now)
+    return qr_reconcile.reconcile_qr_invoices(deps, shard=shard, now=_now(), deadline=deadline)
 
 
 def _is_job(event: dict[str, Any]) -> bool:
