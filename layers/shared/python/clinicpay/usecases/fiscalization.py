@@ -356,7 +356,8 @@ def fiscalize_waiting(store: QrStore, registers: RegisterFactory, *, clock: Cloc
     waiting, items_read = store.awaiting(clinic_id)
     report = SweepReport(items_read=items_read)
     blocked: dict[str, Outcome] = {}
-    for doc in waiting:
+    # Sales before returns: a return refers to its sale receipt, and a sale sends its returns.
+    for doc in sorted(waiting, key=lambda d: isinstance(d, QrRefund)):
         sweep = report.clinics.setdefault(doc.clinic_id, ClinicSweep(doc.clinic_id))
         sweep.waiting += 1
         if doc.fiscal_status is FiscalStatus.FAILED:

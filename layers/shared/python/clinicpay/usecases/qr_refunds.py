@@ -124,18 +124,24 @@ def refund_payment(store: QrStore, gateway: Callable[[], RefundingGateway], clin
     existing = store.get_refund(clinic_id, payment_id, refund_id)
     if existing is not None and existing.status != "failed":
         return RefundOutcome(existing, payment, repeated=True)
-    if existing is not None:
-        refund = existing
-        if not store.retry_refund(payment, existing, now=iso(now)):
-            current = store.get_refund(clinic_id, payment_id, refund_id) or existing
-            if current.status == "failed":
-                raise RefundExceedsBalance(details=[{"refundable": payment.refundable}])
-            return RefundOutcome(current, payment, repeated=True)
-    else:
-        refund = _new_refund(store, payment, refund_id, amount, reason, now)
-        if not store.record_refund(payment, refund, now=iso(now)):
-            found = store.get_refund(clinic_id, payment_id, refund_id)
-            return RefundOutcome(found or refund, store.get_payment(clinic_id, payment_id) or payment, repeated=True)
+    try:
+        if existing is not None:
+            refund = existing
+            if not store.retry_refund(payment, existing, now=iso(now)):
+                current = store.get_refund(clinic_id, payment_id, refund_id) or existing
+                return RefundOutcome(current, payment, repeated=True)
+        else:
+            refund = _new_refund(store, payment, refund_id, amount, reason, now)
+            if not store.record_refund(payment, refund, now=iso(now)):
+                found = store.get_refund(clinic_id, payment_id, refund_id)
+                return RefundOutcome(found or refund, store.get_payment(clinic_id, payment_id) or payment,
+                                     repeated=True)
+    except ConditionFailed:
+        # Someone else's refund took what was left between our read and our reservation.
+        current = store.get_payment(clinic_id, payment_id) or payment
+        if current.refundable <= 0:
+            raise NothingToRefund() from None
+        raise RefundExceedsBalance(details=[{"refundable": current.refundable}]) from None
     log = {"clinic_id": clinic_id, "payment_id": payment_id, "refund_id": refund_id, "amount": refund.amount.amount}
     logger.info("qr refund reserved", extra=log)
     fiscal_items = monobank_items(refund.lines) if return_fiscal_status(payment) is FiscalStatus.EXTERNAL else None
