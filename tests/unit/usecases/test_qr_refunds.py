@@ -178,7 +178,7 @@ def test_an_unknown_payment_is_a_404() -> None:
         refund(_store(), FakeRefunds(), "qrp_nope")
 
 
-def test_a_refusal_releases_the_reservation_and_the_same_key_may_try_again() -> None:
+def test_a_refusal_releases_the_reservation_and_stays_the_answer_for_that_key() -> None:
     store_ = _store()
     payment_id = paid(store_)
     refused = FakeRefunds("failed")
@@ -188,11 +188,24 @@ def test_a_refusal_releases_the_reservation_and_the_same_key_may_try_again() -> 
     assert payment is not None and payment.refunded == 0
     [failed] = store_.refunds(CLINIC, payment_id)
     assert failed.status == "failed" and failed.failure_code == "BAD_REQUEST"
-    # When the same dialog (key) tries again and monobank now agrees
+    # monobank saw that extRef: the same key is the same refused refund, never asked again
+    agreeing = FakeRefunds("succeeded")
+    with pytest.raises(RefundRefused):
+        refund(store_, agreeing, payment_id, key="k1")
+    assert agreeing.requests == []
+
+
+def test_a_refund_monobank_never_received_may_be_asked_again_with_the_same_key() -> None:
+    store_ = _store()
+    payment_id = paid(store_)
+    with pytest.raises(ProviderUnavailable):
+        refund(store_, FakeRefunds(raises=ProviderUnavailable()), payment_id, key="k1")
+    # When the same dialog (key) tries again and monobank answers now
     again = refund(store_, FakeRefunds("succeeded"), payment_id, key="k1")
     # Then it is the same refund, now succeeded, reserved once
-    assert again.refund.refund_id == failed.refund_id and again.refund.status == "succeeded"
-    assert again.payment.refunded == PAID and len(store_.refunds(CLINIC, payment_id)) == 1
+    [only] = store_.refunds(CLINIC, payment_id)
+    assert again.refund.refund_id == only.refund_id and again.refund.status == "succeeded"
+    assert again.payment.refunded == PAID
 
 
 def test_a_lost_answer_leaves_the_refund_pending_and_reserved_never_failed() -> None:

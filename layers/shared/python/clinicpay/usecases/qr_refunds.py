@@ -56,6 +56,11 @@ from clinicpay.ports import QrStore, RefundingGateway, RefundRequest
 # A refund of ours that monobank's cancelList still does not show this long after we asked was
 # never received (a cut connection before monobank took it): it failed, and its reservation goes.
 REFUND_UNSEEN_GRACE = timedelta(minutes=30)
+# Failures after which monobank never saw our extRef: the same refund (same Idempotency-Key) may be
+# asked again. Any other failure is monobank's answer about that extRef, and final: a new dialog
+# (a new key) makes a new refund.
+NEVER_SENT = frozenset({"provider_unavailable", "gateway_not_configured", "provider_credentials_rejected",
+                        "storage_unavailable", "not_received_by_provider"})
 
 
 class NothingToRefund(Conflict):
@@ -124,25 +129,44 @@ def refund_payment(store: QrStore, gateway: Callable[[], RefundingGateway], clin
     existing = store.get_refund(clinic_id, payment_id, refund_id)
     if existing is not None and existing.status != "failed":
         return RefundOutcome(existing, payment, repeated=True)
+    if existing is not None and existing.failure_code not in NEVER_SENT:
+        raise RefundRefused(details=[{"refund_id": refund_id, "provider_code": existing.failure_code}])
+    reserved = _reserve(store, payment, existing, refund_id, amount, reason, now)
+    if isinstance(reserved, RefundOutcome):
+        return reserved
+    return _ask(store, gateway, payment, reserved, reason, now)
+
+
+def _reserve(store: QrStore, payment: QrPayment, existing: QrRefund | None, refund_id: str, amount: Money | None,
+             reason: str | None, now: datetime) -> QrRefund | RefundOutcome:
+    """The refund recorded with its amount reserved on the payment, or the one another request
+    with the same id recorded first."""
+    clinic_id, payment_id = payment.clinic_id, payment.payment_id
     try:
         if existing is not None:
-            refund = existing
             if not store.retry_refund(payment, existing, now=iso(now)):
-                current = store.get_refund(clinic_id, payment_id, refund_id) or existing
-                return RefundOutcome(current, payment, repeated=True)
-        else:
-            refund = _new_refund(store, payment, refund_id, amount, reason, now)
-            if not store.record_refund(payment, refund, now=iso(now)):
-                found = store.get_refund(clinic_id, payment_id, refund_id)
-                return RefundOutcome(found or refund, store.get_payment(clinic_id, payment_id) or payment,
+                return RefundOutcome(store.get_refund(clinic_id, payment_id, refund_id) or existing, payment,
                                      repeated=True)
+            return existing
+        refund = _new_refund(store, payment, refund_id, amount, reason, now)
+        if not store.record_refund(payment, refund, now=iso(now)):
+            found = store.get_refund(clinic_id, payment_id, refund_id)
+            return RefundOutcome(found or refund, store.get_payment(clinic_id, payment_id) or payment, repeated=True)
+        return refund
     except ConditionFailed:
         # Someone else's refund took what was left between our read and our reservation.
         current = store.get_payment(clinic_id, payment_id) or payment
         if current.refundable <= 0:
             raise NothingToRefund() from None
         raise RefundExceedsBalance(details=[{"refundable": current.refundable}]) from None
-    log = {"clinic_id": clinic_id, "payment_id": payment_id, "refund_id": refund_id, "amount": refund.amount.amount}
+
+
+def _ask(store: QrStore, gateway: Callable[[], RefundingGateway], payment: QrPayment, refund: QrRefund,
+         reason: str | None, now: datetime) -> RefundOutcome:
+    """monobank's invoice/cancel, and what its answer settles."""
+    clinic_id, refund_id = payment.clinic_id, refund.refund_id
+    log = {"clinic_id": clinic_id, "payment_id": payment.payment_id, "refund_id": refund_id,
+           "amount": refund.amount.amount}
     logger.info("qr refund reserved", extra=log)
     fiscal_items = monobank_items(refund.lines) if return_fiscal_status(payment) is FiscalStatus.EXTERNAL else None
     request = RefundRequest(clinic_id=clinic_id, refund_id=refund_id, payment_reference=payment.invoice_id,
