@@ -185,15 +185,26 @@ _MANUAL_ERRORS: dict[Outcome, type[ClinicpayError]] = {
     Outcome.SHIFT_CLOSED: ShiftClosed,
     Outcome.NOT_CONFIGURED: GatewayNotConfigured,
     Outcome.NOT_DUE: Conflict,
+    Outcome.NOT_REQUIRED: AlreadyFiscalized,
+    Outcome.WAITING_FOR_SALE: Conflict,
 }
 
 
 @app.post("/v1/clinics/<clinic_id>/qr-payments/<payment_id>/fiscalize")
 def fiscalize(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)]):
-    """A person asks for the receipt now: pending or failed get one; fiscalized is a 409."""
+    """A person asks for the receipts now: a pending or failed sale receipt, and the payment's return
+    receipts still waiting or refused. Nothing left to make is a 409."""
     _auth(clinic_id)
-    result = fiscalization.fiscalize_payment(_qr(), _register, clinic_id, payment_id, clock=_now,
+    store = _qr()
+    result = fiscalization.fiscalize_payment(store, _register, clinic_id, payment_id, clock=_now,
                                              allow_failed=True, respect_backoff=False, checks=_checks)
+    if result.outcome is Outcome.ALREADY_FISCALIZED and result.payment is not None:
+        result.returns = fiscalization.fiscalize_returns(store, _register, result.payment, clock=_now, checks=_checks,
+                                                         allow_failed=True)
+        if result.returns:
+            row = (store.get_payment(clinic_id, payment_id) or result.payment).row()
+            return Response(200, "application/json", json.dumps({"payment": row, "returns": [
+                r.outcome.value for r in result.returns]}))
     row = result.payment.row() if result.payment else None
     details = [{"payment": row}] if row else []
     if result.outcome in (Outcome.FISCALIZED, Outcome.EXTERNAL):

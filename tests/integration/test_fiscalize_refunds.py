@@ -114,6 +114,22 @@ def test_a_refund_whose_answer_was_lost_stays_pending_until_monobanks_webhook_se
     assert row["amount_refunded"]["amount"] == 20000 and kinds(clinic) == [("RETURN", 20000), ("SELL", PAID)]
 
 
+def test_a_return_receipt_the_tax_service_refused_waits_for_a_person_and_fiscalize_retries_it(
+        clinic: QrClinic) -> None:
+    _, payment_id = paid(clinic)
+    clinic.checkbox.error_next(1)  # the return receipt ends in ERROR
+    assert clinic.refund(payment_id, 10000).status == 202
+    row = wait_for(lambda: (r := clinic.payment(payment_id))["fiscal_documents"][-1]["fiscal_status"] == "failed" and r)
+    assert row["fiscal_documents"][-1]["last_error"].startswith("receipt_error")
+    # When a person asks for the payment's receipts again
+    again = clinic.fiscalize(payment_id)
+    # Then the return is made (with a new receipt id: the ERROR one is no fiscal document)
+    assert again.status == 200 and again.json()["returns"] == ["fiscalized"]
+    assert kinds(clinic) == [("RETURN", 10000), ("SELL", PAID)]
+    nothing_left = clinic.fiscalize(payment_id)
+    assert nothing_left.status == 409 and nothing_left.json()["error"]["code"] == "already_fiscalized"
+
+
 def test_twenty_refund_clicks_at_once_give_the_money_back_once(clinic: QrClinic) -> None:
     """At the use-case level, in real threads (the local HTTP layer runs handlers one at a time):
     twenty clicks, each its own Idempotency-Key, against moto and the monobank sandbox."""

@@ -184,15 +184,17 @@ def fiscalize_document(store: QrStore, registers: RegisterFactory, clinic_id: st
 
 
 def fiscalize_returns(store: QrStore, registers: RegisterFactory, payment: QrPayment, *, clock: Clock,
-                      checks: ChecksFactory | None = None) -> list[FiscalizationResult]:
-    """The payment's return receipts that wait (for their sale, a shift, the register): now."""
+                      checks: ChecksFactory | None = None, allow_failed: bool = False) -> list[FiscalizationResult]:
+    """The payment's return receipts that wait (for their sale, a shift, the register): now. With
+    `allow_failed` (a person asked) the ones the register refused are tried again too."""
     if payment.refunded_settled <= 0:
         return []
+    wanted = {FiscalStatus.PENDING, FiscalStatus.FAILED} if allow_failed else {FiscalStatus.PENDING}
     results = []
     for refund in store.refunds(payment.clinic_id, payment.payment_id):
-        if refund.status == "succeeded" and refund.fiscal_status is FiscalStatus.PENDING:
+        if refund.status == "succeeded" and refund.fiscal_status in wanted:
             results.append(fiscalize_document(store, registers, payment.clinic_id, doc_key(refund), clock=clock,
-                                              respect_backoff=False, checks=checks))
+                                              respect_backoff=False, checks=checks, allow_failed=allow_failed))
     return results
 
 
