@@ -202,8 +202,8 @@ def fiscalize(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path
         result.returns = fiscalization.fiscalize_returns(store, _register, result.payment, clock=_now, checks=_checks,
                                                          allow_failed=True)
         if result.returns:
-            row = (store.get_payment(clinic_id, payment_id) or result.payment).row()
-            return Response(200, "application/json", json.dumps({"payment": row, "returns": [
+            after = (store.get_payment(clinic_id, payment_id) or result.payment).row()
+            return Response(200, "application/json", json.dumps({"payment": after, "returns": [
                 r.outcome.value for r in result.returns]}))
     row = result.payment.row() if result.payment else None
     details = [{"payment": row}] if row else []
