@@ -18,7 +18,7 @@ from clinicpay.usecases import qr_reconcile
 from clinicpay.usecases.monobank_webhook import fiscal_mode_of
 from local import apigw
 from tests.support.env import TestStack
-from tests.support.qr import QrClinic, create_qr_clinic
+from tests.support.qr import QrClinic, create_qr_clinic, wait_for
 
 
 @pytest.fixture
@@ -96,6 +96,8 @@ def test_a_refund_whose_webhook_was_dropped_is_settled_by_reconciliation(clinic:
     clinic.monobank.hold()
     assert clinic.refund(payment_id, 15000).status == 202
     assert clinic.payment(payment_id)["refund_pending"]["amount"] == 15000
+    # monobank completes the refund; its webhook never comes
+    wait_for(lambda: clinic.monobank.status(invoice_id)["cancelList"][0]["status"] == "success")
     reconcile(clinic)
     row = clinic.payment(payment_id)
     assert row["refund_status"] == "partially_refunded" and row["refund_pending"]["amount"] == 0
