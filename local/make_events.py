@@ -45,7 +45,9 @@ BODIES: dict[str, Any] = {
     "POST /v1/clinics": {"name": "Clínica Los Andes", "country": "CL", "currency": "CLP",
                          "timezone": "America/Santiago", "locale": "es", "org_id": "org_andes"},
     "PATCH /v1/clinics/{clinic_id}/settings": {"show_payment_link_in_email": True, "online_link_ttl_minutes": 60,
-                                               "reminder_hours_before": [24, 2], "default_gateway": "fintoc"},
+                                               "reminder_hours_before": [24, 2], "default_gateway": "fintoc",
+                                               "fiscalization": "clinicpay",
+                                               "fiscal_shift_schedule": {"open": "08:00", "close": "20:00"}},
     "PUT /v1/clinics/{clinic_id}/gateways/{provider}": {"secret_key": "sk_test_4f9a0c2e7b1d", "public_key":
                                                         "pk_test_8e2b6d1a9c3f", "webhook_secret": "whsec_1b2c3d4e"},
     "PUT /v1/clinics/{clinic_id}/services/{service_id}": {"name": "Consulta general", "price": CLP,
@@ -71,6 +73,8 @@ BODIES: dict[str, Any] = {
     "POST /v1/public/clinics/{clinic_id}/card-setup": {"patient_token": PATIENT_TOKEN},
     "POST /v1/clinics/{clinic_id}/qr-registers/{qr_id}/amount": {"amount": {"amount": 85000, "currency": "UAH"},
                                                                  "appointment_id": "ap_0Jt5b2Wm"},
+    "POST /v1/clinics/{clinic_id}/qr-payments/{payment_id}/refunds": {"amount": {"amount": 30000, "currency": "UAH"},
+                                                                      "reason": "Процедуру скасовано"},
     # Webhooks: shaped like the providers' events; the signatures are placeholders, so a handler
     # answers these with 401 unless you re-sign them with the clinic's webhook secret.
     "POST /webhooks/fintoc/{clinic_id}": {

@@ -300,7 +300,7 @@
     renderServiceOptions();
     if (state.loaded.appointments) renderAppointments();
     if (state.cardsPatient) renderCards();
-    if (state.loaded.qr) { renderRegisters(); renderShift(); renderReport(); }
+    if (state.loaded.qr) { renderRegisters(); renderShift(); renderFiscalBy(); renderReport(); }
     if (state.loaded.settings) { renderSettings(); renderGateways(); renderServices(); }
   }
 
@@ -683,7 +683,27 @@
   function loadQrView() {
     state.loaded.qr = true;
     loadShift();
+    loadFiscalBy();
     loadRegisters().then(loadReport);
+  }
+
+  // Who makes the clinic's QR receipts (setting `fiscalization`), and the shift's schedule, if any.
+  function loadFiscalBy() {
+    return api("GET", clinicPath("/settings")).then(function (res) {
+      if (!res.ok) return;
+      state.settings = res.data;
+      renderFiscalBy();
+    });
+  }
+
+  function renderFiscalBy() {
+    var s = state.settings || {};
+    var who = s.fiscalization || "clinicpay";
+    var line = $("fiscal-by");
+    line.textContent = t("fiscal_by_" + who);
+    line.setAttribute("data-fiscalization", who);
+    var plan = s.fiscal_shift_schedule;
+    $("shift-schedule").textContent = plan ? t("shift_schedule_line", { open: plan.open, close: plan.close }) : "";
   }
 
   function loadRegisters() {
@@ -815,12 +835,39 @@
   function fiscalReason(fiscal) {
     var code = fiscal && fiscal.last_error;
     if (!code) return "";
-    var known = ["fiscal_shift_closed", "provider_unavailable", "fiscal_register_not_configured", "fiscal_register_busy"];
+    var known = ["fiscal_shift_closed", "provider_unavailable", "fiscal_register_not_configured", "fiscal_register_busy",
+      "waiting_for_sale_receipt"];
     var key = known.indexOf(code) >= 0 ? "why_" + code : /^receipt_error|^fiscal_receipt_rejected/.test(code) ? "why_receipt_error" : null;
     return key ? t(key) + " (" + code + ")" : t("register_said", { error: code });
   }
 
-  var FISCAL_BADGE = { fiscalized: "badge-ok", pending: "badge-warn", failed: "badge-err" };
+  var FISCAL_BADGE = { fiscalized: "badge-ok", pending: "badge-warn", failed: "badge-err", external: "badge-ok", not_required: "badge-muted" };
+
+  // The payment's return receipts (one per refund that went through), each with its state.
+  function returnDocuments(row) {
+    return (row.fiscal_documents || []).filter(function (d) { return d.type === "return"; }).map(function (d) {
+      var receipt = d.receipt || {};
+      return h("span", { "class": "sub doc", "data-document": "return", "data-refund": d.refund_id || "", "data-fiscal-status": d.fiscal_status }, [
+        t("doc_return", { amount: formatMoney(d.amount) }) + " · ",
+        h("span", { "class": "badge " + (FISCAL_BADGE[d.fiscal_status] || "badge-muted"), text: t("fs_" + d.fiscal_status) }),
+        receipt.url ? " " : null,
+        receipt.url ? h("a", { href: receipt.url, target: "_blank", rel: "noopener", text: t("view_receipt") }) : null,
+        d.fiscal_status === "pending" && d.last_error ? h("span", { "class": "sub", text: fiscalReason({ last_error: d.last_error }) }) : null
+      ]);
+    });
+  }
+
+  function refundLine(row) {
+    var lines = [];
+    if (row.amount_refunded && row.amount_refunded.amount > 0) {
+      lines.push(h("span", { "class": "sub", "data-refund-status": row.refund_status,
+        text: t(row.refund_status === "refunded" ? "refunded_amount" : "partly_refunded_amount", { amount: formatMoney(row.amount_refunded) }) }));
+    } else if (row.refunded) lines.push(h("span", { "class": "sub", "data-refund-status": "refunded", text: t("refunded") }));
+    if (row.refund_pending && row.refund_pending.amount > 0) {
+      lines.push(h("span", { "class": "sub", "data-refund-pending": "", text: t("refund_pending_amount", { amount: formatMoney(row.refund_pending) }) }));
+    }
+    return lines;
+  }
 
   function renderReport() {
     var box = clear($("report-list"));
@@ -838,19 +885,26 @@
         fiscal !== "fiscalized" && lastError ? h("span", { "class": "sub", "data-fiscal-error": lastError, text: fiscalReason(row.fiscal) }) : null,
         fiscal !== "fiscalized" && row.fiscal && row.fiscal.next_attempt_at ? h("span", { "class": "sub", text: t("next_attempt", { time: formatWhen(row.fiscal.next_attempt_at) }) }) : null
       ]);
+      fiscalCell.appendChild(h("span", {}, returnDocuments(row)));
       var actions = [];
       if (fiscal === "pending" || fiscal === "failed") {
         actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "fiscalize", "data-payment": row.payment_id,
           title: t("fiscalize_hint", { id: row.payment_id }), "aria-label": t("fiscalize") + " · " + t("fiscalize_hint", { id: row.payment_id }), text: t("fiscalize"),
           onclick: function (e) { fiscalize(row, e.currentTarget, status); } }));
       }
+      var confirmBox = h("div", { "class": "refund-confirm", hidden: true });
+      if (row.refundable && row.refundable.amount > 0) {
+        actions.push(h("button", { type: "button", "class": "btn btn-secondary btn-small", "data-action": "refund", "data-payment": row.payment_id,
+          "aria-label": t("refund") + " · " + t("refund_hint", { id: row.payment_id }), text: t("refund"),
+          onclick: function () { askRefund(row, confirmBox, status); } }));
+      }
       return h("tr", { "data-payment": row.payment_id }, [
         h("td", { "data-label": t("col_paid_at") }, [h("span", {}, [h("span", { "class": "when", text: formatWhen(row.paid_at) }), h("span", { "class": "sub", text: row.payment_id })])]),
-        h("td", { "class": "num", "data-label": t("col_amount") }, [h("span", {}, [formatMoney(row.amount), row.refunded ? h("span", { "class": "sub", text: t("refunded") }) : null])]),
+        h("td", { "class": "num", "data-label": t("col_amount") }, [h("span", {}, [formatMoney(row.amount)].concat(refundLine(row)))]),
         h("td", { "data-label": t("col_register") }, [h("span", {}, [registerName(row.qr_id), row.appointment_id ? h("span", { "class": "sub", text: row.appointment_id }) : null])]),
         h("td", { "data-label": t("col_card") }, [row.masked_pan || "—"]),
         h("td", { "data-label": t("fiscal_status") }, [fiscalCell]),
-        h("td", { "data-label": t("col_actions") }, [h("div", {}, [h("div", { "class": "actions" }, actions), status])])
+        h("td", { "data-label": t("col_actions") }, [h("div", {}, [h("div", { "class": "actions" }, actions), confirmBox, status])])
       ]);
     });
     box.appendChild(h("table", { "class": "data" }, [
@@ -886,6 +940,47 @@
         var target = rowStatus(row.payment_id);
         if (after === "fiscalized") say(target, "ok", t("fiscalized_now", { id: row.payment_id }));
         else say(target, "warn", t("fiscalize_later", { id: row.payment_id, reason: fiscalReason((result.payment || result).fiscal) || t("fs_" + after) }));
+      });
+    });
+  }
+
+  // Two steps, inline: "Refund" opens the amount (everything left, by default) and a confirmation;
+  // only the second button gives money back. One Idempotency-Key per payment and amount until a
+  // definitive answer, so a double click or a retry after no answer refunds once.
+  function askRefund(row, box, region) {
+    if (!box.hidden) { box.hidden = true; return; }
+    var inputId = "refund-amount-" + row.payment_id;
+    var input = h("input", { id: inputId, type: "text", inputmode: "decimal", autocomplete: "off", value: fromMinor(row.refundable) });
+    var confirmButton = h("button", { type: "button", "class": "btn btn-danger btn-small", "data-action": "confirm-refund", text: t("refund_confirm", { amount: formatMoney(row.refundable) }) });
+    input.addEventListener("input", function () {
+      var minor = toMinor(input.value, row.amount.currency);
+      confirmButton.textContent = t("refund_confirm", { amount: minor ? formatMoney({ amount: minor, currency: row.amount.currency }) : "—" });
+    });
+    confirmButton.addEventListener("click", function () { sendRefund(row, input, confirmButton, box, region); });
+    clear(box).appendChild(h("div", { "class": "field" }, [h("label", { "for": inputId, text: t("refund_amount", { currency: row.amount.currency }) }), input]));
+    box.appendChild(h("p", { "class": "hint", text: t("refund_explain", { left: formatMoney(row.refundable) }) }));
+    box.appendChild(h("div", { "class": "actions" }, [confirmButton,
+      h("button", { type: "button", "class": "btn btn-link btn-small", text: t("refund_keep"), onclick: function () { box.hidden = true; } })]));
+    box.hidden = false;
+    input.focus();
+  }
+
+  function sendRefund(row, input, button, box, region) {
+    var minor = toMinor(input.value, row.amount.currency);
+    if (!minor || minor > row.refundable.amount) { fieldError(input, true); say(region, "error", t("refund_too_much", { left: formatMoney(row.refundable) })); input.focus(); return; }
+    fieldError(input, false);
+    var body = { amount: { amount: minor, currency: row.amount.currency } };
+    var scope = "refund:" + row.payment_id;
+    busy(button, true);
+    say(region, "info", t("loading"));
+    api("POST", clinicPath("/qr-payments/" + encodeURIComponent(row.payment_id) + "/refunds"), { body: body, idempotencyKey: stickyKey(scope, body) }).then(function (res) {
+      settleKey(scope, res);
+      busy(button, false);
+      if (!res.ok) { sayError(region, res); return; }
+      box.hidden = true;
+      var done = res.status === 201;
+      loadReport().then(function () {
+        say(rowStatus(row.payment_id), done ? "ok" : "info", t(done ? "refund_done" : "refund_requested", { amount: formatMoney(body.amount) }));
       });
     });
   }
@@ -940,6 +1035,9 @@
     $("st-ttl").value = s.online_link_ttl_minutes == null ? "" : s.online_link_ttl_minutes;
     $("st-reminders").value = (s.reminder_hours_before || []).join(", ");
     $("st-gateway").value = s.default_gateway || "";
+    $("st-fiscalization").value = s.fiscalization || "clinicpay";
+    $("st-shift-open").value = (s.fiscal_shift_schedule && s.fiscal_shift_schedule.open) || "";
+    $("st-shift-close").value = (s.fiscal_shift_schedule && s.fiscal_shift_schedule.close) || "";
   }
 
   function saveSettings(event) {
@@ -949,12 +1047,20 @@
     if (hours.some(function (n, i) { return isNaN(n) || String(n) !== reminders[i]; })) { fieldError($("st-reminders"), true); say("settings-status", "error", t("err_422")); return; }
     fieldError($("st-reminders"), false);
     var ttl = $("st-ttl").value.trim();
+    // Both times or neither: a schedule needs its open and its close.
+    var opens = $("st-shift-open").value, closes = $("st-shift-close").value;
+    var halfSchedule = !!opens !== !!closes;
+    fieldError($("st-shift-open"), halfSchedule && !opens);
+    fieldError($("st-shift-close"), halfSchedule && !closes);
+    if (halfSchedule) { say("settings-status", "error", t("set_shift_both")); return; }
     var body = {
       show_payment_link_in_email: $("st-link").checked,
       card_required_for_online_booking: $("st-card").checked,
       online_link_ttl_minutes: ttl ? parseInt(ttl, 10) : null,
       reminder_hours_before: hours,
-      default_gateway: $("st-gateway").value || null
+      default_gateway: $("st-gateway").value || null,
+      fiscalization: $("st-fiscalization").value || "clinicpay",
+      fiscal_shift_schedule: opens ? { open: opens, close: closes } : null
     };
     var button = $("settings-form").querySelector("button[type=submit]");
     busy(button, true);

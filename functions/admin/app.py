@@ -4,7 +4,7 @@
 import json
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
@@ -16,7 +16,7 @@ from clinicpay.api import pages
 from clinicpay.api.auth import Access, Caller
 from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.deadline import lambda_deadline
-from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service
+from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service, ShiftSchedule
 from clinicpay.domain.errors import NotFound, ValidationFailed
 from clinicpay.domain.money import CURRENCY_EXPONENTS, SUPPORTED_CURRENCIES, Money
 from clinicpay.domain.phones import calling_code
@@ -86,6 +86,8 @@ class SettingsPatch(BaseModel):
     online_link_ttl_minutes: Annotated[StrictInt, Field(ge=5, le=60 * 24 * 30)] | None = None
     reminder_hours_before: list[Annotated[StrictInt, Field(ge=1, le=24 * 14)]] | None = Field(default=None, max_length=10)
     default_gateway: Provider | None = None
+    fiscalization: Literal["clinicpay", "monobank", "none"] | None = None
+    fiscal_shift_schedule: ShiftSchedule | None = None
 
 
 class ServiceRequest(BaseModel):

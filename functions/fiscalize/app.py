@@ -1,5 +1,6 @@
 """fiscalize: monobank QR registers and amounts, Checkbox receipts and shifts, the QR payments report,
-manual fiscalization, and the scheduled `unfiscalized-check` (daily) and `fiscal-retry` jobs.
+manual fiscalization, QR refunds, and the scheduled `unfiscalized-check` (daily), `fiscal-retry`,
+`shift-schedule` and `qr-reconcile` jobs.
 
 Routes parse, authenticate (staff) and call one use case; a job event (`{"job": ...}` from the
 schedule, or the job queue's batch of shards: clinicpay.fanout) runs the job instead of the resolver.
@@ -20,11 +21,11 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from clinicpay import deadline, fanout
 from clinicpay.api.auth import Access
 from clinicpay.api.idempotency import idempotent_http
-from clinicpay.api.resolver import make_resolver
+from clinicpay.api.resolver import header, make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound, ProviderUnavailable
 from clinicpay.domain.fiscal import AlreadyFiscalized, FiscalizationInProgress, FiscalRejected, ShiftClosed
-from clinicpay.domain.qr import ID_PATTERN, PutAmountRequest
+from clinicpay.domain.qr import ID_PATTERN, PutAmountRequest, QrRefundRequest
 from clinicpay.observability import logger, metrics, tracer
 from clinicpay.providers.checkbox.adapter import CheckboxFiscalRegister
 from clinicpay.providers.registry import fiscal_register, qr_acquirer
@@ -32,8 +33,18 @@ from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.repositories.fiscal import ShiftRepository
 from clinicpay.repositories.qr import QrRepository
 from clinicpay.settings import get_settings
-from clinicpay.usecases import fiscal_check, fiscal_shift, fiscalization, qr_registers, qr_report
+from clinicpay.usecases import (
+    fiscal_check,
+    fiscal_shift,
+    fiscal_shift_schedule,
+    fiscalization,
+    qr_reconcile,
+    qr_refunds,
+    qr_registers,
+    qr_report,
+)
 from clinicpay.usecases.fiscalization import Outcome
+from clinicpay.usecases.monobank_webhook import fiscal_mode_of
 
 app = make_resolver()
 
@@ -53,6 +64,11 @@ def _register(clinic_id: str) -> CheckboxFiscalRegister:
     # stop starting receipts in time (JOB_MARGIN_SECONDS > one attempt). What does not finish stays
     # pending for the next sweep.
     return fiscal_register(clinic_id, quick=True)
+
+
+def _checks(clinic_id: str) -> Any:
+    # monobank's own receipts for an invoice (fiscal-checks): a sale monobank fiscalized gets none of ours.
+    return qr_acquirer(clinic_id)
 
 
 # ------------------------------------------------------------------ QR registers
@@ -128,7 +144,7 @@ def qr_payments_report(clinic_id: Annotated[str, Path()],
     given = {"from": from_, "to": to, "qr_id": qr_id, "fiscal_status": fiscal_status, "min_amount": min_amount,
              "max_amount": max_amount}
     filters = qr_report.parse_filters({name: value for name, value in given.items() if value is not None}, timezone)
-    rows = qr_report.report_rows(_qr(), clinic_id, filters)
+    rows = qr_report.report_rows(_qr(), clinic_id, filters, with_refunds=True)
     if _wants_csv():
         return Response(200, "text/csv; charset=utf-8", qr_report.to_csv(rows),
                         headers={"Content-Disposition": f'attachment; filename="qr-payments-{clinic_id}.csv"'})
@@ -137,10 +153,33 @@ def qr_payments_report(clinic_id: Annotated[str, Path()],
 
 @app.get("/v1/clinics/<clinic_id>/qr-payments/<payment_id>", access=Access.STAFF)
 def get_payment(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> dict[str, Any]:
-    payment = _qr().get_payment(clinic_id, payment_id)
+    store = _qr()
+    payment = store.get_payment(clinic_id, payment_id)
     if payment is None:
         raise NotFound("No such QR payment.")
-    return {"payment": payment.row()}
+    return {"payment": qr_report.payment_detail(payment, store.refunds(clinic_id, payment_id), _checks)}
+
+
+@app.post("/v1/clinics/<clinic_id>/qr-payments/<payment_id>/refunds", access=Access.STAFF, status_code=201,
+          responses={201: {"description": "monobank gave the money back: the refund and the payment"},
+                     202: {"description": "monobank is still deciding: the refund (pending) and the payment"}})
+def refund_payment(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)],
+                   body: Annotated[QrRefundRequest, Body()]) -> Response[Any]:
+    """Give back part or all of a QR payment through monobank; its return receipt follows."""
+    store = _qr()
+    key = header(app, "idempotency-key")
+    outcome = qr_refunds.refund_payment(
+        store, lambda: qr_acquirer(clinic_id), clinic_id, payment_id,
+        refund_id=qr_refunds.refund_id_for(clinic_id, payment_id, key), amount=body.amount, reason=body.reason,
+        now=_now())
+    refund, payment = outcome.refund, outcome.payment
+    if refund.status == "succeeded" and refund.fiscal_status.value == "pending":
+        fiscalization.fiscalize_returns(store, _register, payment, clock=_now, checks=_checks)
+        refund = store.get_refund(clinic_id, payment_id, refund.refund_id) or refund
+        payment = store.get_payment(clinic_id, payment_id) or payment
+    answer = {"refund": refund.view(), "payment": payment.row()}
+    # 201 once monobank gave the money back, 202 while it is still deciding (webhook or our asking).
+    return Response(201 if refund.status == "succeeded" else 202, "application/json", json.dumps(answer))
 
 
 _MANUAL_ERRORS: dict[Outcome, type[ClinicpayError]] = {
@@ -149,19 +188,31 @@ _MANUAL_ERRORS: dict[Outcome, type[ClinicpayError]] = {
     Outcome.SHIFT_CLOSED: ShiftClosed,
     Outcome.NOT_CONFIGURED: GatewayNotConfigured,
     Outcome.NOT_DUE: Conflict,
+    Outcome.NOT_REQUIRED: AlreadyFiscalized,
+    Outcome.WAITING_FOR_SALE: Conflict,
 }
 
 
 @app.post("/v1/clinics/<clinic_id>/qr-payments/<payment_id>/fiscalize", access=Access.STAFF,
-          responses={200: {"description": "Fiscalized: the payment with its receipt"},
+          responses={200: {"description": "Fiscalized (or monobank made the receipt): the payment; with "
+                                          "`returns` when return receipts were made"},
                      202: {"description": "The register accepted it; the receipt is on its way"}})
 def fiscalize(clinic_id: Annotated[str, Path()], payment_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[Any]:
-    """A person asks for the receipt now: pending or failed get one; fiscalized is a 409."""
-    result = fiscalization.fiscalize_payment(_qr(), _register, clinic_id, payment_id, clock=_now,
-                                             allow_failed=True, respect_backoff=False)
+    """A person asks for the receipts now: a pending or failed sale receipt, and the payment's return
+    receipts still waiting or refused. Nothing left to make is a 409."""
+    store = _qr()
+    result = fiscalization.fiscalize_payment(store, _register, clinic_id, payment_id, clock=_now,
+                                             allow_failed=True, respect_backoff=False, checks=_checks)
+    if result.outcome is Outcome.ALREADY_FISCALIZED and result.payment is not None:
+        result.returns = fiscalization.fiscalize_returns(store, _register, result.payment, clock=_now, checks=_checks,
+                                                         allow_failed=True)
+        if result.returns:
+            after = (store.get_payment(clinic_id, payment_id) or result.payment).row()
+            return Response(200, "application/json", json.dumps({"payment": after, "returns": [
+                r.outcome.value for r in result.returns]}))
     row = result.payment.row() if result.payment else None
     details = [{"payment": row}] if row else []
-    if result.outcome is Outcome.FISCALIZED:
+    if result.outcome in (Outcome.FISCALIZED, Outcome.EXTERNAL):
         return Response(200, "application/json", json.dumps({"payment": row}))
     if result.outcome is Outcome.PROCESSING:
         return Response(202, "application/json", json.dumps({"payment": row}))
@@ -188,18 +239,40 @@ def _job_deadline() -> float:
     return time.monotonic() + max(remaining - JOB_MARGIN_SECONDS, 1)
 
 
+def _shifts() -> ShiftRepository:
+    return ShiftRepository(get_settings().app_table)
+
+
 def run_unfiscalized_check(shard: int) -> dict[str, Any]:
-    return fiscal_check.unfiscalized_check(_qr(), _register, clock=_now, emit=_emit_unfiscalized,
-                                           deadline=_job_deadline(), shard=shard)
+    result = fiscal_check.unfiscalized_check(_qr(), _register, clock=_now, emit=_emit_unfiscalized,
+                                             deadline=_job_deadline(), shard=shard, checks=_checks)
+    # Shifts open past 23 hours, of this shard's clinics (the SHIFTOPEN kind of DueByShard).
+    result["long_open_shifts"] = fiscal_shift_schedule.shifts_open_too_long(_shifts(), _register, _now, shard=shard,
+                                                                            now=_now())
+    return result
 
 
 def run_fiscal_retry(shard: int) -> dict[str, Any]:
-    return fiscal_check.retry_due(_qr(), _register, clock=_now, deadline=_job_deadline(), shard=shard)
+    return fiscal_check.retry_due(_qr(), _register, clock=_now, deadline=_job_deadline(), shard=shard, checks=_checks)
 
 
-# Scheduled: the dispatcher sends one message per shard of the AwaitingFiscalization index; each
+def run_shift_schedule(shard: int) -> dict[str, Any]:
+    deps = fiscal_shift_schedule.ShiftScheduleDeps(clinics=ClinicRepository(get_settings().app_table),
+                                                   shifts=_shifts(), store=_qr(), registers=_register, clock=_now,
+                                                   deadline=_job_deadline())
+    return fiscal_shift_schedule.run_shift_schedule(deps, shard, _now())
+
+
+def run_qr_reconcile(shard: int) -> dict[str, Any]:
+    deps = qr_reconcile.ReconcileDeps(store=_qr(), acquirers=qr_acquirer, registers=_register,
+                                      fiscal_mode=fiscal_mode_of, clock=_now)
+    return qr_reconcile.reconcile_qr_invoices(deps, shard=shard, now=_now(), deadline=_job_deadline())
+
+
+# Scheduled: the dispatcher sends one message per shard (AwaitingFiscalization, DueByShard); each
 # shard is one invocation (clinicpay.fanout).
-jobs = fanout.Jobs({"unfiscalized-check": run_unfiscalized_check, "fiscal-retry": run_fiscal_retry},
+jobs = fanout.Jobs({"unfiscalized-check": run_unfiscalized_check, "fiscal-retry": run_fiscal_retry,
+                    "shift-schedule": run_shift_schedule, "qr-reconcile": run_qr_reconcile},
                    queue_url=lambda: get_settings().fiscalize_jobs_queue_url)
 
 

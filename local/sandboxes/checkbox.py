@@ -20,6 +20,12 @@ without an OPENED shift is 400 "Зміну не відкрито"; a receipt is 
 sandbox picks the stricter reading: a repeated `id` is refused with 400 and creates nothing, so a
 client that retries must read the first receipt back by its id. The sum of goods
 (price * quantity / 1000) must equal the sum of payments.
+
+Return receipts are sells whose goods are all `is_return: true` (a receipt mixing sold and returned
+lines is refused). With `related_receipt_id` the sale must exist on this register and be DONE, and
+what its returns give back, all together and per good code, may not exceed what it sold: otherwise
+400, as Checkbox refuses (the wording of those refusals is ours: UNCONFIRMED against Checkbox's).
+A return receipt's `type` is RETURN.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ DELIVERY_TIMEOUT_SECONDS = 10.0
 SHIFT_NOT_OPENED = "Зміну не відкрито"
 SHIFT_ALREADY_OPENED = "Касир вже працює з даною касою"
 RECEIPT_ID_TAKEN = "Чек з таким ідентифікатором вже існує"
+RELATED_NOT_FOUND = "Чек продажу для повернення не знайдено"
+RETURN_ABOVE_SALE = "Сума повернення перевищує суму чека продажу"
 
 
 def _now() -> datetime:
@@ -343,7 +351,46 @@ def _validate_sell(body: dict[str, Any]) -> int:
     total = _goods_total(body.get("goods"))
     if _payments_total(body.get("payments")) != total:
         raise CheckboxError(400, "Сума оплат не відповідає сумі чека")
+    returns = {bool(item.get("is_return")) for item in body["goods"]}
+    if len(returns) > 1:
+        raise CheckboxError(400, "Чек не може містити одночасно продаж і повернення")
+    related = body.get("related_receipt_id")
+    if related is not None:
+        try:
+            uuid.UUID(str(related))
+        except ValueError:
+            raise Unprocessable(["body", "related_receipt_id"], "value is not a valid uuid", "type_error.uuid") from None
     return total
+
+
+def _by_code(goods: list[dict[str, Any]]) -> dict[str, int]:
+    sums: dict[str, int] = {}
+    for item in goods:
+        code = item["good"]["code"]
+        sums[code] = sums.get(code, 0) + item["good"]["price"] * item["quantity"] // 1000
+    return sums
+
+
+def _check_return(register: Register, body: dict[str, Any], total: int) -> None:
+    """A return of a sale: the sale is on this register and DONE, and never more comes back than it sold."""
+    related = body.get("related_receipt_id")
+    if related is None:
+        return
+    sale = register.receipts.get(str(related))
+    if sale is None or sale["type"] != "SELL":
+        raise CheckboxError(400, RELATED_NOT_FOUND)
+    _advance_receipt(register, sale)
+    if sale["status"] != "DONE":
+        raise CheckboxError(400, RELATED_NOT_FOUND)
+    earlier = [r for r in register.receipts.values() if r.get("related_receipt_id") == sale["id"]
+               and r["type"] == "RETURN" and r["status"] not in ("ERROR", "CANCELLED")]
+    if sum(r["total_sum"] for r in earlier) + total > sale["total_sum"]:
+        raise CheckboxError(400, RETURN_ABOVE_SALE)
+    sold = _by_code(sale["goods"])
+    returned = _by_code([g for r in earlier for g in r["goods"]])
+    for code, amount in _by_code(body["goods"]).items():
+        if returned.get(code, 0) + amount > sold.get(code, 0):
+            raise CheckboxError(400, RETURN_ABOVE_SALE)
 
 
 @app.post("/api/v1/receipts/sell")
@@ -358,12 +405,16 @@ def sell() -> Response:
         receipt_id = str(body.get("id") or uuid.uuid4())
         if receipt_id in register.receipts:
             raise CheckboxError(400, RECEIPT_ID_TAKEN)
+        is_return = bool(body["goods"][0].get("is_return"))
+        if is_return:
+            _check_return(register, body, total)
         fail = STATE.error_next > 0
         if fail:
             STATE.error_next -= 1
         register.receipt_serial += 1
         receipt = {
-            "id": receipt_id, "type": "SELL", "status": "CREATED", "serial": register.receipt_serial,
+            "id": receipt_id, "type": "RETURN" if is_return else "SELL", "status": "CREATED",
+            "serial": register.receipt_serial, "related_receipt_id": body.get("related_receipt_id"),
             "goods": body["goods"], "payments": body["payments"], "total_sum": total, "total_payment": total,
             "total_rest": 0, "round_sum": 0, "fiscal_code": None, "fiscal_date": None, "tax_url": None,
             "transaction": _transaction("RECEIPT"), "shift": {"id": shift["id"], "serial": shift["serial"]},
@@ -415,7 +466,8 @@ def check_page(fiscal_code: str) -> Response:
     lines = "".join(f"<tr><td>{html.escape(g['good']['name'])}</td><td>{g['quantity'] / 1000:g}</td>"
                     f"<td>{g['good']['price'] / 100:.2f}</td></tr>" for g in found["goods"])
     page = (f'<!doctype html><html lang="uk"><meta charset="utf-8"><title>Чек {html.escape(fiscal_code)}</title>'
-            f'<body style="font-family:monospace;max-width:28rem;margin:2rem auto"><h1>Фіскальний чек</h1>'
+            f'<body style="font-family:monospace;max-width:28rem;margin:2rem auto"><h1 id="kind">'
+            f'{"Видатковий чек (повернення)" if found["type"] == "RETURN" else "Фіскальний чек"}</h1>'
             f'<p>ФН чека: <b id="fiscal-code">{html.escape(fiscal_code)}</b> (Checkbox sandbox)</p>'
             f"<table>{lines}</table><p>Сума: {found['total_sum'] / 100:.2f} грн, безготівкова</p></body></html>")
     return Response(page, mimetype="text/html")

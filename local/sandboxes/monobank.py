@@ -32,6 +32,19 @@ that created them: invoice/status with another token answers 404 NOT_FOUND, as f
 does not exist. `/api/merchant/pubkey` is rate-limited per token (429 {"errCode": "TMR"}), by
 default PUBKEY_LIMIT calls per PUBKEY_WINDOW_SECONDS; /_control/pubkey-limit changes it.
 
+Refunds (`POST /api/merchant/invoice/cancel {invoiceId, extRef?, amount?, items?}`): only a paid
+invoice, never more than is left of it (`finalAmount` minus refunds still processing); `items` are
+required (and must add up to the amount) while the merchant's fiscalization (PRRO link) is on, as
+monobank's spec says; an `extRef` already used on the invoice is refused (monobank documents no
+deduplication: the stricter reading). The answer is `processing` and the refund completes a moment
+later (`success`: `finalAmount` shrinks; the whole amount back: status `reversed`), each change a
+webhook whose body lists it in `cancelList`. /_control/cancel-next makes the next ones fail, answer
+`success` at once, or stay processing; /_control/invoices/<id>/cancel is a refund started in
+monobank's cabinet. A merchant whose fiscalization is on (/_control/fiscalization) gets monobank's
+own receipts in `GET /api/merchant/invoice/fiscal-checks` (a sale per payment, a return per
+refund), and must send `basketOrder` when creating invoices. /_control/omit-modified-date makes
+status bodies and webhooks leave `modifiedDate` out (monobank's spec does not require it).
+
 A merchant's webhooks may also go to more receivers (/_control/also-notify): how a test reproduces
 one merchant serving two clinics, each endpoint receiving every event (not a monobank feature: its
 webhooks go to the invoice's webHookUrl). A payment on a `fix` or `client` register makes an invoice
@@ -47,6 +60,7 @@ import hashlib
 import html
 import json
 import string
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -93,6 +107,8 @@ FEE_PER_MILLE = 13  # 1.3 %, monobank's published QR acquiring fee, for `payment
 # enough for a container's first fetch plus a re-fetch after a rotation, and tests tighten it.
 PUBKEY_LIMIT = 5
 PUBKEY_WINDOW_SECONDS = 60.0
+CANCEL_FIELDS = frozenset({"invoiceId", "extRef", "amount", "items"})
+CANCEL_DELAY_SECONDS = 0.2  # a refund answers `processing`, then succeeds this much later
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -130,6 +146,9 @@ class _State(SandboxState):
         self.also_notify: dict[str, list[str]] = {}  # token -> more URLs that get every webhook
         self.pubkey_limit = (PUBKEY_LIMIT, PUBKEY_WINDOW_SECONDS)
         self.pubkey_calls: dict[str, list[float]] = {}  # token -> monotonic times of recent calls
+        self.fiscalization: dict[str, str] = {}  # token -> "checkbox" | "monopay": monobank fiscalizes itself
+        self.cancel_next: list[dict[str, Any]] = []  # how the next refunds go (/_control/cancel-next)
+        self.omit_modified_date = False
         self.rotate_key()
 
     def rotate_key(self) -> str:
@@ -368,6 +387,8 @@ def create_invoice() -> Response:
     token, account = _account()
     body = _body()
     checked = _validate_create(account, body)
+    if not checked["basket"] and token in STATE.fiscalization:
+        raise _bad("merchantPaymInfo.basketOrder is required while a PRRO link is active")
     invoice_id = "p2_" + random_string(9)
     created = _now()
     info = checked["info"]
@@ -402,7 +423,12 @@ def create_invoice() -> Response:
 
 
 def status_body(invoice: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in invoice.items() if not k.startswith("_") and v is not None}
+    body = {k: v for k, v in invoice.items() if not k.startswith("_") and v is not None}
+    if STATE.omit_modified_date:
+        body.pop("modifiedDate", None)  # only invoiceId, status, amount and ccy are required
+    if "cancelList" in body:
+        body["cancelList"] = [dict(entry) for entry in body["cancelList"]]
+    return body
 
 
 @app.get("/api/merchant/invoice/status")
@@ -483,6 +509,7 @@ def complete(invoice_id: str, *, succeeded: bool, deliver: bool = True) -> tuple
         if succeeded:
             invoice["paymentInfo"] = _payment_info(invoice)
             _set_status(invoice, "success")
+            _fiscal_check(token, invoice, "sale")
         else:
             invoice["failureReason"] = "Недостатньо коштів"
             _set_status(invoice, "failure")
@@ -525,6 +552,146 @@ def _attempt(event: StoredEvent, url: str, attempt: int, generation: int) -> boo
                                     "status_code": sent.status, "error": error, "delivered": sent.status == 200,
                                     "sent_at": sent_at})
     return sent.status == 200
+
+
+# --- refunds and monobank's own receipts ----------------------------------------------------------
+
+def _fiscal_check(token: str, invoice: dict[str, Any], kind: str) -> None:
+    """monobank's own receipt (its Checkbox link or monopay PRRO), when the merchant has one on."""
+    source = STATE.fiscalization.get(token)
+    if source is None:
+        return
+    check_id = f"{random_string(8).lower()}-{random_string(4).lower()}-4{random_string(3).lower()}"
+    invoice.setdefault("_checks", []).append({
+        "id": check_id, "type": kind, "status": "done", "statusDescription": "",
+        "taxUrl": f"https://cabinet.tax.gov.ua/cashregs/check?id={check_id}",
+        "file": base64.b64encode(b"%PDF-1.4 sandbox receipt").decode(), "fiscalizationSource": source})
+
+
+def _validate_items(items: Any, amount: int) -> None:
+    if not isinstance(items, list) or not items:
+        raise _bad("items are required while the fiscalization option is active")
+    total = 0.0
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        if not isinstance(item, dict):
+            raise _bad(f"{where} must be an object")
+        for name in ("name", "code"):
+            if not isinstance(item.get(name), str) or not item[name].strip():
+                raise _bad(f"{where}.{name} is required")
+        qty, unit = item.get("qty"), item.get("sum")
+        if isinstance(qty, bool) or not isinstance(qty, int | float) or qty <= 0 or not is_int(unit) or unit < 0:
+            raise _bad(f"{where}: qty must be above zero and sum an integer in kopecks")
+        total += qty * unit
+    if round(total) != amount:
+        raise _bad("the sum of items (qty * sum) does not equal the amount returned")
+
+
+def _left(invoice: dict[str, Any]) -> int:
+    """What may still be refunded: finalAmount less refunds still processing."""
+    processing = sum(c["amount"] for c in invoice.get("cancelList", []) if c["status"] == "processing")
+    return int(invoice["finalAmount"]) - processing
+
+
+def _start_cancel(token: str, invoice: dict[str, Any], amount: int, ext_ref: str | None) -> dict[str, Any]:
+    """A refund entry, processing (call with the lock held)."""
+    now = _iso(_now())
+    entry: dict[str, Any] = {"status": "processing", "amount": amount, "ccy": invoice["ccy"], "createdDate": now,
+                             "modifiedDate": now}
+    if ext_ref is not None:
+        entry["extRef"] = ext_ref
+    invoice.setdefault("cancelList", []).append(entry)
+    return entry
+
+
+def _finish_cancel(token: str, invoice: dict[str, Any], entry: dict[str, Any], outcome: str, *,
+                   listed: bool = True) -> StoredEvent:
+    """The refund succeeded (money back; all of it: `reversed`) or failed: one change, one webhook."""
+    entry["status"] = outcome
+    entry["modifiedDate"] = _tick(invoice)
+    if outcome == "success":
+        entry.update({"approvalCode": _digits(6), "rrn": _digits(12)})
+        invoice["finalAmount"] = int(invoice["finalAmount"]) - int(entry["amount"])
+        _fiscal_check(token, invoice, "return")
+        if not listed:
+            invoice["cancelList"].remove(entry)  # monobank reports some reversals with no cancelList
+            if not invoice["cancelList"]:
+                del invoice["cancelList"]
+    _set_status(invoice, "reversed" if invoice["finalAmount"] <= 0 else invoice["status"])
+    return _event(token, invoice)
+
+
+def _complete_later(token: str, invoice_id: str, entry: dict[str, Any], outcome: str, delay: float) -> None:
+    generation = STATE.generation
+
+    def run() -> None:
+        time.sleep(delay)
+        with STATE.lock:
+            if STATE.generation != generation or entry["status"] != "processing":
+                return
+            invoice = STATE.accounts[token].invoices[invoice_id]
+            event = _finish_cancel(token, invoice, entry, outcome)
+        dispatch([event])
+
+    threading.Thread(target=run, daemon=True, name=f"monobank-cancel-{invoice_id}").start()
+
+
+def _cancel_amount(token: str, invoice: dict[str, Any], body: dict[str, Any]) -> int:
+    """What a cancel gives back, once it is allowed (call with the lock held)."""
+    if invoice["status"] != "success":
+        raise _bad(f"invoice is {invoice['status']}: only a paid invoice can be cancelled")
+    left = _left(invoice)
+    amount = body.get("amount", left)
+    if not is_int(amount) or amount <= 0:
+        raise _bad("amount must be a positive integer in minor units")
+    if amount > left:
+        raise _bad("amount exceeds what is left to cancel")
+    ext_ref = body.get("extRef")
+    if ext_ref is not None and any(c.get("extRef") == ext_ref for c in invoice.get("cancelList", [])):
+        raise _bad("a cancel with this extRef already exists")
+    if token in STATE.fiscalization:
+        _validate_items(body.get("items"), amount)
+    return int(amount)
+
+
+@app.post("/api/merchant/invoice/cancel")
+def cancel_invoice() -> Response:
+    token, account = _account()
+    body = _body()
+    unknown = sorted(set(body) - CANCEL_FIELDS)
+    if unknown:
+        raise _bad(f"unknown field: {unknown[0]}")
+    invoice_id, ext_ref = body.get("invoiceId"), body.get("extRef")
+    if not isinstance(invoice_id, str) or not invoice_id:
+        raise _bad("invoiceId is required")
+    if ext_ref is not None and (not isinstance(ext_ref, str) or not ext_ref):
+        raise _bad("extRef must be a string")
+    events: list[StoredEvent] = []
+    with STATE.lock:
+        invoice = account.invoices.get(invoice_id)
+        if invoice is None:
+            raise MonoError(404, "NOT_FOUND", "invoice not found")
+        amount = _cancel_amount(token, invoice, body)
+        plan = STATE.cancel_next.pop(0) if STATE.cancel_next else {"outcome": "success", "answer": "processing"}
+        entry = _start_cancel(token, invoice, amount, ext_ref)
+        if plan["answer"] == "final" and plan["outcome"] in ("success", "failure"):
+            events.append(_finish_cancel(token, invoice, entry, plan["outcome"]))
+        answer = {"status": entry["status"], "createdDate": entry["createdDate"], "modifiedDate": entry["modifiedDate"]}
+    if events:
+        dispatch(events)
+    elif plan["outcome"] in ("success", "failure"):
+        _complete_later(token, invoice_id, entry, plan["outcome"], float(plan.get("delay", CANCEL_DELAY_SECONDS)))
+    return _json(answer)
+
+
+@app.get("/api/merchant/invoice/fiscal-checks")
+def fiscal_checks() -> Response:
+    _, account = _account()
+    with STATE.lock:
+        invoice = account.invoices.get(request.args.get("invoiceId", ""))
+        if invoice is None:
+            raise MonoError(404, "NOT_FOUND", "invoice not found")
+        return _json({"checks": [dict(c) for c in invoice.get("_checks", [])]})
 
 
 # --- hosted pages -------------------------------------------------------------------------------
@@ -767,6 +934,65 @@ def control_pay_register(qr_id: str) -> Response:
         STATE.invoice_owner[invoice_id] = token
     snapshot, events = complete(invoice_id, succeeded=True, deliver=bool(body.get("deliver", True)))
     return _json({"invoice": snapshot, "events": [e.event_id for e in events]})
+
+
+@app.post("/_control/invoices/<invoice_id>/cancel")
+def control_cancel(invoice_id: str) -> Response:
+    """A refund started in monobank's cabinet: {"amount"? (all that is left), "extRef"?, "deliver"?: true,
+    "listed"?: true (false: the webhook's cancelList leaves it out)}; it succeeds at once."""
+    body = request_json()
+    with STATE.lock:
+        token = STATE.invoice_owner.get(invoice_id)
+        invoice = STATE.accounts[token].invoices.get(invoice_id) if token else None
+        if token is None or invoice is None or invoice["status"] != "success":
+            return _json({"error": "no paid invoice with that id"}, 404)
+        amount = body.get("amount", _left(invoice))
+        if not is_int(amount) or not 0 < amount <= _left(invoice):
+            return _json({"error": "amount must be above zero and at most what is left"}, 400)
+        entry = _start_cancel(token, invoice, amount, body.get("extRef"))
+        event = _finish_cancel(token, invoice, entry, "success", listed=bool(body.get("listed", True)))
+        snapshot = status_body(invoice)
+    if body.get("deliver", True):
+        dispatch([event])
+    return _json({"invoice": snapshot, "events": [event.event_id]})
+
+
+@app.post("/_control/cancel-next")
+def control_cancel_next() -> Response:
+    """How the next refunds asked through the API go: {"outcome": "success" | "failure" | "never",
+    "answer": "processing" | "final", "count"?: 1, "delay"?: seconds}. `final` answers the outcome at
+    once; `never` stays processing (an undecided refund for reconciliation to settle)."""
+    body = request_json()
+    outcome, answer, count = body.get("outcome", "success"), body.get("answer", "processing"), body.get("count", 1)
+    if outcome not in ("success", "failure", "never") or answer not in ("processing", "final") or not is_int(count):
+        return _json({"error": "expected {outcome: success|failure|never, answer: processing|final, count}"}, 400)
+    with STATE.lock:
+        STATE.cancel_next += [{"outcome": outcome, "answer": answer, "delay": body.get("delay", CANCEL_DELAY_SECONDS)}
+                              for _ in range(count)]
+        return _json({"queued": len(STATE.cancel_next)})
+
+
+@app.post("/_control/fiscalization")
+def control_fiscalization() -> Response:
+    """{"token", "source": "checkbox" | "monopay" | null}: the merchant's PRRO link in monobank's cabinet."""
+    body = request_json()
+    token, source = body.get("token"), body.get("source")
+    if not isinstance(token, str) or not token or source not in ("checkbox", "monopay", None):
+        return _json({"error": "expected {token, source: checkbox | monopay | null}"}, 400)
+    with STATE.lock:
+        if source is None:
+            STATE.fiscalization.pop(token, None)
+        else:
+            STATE.fiscalization[token] = source
+    return _json({"token_fiscalization": source})
+
+
+@app.post("/_control/omit-modified-date")
+def control_omit_modified_date() -> Response:
+    """{"omit": true}: status bodies and webhooks leave `modifiedDate` out from now on."""
+    with STATE.lock:
+        STATE.omit_modified_date = bool(request_json().get("omit", True))
+        return _json({"omit_modified_date": STATE.omit_modified_date})
 
 
 @app.post("/_control/rotate-key")

@@ -141,3 +141,61 @@ def test_staff_fiscalize_a_pending_qr_payment_from_the_report(clinic: Clinic, op
     page.set_viewport_size(PHONE)
     assert no_horizontal_scroll(page)
     shots(page, "staff-qr-phone")
+
+
+def test_staff_refund_a_qr_payment_with_confirmation_and_see_its_return_receipt(
+        clinic: Clinic, open_page: Any, shots: Any) -> None:
+    require_routes("POST /v1/clinics/{clinic_id}/qr-payments/{payment_id}/refunds", "GET /v1/clinics/{clinic_id}/settings")
+    # Given an open shift and a fiscalized 850.00 payment
+    clinic.staff().post(clinic.path("/fiscal/shift/open"), json={}, expect=200)
+    registers = clinic.staff().post(clinic.path("/qr-registers/sync"), json={}, expect=200).json()["registers"]
+    qr_id = next(r["qr_id"] for r in registers if r["amount_type"] == "merchant")
+    clinic.staff().post(clinic.path(f"/qr-registers/{qr_id}/amount"),
+                        json={"amount": {"amount": 85000, "currency": "UAH"}}, expect=201)
+    paid = patient_pays(clinic, qr_id)
+    wait_for(lambda: payment(clinic, paid)["fiscal_status"] == "fiscalized", timeout=20, message="sale receipt")
+    page = open_page(size=DESKTOP, locale="uk-UA")
+    page.goto(f"{clinic.base_url}/staff")
+    page.locator("#signin-clinic").fill(clinic.clinic_id)
+    page.locator("#signin-key").fill(clinic.staff_key)
+    page.locator("#signin-form button[type=submit]").click()
+    page.get_by_role("link", name="QR-оплати").click()
+    # The page says who makes the receipts
+    expect(page.locator("#fiscal-by")).to_have_attribute("data-fiscalization", "clinicpay")
+    expect(page.locator("#fiscal-by")).to_contain_text("через касу Checkbox клініки")
+    row = page.locator(f"tr[data-payment='{paid}']")
+    expect(row.locator("[data-fiscal-status]").first).to_have_text("Чек видано")
+
+    # When staff press "Refund": nothing happens until they confirm an amount
+    row.get_by_role("button", name=re.compile("^Повернути кошти")).click()
+    amount = row.get_by_label("Сума до повернення (UAH)")
+    expect(amount).to_have_value("850,00")
+    assert payment(clinic, paid)["refund_status"] == "none"
+    amount.fill("300")
+    confirm = row.get_by_role("button", name=re.compile("^Підтвердити: повернути 300,00"))
+    # a double click is one refund (one Idempotency-Key for this dialog)
+    confirm.dblclick()
+
+    # Then monobank gives 300.00 back, and a return receipt for it follows the sale
+    wait_for(lambda: payment(clinic, paid)["refund_status"] == "partially_refunded", timeout=20, message="refund")
+    page.get_by_role("button", name="Показати").click()
+    row = page.locator(f"tr[data-payment='{paid}']")
+    expect(row.locator("[data-refund-status]")).to_have_text(re.compile(r"^Частково повернено: 300,00\sгрн"))
+    returned = row.locator("[data-document='return']")
+    expect(returned).to_have_count(1)
+    expect(returned).to_have_attribute("data-fiscal-status", "fiscalized")
+    expect(returned).to_contain_text(re.compile(r"Чек повернення 300,00\sгрн"))
+    detail = payment(clinic, paid)
+    assert [r["amount"]["amount"] for r in detail["refunds"]] == [30000]
+    receipts = requests.get(f"{clinic.base_url}/_sandbox/checkbox/_control/licenses/lic_{clinic.clinic_id}/receipts",
+                            timeout=15).json()["receipts"]
+    assert sorted((r["type"], r["total_sum"]) for r in receipts) == [("RETURN", 30000), ("SELL", 85000)]
+    shots(page, "staff-qr-refund")
+
+    # And asking for more than is left is refused on the page, before anything is asked
+    row.get_by_role("button", name=re.compile("^Повернути кошти")).click()
+    expect(row.get_by_label("Сума до повернення (UAH)")).to_have_value("550,00")
+    row.get_by_label("Сума до повернення (UAH)").fill("600")
+    row.get_by_role("button", name=re.compile("^Підтвердити")).click()
+    expect(row.get_by_role("status")).to_contain_text("не більше 550,00")
+    assert len(payment(clinic, paid)["refunds"]) == 1

@@ -65,6 +65,32 @@ class Monobank:
     def rotate_key(self) -> str:
         return str(requests.post(f"{self.base}/_control/rotate-key", timeout=TIMEOUT).json()["key"])
 
+    def control(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        answer = requests.post(f"{self.base}/_control/{path}", json=body or {}, timeout=TIMEOUT)
+        assert answer.status_code in (200, 201), answer.text
+        return dict(answer.json())
+
+    def status(self, invoice_id: str) -> dict[str, Any]:
+        answer = self.api("GET", "/api/merchant/invoice/status", params={"invoiceId": invoice_id})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def cabinet_refund(self, invoice_id: str, **body: Any) -> dict[str, Any]:
+        """A refund started in monobank's cabinet (succeeds at once; its webhook follows)."""
+        return self.control(f"invoices/{invoice_id}/cancel", body)
+
+    def hold(self, held: bool = True) -> None:
+        """While held, monobank makes and keeps its webhooks but sends none (a lost webhook)."""
+        self.control("hold", {"hold": held})
+
+    def fiscalize_itself(self, source: str | None = "checkbox") -> None:
+        self.control("fiscalization", {"token": self.token, "source": source})
+
+    def fiscal_checks(self, invoice_id: str) -> list[dict[str, Any]]:
+        answer = self.api("GET", "/api/merchant/invoice/fiscal-checks", params={"invoiceId": invoice_id})
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["checks"])
+
 
 class Checkbox:
     """The Checkbox sandbox's test controls for one cash register (licence key)."""
@@ -148,6 +174,16 @@ class QrClinic:
 
     def fiscalize(self, payment_id: str) -> HttpResult:
         return self.staff().post(self.path(f"/qr-payments/{payment_id}/fiscalize"))
+
+    def refund(self, payment_id: str, amount: int | None = None, *, key: str | None = None) -> HttpResult:
+        body: dict[str, Any] = {} if amount is None else {"amount": {"amount": amount, "currency": "UAH"}}
+        headers = {"Idempotency-Key": key} if key else None
+        return self.staff().post(self.path(f"/qr-payments/{payment_id}/refunds"), json=body, headers=headers)
+
+    def settings(self, **changes: Any) -> dict[str, Any]:
+        answer = self.keys.admin().patch(self.path("/settings"), json=changes)
+        assert answer.status == 200, answer.body
+        return dict(answer.json())
 
     def send_webhook(self, body: str | bytes, x_sign: str | None) -> HttpResult:
         headers = {"Content-Type": "application/json"}

@@ -211,3 +211,21 @@ def test_polling_a_receipt_stops_with_the_invocations_provider_budget() -> None:
         result = register.sell(RECEIPT)
     # Then it hands back "still processing" in time, for the webhook or the sweep to settle
     assert result.state == "PROCESSING" and 0.25 < time.monotonic() - started < 1.0
+
+
+def test_a_return_receipt_is_a_sell_with_every_line_returned_and_the_sale_it_returns() -> None:
+    returned = ReceiptRequest(receipt_id="6b0e1c2d-3f4a-4b5c-8d6e-7f8091a2b3c4", is_return=True,
+                              related_receipt_id="8d3f5a2c-6b1e-4c7d-9a0f-1e2d3c4b5a69",
+                              goods=[ReceiptGood(code="ap_1", name="Консультація", price=30000, quantity=1000)],
+                              payment=CardPaymentLine(value=30000, card_mask="444403******1902", rrn="222"))
+    body = sell_body(returned)
+    assert body["related_receipt_id"] == "8d3f5a2c-6b1e-4c7d-9a0f-1e2d3c4b5a69"
+    assert [g["is_return"] for g in body["goods"]] == [True]
+    assert body["payments"][0]["value"] == 30000
+    assert "related_receipt_id" not in sell_body(RECEIPT)
+
+
+def test_a_return_receipt_must_name_its_sale() -> None:
+    with pytest.raises(ValueError):
+        ReceiptRequest(receipt_id="x", is_return=True, goods=[ReceiptGood(code="a", name="a", price=100, quantity=1000)],
+                       payment=CardPaymentLine(value=100))

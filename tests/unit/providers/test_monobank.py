@@ -377,3 +377,106 @@ def test_an_amount_on_a_register_is_an_invoice_with_its_qr_id(monkeypatch: pytes
     assert invoice_id == "p2_new"
     assert body["qrId"] == "XJ_DiM4rTd5V" and body["ccy"] == 980 and body["amount"] == 85000
     assert body["merchantPaymInfo"]["basketOrder"] == [{"name": "Консультація", "qty": 1, "sum": 85000, "code": "ap_1"}]
+
+
+# --- status bodies without modifiedDate, refunds, monobank's own receipts (issue 9) ------------------
+
+def test_a_body_without_modified_date_is_accepted_and_ordered_by_what_it_carries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given monobank's minimum: invoiceId, status, amount, ccy (plus what it may add)
+    acquirer, private, _ = _adapters(monkeypatch, MonobankQrAcquirer)
+    bare = json.dumps({"invoiceId": "p2_abc", "status": "success", "amount": 85000, "ccy": 980}).encode()
+    dated = json.dumps({"invoiceId": "p2_abc", "status": "success", "amount": 85000, "ccy": 980,
+                        "createdDate": "2026-11-23T10:00:00Z", "cancelList": [
+                            {"status": "success", "amount": 20000, "ccy": 980, "createdDate": "2026-11-23T11:00:00Z",
+                             "modifiedDate": "2026-11-23T11:00:02Z", "extRef": "qrr_x"}]}).encode()
+    # When
+    first = acquirer.parse_webhook(bare, {"X-Sign": _sign(private, bare)})
+    second = acquirer.parse_webhook(dated, {"X-Sign": _sign(private, dated)})
+    # Then both are read; the one that names later dates orders after, and each names its own change
+    assert first.modified_raw is None and second.modified_raw is None
+    assert (first.rank, first.order_ms) < (second.rank, second.order_ms)
+    assert second.modified_at.isoformat() == "2026-11-23T11:00:02+00:00"
+    assert first.event_id != second.event_id and first.event_id.startswith("p2_abc:success:~")
+    again = acquirer.parse_webhook(dated, {"X-Sign": _sign(private, dated)})
+    assert again.event_id == second.event_id  # a repeat of the same body is the same change
+
+
+def test_a_link_webhook_without_modified_date_is_an_event_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    gateway, private, _ = _adapters(monkeypatch, MonobankGateway)
+    body = json.dumps({"invoiceId": "p2_abc", "status": "success", "amount": 85000, "ccy": 980,
+                       "createdDate": "2026-11-23T10:00:00Z"}).encode()
+    [event] = gateway.parse_webhook(body, {"X-Sign": _sign(private, body)})
+    assert event.kind == "succeeded" and event.occurred_at.isoformat() == "2026-11-23T10:00:00+00:00"
+
+
+def test_the_paid_amount_is_amount_never_the_final_amount_left_after_refunds(monkeypatch: pytest.MonkeyPatch) -> None:
+    acquirer, private, _ = _adapters(monkeypatch, MonobankQrAcquirer)
+    body = _webhook("success", finalAmount=65000, cancelList=[
+        {"status": "success", "amount": 20000, "ccy": 980, "createdDate": "2026-11-23T10:05:00Z",
+         "modifiedDate": "2026-11-23T10:05:01Z", "approvalCode": "123456", "rrn": "999", "extRef": "qrr_ours"},
+        {"status": "processing", "amount": 100, "createdDate": "2026-11-23T10:06:00Z",
+         "modifiedDate": "2026-11-23T10:06:00Z"}])
+    update = acquirer.parse_webhook(body, {"X-Sign": _sign(private, body)})
+    assert update.amount == Money(amount=85000, currency="UAH") and update.final_amount == Money(amount=65000, currency="UAH")
+    assert [(c.key, c.status, c.amount.amount if c.amount else None) for c in update.cancels] == [
+        ("ext:qrr_ours", "success", 20000), ("at:2026-11-23T10:06:00Z:100", "processing", 100)]
+
+
+class RefundStub(StubClient):
+    def __init__(self, key: str, answer: Any):
+        super().__init__(key)
+        self.answer = answer
+        self.cancels: list[dict[str, Any]] = []
+
+    def cancel_invoice(self, body: dict[str, Any]) -> Any:
+        from clinicpay.providers.monobank.schemas import InvoiceCancelled
+
+        self.cancels.append(body)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return InvoiceCancelled.model_validate({"status": self.answer, "createdDate": "2026-11-23T10:00:00Z",
+                                                "modifiedDate": "2026-11-23T10:00:00Z"})
+
+
+def _refund_request(**extra: Any) -> Any:
+    from clinicpay.ports import RefundRequest
+
+    return RefundRequest(clinic_id="cl_1", refund_id="qrr_kdm", payment_reference="p2_abc",
+                         amount=Money(amount=30000, currency="UAH"), idempotency_key="clinicpay-cl_1-refund-qrr_kdm",
+                         **extra)
+
+
+@pytest.mark.parametrize(("answer", "status"), [("processing", "pending"), ("success", "succeeded"),
+                                                ("failure", "failed")])
+def test_a_refund_is_invoice_cancel_with_our_id_as_ext_ref(monkeypatch: pytest.MonkeyPatch, answer: str,
+                                                           status: str) -> None:
+    for cls in (MonobankGateway, MonobankQrAcquirer):  # links and QR payments alike
+        adapter, _, _ = _adapters(monkeypatch, cls)
+        stub = RefundStub(adapter.client.key, answer)
+        monkeypatch.setattr(adapter, "client", stub)
+        result = adapter.refund(_refund_request())
+        assert stub.cancels == [{"invoiceId": "p2_abc", "extRef": "qrr_kdm", "amount": 30000}]
+        assert result.status == status
+
+
+def test_a_refund_carries_items_when_monobank_fiscalizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    adapter, _, _ = _adapters(monkeypatch, MonobankQrAcquirer)
+    stub = RefundStub(adapter.client.key, "processing")
+    monkeypatch.setattr(adapter, "client", stub)
+    items = [{"name": "Консультація", "qty": 1, "sum": 30000, "code": "ap_1"}]
+    adapter.refund(_refund_request(fiscal_items=items))
+    assert stub.cancels[0]["items"] == items
+
+
+def test_a_refused_refund_is_failed_with_monobanks_code_and_a_lost_answer_is_undecided(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinicpay.domain.errors import ProviderOutcomeUnknown
+    from clinicpay.providers.monobank.client import MonobankApiError
+
+    adapter, _, _ = _adapters(monkeypatch, MonobankQrAcquirer)
+    monkeypatch.setattr(adapter, "client", RefundStub(adapter.client.key, MonobankApiError(400, "BAD_REQUEST")))
+    refused = adapter.refund(_refund_request())
+    assert (refused.status, refused.failure_code) == ("failed", "BAD_REQUEST")
+    monkeypatch.setattr(adapter, "client", RefundStub(adapter.client.key, ProviderOutcomeUnknown()))
+    with pytest.raises(ProviderOutcomeUnknown):
+        adapter.refund(_refund_request())

@@ -10,6 +10,7 @@ from typing import Any
 
 from clinicpay.domain.errors import ConditionFailed, ProviderUnavailable
 from clinicpay.domain.fiscal import (
+    AWAITING_STATES,
     FiscalRejected,
     FiscalStatus,
     Receipt,
@@ -20,15 +21,21 @@ from clinicpay.domain.fiscal import (
     ShiftState,
 )
 from clinicpay.domain.qr import (
+    FINAL_STATUSES,
+    CardPayment,
+    FiscalDoc,
     InvoiceUpdate,
     QrAmountRequest,
     QrInvoice,
     QrPayment,
+    QrRefund,
     QrRegister,
     QrRegisterInfo,
     QrReportFilters,
+    Undecided,
     payment_id_for,
 )
+from clinicpay.ports import ProviderFiscalCheck, RefundRequest, RefundResult
 from clinicpay.repositories.shards import shard_of
 
 PUBLIC = {"pending": {"pending", "fiscalizing"}, "fiscalized": {"fiscalized"}, "failed": {"failed"}}
@@ -41,6 +48,8 @@ class FakeQrStore:
         self.invoices: dict[tuple[str, str], QrInvoice] = {}
         self.by_id: dict[tuple[str, str], QrPayment] = {}
         self.events: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self.refund_items: dict[tuple[str, str, str], QrRefund] = {}
+        self.undecided_since: dict[tuple[str, str, str], str] = {}
         self.awaiting_reads = 0
 
     # registers
@@ -113,7 +122,7 @@ class FakeQrStore:
     def advance_invoice(self, clinic_id: str, update: InvoiceUpdate) -> bool:
         with self.lock:
             invoice = self.invoices.get((clinic_id, update.invoice_id))
-            if invoice is None or (invoice.order_ms, invoice.status_rank) >= (update.order_ms, update.rank):
+            if invoice is None or (invoice.status_rank, invoice.order_ms) >= (update.rank, update.order_ms):
                 return False
             self.invoices[(clinic_id, update.invoice_id)] = invoice.model_copy(update={
                 "status": update.status, "order_ms": update.order_ms, "status_rank": update.rank})
@@ -133,61 +142,163 @@ class FakeQrStore:
     def advance_payment_invoice_status(self, clinic_id: str, payment_id: str, update: InvoiceUpdate) -> bool:
         with self.lock:
             payment = self.by_id.get((clinic_id, payment_id))
-            if payment is None or (payment.invoice_order_ms, payment.invoice_rank) >= (update.order_ms, update.rank):
+            if payment is None or (payment.invoice_rank, payment.invoice_order_ms) >= (update.rank, update.order_ms):
                 return False
             self.by_id[(clinic_id, payment_id)] = payment.model_copy(update={
                 "invoice_status": update.status, "invoice_order_ms": update.order_ms, "invoice_rank": update.rank})
             return True
 
-    def claim_payment(self, clinic_id: str, payment_id: str, *, token: str, now: str, lease_until: str,
-                      allow_failed: bool, respect_backoff: bool) -> QrPayment:
+    # fiscal documents (sale: QRPAY#..., return: QRREF#...#...)
+    def _get(self, clinic_id: str, key: str) -> FiscalDoc | None:
+        if key.startswith("QRREF#"):
+            payment_id, _, refund_id = key.removeprefix("QRREF#").partition("#")
+            return self.refund_items.get((clinic_id, payment_id, refund_id))
+        return self.by_id.get((clinic_id, key.removeprefix("QRPAY#")))
+
+    def _put(self, doc: FiscalDoc) -> None:
+        if isinstance(doc, QrRefund):
+            self.refund_items[(doc.clinic_id, doc.payment_id, doc.refund_id)] = doc
+        else:
+            self.by_id[(doc.clinic_id, doc.payment_id)] = doc
+
+    def get_doc(self, clinic_id: str, key: str) -> FiscalDoc | None:
+        return self._get(clinic_id, key)
+
+    def claim_doc(self, clinic_id: str, key: str, *, token: str, now: str, lease_until: str,
+                  allow_failed: bool, respect_backoff: bool) -> FiscalDoc:
         with self.lock:
-            payment = self.by_id.get((clinic_id, payment_id))
-            if payment is None:
+            doc = self._get(clinic_id, key)
+            if doc is None:
                 raise ConditionFailed()
-            state = payment.fiscal_status
-            due = not respect_backoff or payment.next_attempt_at is None or payment.next_attempt_at <= now
-            lapsed = state is FiscalStatus.FISCALIZING and (payment.claim_expires_at or "") < now
+            state = doc.fiscal_status
+            due = not respect_backoff or doc.next_attempt_at is None or doc.next_attempt_at <= now
+            lapsed = state is FiscalStatus.FISCALIZING and (doc.claim_expires_at or "") < now
             if not ((state is FiscalStatus.PENDING and due) or lapsed or (allow_failed and state is FiscalStatus.FAILED)):
                 raise ConditionFailed()
-            claimed = payment.model_copy(update={"fiscal_status": FiscalStatus.FISCALIZING, "claim_token": token,
-                                                  "claim_expires_at": lease_until, "attempts": payment.attempts + 1})
-            self.by_id[(clinic_id, payment_id)] = claimed
+            claimed = doc.model_copy(update={"fiscal_status": FiscalStatus.FISCALIZING, "claim_token": token,
+                                              "claim_expires_at": lease_until, "attempts": doc.attempts + 1})
+            self._put(claimed)
             return claimed
 
-    def complete_payment(self, clinic_id: str, payment_id: str, receipt: Receipt) -> bool:
+    def complete_doc(self, clinic_id: str, key: str, receipt: Receipt | None, *, status: FiscalStatus | None = None,
+                     token: str | None = None, fiscalized_by: str | None = None) -> bool:
         with self.lock:
-            payment = self.by_id.get((clinic_id, payment_id))
-            if payment is None or payment.receipt_id != receipt.id or payment.fiscal_status is FiscalStatus.FISCALIZED:
+            doc = self._get(clinic_id, key)
+            if doc is None:
                 return False
-            self.by_id[(clinic_id, payment_id)] = payment.model_copy(update={
-                "fiscal_status": FiscalStatus.FISCALIZED, "receipt": receipt, "claim_token": None,
-                "claim_expires_at": None, "next_attempt_at": None, "last_error": None})
+            if status is None or status is FiscalStatus.FISCALIZED:
+                if receipt is None or doc.receipt_id != receipt.id or doc.fiscal_status is FiscalStatus.FISCALIZED:
+                    return False
+                status = FiscalStatus.FISCALIZED
+            elif doc.claim_token != token or doc.fiscal_status is not FiscalStatus.FISCALIZING:
+                return False
+            update: dict[str, Any] = {"fiscal_status": status, "claim_token": None, "claim_expires_at": None,
+                                      "next_attempt_at": None, "last_error": None}
+            if receipt is not None:
+                update["receipt"] = receipt
+            if fiscalized_by and isinstance(doc, QrPayment):
+                update["fiscalized_by"] = fiscalized_by
+            self._put(doc.model_copy(update=update))
             return True
 
-    def release_payment(self, clinic_id: str, payment_id: str, *, token: str, status: FiscalStatus,
-                        last_error: str | None, next_attempt_at: str | None, new_receipt_id: str | None = None,
-                        failed_receipt_id: str | None = None) -> bool:
+    def release_doc(self, clinic_id: str, key: str, *, token: str, status: FiscalStatus,
+                    last_error: str | None, next_attempt_at: str | None, new_receipt_id: str | None = None,
+                    failed_receipt_id: str | None = None) -> bool:
         with self.lock:
-            payment = self.by_id.get((clinic_id, payment_id))
-            if payment is None or payment.claim_token != token or payment.fiscal_status is not FiscalStatus.FISCALIZING:
+            doc = self._get(clinic_id, key)
+            if doc is None or doc.claim_token != token or doc.fiscal_status is not FiscalStatus.FISCALIZING:
                 return False
             update: dict[str, Any] = {"fiscal_status": status, "last_error": last_error or "unknown",
                                       "next_attempt_at": next_attempt_at, "claim_token": None, "claim_expires_at": None}
             if new_receipt_id:
                 update["receipt_id"] = new_receipt_id
-                update["failed_receipt_ids"] = [*payment.failed_receipt_ids, failed_receipt_id]
-            self.by_id[(clinic_id, payment_id)] = payment.model_copy(update=update)
+                update["failed_receipt_ids"] = [*doc.failed_receipt_ids, failed_receipt_id]
+            self._put(doc.model_copy(update=update))
             return True
 
     def awaiting(self, clinic_id: str | None = None, *, shard: int | None = None,
-                 limit: int | None = None) -> tuple[list[QrPayment], int]:
-        found = sorted((p for p in self.by_id.values()
-                        if p.fiscal_status is not FiscalStatus.FISCALIZED and (clinic_id is None or p.clinic_id == clinic_id)
-                        and (shard is None or shard_of(p.clinic_id) == shard)),
-                       key=lambda p: (p.clinic_id, p.paid_at, p.payment_id))[:limit]
+                 limit: int | None = None) -> tuple[list[FiscalDoc], int]:
+        docs: list[FiscalDoc] = [*self.by_id.values(), *self.refund_items.values()]
+        found = sorted((d for d in docs if d.fiscal_status in AWAITING_STATES
+                        and (clinic_id is None or d.clinic_id == clinic_id)
+                        and (shard is None or shard_of(d.clinic_id) == shard)),
+                       key=lambda d: (d.clinic_id, d.created_at if isinstance(d, QrRefund) else d.paid_at,
+                                      d.payment_id, isinstance(d, QrRefund)))[:limit]
         self.awaiting_reads += len(found)
         return found, len(found)
+
+    # refunds
+    def refunds(self, clinic_id: str, payment_id: str) -> list[QrRefund]:
+        return sorted((r for (cid, pid, _), r in self.refund_items.items() if cid == clinic_id and pid == payment_id),
+                      key=lambda r: (r.created_at, r.refund_id))
+
+    def clinic_refunds(self, clinic_id: str) -> list[QrRefund]:
+        return [r for (cid, _, _), r in self.refund_items.items() if cid == clinic_id]
+
+    def get_refund(self, clinic_id: str, payment_id: str, refund_id: str) -> QrRefund | None:
+        return self.refund_items.get((clinic_id, payment_id, refund_id))
+
+    def record_refund(self, payment: QrPayment, refund: QrRefund, *, now: str) -> bool:
+        with self.lock:
+            if (refund.clinic_id, refund.payment_id, refund.refund_id) in self.refund_items:
+                return False
+            current = self.by_id.get((payment.clinic_id, payment.payment_id))
+            if current is None or current.refunded + refund.amount.amount > current.amount.amount:
+                raise ConditionFailed()
+            settled = refund.amount.amount if refund.status == "succeeded" else 0
+            self.by_id[(payment.clinic_id, payment.payment_id)] = current.model_copy(update={
+                "refunded": current.refunded + refund.amount.amount,
+                "refunded_settled": current.refunded_settled + settled})
+            self.refund_items[(refund.clinic_id, refund.payment_id, refund.refund_id)] = refund
+            self.undecided_since[(refund.clinic_id, refund.payment_id, refund.refund_id)] = refund.created_at
+            return True
+
+    def settle_refund(self, refund: QrRefund, *, status: str, now: str, failure_code: str | None = None,
+                      fiscal_status: FiscalStatus | None = None, card: CardPayment | None = None) -> bool:
+        with self.lock:
+            key = (refund.clinic_id, refund.payment_id, refund.refund_id)
+            current = self.refund_items.get(key)
+            if current is None or current.status != "pending":
+                return False
+            payment = self.by_id[(refund.clinic_id, refund.payment_id)]
+            update: dict[str, Any] = {"status": status, "settled_at": now}
+            if status == "succeeded":
+                update["fiscal_status"] = fiscal_status or FiscalStatus.NOT_REQUIRED
+                if card is not None:
+                    update["card"] = card
+                payment = payment.model_copy(update={"refunded_settled": payment.refunded_settled + current.amount.amount})
+            else:
+                update["failure_code"] = failure_code or "failed"
+                payment = payment.model_copy(update={"refunded": payment.refunded - current.amount.amount})
+            self.refund_items[key] = current.model_copy(update=update)
+            self.by_id[(refund.clinic_id, refund.payment_id)] = payment
+            return True
+
+    def retry_refund(self, payment: QrPayment, refund: QrRefund, *, now: str) -> bool:
+        with self.lock:
+            key = (refund.clinic_id, refund.payment_id, refund.refund_id)
+            current = self.refund_items.get(key)
+            stored = self.by_id[(payment.clinic_id, payment.payment_id)]
+            if current is None or current.status != "failed":
+                return False
+            if stored.refunded + current.amount.amount > stored.amount.amount:
+                raise ConditionFailed()
+            self.by_id[(payment.clinic_id, payment.payment_id)] = stored.model_copy(update={
+                "refunded": stored.refunded + current.amount.amount})
+            self.refund_items[key] = current.model_copy(update={"status": "pending", "failure_code": None,
+                                                                "settled_at": None})
+            self.undecided_since[key] = now
+            return True
+
+    def undecided(self, clinic_id: str | None = None, *, shard: int | None = None,
+                  older_than: str | None = None) -> list[Undecided]:
+        found = [Undecided(i.clinic_id, i.invoice_id, "invoice", i.created_at) for i in self.invoices.values()
+                 if i.status not in FINAL_STATUSES]
+        found += [Undecided(r.clinic_id, r.invoice_id, "refund", self.undecided_since.get(k, r.created_at),
+                            f"QRREF#{r.payment_id}#{r.refund_id}")
+                  for k, r in self.refund_items.items() if r.status == "pending"]
+        return sorted((u for u in found if (clinic_id is None or u.clinic_id == clinic_id)
+                       and (older_than is None or u.since < older_than)), key=lambda u: u.since)
 
     def payments(self, clinic_id: str, filters: QrReportFilters) -> list[QrPayment]:
         rows = [p for (cid, _), p in self.by_id.items() if cid == clinic_id]
@@ -212,11 +323,43 @@ class FakeAcquirer:
     def reset_amount(self, qr_id: str) -> None:
         self.resets.append(qr_id)
 
+    statuses: dict[str, InvoiceUpdate]
+    checks: dict[str, list[ProviderFiscalCheck]]
+
     def invoice_status(self, invoice_id: str) -> InvoiceUpdate:
-        raise AssertionError("not used by the unit tests: monobank itself is exercised against its sandbox")
+        found = getattr(self, "statuses", {}).get(invoice_id)
+        if found is None:
+            raise ProviderUnavailable()
+        return found
 
     def parse_webhook(self, raw_body: bytes, headers: Any) -> InvoiceUpdate:
         raise AssertionError("not used by the unit tests: monobank itself is exercised against its sandbox")
+
+    def fiscal_checks(self, invoice_id: str) -> list[ProviderFiscalCheck]:
+        return list(getattr(self, "checks", {}).get(invoice_id, []))
+
+
+class FakeRefunds:
+    """monobank's invoice/cancel as a RefundingGateway: answers as told, counts what it was asked."""
+
+    name = "monobank"
+
+    def __init__(self, answer: str = "succeeded", *, raises: Exception | None = None):
+        self.lock = threading.Lock()
+        self.answer = answer
+        self.raises = raises
+        self.requests: list[RefundRequest] = []
+        self.on_refund: Callable[[], None] | None = None
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        if self.on_refund:
+            self.on_refund()
+        with self.lock:
+            self.requests.append(request)
+        if self.raises is not None:
+            raise self.raises
+        return RefundResult(provider_refund_id=request.refund_id, status=self.answer,  # type: ignore[arg-type]
+                            failure_code="BAD_REQUEST" if self.answer == "failed" else None)
 
 
 class FakeRegister:
@@ -226,6 +369,9 @@ class FakeRegister:
         self.lock = threading.Lock()
         self.shift = ShiftState(status="OPENED", shift_id="s1") if shift_open else ShiftState(status="NONE")
         self.receipts: dict[str, ReceiptResult] = {}
+        self.amounts: dict[str, int] = {}
+        self.kinds: dict[str, str] = {}
+        self.related: dict[str, str] = {}
         self.sell_calls = 0
         self.down = False
         self.error_next = 0
@@ -257,6 +403,16 @@ class FakeRegister:
         with self.lock:
             if receipt.receipt_id in self.receipts:
                 return self.receipts[receipt.receipt_id]
+            if receipt.is_return:
+                sale = self.receipts.get(receipt.related_receipt_id or "")
+                if sale is None or sale.state != "DONE":
+                    raise FiscalRejected("related receipt not found")
+                returned = sum(self.amounts.get(r, 0) for r, of in self.related.items() if of == sale.receipt_id)
+                if returned + receipt.payment.value > self.amounts[sale.receipt_id]:
+                    raise FiscalRejected("return above the sale")
+                self.related[receipt.receipt_id] = sale.receipt_id
+            self.amounts[receipt.receipt_id] = receipt.payment.value
+            self.kinds[receipt.receipt_id] = "RETURN" if receipt.is_return else "SELL"
             if self.error_next:
                 self.error_next -= 1
                 result = ReceiptResult(receipt_id=receipt.receipt_id, state="ERROR", error="DPS refused")
@@ -276,6 +432,9 @@ class FakeRegister:
     @property
     def done(self) -> list[ReceiptResult]:
         return [r for r in self.receipts.values() if r.state == "DONE"]
+
+    def done_of(self, kind: str) -> list[ReceiptResult]:
+        return [r for r in self.done if self.kinds.get(r.receipt_id) == kind]
 
 
 class RejectingRegister(FakeRegister):

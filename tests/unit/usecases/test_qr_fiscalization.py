@@ -363,7 +363,7 @@ def test_a_refused_receipt_fails_visibly(store: FakeQrStore) -> None:
 def test_a_crashed_attempt_is_taken_over_once_its_lease_lapses(store: FakeQrStore) -> None:
     # Given someone claimed the payment and vanished
     payment_id = paid(store)
-    store.claim_payment(CLINIC, payment_id, token="dead", now="2026-11-23T10:00:00+00:00",
+    store.claim_doc(CLINIC, f"QRPAY#{payment_id}", token="dead", now="2026-11-23T10:00:00+00:00",
                         lease_until="2026-11-23T10:01:30+00:00", allow_failed=False, respect_backoff=True)
     register = FakeRegister()
     # Then nobody else may, until the lease lapses

@@ -65,6 +65,27 @@ class PaymentGateway(Protocol):
         ...
 
 
+class RefundRequest(BaseModel):
+    clinic_id: str
+    refund_id: str              # ours, minted with domain/ids.py before the first provider call, reused on retries
+    payment_reference: str      # the provider's payment id (Fintoc payment intent, Stripe payment intent, monobank invoiceId)
+    amount: Money               # what to give back now (partial allowed), minor units
+    idempotency_key: str        # f"clinicpay-{clinic_id}-refund-{refund_id}"
+    reason: str | None = None
+    fiscal_items: list[dict[str, Any]] | None = None   # monobank `items` when its fiscalization is on
+
+
+class RefundResult(BaseModel):
+    provider_refund_id: str | None = None
+    status: Literal["pending", "succeeded", "failed"]
+    failure_code: str | None = None
+
+
+class RefundingGateway(Protocol):
+    name: str
+    def refund(self, request: RefundRequest) -> RefundResult: ...
+
+
 class OutgoingMessage(BaseModel):
     channel: Literal["email", "sms"]
     to: str
@@ -194,13 +215,16 @@ class CardVault(Protocol):
 if TYPE_CHECKING:
     from clinicpay.domain.fiscal import FiscalStatus, Receipt, ReceiptRequest, ReceiptResult, ShiftState
     from clinicpay.domain.qr import (
+        FiscalDoc,
         InvoiceUpdate,
         QrAmountRequest,
         QrInvoice,
         QrPayment,
+        QrRefund,
         QrRegister,
         QrRegisterInfo,
         QrReportFilters,
+        Undecided,
     )
 
 
@@ -222,6 +246,30 @@ class QrAcquirer(Protocol):
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> InvoiceUpdate:
         """Verify the signature over the raw bytes, then translate. Raises InvalidSignature."""
         ...
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """Give money back from a paid invoice (invoice/cancel). ProviderOutcomeUnknown: undecided."""
+        ...
+
+    def fiscal_checks(self, invoice_id: str) -> list[ProviderFiscalCheck]:
+        """The receipts the acquirer itself made for an invoice (its own fiscalization)."""
+        ...
+
+
+class ProviderFiscalCheck(BaseModel):
+    """A receipt an acquirer made itself (monobank's fiscal-checks): its Checkbox link or monopay PRRO."""
+
+    id: str
+    type: Literal["sale", "return"]
+    status: str  # new, process, done, failed
+    source: Literal["checkbox", "monopay"]
+    tax_url: str | None = None
+    status_description: str | None = None
+
+    @property
+    def made(self) -> bool:
+        """Made or being made: it counts, so ours would be a second one. Only `failed` does not."""
+        return self.status != "failed"
 
 
 class FiscalRegister(Protocol):
@@ -274,22 +322,58 @@ class QrStore(Protocol):
 
     def advance_payment_invoice_status(self, clinic_id: str, payment_id: str, update: InvoiceUpdate) -> bool: ...
 
-    def claim_payment(self, clinic_id: str, payment_id: str, *, token: str, now: str, lease_until: str,
-                      allow_failed: bool, respect_backoff: bool) -> QrPayment: ...
+    # Fiscal documents (a payment's sale receipt, a refund's return receipt), by `doc_key`:
+    # `QRPAY#{payment_id}` or `QRREF#{payment_id}#{refund_id}` (clinicpay.domain.qr.doc_key).
+    def get_doc(self, clinic_id: str, key: str) -> FiscalDoc | None: ...
 
-    def complete_payment(self, clinic_id: str, payment_id: str, receipt: Receipt) -> bool: ...
+    def claim_doc(self, clinic_id: str, key: str, *, token: str, now: str, lease_until: str,
+                  allow_failed: bool, respect_backoff: bool) -> FiscalDoc: ...
 
-    def release_payment(self, clinic_id: str, payment_id: str, *, token: str, status: FiscalStatus,
-                        last_error: str | None, next_attempt_at: str | None,
-                        new_receipt_id: str | None = None, failed_receipt_id: str | None = None) -> bool: ...
+    def complete_doc(self, clinic_id: str, key: str, receipt: Receipt | None, *, status: FiscalStatus | None = None,
+                     token: str | None = None, fiscalized_by: str | None = None) -> bool:
+        """-> fiscalized with its receipt (only for the receipt id it holds), out of the waiting
+        index; or, with `status` (external, not_required), settled by the claim's holder (`token`)
+        without a receipt of ours."""
+        ...
+
+    def release_doc(self, clinic_id: str, key: str, *, token: str, status: FiscalStatus,
+                    last_error: str | None, next_attempt_at: str | None,
+                    new_receipt_id: str | None = None, failed_receipt_id: str | None = None) -> bool: ...
 
     def awaiting(self, clinic_id: str | None = None, *, shard: int | None = None,
-                 limit: int | None = None) -> tuple[list[QrPayment], int]:
-        """Payments that await their receipt (the sparse index only): a clinic's, one shard's
-        (repositories/shards.py), or every one; returns them and items read."""
+                 limit: int | None = None) -> tuple[list[FiscalDoc], int]:
+        """Documents (sale and return) that await their receipt (the sparse index only): a clinic's,
+        one shard's (repositories/shards.py), or every one; returns them and items read."""
+        ...
+
+    # Refunds of a payment: each recorded once (its key), never above what is left of the payment.
+    def refunds(self, clinic_id: str, payment_id: str) -> list[QrRefund]: ...
+
+    def get_refund(self, clinic_id: str, payment_id: str, refund_id: str) -> QrRefund | None: ...
+
+    def record_refund(self, payment: QrPayment, refund: QrRefund, *, now: str) -> bool:
+        """Reserve the refund's amount on the payment and store it, in one transaction. False when
+        it was recorded before; ConditionFailed when the payment has not that much left."""
+        ...
+
+    def settle_refund(self, refund: QrRefund, *, status: str, now: str, failure_code: str | None = None,
+                      fiscal_status: FiscalStatus | None = None, card: Any = None) -> bool:
+        """pending -> succeeded (the payment's settled amount grows; the return receipt becomes due
+        when `fiscal_status` is PENDING) or failed (the reservation is released)."""
+        ...
+
+    def retry_refund(self, payment: QrPayment, refund: QrRefund, *, now: str) -> bool:
+        """failed -> pending again, reserving its amount again (the same refund id is asked again)."""
+        ...
+
+    def undecided(self, clinic_id: str | None = None, *, shard: int | None = None,
+                  older_than: str | None = None) -> list[Undecided]:
+        """QR invoices and refunds of ours still undecided (a sparse index), oldest first."""
         ...
 
     def payments(self, clinic_id: str, filters: QrReportFilters) -> list[QrPayment]: ...
+
+    def clinic_refunds(self, clinic_id: str) -> list[QrRefund]: ...
 
 
 class ShiftStore(Protocol):

@@ -121,6 +121,7 @@ GUARDS: dict[str, Guard] = {
     "GET /v1/clinics/{clinic_id}/reports/qr-payments": guard(ids="query.qr_id"),
     "GET /v1/clinics/{clinic_id}/qr-payments/{payment_id}": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/qr-payments/{payment_id}/fiscalize": FREE_TEXT,
+    "POST /v1/clinics/{clinic_id}/qr-payments/{payment_id}/refunds": FREE_TEXT,
     # Signed by the provider, verified on the raw bytes, echoing our ids and theirs.
     "POST /webhooks/fintoc/{clinic_id}": NOT_SCANNED,
     "POST /webhooks/monobank/{clinic_id}": NOT_SCANNED,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from clinicpay.domain.money import Money
 
@@ -45,6 +45,25 @@ class Clinic(BaseModel):
     created_at: str
 
 
+HourMinute = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class ShiftSchedule(BaseModel):
+    """When the clinic's fiscal shift opens and closes by itself, in the clinic's time zone. `close`
+    before `open` spans midnight; a shift is closed before 24 hours whatever the schedule says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    open: HourMinute
+    close: HourMinute
+
+    @model_validator(mode="after")
+    def _not_equal(self) -> ShiftSchedule:
+        if self.open == self.close:
+            raise ValueError("open and close must differ")
+        return self
+
+
 class ClinicSettings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -54,6 +73,10 @@ class ClinicSettings(BaseModel):
     online_link_ttl_minutes: Annotated[int, Field(ge=5, le=60 * 24 * 30)] | None = 60
     reminder_hours_before: list[Annotated[int, Field(ge=1, le=24 * 14)]] = Field(default_factory=lambda: [24])
     default_gateway: Provider | None = None
+    # Who makes the fiscal receipts of QR payments: clinicpay (through the clinic's Checkbox register),
+    # monobank itself (its Checkbox link or monopay PRRO, set up in monobank's cabinet), or nobody here.
+    fiscalization: Literal["clinicpay", "monobank", "none"] = "clinicpay"
+    fiscal_shift_schedule: ShiftSchedule | None = None
 
 
 class Service(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
@@ -21,9 +21,17 @@ class FiscalStatus(StrEnum):
     FISCALIZING = "fiscalizing"  # claimed: one actor is getting the receipt right now
     FISCALIZED = "fiscalized"  # the receipt is DONE: fiscal code and tax URL kept
     FAILED = "failed"  # the register refused the receipt (ERROR): needs a person, then `.../fiscalize`
+    # No receipt of ours, ever: monobank fiscalized the payment itself (its own Checkbox link or
+    # monopay PRRO; the clinic's setting `fiscalization: "monobank"`, or found in its fiscal-checks)...
+    EXTERNAL = "external"
+    # ... or the clinic's setting `fiscalization: "none"` (it fiscalizes elsewhere, or need not).
+    NOT_REQUIRED = "not_required"
 
 
-PublicFiscalStatus = Literal["pending", "fiscalized", "failed"]
+# The states in which a document still waits for a receipt of ours (the AwaitingFiscalization index).
+AWAITING_STATES = frozenset({FiscalStatus.PENDING, FiscalStatus.FISCALIZING, FiscalStatus.FAILED})
+
+PublicFiscalStatus = Literal["pending", "fiscalized", "failed", "external", "not_required"]
 
 
 def public_fiscal_status(state: FiscalStatus) -> PublicFiscalStatus:
@@ -32,7 +40,15 @@ def public_fiscal_status(state: FiscalStatus) -> PublicFiscalStatus:
         return "fiscalized"
     if state is FiscalStatus.FAILED:
         return "failed"
+    if state is FiscalStatus.EXTERNAL:
+        return "external"
+    if state is FiscalStatus.NOT_REQUIRED:
+        return "not_required"
     return "pending"
+
+
+# Who makes a clinic's QR receipts (clinic setting `fiscalization`).
+FiscalizedBy = Literal["clinicpay", "monobank", "none"]
 
 
 class Receipt(BaseModel):
@@ -41,6 +57,31 @@ class Receipt(BaseModel):
     url: str | None = None  # the tax service's public check page (Checkbox `tax_url`)
     serial: int | None = None
     fiscalized_at: str | None = None
+    source: Literal["checkbox", "monopay"] | None = None  # set when monobank made it (fiscal-checks)
+
+
+class FiscalTrack(BaseModel):
+    """Where one fiscal document (a sale receipt, or a return receipt) stands, and its claim.
+
+    `receipt_id` is minted before the first attempt and sent on every retry, so the register can
+    never make two receipts for one document; it is replaced only after the register reported the
+    old one as ERROR (no fiscal document exists for it). `fiscalizing` is a lease (`claim_*`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    fiscal_status: FiscalStatus = FiscalStatus.PENDING
+    receipt_id: str
+    receipt: Receipt | None = None
+    failed_receipt_ids: list[str] = Field(default_factory=list)
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: str | None = None
+    claim_token: str | None = None
+    claim_expires_at: str | None = None
+
+    def fiscal_view(self) -> dict[str, Any]:
+        return {"state": self.fiscal_status.value, "attempts": self.attempts, "last_error": self.last_error,
+                "next_attempt_at": self.next_attempt_at}
 
 
 Kopecks = Annotated[StrictInt, Field(ge=0, le=10**12)]
@@ -75,11 +116,15 @@ class CardPaymentLine(BaseModel):
 
 
 class ReceiptRequest(BaseModel):
-    """A sell receipt for one card payment. `receipt_id` is ours and is reused on every retry."""
+    """A sell receipt for one card payment, or (`is_return`) the return of money for one: then every
+    line is returned and `related_receipt_id` names the sale receipt it returns. `receipt_id` is ours
+    and is reused on every retry."""
 
     receipt_id: str
     goods: list[ReceiptGood] = Field(min_length=1)
     payment: CardPaymentLine
+    is_return: bool = False
+    related_receipt_id: str | None = None
 
     @model_validator(mode="after")
     def _balanced(self) -> ReceiptRequest:
@@ -88,6 +133,8 @@ class ReceiptRequest(BaseModel):
                 raise ValueError("quantity must be whole units")
         if sum(g.total for g in self.goods) != self.payment.value:
             raise ValueError("goods do not add up to the payment")
+        if self.is_return and not self.related_receipt_id:
+            raise ValueError("a return receipt names the sale receipt it returns")
         return self
 
 
@@ -142,6 +189,12 @@ class FiscalRejected(ProviderError):
     """The register refused the receipt for good (validation, or a receipt that ended in ERROR)."""
 
     code, default_message = "fiscal_receipt_rejected", "The fiscal register refused the receipt."
+
+
+class WaitingForSale(Conflict):
+    """A return receipt refers to its sale receipt, so it waits until the sale is fiscalized."""
+
+    code, default_message = "waiting_for_sale_receipt", "The return receipt waits for the sale receipt."
 
 
 class FiscalRegisterBusy(ProviderError):

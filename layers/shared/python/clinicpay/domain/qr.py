@@ -6,6 +6,7 @@ the use cases never see kopecks-as-JSON or `ccy: 980`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -13,7 +14,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from clinicpay.domain.fiscal import FiscalStatus, Receipt, public_fiscal_status
+from clinicpay.domain.fiscal import FiscalizedBy, FiscalStatus, FiscalTrack, Receipt, public_fiscal_status
 from clinicpay.domain.money import Money
 from clinicpay.domain.text import OneLine
 
@@ -81,8 +82,8 @@ class InvoiceStatus(StrEnum):
     EXPIRED = "expired"
 
 
-# Breaks ties between two updates that carry the same modifiedDate (monobank's dates have whole
-# seconds): the one further along the invoice's life wins, so `success` never loses to `processing`.
+# How far along its life an invoice is. Updates are ordered by rank first, then by date (monobank's
+# dates have whole seconds, and may be absent): `success` never loses to a late `processing`.
 STATUS_RANK: dict[InvoiceStatus, int] = {
     InvoiceStatus.CREATED: 0,
     InvoiceStatus.PROCESSING: 1,
@@ -92,6 +93,11 @@ STATUS_RANK: dict[InvoiceStatus, int] = {
     InvoiceStatus.SUCCESS: 4,
     InvoiceStatus.REVERSED: 5,
 }
+
+
+# Statuses after which nothing more happens to an invoice's payment (refunds aside): no need to ask.
+FINAL_STATUSES = frozenset({InvoiceStatus.SUCCESS, InvoiceStatus.FAILURE, InvoiceStatus.EXPIRED,
+                            InvoiceStatus.REVERSED})
 
 
 class CardPayment(BaseModel):
@@ -108,19 +114,49 @@ class CardPayment(BaseModel):
     fee: int | None = None  # acquirer's fee in minor units, when it says
 
 
+CancelStatus = Literal["processing", "success", "failure"]
+
+
+class CancelEntry(BaseModel):
+    """One entry of monobank's `cancelList`: a refund (full or partial) asked of a paid invoice."""
+
+    status: CancelStatus
+    amount: Money | None = None
+    created_raw: str | None = None
+    modified_raw: str | None = None
+    ext_ref: str | None = None  # the merchant's reference for it; ours is our refund id
+    approval_code: str | None = None
+    rrn: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What names this refund in every later body: its extRef, else its creation time and amount."""
+        if self.ext_ref:
+            return f"ext:{self.ext_ref}"
+        return f"at:{self.created_raw or '-'}:{self.amount.amount if self.amount else '-'}"
+
+
 class InvoiceUpdate(BaseModel):
-    """A verified status report about one invoice (webhook or invoice/status)."""
+    """A verified status report about one invoice (webhook or invoice/status).
+
+    monobank's spec requires only invoiceId, status, amount and ccy. A body without `modifiedDate`
+    is ordered by what it does carry: status first (an invoice only moves forward: created,
+    processing, hold, failure/expired, success, reversed), then the latest date it names
+    (`modifiedDate`, else the newest cancelList date or `createdDate`)."""
 
     invoice_id: str
     status: InvoiceStatus
-    modified_at: datetime
-    modified_raw: str  # as monobank wrote it: part of the dedupe key
-    amount: Money | None = None  # what was paid: `finalAmount` once paid (it shrinks after refunds)
+    modified_at: datetime  # modifiedDate, or the latest date the body carries (see above)
+    modified_raw: str | None = None  # as monobank wrote it (None: not sent): part of the dedupe key
+    created_raw: str | None = None
+    amount: Money | None = None  # what the patient paid (`amount`); never `finalAmount`, which shrinks after refunds
     invoice_amount: Money | None = None  # what the invoice asked for (`amount`): compared with ours
+    final_amount: Money | None = None  # what is left after refunds (`finalAmount`), for the record only
     reference: str | None = None
     destination: str | None = None
     failure_reason: str | None = None
     card: CardPayment | None = None
+    cancels: list[CancelEntry] = Field(default_factory=list)
 
     @property
     def order_ms(self) -> int:
@@ -132,7 +168,11 @@ class InvoiceUpdate(BaseModel):
 
     @property
     def event_id(self) -> str:
-        return f"{self.invoice_id}:{self.status.value}:{self.modified_raw}"
+        if self.modified_raw:
+            return f"{self.invoice_id}:{self.status.value}:{self.modified_raw}"
+        # Without modifiedDate, what the body says names the change: its creation time and refunds.
+        said = "|".join([self.created_raw or "", *sorted(f"{c.key}={c.status}" for c in self.cancels)])
+        return f"{self.invoice_id}:{self.status.value}:~{hashlib.sha256(said.encode()).hexdigest()[:16]}"
 
 
 Quantity = Annotated[StrictInt, Field(gt=0, le=10_000)]
@@ -223,17 +263,15 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-class QrPayment(BaseModel):
-    """A paid QR invoice and where its fiscal receipt stands."""
-
-    model_config = ConfigDict(extra="ignore")
+class QrPayment(FiscalTrack):
+    """A paid QR invoice, the money given back from it, and where its sale receipt stands."""
 
     payment_id: str
     clinic_id: str
     invoice_id: str
     qr_id: str | None = None
     appointment_id: str | None = None
-    amount: Money
+    amount: Money  # what the patient paid: the sale receipt's amount, whatever is refunded later
     paid_at: str
     card: CardPayment = Field(default_factory=CardPayment)
     basket: list[BasketLine] = Field(default_factory=list)
@@ -241,21 +279,26 @@ class QrPayment(BaseModel):
     invoice_order_ms: int = 0
     invoice_rank: int = 0
     created_at: str
+    # Who makes its receipts (the clinic's setting when it was paid, or monobank found doing it).
+    fiscalized_by: FiscalizedBy = "clinicpay"
+    # Money given back, minor units: `refunded` counts what is reserved for refunds not yet
+    # settled too (so concurrent refunds never exceed `amount`); `refunded_settled` what came back.
+    refunded: int = 0
+    refunded_settled: int = 0
+    # The sale receipt: FiscalTrack's fields (minted when the payment is made, before any attempt).
 
-    fiscal_status: FiscalStatus = FiscalStatus.PENDING
-    # Minted when the payment is created, before any attempt, and sent on every retry, so Checkbox
-    # can never make two receipts for one payment. Replaced only after Checkbox reported ERROR.
-    receipt_id: str
-    receipt: Receipt | None = None
-    failed_receipt_ids: list[str] = Field(default_factory=list)
-    attempts: int = 0
-    last_error: str | None = None
-    next_attempt_at: str | None = None
-    claim_token: str | None = None
-    claim_expires_at: str | None = None
+    @property
+    def refundable(self) -> int:
+        return max(self.amount.amount - self.refunded, 0)
+
+    @property
+    def refund_status(self) -> Literal["none", "partially_refunded", "refunded"]:
+        if self.refunded_settled >= self.amount.amount or self.invoice_status is InvoiceStatus.REVERSED:
+            return "refunded"
+        return "partially_refunded" if self.refunded_settled > 0 else "none"
 
     def row(self) -> dict[str, Any]:
-        """The report row (API.md): fiscal_status is pending, fiscalized or failed."""
+        """The report row (API.md): fiscal_status is pending, fiscalized, failed, external or not_required."""
         row: dict[str, Any] = {
             "payment_id": self.payment_id,
             "paid_at": self.paid_at,
@@ -263,22 +306,134 @@ class QrPayment(BaseModel):
             "qr_id": self.qr_id,
             "invoice_id": self.invoice_id,
             "fiscal_status": public_fiscal_status(self.fiscal_status),
-            "fiscal": {
-                "state": self.fiscal_status.value,
-                "attempts": self.attempts,
-                "last_error": self.last_error,
-                "next_attempt_at": self.next_attempt_at,
-            },
+            "fiscal": self.fiscal_view(),
+            "fiscalized_by": self.fiscalized_by,
+            "refund_status": self.refund_status,
+            "amount_refunded": {"amount": self.refunded_settled, "currency": self.amount.currency},
+            "refund_pending": {"amount": max(self.refunded - self.refunded_settled, 0),
+                               "currency": self.amount.currency},
+            "refundable": {"amount": self.refundable, "currency": self.amount.currency},
         }
         if self.appointment_id:
             row["appointment_id"] = self.appointment_id
         if self.card.masked_pan:
             row["masked_pan"] = self.card.masked_pan
         if self.receipt is not None:
-            row["receipt"] = {"id": self.receipt.id, "fiscal_code": self.receipt.fiscal_code, "url": self.receipt.url}
-        if self.invoice_status is InvoiceStatus.REVERSED:
+            row["receipt"] = _receipt_view(self.receipt)
+        if self.refund_status == "refunded":
             row["refunded"] = True
         return row
+
+
+def _receipt_view(receipt: Receipt) -> dict[str, Any]:
+    view: dict[str, Any] = {"id": receipt.id, "fiscal_code": receipt.fiscal_code, "url": receipt.url}
+    if receipt.source:
+        view["source"] = receipt.source
+    return view
+
+
+RefundStatus = Literal["pending", "succeeded", "failed"]
+# The cancelList key of a reversal monobank reported without naming the refund (status `reversed`
+# with nothing, or not everything, in its cancelList): the rest of the payment came back.
+REVERSAL_KEY = "reversal"
+
+
+class QrRefund(FiscalTrack):
+    """Money given back from a QR payment (full or partial), and its return receipt.
+
+    Ours (`source: clinicpay`, started through our API) or monobank's (`source: monobank`: a refund
+    started in monobank's cabinet, or a reversal), each recorded once per clinic and payment under
+    its id. Ours are `pending` until monobank says; monobank's arrive decided. A succeeded refund
+    of a payment we fiscalize gets exactly one return receipt (FiscalTrack: its id is minted with
+    the refund, before any attempt); until it succeeds there is nothing to return."""
+
+    refund_id: str
+    clinic_id: str
+    payment_id: str
+    invoice_id: str
+    amount: Money
+    status: RefundStatus
+    source: Literal["clinicpay", "monobank"]
+    cancel_key: str  # the cancelList entry that is this refund (`ext:<extRef>`, `at:...`, or REVERSAL_KEY)
+    lines: list[BasketLine] = Field(default_factory=list)  # what is returned: the receipt's lines
+    reason: str | None = None
+    failure_code: str | None = None
+    provider_created_at: str | None = None
+    card: CardPayment = Field(default_factory=CardPayment)  # monobank's approval code / RRN for the refund
+    created_at: str
+    settled_at: str | None = None
+    fiscal_status: FiscalStatus = FiscalStatus.NOT_REQUIRED  # no return receipt until it succeeded
+
+    def view(self) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "refund_id": self.refund_id,
+            "payment_id": self.payment_id,
+            "amount": self.amount.model_dump(),
+            "status": self.status,
+            "source": self.source,
+            "created_at": self.created_at,
+            "settled_at": self.settled_at,
+            "failure_code": self.failure_code,
+            "reason": self.reason,
+            "return_receipt": {"fiscal_status": public_fiscal_status(self.fiscal_status), "fiscal": self.fiscal_view(),
+                               "receipt": _receipt_view(self.receipt) if self.receipt else None},
+        }
+        return view
+
+
+def refund_lines(basket: list[BasketLine], amount: int, returned: list[BasketLine]) -> list[BasketLine]:
+    """The lines a refund of `amount` returns: what is left of each sold line (after `returned`,
+    earlier refunds' lines, matched by code), in the basket's order, one unit per line. A full
+    refund of an untouched basket is the basket itself."""
+    if not returned and sum(line.total for line in basket) == amount:
+        return list(basket)
+    left_by_code: dict[str, int] = {}
+    for line in basket:
+        left_by_code[line.code] = left_by_code.get(line.code, 0) + line.total
+    for line in returned:
+        left_by_code[line.code] = left_by_code.get(line.code, 0) - line.total
+    lines: list[BasketLine] = []
+    due = amount
+    for line in basket:
+        take = min(due, max(left_by_code.get(line.code, 0), 0))
+        if take > 0:
+            lines.append(BasketLine(name=line.name, code=line.code, qty=1, unit_price=take))
+            left_by_code[line.code] -= take
+            due -= take
+    if due > 0:
+        # Nothing of the basket is left to name (or it had none): the first line's name carries it.
+        first = basket[0] if basket else None
+        lines.append(BasketLine(name=first.name if first else "Медичні послуги", code=first.code if first else "refund",
+                                qty=1, unit_price=due))
+    return lines
+
+
+FiscalDoc = QrPayment | QrRefund
+
+
+def doc_key(doc: FiscalDoc) -> str:
+    """The sort key of a fiscal document's item: a payment's sale receipt or a refund's return."""
+    if isinstance(doc, QrRefund):
+        return refund_key(doc.payment_id, doc.refund_id)
+    return payment_key(doc.payment_id)
+
+
+def payment_key(payment_id: str) -> str:
+    return f"QRPAY#{payment_id}"
+
+
+def refund_key(payment_id: str, refund_id: str) -> str:
+    return f"QRREF#{payment_id}#{refund_id}"
+
+
+class Undecided(NamedTuple):
+    """A QR invoice, or a refund of ours, whose outcome monobank has not told us yet."""
+
+    clinic_id: str
+    invoice_id: str
+    kind: Literal["invoice", "refund"]
+    since: str  # when it became undecided (iso)
+    refund_key: str | None = None
 
 
 class QrReportFilters(BaseModel):
@@ -287,7 +442,7 @@ class QrReportFilters(BaseModel):
     paid_from: str | None = None  # fixed-width UTC, see `iso`
     paid_to: str | None = None
     qr_id: str | None = None
-    fiscal_status: Literal["pending", "fiscalized", "failed"] | None = None
+    fiscal_status: Literal["pending", "fiscalized", "failed", "external", "not_required"] | None = None
     min_amount: int | None = None
     max_amount: int | None = None
 
@@ -302,3 +457,14 @@ class PutAmountRequest(BaseModel):
     appointment_id: str | None = Field(default=None, pattern=ID_PATTERN)
     description: OneLine | None = Field(default=None, min_length=1, max_length=128,
                                         description="What the patient pays for; shown by monobank and on the receipt.")
+
+
+class QrRefundRequest(BaseModel):
+    """`POST .../qr-payments/{payment_id}/refunds` body: no amount gives back everything still left."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"amount": {"amount": 30000, "currency": "UAH"}, "reason": "Процедуру скасовано"}]})
+
+    amount: Money | None = Field(default=None, description="What to give back now, in minor units; "
+                                 "without it, everything not yet refunded.")
+    reason: OneLine | None = Field(default=None, min_length=1, max_length=200)

@@ -8,7 +8,11 @@ from boto3.dynamodb.conditions import Key
 
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.errors import Conflict, NotFound
+from clinicpay.repositories import shards
 from clinicpay.repositories.dynamo import plain, table, translated_errors
+
+DUE_INDEX = "DueByShard"
+SCHEDULE_KIND = "SHIFTSCHED"
 
 
 def clinic_pk(clinic_id: str) -> str:
@@ -50,10 +54,25 @@ class ClinicRepository:
         return ClinicSettings.model_validate(plain(item))
 
     def put_settings(self, clinic_id: str, settings: ClinicSettings) -> None:
+        item: dict[str, Any] = {"pk": clinic_pk(clinic_id), "sk": "SETTINGS", **settings.model_dump(mode="json")}
+        if settings.fiscal_shift_schedule is not None:
+            # Found by the shift-schedule job, one shard of scheduled clinics per run (DueByShard).
+            item.update({"due_pk": shards.shard_key(SCHEDULE_KIND, clinic_id), "due_sk": clinic_id})
         with translated_errors(NotFound, "No such clinic."):
-            self._table.put_item(Item={"pk": clinic_pk(clinic_id), "sk": "SETTINGS",
-                                       **settings.model_dump(mode="json")},
-                                 ConditionExpression="attribute_exists(pk)")
+            self._table.put_item(Item=item, ConditionExpression="attribute_exists(pk)")
+
+    def scheduled_shift_clinics(self, shard: int) -> list[tuple[str, ClinicSettings]]:
+        """Clinics in this shard whose fiscal shift opens and closes on a schedule."""
+        args: dict[str, Any] = {"IndexName": DUE_INDEX,
+                                "KeyConditionExpression": Key("due_pk").eq(shards.key_of(SCHEDULE_KIND, shard))}
+        found: list[tuple[str, ClinicSettings]] = []
+        while True:
+            with translated_errors():
+                page = self._table.query(**args)
+            found += [(str(i["due_sk"]), ClinicSettings.model_validate(plain(i))) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return found
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def put_service(self, clinic_id: str, service: Service) -> None:
         with translated_errors():

@@ -14,14 +14,16 @@ from typing import Any
 
 from clinicpay.observability import logger
 from clinicpay.ports import QrStore
-from clinicpay.usecases.fiscalization import Clock, RegisterFactory, fiscalize_waiting
+from clinicpay.usecases.fiscalization import ChecksFactory, Clock, RegisterFactory, fiscalize_waiting
 
 MetricSink = Callable[[str, int], None]
 
 
 def unfiscalized_check(store: QrStore, registers: RegisterFactory, *, clock: Clock, emit: MetricSink,
-                       deadline: float | None = None, shard: int | None = None) -> dict[str, Any]:
-    report = fiscalize_waiting(store, registers, clock=clock, shard=shard, respect_backoff=False, deadline=deadline)
+                       deadline: float | None = None, shard: int | None = None,
+                       checks: ChecksFactory | None = None) -> dict[str, Any]:
+    report = fiscalize_waiting(store, registers, clock=clock, shard=shard, respect_backoff=False, deadline=deadline,
+                               checks=checks)
     for clinic_id, sweep in sorted(report.clinics.items()):
         extra = {"clinic_id": clinic_id, **sweep.view()}
         if sweep.remaining:
@@ -37,8 +39,9 @@ def unfiscalized_check(store: QrStore, registers: RegisterFactory, *, clock: Clo
 
 
 def retry_due(store: QrStore, registers: RegisterFactory, *, clock: Clock, deadline: float | None = None,
-              shard: int | None = None) -> dict[str, Any]:
-    report = fiscalize_waiting(store, registers, clock=clock, shard=shard, respect_backoff=True, deadline=deadline)
+              shard: int | None = None, checks: ChecksFactory | None = None) -> dict[str, Any]:
+    report = fiscalize_waiting(store, registers, clock=clock, shard=shard, respect_backoff=True, deadline=deadline,
+                               checks=checks)
     view = report.view()
     logger.info("fiscal retry sweep done", extra={"shard": shard, **{k: view[k] for k in ("items_read", "fiscalized",
                                                                                           "remaining")}})

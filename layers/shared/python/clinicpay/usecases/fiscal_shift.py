@@ -13,7 +13,7 @@ from clinicpay.ports import FiscalRegister, QrStore, ShiftStore
 from clinicpay.usecases.fiscalization import Clock, RegisterFactory, fiscalize_waiting
 
 
-def _remember(shifts: ShiftStore, clinic_id: str, state: ShiftState, clock: Clock) -> bool:
+def remember(shifts: ShiftStore, clinic_id: str, state: ShiftState, clock: Clock) -> bool:
     """Store what the register said; True when this is the first time we see the shift open."""
     stored = shifts.get_shift(clinic_id)
     previous, version = (stored[0], stored[1]) if stored else (None, None)
@@ -50,14 +50,14 @@ def shift_status(shifts: ShiftStore, store: QrStore, registers: RegisterFactory,
                  clock: Clock) -> dict[str, Any]:
     register: FiscalRegister = registers(clinic_id)
     state = register.current_shift()
-    report = _after_open(store, registers, clinic_id, clock) if _remember(shifts, clinic_id, state, clock) else None
+    report = _after_open(store, registers, clinic_id, clock) if remember(shifts, clinic_id, state, clock) else None
     return _view(state, report)
 
 
 def open_shift(shifts: ShiftStore, store: QrStore, registers: RegisterFactory, clinic_id: str,
                clock: Clock) -> dict[str, Any]:
     state = registers(clinic_id).open_shift()
-    _remember(shifts, clinic_id, state, clock)
+    remember(shifts, clinic_id, state, clock)
     logger.info("fiscal shift open requested", extra={"clinic_id": clinic_id, "status": state.status})
     report = _after_open(store, registers, clinic_id, clock) if state.is_open else None
     return _view(state, report)
@@ -65,6 +65,6 @@ def open_shift(shifts: ShiftStore, store: QrStore, registers: RegisterFactory, c
 
 def close_shift(shifts: ShiftStore, registers: RegisterFactory, clinic_id: str, clock: Clock) -> dict[str, Any]:
     state = registers(clinic_id).close_shift()
-    _remember(shifts, clinic_id, state, clock)
+    remember(shifts, clinic_id, state, clock)
     logger.info("fiscal shift close requested", extra={"clinic_id": clinic_id, "status": state.status})
     return _view(state, None)

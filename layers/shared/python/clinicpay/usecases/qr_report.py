@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from clinicpay.domain.errors import ValidationFailed
-from clinicpay.domain.qr import QrReportFilters, iso
+from clinicpay.domain.errors import ClinicpayError, ValidationFailed
+from clinicpay.domain.fiscal import public_fiscal_status
+from clinicpay.domain.qr import QrPayment, QrRefund, QrReportFilters, iso
 from clinicpay.ports import QrStore
 
 CSV_COLUMNS = ("payment_id", "paid_at", "amount", "currency", "qr_id", "appointment_id", "masked_pan",
-               "fiscal_status", "receipt_id", "fiscal_code", "receipt_url", "invoice_id", "last_error")
+               "fiscal_status", "receipt_id", "fiscal_code", "receipt_url", "invoice_id", "last_error",
+               "amount_refunded", "refund_status", "return_receipts")
 
 
 def _moment(field: str, value: str, zone: ZoneInfo, *, end: bool) -> str:
@@ -58,8 +61,53 @@ def parse_filters(query: dict[str, str], timezone: str = "UTC") -> QrReportFilte
                                         for e in error.errors()]) from None
 
 
-def report_rows(store: QrStore, clinic_id: str, filters: QrReportFilters) -> list[dict[str, Any]]:
-    return [payment.row() for payment in store.payments(clinic_id, filters)]
+def report_rows(store: QrStore, clinic_id: str, filters: QrReportFilters, *,
+                with_refunds: bool = False) -> list[dict[str, Any]]:
+    payments = store.payments(clinic_id, filters)
+    if not with_refunds:
+        return [payment.row() for payment in payments]
+    refunds: dict[str, list[QrRefund]] = {}
+    if any(p.refunded for p in payments):
+        for refund in sorted(store.clinic_refunds(clinic_id), key=lambda r: (r.created_at, r.refund_id)):
+            refunds.setdefault(refund.payment_id, []).append(refund)
+    return [_with_documents(payment.row(), payment, refunds.get(payment.payment_id, [])) for payment in payments]
+
+
+def _with_documents(row: dict[str, Any], payment: QrPayment, refunds: list[QrRefund]) -> dict[str, Any]:
+    row["refunds"] = [r.view() for r in refunds]
+    row["fiscal_documents"] = fiscal_documents(payment, refunds)
+    return row
+
+
+def fiscal_documents(payment: QrPayment, refunds: list[QrRefund]) -> list[dict[str, Any]]:
+    """The payment's fiscal documents as they stand: its sale receipt, then one return receipt per
+    succeeded refund (ours, monobank's, or none, by who fiscalizes)."""
+    def document(kind: str, amount: Any, doc: QrPayment | QrRefund, refund_id: str | None = None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"type": kind, "amount": amount.model_dump(),
+                                 "fiscal_status": public_fiscal_status(doc.fiscal_status),
+                                 "receipt": None, "last_error": doc.last_error}
+        if doc.receipt is not None:
+            entry["receipt"] = {"id": doc.receipt.id, "fiscal_code": doc.receipt.fiscal_code, "url": doc.receipt.url}
+        if refund_id:
+            entry["refund_id"] = refund_id
+        return entry
+
+    documents = [document("sale", payment.amount, payment)]
+    documents += [document("return", r.amount, r, r.refund_id) for r in refunds if r.status == "succeeded"]
+    return documents
+
+
+def payment_detail(payment: QrPayment, refunds: list[QrRefund],
+                   checks: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """One payment with its refunds and fiscal documents; for a payment monobank fiscalizes, the
+    receipts monobank made (its fiscal-checks), asked now, best effort."""
+    row = _with_documents(payment.row(), payment, refunds)
+    if checks is not None and payment.fiscalized_by == "monobank":
+        try:
+            row["provider_checks"] = [c.model_dump() for c in checks(payment.clinic_id).fiscal_checks(payment.invoice_id)]
+        except ClinicpayError as error:
+            row["provider_checks_error"] = error.code
+    return row
 
 
 def _cell(value: Any) -> str:
@@ -77,5 +125,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
         writer.writerow([_cell(v) for v in (
             row["payment_id"], row["paid_at"], row["amount"]["amount"], row["amount"]["currency"], row.get("qr_id"),
             row.get("appointment_id"), row.get("masked_pan"), row["fiscal_status"], receipt.get("id"),
-            receipt.get("fiscal_code"), receipt.get("url"), row.get("invoice_id"), row["fiscal"]["last_error"])])
+            receipt.get("fiscal_code"), receipt.get("url"), row.get("invoice_id"), row["fiscal"]["last_error"],
+            (row.get("amount_refunded") or {}).get("amount", 0), row.get("refund_status", "none"),
+            " ".join(d["receipt"]["id"] for d in row.get("fiscal_documents", [])
+                     if d["type"] == "return" and d["receipt"]))])
     return out.getvalue()

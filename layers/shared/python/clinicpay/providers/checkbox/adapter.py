@@ -60,17 +60,22 @@ def _result(receipt: schemas.Receipt) -> ReceiptResult:
 
 
 def sell_body(request: ReceiptRequest) -> dict[str, Any]:
-    """The `POST /api/v1/receipts/sell` payload: kopecks, thousandths, one CASHLESS payment."""
+    """The `POST /api/v1/receipts/sell` payload: kopecks, thousandths, one CASHLESS payment. The same
+    endpoint makes return receipts: every line `is_return: true`, and `related_receipt_id` the sale
+    receipt it returns (Checkbox's ReceiptSellPayload / GoodItemPayload)."""
     payment = request.payment
     cashless = {"type": "CASHLESS", "value": payment.value, "label": "Картка", "card_mask": payment.card_mask,
                 "auth_code": payment.auth_code, "rrn": payment.rrn, "payment_system": payment.payment_system,
                 "bank_name": payment.bank_name, "terminal": payment.terminal}
-    return {
+    body: dict[str, Any] = {
         "id": request.receipt_id,
         "goods": [{"good": {"code": g.code, "name": g.name, "price": g.price}, "quantity": g.quantity,
-                   "is_return": False} for g in request.goods],
+                   "is_return": request.is_return} for g in request.goods],
         "payments": [{k: v for k, v in cashless.items() if v is not None}],
     }
+    if request.related_receipt_id:
+        body["related_receipt_id"] = request.related_receipt_id
+    return body
 
 
 class CheckboxFiscalRegister:

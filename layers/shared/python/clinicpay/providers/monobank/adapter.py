@@ -8,17 +8,33 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from clinicpay.domain.errors import BadRequest, GatewayNotConfigured, ValidationFailed
 from clinicpay.domain.money import CURRENCY_NUMERIC, Money
-from clinicpay.domain.qr import UAH, CardPayment, InvoiceStatus, InvoiceUpdate, QrAmountRequest, QrRegisterInfo
+from clinicpay.domain.qr import (
+    UAH,
+    CancelEntry,
+    CardPayment,
+    InvoiceStatus,
+    InvoiceUpdate,
+    QrAmountRequest,
+    QrRegisterInfo,
+)
 from clinicpay.observability import logger
-from clinicpay.ports import CheckoutRequest, CheckoutSession, PaymentEvent, PaymentEventKind
+from clinicpay.ports import (
+    CheckoutRequest,
+    CheckoutSession,
+    PaymentEvent,
+    PaymentEventKind,
+    ProviderFiscalCheck,
+    RefundRequest,
+    RefundResult,
+)
 from clinicpay.providers.monobank import schemas
-from clinicpay.providers.monobank.client import MonobankClient
+from clinicpay.providers.monobank.client import MonobankApiError, MonobankClient
 from clinicpay.providers.monobank.signature import KEYS, SIGNATURE_HEADER, PublicKeyCache
 from clinicpay.settings import Settings
 
@@ -43,6 +59,11 @@ LINK_EVENT_KINDS: dict[str, PaymentEventKind] = {
     # The invoice exists and waits for the patient: nothing has happened to the payment yet.
     "created": "ignored",
 }
+
+
+# invoice/cancel's answer -> our refund's state. Anything else is still being decided.
+CANCEL_STATUSES: dict[str, Literal["pending", "succeeded", "failed"]] = {
+    "processing": "pending", "success": "succeeded", "failure": "failed"}
 
 
 class UnsupportedInvoiceStatus(BadRequest):
@@ -85,6 +106,37 @@ class _Monobank:
         except (ValueError, ValidationError):
             raise BadRequest("The monobank webhook is not an invoice status.") from None
 
+    # --- RefundingGateway (links and QR alike: both are monobank invoices) ------------------------
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """`invoice/cancel` for `amount` of the invoice, under our refund id as `extRef`, with `items`
+        when monobank fiscalizes (it makes the return receipt from them). Raises
+        ProviderOutcomeUnknown when the answer was lost: the refund is then undecided, and the
+        webhook's cancelList, or our asking invoice/status, says what became of it."""
+        _require_uah(request.amount)
+        body: dict[str, Any] = {"invoiceId": request.payment_reference, "extRef": request.refund_id,
+                                "amount": request.amount.amount}
+        if request.fiscal_items:
+            body["items"] = request.fiscal_items
+        try:
+            answer = self.client.cancel_invoice(body)
+        except MonobankApiError as refused:
+            logger.warning("monobank refused the refund", extra={
+                "provider": PROVIDER, "clinic_id": request.clinic_id, "refund_id": request.refund_id,
+                "http_status": refused.http_status, "provider_code": refused.err_code})
+            return RefundResult(status="failed", failure_code=str(refused.err_code or f"http_{refused.http_status}"))
+        status = CANCEL_STATUSES.get(answer.status, "pending")
+        logger.info("monobank refund asked", extra={"provider": PROVIDER, "clinic_id": request.clinic_id,
+                                                   "refund_id": request.refund_id, "status": answer.status})
+        return RefundResult(provider_refund_id=request.refund_id, status=status,
+                            failure_code="cancel_failure" if status == "failed" else None)
+
+    def fiscal_checks(self, invoice_id: str) -> list[ProviderFiscalCheck]:
+        """The receipts monobank made itself for the invoice (its Checkbox link or monopay PRRO)."""
+        return [ProviderFiscalCheck(id=c.id, type=c.type, status=c.status, source=c.fiscalization_source,  # type: ignore[arg-type]
+                                    tax_url=c.tax_url, status_description=(c.status_description or None))
+                for c in self.client.fiscal_checks(invoice_id)
+                if c.type in ("sale", "return") and c.fiscalization_source in ("checkbox", "monopay")]
+
 
 def _money(amount: int | None, ccy: int | None) -> Money | None:
     alpha = _ALPHA_BY_NUMERIC.get(ccy if ccy is not None else UAH_NUMERIC)
@@ -93,12 +145,35 @@ def _money(amount: int | None, ccy: int | None) -> Money | None:
     return Money(amount=amount, currency=alpha)
 
 
-def _modified_at(text: str) -> datetime:
+def _moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest("The monobank webhook has an unreadable modifiedDate.") from None
+        raise BadRequest("The monobank webhook has an unreadable date.") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# What a body that names no date at all is ordered by: before anything dated (its status still ranks it).
+_UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _order_moment(body: schemas.InvoiceStatusBody) -> datetime:
+    """modifiedDate; without it (monobank's spec does not require it), the latest date the body does
+    carry: its refunds' dates, else createdDate."""
+    if body.modified_date:
+        return _moment(body.modified_date)
+    dates = [_moment(text) for c in body.cancel_list for text in (c.modified_date, c.created_date) if text]
+    if body.created_date:
+        dates.append(_moment(body.created_date))
+    return max(dates, default=_UNDATED)
+
+
+def _cancel(item: schemas.CancelListItem, ccy: int | None) -> CancelEntry | None:
+    if item.status not in ("processing", "success", "failure"):
+        return None  # a state monobank may add later: nothing we can act on
+    return CancelEntry(status=item.status, amount=_money(item.amount, item.ccy if item.ccy is not None else ccy),  # type: ignore[arg-type]
+                       created_raw=item.created_date, modified_raw=item.modified_date, ext_ref=item.ext_ref or None,
+                       approval_code=item.approval_code, rrn=item.rrn)
 
 
 def to_update(body: schemas.InvoiceStatusBody) -> InvoiceUpdate:
@@ -112,18 +187,23 @@ def to_update(body: schemas.InvoiceStatusBody) -> InvoiceUpdate:
         card = CardPayment(masked_pan=info.masked_pan, approval_code=info.approval_code, rrn=info.rrn,
                            tran_id=info.tran_id, payment_system=info.payment_system,
                            payment_method=info.payment_method, bank=info.bank, terminal=info.terminal, fee=info.fee)
+    paid = _money(body.amount, body.ccy)
     return InvoiceUpdate(
         invoice_id=body.invoice_id,
         status=status,
-        modified_at=_modified_at(body.modified_date),
-        modified_raw=body.modified_date,
-        amount=_money(body.final_amount if body.final_amount is not None and status is InvoiceStatus.SUCCESS
-                      else body.amount, body.ccy),
-        invoice_amount=_money(body.amount, body.ccy),
+        modified_at=_order_moment(body),
+        modified_raw=body.modified_date or None,
+        created_raw=body.created_date,
+        # What the patient paid is `amount`: `finalAmount` shrinks with every refund, and a late
+        # first `success` must not record what was left after one.
+        amount=paid,
+        invoice_amount=paid,
+        final_amount=_money(body.final_amount, body.ccy),
         reference=body.reference,
         destination=body.destination,
         failure_reason=body.failure_reason,
         card=card,
+        cancels=[entry for item in body.cancel_list if (entry := _cancel(item, body.ccy)) is not None],
     )
 
 
@@ -163,15 +243,27 @@ class MonobankGateway(_Monobank):
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> list[PaymentEvent]:
         body = self.verified_body(raw_body, headers)
         kind: PaymentEventKind = LINK_EVENT_KINDS.get(body.status, "ignored")
+        try:
+            update = to_update(body)
+        except UnsupportedInvoiceStatus:
+            update = None
+        occurred = update.modified_at if update else _order_moment(body)
         info = body.payment_info
-        details = {"monobank_status": body.status, "failure_reason": body.failure_reason,
-                   "masked_pan": info.masked_pan if info else None}
+        details: dict[str, Any] = {"monobank_status": body.status, "failure_reason": body.failure_reason,
+                                   "masked_pan": info.masked_pan if info else None}
+        if update is not None and update.cancels:
+            # Refunds of the invoice (partial ones leave the status `success`), for the ledger: each
+            # named by its cancel key (`ext:<our refund id>` for ours), decided or not.
+            details["refunds"] = [{"key": c.key, "ext_ref": c.ext_ref, "status": c.status,
+                                   "amount": c.amount.model_dump() if c.amount else None,
+                                   "created_at": c.created_raw} for c in update.cancels]
         event = PaymentEvent(
             provider=PROVIDER,
-            # monobank signs nothing time-related and sends no event id: these three name one change.
-            event_id=f"{body.invoice_id}:{body.status}:{body.modified_date}",
+            # monobank signs nothing time-related and sends no event id: invoice, status and
+            # modifiedDate name one change (without modifiedDate: what the body says, InvoiceUpdate).
+            event_id=update.event_id if update else f"{body.invoice_id}:{body.status}:{body.modified_date}",
             kind=kind,
-            occurred_at=_modified_at(body.modified_date),
+            occurred_at=occurred,
             session_id=body.invoice_id,
             payment_reference=body.invoice_id,
             appointment_id=body.reference or None,

@@ -68,6 +68,16 @@ class MonobankClient:
         payload = self._call("GET", "/api/merchant/invoice/status", query={"invoiceId": invoice_id})
         return _parse(schemas.InvoiceStatusBody, payload)
 
+    def cancel_invoice(self, body: dict[str, Any]) -> schemas.InvoiceCancelled:
+        # Never retried by the transport: monobank documents no deduplication of `extRef`, so a
+        # second try could give the money back twice. An answer we did not get is undecided
+        # (ProviderOutcomeUnknown) and the refund waits for the webhook or our asking.
+        return _parse(schemas.InvoiceCancelled, self._call("POST", "/api/merchant/invoice/cancel", body=body))
+
+    def fiscal_checks(self, invoice_id: str) -> list[schemas.FiscalCheck]:
+        payload = self._call("GET", "/api/merchant/invoice/fiscal-checks", query={"invoiceId": invoice_id})
+        return _parse(schemas.FiscalChecks, payload or {}).checks
+
     def _call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
               query: dict[str, str] | None = None, retry_post: bool = False) -> Any:
         url = self.base_url + path + (f"?{urlencode(query)}" if query else "")

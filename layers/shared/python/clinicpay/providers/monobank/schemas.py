@@ -58,8 +58,22 @@ class PaymentInfo(_Wire):
     country: str | int | None = None  # ISO 3166-1 numeric; seen as both number and string
 
 
+class CancelListItem(_Wire):
+    """One refund asked of a paid invoice (`cancelList[]`)."""
+
+    status: str  # processing, success, failure
+    amount: StrictInt | None = None
+    ccy: StrictInt | None = None
+    created_date: str | None = Field(default=None, alias="createdDate")
+    modified_date: str | None = Field(default=None, alias="modifiedDate")
+    approval_code: str | None = Field(default=None, alias="approvalCode")
+    rrn: str | None = None
+    ext_ref: str | None = Field(default=None, alias="extRef")
+
+
 class InvoiceStatusBody(_Wire):
-    """`GET /api/merchant/invoice/status` and every webhook body share this schema."""
+    """`GET /api/merchant/invoice/status` and every webhook body share this schema. Only invoiceId,
+    status, amount and ccy are required by monobank's spec: `modifiedDate` may be absent."""
 
     invoice_id: str = Field(alias="invoiceId")
     status: str
@@ -69,7 +83,30 @@ class InvoiceStatusBody(_Wire):
     ccy: StrictInt | None = None
     final_amount: StrictInt | None = Field(default=None, alias="finalAmount")
     created_date: str | None = Field(default=None, alias="createdDate")
-    modified_date: str = Field(alias="modifiedDate")
+    modified_date: str | None = Field(default=None, alias="modifiedDate")
     reference: str | None = None
     destination: str | None = None
     payment_info: PaymentInfo | None = Field(default=None, alias="paymentInfo")
+    cancel_list: list[CancelListItem] = Field(default_factory=list, alias="cancelList")
+
+
+class InvoiceCancelled(_Wire):
+    """`POST /api/merchant/invoice/cancel` answer: where the refund stands now."""
+
+    status: str  # processing, success, failure
+    created_date: str | None = Field(default=None, alias="createdDate")
+    modified_date: str | None = Field(default=None, alias="modifiedDate")
+
+
+class FiscalCheck(_Wire):
+    id: str
+    type: str  # sale, return
+    status: str  # new, process, done, failed
+    status_description: str | None = Field(default=None, alias="statusDescription")
+    tax_url: str | None = Field(default=None, alias="taxUrl")
+    fiscalization_source: str = Field(alias="fiscalizationSource")  # checkbox, monopay
+    # `file` (the receipt as a base64 PDF) is not read: it can be large and we only link to taxUrl.
+
+
+class FiscalChecks(_Wire):
+    checks: list[FiscalCheck] = Field(default_factory=list)
