@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from clinicpay.repositories.keys import KeyCache, KeyRepository, hash_key
 from clinicpay.settings import get_settings
 from tests.support.api import ApiClient
-from tests.support.clinics import ClinicKeys, create_clinic
+from tests.support.clinics import ClinicKeys, add_service, create_clinic
 from tests.support.env import OPERATOR_KEY
 
 
@@ -200,3 +201,23 @@ def test_an_unreadable_operator_secret_is_a_503_for_the_operator_only(clinic: Cl
     assert clinic.admin().get(clinic.path("/keys")).status == 200
     staff_id = _key_id(clinic, "staff")
     assert clinic.admin().delete(clinic.path(f"/keys/{staff_id}")).status == 204
+
+
+def test_a_revoked_key_cannot_read_back_an_answer_remembered_for_its_idempotency_key(clinic: ClinicKeys) -> None:
+    # Given a booking made with a staff key and an Idempotency-Key, replayed while the key is live
+    add_service(clinic, "consulta", 25000, online=False)
+    starts = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    body = {"patient": {"id": "p-1", "name": "Ana"}, "service_id": "consulta", "starts_at": starts}
+    headers = {"Idempotency-Key": "booking-revoked"}
+    first = clinic.staff().post(clinic.path("/appointments"), json=body, headers=headers)
+    assert first.status == 201
+    assert clinic.staff().post(clinic.path("/appointments"), json=body, headers=headers).json() == first.json()
+    # When the key is revoked
+    assert clinic.admin().delete(clinic.path(f"/keys/{_key_id(clinic, 'staff')}")).status == 204
+    # Then the same request no longer gets the remembered answer back
+    replayed = clinic.staff().post(clinic.path("/appointments"), json=body, headers=headers)
+    assert replayed.status == 401
+    assert replayed.json()["error"]["code"] == "unauthorized"
+    assert first.json()["appointment_id"] not in replayed.body.decode()
+    # and a live key of the same clinic still books (its own key space)
+    assert clinic.admin().post(clinic.path("/appointments"), json=body, headers=headers).status == 201

@@ -4,7 +4,9 @@ Keyed on the header plus method, path and caller credential, so two clinics choo
 never collide; a request without the header is not deduplicated at all (two identical bookings are
 two bookings). Only a success (2xx, 3xx) is remembered: a 4xx or 5xx changed nothing, so a retry with
 the same key runs again (a 429's retry after the wait books; a 503's once the provider is back), and a
-refused caller (no key, another clinic's key) leaves nothing behind.
+refused caller (no key, another clinic's key) leaves nothing behind. A remembered answer is given
+back only while the credential that earned it still opens the API: a key revoked since then gets a
+401, not the earlier success.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from clinicpay import deadline
-from clinicpay.api.resolver import edge_refusal
+from clinicpay.api.resolver import edge_refusal, error_dict, harden
 from clinicpay.settings import get_settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -53,11 +55,35 @@ def _idempotency() -> tuple[Any, Any, Any, Any]:
     return decorator, IdempotencyValidationError, IdempotencyAlreadyInProgressError, config
 
 
+def _revoked_credential(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 401 when the request presents a key that no longer opens the API (revoked, or never one).
+
+    The route's own check (the resolver's `access=`) runs only when the request is not a replay, so
+    without this a key revoked after its first request could still read that request's answer back
+    for 24 hours. Only whether the key is live is asked here (one cached key read, the same the
+    resolver makes next); which routes it opens stays the resolver's decision."""
+    from clinicpay.api.auth import bearer, is_operator, operator_key
+    from clinicpay.domain.errors import StorageUnavailable, Unauthorized
+    from clinicpay.repositories.keys import KeyRepository, hash_key
+
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    token = headers.get("x-clinic-key") or bearer(headers)
+    if not token:
+        return None  # a link-token or signed route: its credential is in the path or the signature
+    try:
+        if KeyRepository(get_settings().keys_table).find(hash_key(token)) is not None:
+            return None
+        if "authorization" in headers and is_operator(headers, operator_key()):
+            return None
+    except StorageUnavailable as unavailable:
+        return harden(error_dict(unavailable))
+    return harden(error_dict(Unauthorized()))
+
+
 def idempotent_http(resolve: Handler) -> Handler:
     def remembered(event: dict[str, Any], context: Any) -> dict[str, Any]:
         response = resolve(event, context)
         if int(response.get("statusCode", 200)) >= 400:  # a 429 or 503 included: nothing was decided
-            raise _NotRemembered(response)
             raise _NotRemembered(response)
         return response
 
@@ -70,6 +96,9 @@ def idempotent_http(resolve: Handler) -> Handler:
         method = event.get("requestContext", {}).get("http", {}).get("method")
         if method in ("GET", "HEAD") or "idempotency-key" not in (event.get("headers") or {}):
             return resolve(event, context)
+        revoked = _revoked_credential(event)
+        if revoked:
+            return revoked
         decorator, reused_error, in_progress_error, _ = _idempotency()
         try:
             return decorator(remembered)(event, context)  # type: ignore[no-any-return]

@@ -70,7 +70,7 @@ def error_response(status: int, code: str, message: str, details: list[Any] | No
     return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
 
 
-def _error_dict(error: ClinicpayError) -> dict[str, Any]:
+def error_dict(error: ClinicpayError) -> dict[str, Any]:
     return {"statusCode": error.status, "headers": {"Content-Type": "application/json"}, "isBase64Encoded": False,
             "body": json.dumps({"error": {"code": error.code, "message": error.message, "details": error.details}})}
 
@@ -132,12 +132,12 @@ def body_refusal(event: Mapping[str, Any]) -> dict[str, Any] | None:
     try:
         data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode("utf-8")
         if len(data) > limit:
-            return _error_dict(PayloadTooLarge(details=[{"limit_bytes": limit}]))
+            return error_dict(PayloadTooLarge(details=[{"limit_bytes": limit}]))
         text = data.decode("utf-8") if event.get("isBase64Encoded") else raw
     except (binascii.Error, UnicodeError):
-        return _error_dict(BadRequest("The body is not valid UTF-8 text."))
+        return error_dict(BadRequest("The body is not valid UTF-8 text."))
     if _too_deep(text):
-        return _error_dict(BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels."))
+        return error_dict(BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels."))
     return None
 
 
