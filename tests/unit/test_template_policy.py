@@ -454,3 +454,30 @@ def test_the_local_stack_reads_the_same_names() -> None:
 
 def test_the_template_points_readers_at_these_checks() -> None:
     assert f"tests/unit/{Path(__file__).name}" in template.TEMPLATE.read_text()
+
+
+def test_the_long_open_shift_alarm_watches_what_the_daily_check_emits(capsys: pytest.CaptureFixture[str],
+                                                                      lambda_env: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinicpay.observability import metrics
+    from clinicpay.usecases.fiscal_shift_schedule import emit_long_open
+
+    lambda_env("FiscalizeFunction")
+    monkeypatch.setattr(metrics, "namespace", _emitted_namespace())  # as the function's container builds it
+    capsys.readouterr()
+    emit_long_open("cl_test", 25)
+    blob = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line)
+    assert _insights_alarm("FiscalShiftOpenTooLong") == _emf(blob, "FiscalShiftOpenTooLong")
+
+
+def test_the_qr_refund_above_balance_alarm_watches_what_the_refund_ledger_emits(
+        capsys: pytest.CaptureFixture[str], lambda_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinicpay.observability import metrics
+    from clinicpay.usecases import qr_refunds
+
+    lambda_env("FiscalizeFunction")
+    monkeypatch.setattr(metrics, "namespace", _emitted_namespace())
+    capsys.readouterr()
+    qr_refunds._count("QrRefundAboveBalance")  # what recording a refund above the balance emits
+    blob = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line)
+    assert _insights_alarm("QrRefundAboveBalance") == _emf(blob, "QrRefundAboveBalance")
