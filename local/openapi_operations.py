@@ -198,8 +198,8 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
                                           f"off-session charges. {_WEBHOOK}"),
     "POST /webhooks/checkbox/{clinic_id}": (_WEBHOOKS, "Checkbox events",
                                             "Signed with x-request-signature (HMAC-SHA256). A receipt Checkbox "
-                                            "reports done completes the QR payment waiting for it (we also poll, so this only shortens the "
-                                            "wait)."),
+                                            "reports done completes the QR payment waiting for it (we also "
+                                            "poll, so this only shortens the wait)."),
     # ----------------------------------------------------------------------------------- patient pages
     "GET /pay/{token}": (_PAGES, "Pay (the link in the patient's message)",
                          "Redirects (303) to the provider's checkout, made fresh if the last one expired; a paid "

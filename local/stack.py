@@ -3,7 +3,8 @@
 Starts moto in this process (ThreadedMotoServer on a free port, or MOTO_PORT), points boto3 at it,
 sets the functions' environment from template.yaml, creates the tables and the SES sender, and
 serves the API, the provider sandboxes, the web pages and the /_local tools on
-127.0.0.1:${PORT:-3000}. Then it creates the demo clinics (Chile/Fintoc, Canada/Stripe, Ukraine/monobank QR) through the API (skip with --no-demo).
+127.0.0.1:${PORT:-3000}. Then it creates the demo clinics (Chile/Fintoc, Canada/Stripe, Ukraine/monobank
+QR) through the API (skip with --no-demo).
 
 Environment honoured: PORT, MOTO_PORT, PUBLIC_BASE_URL, CLINICPAY_OPERATOR_KEY, EMAIL_SENDER,
 FINTOC_API_BASE, MONOBANK_API_BASE, STRIPE_API_BASE, CHECKBOX_API_BASE, CLINICPAY_LOCAL_IAM (default
