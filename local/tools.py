@@ -288,8 +288,9 @@ def _demo(request: Request) -> Response:
     if request.method == "POST" and not demo.CLINICS:
         operator_key = os.environ.get("CLINICPAY_OPERATOR_KEY", "")
         demo.bootstrap(request.host_url.rstrip("/"), operator_key, log=lambda line: print(line, file=sys.stderr))
-        if pages.wants_html(request):
-            return Response(status=303, headers={"Location": "/_local"})
+    if request.method == "POST" and pages.wants_html(request):  # back to the page whose form it was
+        back = request.form.get("next")
+        return Response(status=303, headers={"Location": back if back in ("/demo", "/_local") else "/_local"})
     return json_response({"clinics": [clinic.as_json() for clinic in demo.CLINICS]})
 
 
