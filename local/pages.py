@@ -69,7 +69,7 @@ form.inline { display:inline; margin:0; }
 .badge { display:inline-block; border:1px solid var(--line); border-radius:999px; padding:0 .55rem;
 font-size:.85rem; background:var(--soft); }
 article.message { border:1px solid var(--line); border-radius:10px; margin:.75rem 0; padding:.75rem 1rem; }
-article.message h3 { margin:.1rem 0 .4rem; }
+article.message h2 { font-size:1.1rem; margin:.1rem 0 .4rem; }
 dl.meta { display:grid; grid-template-columns:max-content 1fr; gap:.1rem .75rem; margin:0 0 .5rem; font-size:.93rem; }
 dl.meta dt { color:var(--muted); }
 dl.meta dd { margin:0; overflow-wrap:anywhere; }
@@ -214,7 +214,7 @@ def jobs_table(jobs: Iterable[str]) -> str:
 <button type="submit" aria-describedby="result-{escape(job)}">Run {escape(job)} now</button></form>
 <output class="result" id="result-{escape(job)}" aria-live="polite"></output></td>
 </tr>""")
-    return f"""<div class="scroll"><table>
+    return f"""<div class="scroll" tabindex="0" role="region" aria-label="Scheduled jobs"><table>
 <caption class="muted" style="text-align:left;caption-side:bottom;padding-top:.4rem">Each button sends
 <code>POST /_local/jobs/&lt;job&gt;</code>: the job runs now, as EventBridge Scheduler would run it,
 and its result shows here.</caption>
@@ -268,7 +268,7 @@ def _demo_rows(clinics: list[dict[str, Any]]) -> str:
 <td>admin {_code(clinic['admin_key'])}<br>publishable {_code(clinic['publishable_key'])}</td>
 <td><a href="{escape(demo)}">Book in the widget</a><br><a href="/staff">Staff pages</a></td>
 </tr>""")
-    return f"""<div class="scroll"><table>
+    return f"""<div class="scroll" tabindex="0" role="region" aria-label="Demo clinics"><table>
 <thead><tr><th scope="col">Clinic</th><th scope="col">Id</th><th scope="col">Keys</th><th scope="col">Try</th></tr></thead>
 <tbody>{''.join(rows)}</tbody></table></div>
 <p class="muted">Sign in to the staff pages with a clinic id and its admin key.
@@ -343,7 +343,7 @@ def outbox_page(rows: list[dict[str, Any]], *, to: str | None) -> str:
             rendered = f"<pre>{escape(row.get('text') or row.get('body') or '')}</pre>"
         links = "".join(f'<li><a href="{escape(link)}">{escape(link)}</a></li>' for link in row.get("links") or [])
         articles.append(f"""<article class="message" aria-labelledby="message-{index}">
-<h3 id="message-{index}"><span class="badge">{escape(channel.upper())}</span> {escape(heading)}</h3>
+<h2 id="message-{index}"><span class="badge">{escape(channel.upper())}</span> {escape(heading)}</h2>
 <dl class="meta">
 <dt>Kind</dt><dd>{escape(row.get('kind') or 'unknown')}</dd>
 <dt>Language</dt><dd>{escape(row.get('language') or 'unknown')}</dd>
@@ -487,12 +487,14 @@ controls, not the provider's; they answer JSON.</p>
 
 <h2>Fault switches: <code>POST {escape(base)}/_control/fail-next</code></h2>
 <p>The next <code>count</code> API calls fail as <code>status</code> says:</p>
-<div class="scroll"><table><thead><tr><th scope="col">status</th><th scope="col">what the client meets</th></tr></thead>
+<div class="scroll" tabindex="0" role="region" aria-label="Fault kinds">
+<table><thead><tr><th scope="col">status</th><th scope="col">what the client meets</th></tr></thead>
 <tbody>{fault_rows}</tbody></table></div>
 <pre>{escape(example)}</pre>
 
 <h2>Controls</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Method</th><th scope="col">Path</th>
+<div class="scroll" tabindex="0" role="region" aria-label="Controls">
+<table><thead><tr><th scope="col">Method</th><th scope="col">Path</th>
 <th scope="col">What it does</th></tr></thead>
 <tbody>{controls}</tbody></table></div>
 

@@ -1,6 +1,7 @@
-"""Brings the API docs viewer into build/vendor at `make` time, from the npm registry, for `make run`
-and the tests: the exact file the deployed /docs page loads from its CDN, checked against the same
-Subresource Integrity hash (layers/shared/python/clinicpay/api/docs_viewer.json pins both).
+"""Brings pinned npm files into build/vendor at `make` time, from the npm registry: the API docs
+viewer for `make run` and the tests (the exact file the deployed /docs page loads from its CDN,
+checked against the same Subresource Integrity hash: layers/shared/python/clinicpay/api/docs_viewer.json
+pins both), and axe-core for the browser tests' accessibility checks (tests/e2e/axe_core.json).
 
     .venv/bin/python -m local.vendor          # `make vendor`; does nothing when the file is there and right
 
@@ -24,11 +25,13 @@ from typing import Any
 from local import template
 
 PIN = template.ROOT / "layers/shared/python/clinicpay/api/docs_viewer.json"
+AXE_PIN = template.ROOT / "tests/e2e/axe_core.json"
+PINS = (PIN, AXE_PIN)
 VENDOR = template.ROOT / "build" / "vendor"
 
 
-def pin() -> dict[str, Any]:
-    return dict(json.loads(PIN.read_text()))
+def pin(path: Path = PIN) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
 
 
 def viewer_path(viewer: dict[str, Any] | None = None) -> Path:
@@ -70,7 +73,7 @@ def fetch(viewer: dict[str, Any]) -> Path:
             data = member.read()
     found = integrity(data)
     if found != viewer["integrity"]:
-        raise SystemExit(f"{spec} {viewer['file']} is {found}, but {PIN.name} pins {viewer['integrity']}: "
+        raise SystemExit(f"{spec} {viewer['file']} is {found}, but its pin says {viewer['integrity']}: "
                          "a changed package; update the pin only after reading the release")
     path = viewer_path(viewer)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,11 +82,12 @@ def fetch(viewer: dict[str, Any]) -> Path:
 
 
 def main() -> int:
-    viewer = pin()
-    if is_current(viewer):
-        return 0
-    path = fetch(viewer)
-    print(f"vendored {viewer['package']}@{viewer['version']} -> {path.relative_to(template.ROOT)}")
+    for pin_file in PINS:
+        pinned = pin(pin_file)
+        if is_current(pinned):
+            continue
+        path = fetch(pinned)
+        print(f"vendored {pinned['package']}@{pinned['version']} -> {path.relative_to(template.ROOT)}")
     return 0
 
 
