@@ -256,14 +256,10 @@ def _index() -> Response:
     from local import demo
     from local.server import SANDBOXES
 
-    extra = {}
-    if (template.ROOT / "local" / "aws_faults.py").is_file():
-        extra["aws-faults"] = ('<code>POST /_local/aws-faults {"service": "ses"|"sns", "count": n}</code>: SES or SNS '
-                               "refuses the next sends (throttled); <code>DELETE</code> clears")
     functions = {route.function for route in template.routes()}
     return pages.html_response(pages.index_page(
         demo_clinics=[clinic.as_json() for clinic in demo.CLINICS], jobs=template.schedules(), sandboxes=SANDBOXES,
-        routes=len(template.routes()), functions=len(functions), extra_tools=extra))
+        routes=len(template.routes()), functions=len(functions)))
 
 
 def _run_job(request: Request, job: str) -> Response:
