@@ -1,7 +1,18 @@
-"""Creates a demo clinic on a running local stack, through the real HTTP API, as the operator.
+"""Creates the demo clinics on a running local stack, through the real HTTP API, as the operator
+and each clinic's admin would:
 
-Each step prints one line; a failing step prints what answered (status, error code and message)
-instead of a traceback, and the steps that depend on it are skipped.
+- Chile, Fintoc: "Clínica Demo" (CLP, es). `consulta` 25 000 CLP paid online by bank transfer
+  through the Fintoc sandbox; `control` free.
+- Canada, Stripe: "Clinique Démo Montréal" (CAD, fr). `consultation` 85.00 CAD paid online through
+  Stripe Checkout; `intervention` needs a card on file to be booked online (no-show fee 50.00 CAD).
+- Ukraine, monobank QR: "Клініка Демо" (UAH, uk). monobank QR registers synced and a Checkbox
+  register whose shift is open, so an amount put on a register can be paid on the sandbox page and
+  gets its fiscal receipt; `konsultatsiia` 600.00 UAH paid online through a monobank invoice.
+
+Every clinic sends a reminder 24 hours and 1 hour before an appointment (the 1-hour one lets a
+walkthrough see a reminder a minute after booking). Each step prints one line; a failing step
+prints what answered (status, error code and message) instead of a traceback, and the steps that
+depend on it are skipped. The clinics are kept in `CLINICS` for the stack's pages (/_local, /demo).
 """
 
 from __future__ import annotations
@@ -9,12 +20,15 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import requests
+
+TIMEOUT = 20
+REMINDER_HOURS_BEFORE = [24, 1]
 
 CLINIC = {"name": "Clínica Demo", "country": "CL", "currency": "CLP", "timezone": "America/Santiago",
           "locale": "es"}
@@ -27,15 +41,28 @@ SERVICES = {
     "control": {"name": "Control (sin costo)", "price": {"amount": 0, "currency": "CLP"},
                 "requires_online_payment": False, "requires_card_on_file": False, "no_show_fee": None},
 }
+
+CARD_CLINIC = {"name": "Clinique Démo Montréal", "country": "CA", "currency": "CAD", "timezone": "America/Toronto",
+               "locale": "fr"}
 STRIPE_SECRET_KEY = "sk_test_demo_clinicpay_local"
 STRIPE_EVENTS = ["setup_intent.succeeded", "setup_intent.setup_failed", "payment_intent.succeeded",
                  "payment_intent.payment_failed", "payment_method.detached", "checkout.session.completed",
                  "checkout.session.expired"]
-CARD_SERVICE = {"name": "Procedimiento (requiere tarjeta)", "price": {"amount": 40000, "currency": "CLP"},
-                "requires_online_payment": False, "requires_card_on_file": True,
-                "no_show_fee": {"amount": 10000, "currency": "CLP"}}
+CARD_SERVICES = {
+    "consultation": {"name": "Consultation", "price": {"amount": 8500, "currency": "CAD"},
+                     "requires_online_payment": True, "requires_card_on_file": False, "no_show_fee": None},
+    "intervention": {"name": "Intervention (carte requise)", "price": {"amount": 15000, "currency": "CAD"},
+                     "requires_online_payment": False, "requires_card_on_file": True,
+                     "no_show_fee": {"amount": 5000, "currency": "CAD"}},
+}
+# Kept for callers of the earlier single-clinic demo: the card-required service.
+CARD_SERVICE = CARD_SERVICES["intervention"]
+
 QR_CLINIC = {"name": "Клініка Демо", "country": "UA", "currency": "UAH", "timezone": "Europe/Kyiv", "locale": "uk"}
-TIMEOUT = 20
+QR_SERVICES = {
+    "konsultatsiia": {"name": "Консультація лікаря", "price": {"amount": 60000, "currency": "UAH"},
+                      "requires_online_payment": True, "requires_card_on_file": False, "no_show_fee": None},
+}
 
 
 class StepFailed(Exception):
@@ -44,39 +71,58 @@ class StepFailed(Exception):
 
 @dataclass
 class DemoClinic:
+    """One demo clinic as the stack's pages show it."""
+
+    key: str  # "chile", "canada", "ukraine"
+    name: str
+    summary: str
     clinic_id: str
     admin_key: str
     publishable_key: str
+    country: str
+    currency: str
+    timezone: str
+    locale: str
+    provider: str
+    services: dict[str, str] = field(default_factory=dict)  # id -> what it shows
     failed: list[str] = field(default_factory=list)
-    qr: dict[str, str] | None = None
 
-    def appointment_curl(self, base_url: str) -> str:
-        starts_at = (datetime.now(ZoneInfo(CLINIC["timezone"])) + timedelta(days=1)).replace(
-            hour=10, minute=0, second=0, microsecond=0)
-        body = {"patient": {"id": "pat_ana", "name": "Ana Pérez", "email": "ana@example.com",
-                            "phone": "+56912345678", "locale": "es"},
-                "service_id": "consulta", "starts_at": starts_at.isoformat(), "booked_by": "staff"}
-        return (f"curl -s -X POST {base_url}/v1/clinics/{self.clinic_id}/appointments \\\n"
-                f"    -H 'Authorization: Bearer {self.admin_key}' -H 'Content-Type: application/json' \\\n"
-                f"    -d {shlex.quote(json.dumps(body, ensure_ascii=False))}")
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
 
-    def describe(self, base_url: str) -> list[str]:
-        lines = [
-            f" Demo clinic    {CLINIC['name']}  id {self.clinic_id}",
-            f" Admin key      {self.admin_key}",
-            f" Publishable    {self.publishable_key}",
-            f" Widget demo    {base_url}/demo?clinic={self.clinic_id}&key={self.publishable_key}",
-            f" Staff pages    {base_url}/staff  (clinic id above, admin key to sign in)",
-            " Services       consulta (CLP 25000, paid online via Fintoc sandbox), control (free)",
-            " Book and pay (then open payment_link.url, and see the email in the outbox):",
-            *("   " + line for line in self.appointment_curl(base_url).splitlines()),
-        ]
-        if self.qr:
-            lines += [f" QR clinic      {QR_CLINIC['name']}  id {self.qr['clinic_id']}  admin key {self.qr['admin_key']}",
-                      "                (staff pages -> Pagos QR / QR: put an amount, open the register's page, pay)"]
-        if self.failed:
-            lines.append(f" Demo steps that failed: {', '.join(self.failed)} (see the lines above)")
-        return lines
+
+# The demo clinics this process created (the local stack's /_local and /demo read them).
+CLINICS: list[DemoClinic] = []
+_creating = threading.Lock()
+
+
+def appointment_curl(base_url: str, clinic: DemoClinic, *, minutes_ahead: int = 61) -> str:
+    """A ready booking: in 61 minutes, so its 1-hour reminder is due a minute from now."""
+    starts_at = (datetime.now(UTC) + timedelta(minutes=minutes_ahead)).replace(second=0, microsecond=0)
+    body = {"patient": {"id": "pat_ana", "name": "Ana Pérez", "email": "ana@example.com",
+                        "phone": "+56912345678", "locale": "es"},
+            "service_id": "consulta", "starts_at": starts_at.isoformat(), "booked_by": "staff"}
+    return (f"curl -s -X POST {base_url}/v1/clinics/{clinic.clinic_id}/appointments \\\n"
+            f"    -H 'Authorization: Bearer {clinic.admin_key}' -H 'Content-Type: application/json' \\\n"
+            f"    -d {shlex.quote(json.dumps(body, ensure_ascii=False))}")
+
+
+def describe(base_url: str, clinics: list[DemoClinic]) -> list[str]:
+    """The banner's lines about the demo clinics."""
+    lines = []
+    for clinic in clinics:
+        lines += [f" {clinic.name}  ({clinic.summary})",
+                  f"   id {clinic.clinic_id}   admin key {clinic.admin_key}   publishable {clinic.publishable_key}",
+                  f"   widget {base_url}/demo?clinic={clinic.clinic_id}&key={clinic.publishable_key}"]
+        if clinic.failed:
+            lines.append(f"   demo steps that failed: {', '.join(clinic.failed)} (see the lines above)")
+    chile = next((c for c in clinics if c.key == "chile"), None)
+    if chile is not None:
+        lines += [" Book and pay (then open payment_link.url; the email is in the outbox; a minute later",
+                  " POST /_local/jobs/reminders sends its 1-hour reminder):",
+                  *("   " + line for line in appointment_curl(base_url, chile).splitlines())]
+    lines.append(f" Staff pages    {base_url}/staff  (a clinic id and its admin key to sign in)")
+    return lines
 
 
 def _describe_failure(response: requests.Response) -> str:
@@ -92,11 +138,11 @@ def _describe_failure(response: requests.Response) -> str:
 
 
 def _call(method: str, url: str, *, key: str | None = None, headers: dict[str, str] | None = None,
-          body: Any = None) -> dict[str, Any]:
+          body: Any = None, form: Any = None) -> dict[str, Any]:
     all_headers = {"Authorization": f"Bearer {key}"} if key else {}
     all_headers.update(headers or {})
     try:
-        response = requests.request(method, url, json=body, headers=all_headers, timeout=TIMEOUT)
+        response = requests.request(method, url, json=body, data=form, headers=all_headers, timeout=TIMEOUT)
     except requests.RequestException as error:
         raise StepFailed(f"{method} {url}: {type(error).__name__}: {error}") from None
     if response.status_code >= 400:
@@ -108,95 +154,131 @@ def _call(method: str, url: str, *, key: str | None = None, headers: dict[str, s
     return data if isinstance(data, dict) else {"data": data}
 
 
-def bootstrap(base_url: str, operator_key: str, *, fintoc_api_base: str | None = None,
-              public_base_url: str | None = None, log: Any = print) -> DemoClinic | None:
-    """Create the demo clinic. Returns None when even the clinic could not be created."""
-    fintoc = (fintoc_api_base or os.environ.get("FINTOC_API_BASE") or f"{base_url}/_sandbox/fintoc").rstrip("/")
-    public = (public_base_url or os.environ.get("PUBLIC_BASE_URL") or base_url).rstrip("/")
-    log("demo: creating the demo clinic through the API ...")
+class _Steps:
+    """Runs one clinic's setup steps, logging each, remembering the failed ones."""
 
-    try:
-        created = _call("POST", f"{base_url}/v1/clinics", key=operator_key, body=CLINIC)
-        clinic = DemoClinic(created["clinic"]["clinic_id"], created["admin_key"], created["publishable_key"])
-    except (StepFailed, KeyError, TypeError) as error:
-        detail = f"unexpected answer, missing {error}" if not isinstance(error, StepFailed) else str(error)
-        log(f"demo: ✗ create clinic: {detail}")
-        log("demo: skipped the remaining demo steps (they need the clinic); the stack itself is up.")
-        return None
-    log(f"demo: ✓ clinic {clinic.clinic_id}")
-    clinic_url = f"{base_url}/v1/clinics/{clinic.clinic_id}"
+    def __init__(self, clinic: DemoClinic, log: Any):
+        self.clinic, self.log = clinic, log
 
-    def step(label: str, method: str, url: str, **kwargs: Any) -> dict[str, Any] | None:
+    def __call__(self, label: str, method: str, url: str, **kwargs: Any) -> dict[str, Any] | None:
         try:
             result = _call(method, url, **kwargs)
         except StepFailed as error:
-            log(f"demo: ✗ {label}: {error}")
-            clinic.failed.append(label)
+            self.log(f"demo: ✗ {self.clinic.key}: {label}: {error}")
+            self.clinic.failed.append(label)
             return None
-        log(f"demo: ✓ {label}")
+        self.log(f"demo: ✓ {self.clinic.key}: {label}")
         return result
 
+
+def _create(base_url: str, operator_key: str, key: str, body: dict[str, str], summary: str, provider: str,
+            log: Any) -> DemoClinic | None:
+    try:
+        created = _call("POST", f"{base_url}/v1/clinics", key=operator_key, body=body)
+        clinic = DemoClinic(key, body["name"], summary, created["clinic"]["clinic_id"], created["admin_key"],
+                            created["publishable_key"], body["country"], body["currency"], body["timezone"],
+                            body["locale"], provider)
+    except (StepFailed, KeyError, TypeError) as error:
+        detail = f"unexpected answer, missing {error}" if not isinstance(error, StepFailed) else str(error)
+        log(f"demo: ✗ create {body['name']}: {detail}")
+        return None
+    log(f"demo: ✓ clinic {clinic.name} {clinic.clinic_id}")
+    return clinic
+
+
+def _services(step: _Steps, clinic_url: str, admin: str, services: dict[str, dict[str, Any]], clinic: DemoClinic) -> None:
+    for service_id, service in services.items():
+        if step(f"service {service_id}", "PUT", f"{clinic_url}/services/{service_id}", key=admin, body=service):
+            clinic.services[service_id] = service["name"]
+
+
+def chile_fintoc(base_url: str, operator_key: str, *, fintoc: str, public: str, log: Any = print) -> DemoClinic | None:
+    clinic = _create(base_url, operator_key, "chile", CLINIC, "Chile · CLP · Fintoc bank transfers", "fintoc", log)
+    if clinic is None:
+        return None
+    step, url = _Steps(clinic, log), f"{base_url}/v1/clinics/{clinic.clinic_id}"
     endpoint = step("fintoc webhook endpoint", "POST", f"{fintoc}/v1/webhook_endpoints",
                     headers={"Authorization": FINTOC_SECRET_KEY},
                     body={"url": f"{public}/webhooks/fintoc/{clinic.clinic_id}", "enabled_events": FINTOC_EVENTS,
                           "description": "clinicpay local demo"})
     secret = (endpoint or {}).get("secret")
-    if endpoint is not None and not secret:
-        log("demo: ✗ fintoc webhook endpoint: the answer has no 'secret'")
-        clinic.failed.append("fintoc webhook endpoint")
     if secret:
-        step("fintoc gateway credentials", "PUT", f"{clinic_url}/gateways/fintoc", key=clinic.admin_key,
+        step("fintoc gateway credentials", "PUT", f"{url}/gateways/fintoc", key=clinic.admin_key,
              body={"secret_key": FINTOC_SECRET_KEY, "public_key": FINTOC_PUBLIC_KEY, "webhook_secret": secret})
     else:
-        log("demo: - fintoc gateway credentials: skipped (no webhook secret)")
+        log("demo: - chile: fintoc gateway credentials: skipped (no webhook secret)")
         clinic.failed.append("fintoc gateway credentials")
-    step("settings (link in email, default gateway fintoc)", "PATCH", f"{clinic_url}/settings", key=clinic.admin_key,
-         body={"show_payment_link_in_email": True, "default_gateway": "fintoc"})
-    for service_id, service in SERVICES.items():
-        step(f"service {service_id}", "PUT", f"{clinic_url}/services/{service_id}", key=clinic.admin_key, body=service)
-    _cards_on_file(step, clinic, clinic_url, base_url, public)
-    clinic.qr = bootstrap_qr_clinic(base_url, operator_key, log=log)
+    step("settings (link in email, Fintoc, reminders 24 h and 1 h before)", "PATCH", f"{url}/settings",
+         key=clinic.admin_key, body={"show_payment_link_in_email": True, "default_gateway": "fintoc",
+                                     "reminder_hours_before": REMINDER_HOURS_BEFORE})
+    _services(step, url, clinic.admin_key, SERVICES, clinic)
     return clinic
 
 
-def _cards_on_file(step: Any, clinic: DemoClinic, clinic_url: str, base_url: str, public: str) -> None:
-    """Stripe (sandbox) as the card vault, and a service that needs a card to be booked online."""
-    stripe = (os.environ.get("STRIPE_API_BASE") or f"{base_url}/_sandbox/stripe").rstrip("/")
-    try:
-        response = requests.post(f"{stripe}/v1/webhook_endpoints", timeout=TIMEOUT,
-                                 headers={"Authorization": f"Bearer {STRIPE_SECRET_KEY}"},
-                                 data=[("url", f"{public}/webhooks/stripe/{clinic.clinic_id}"),
-                                       *[("enabled_events[]", e) for e in STRIPE_EVENTS]])
-        secret = response.json().get("secret") if response.ok else None
-    except (requests.RequestException, ValueError):
-        secret = None
-    if not secret:
-        clinic.failed.append("stripe webhook endpoint")
-        return
-    step("stripe gateway credentials (cards on file)", "PUT", f"{clinic_url}/gateways/stripe", key=clinic.admin_key,
-         body={"secret_key": STRIPE_SECRET_KEY, "publishable_key": "pk_test_demo_clinicpay_local",
-               "webhook_secret": secret})
-    step("setting: card required for online booking", "PATCH", f"{clinic_url}/settings", key=clinic.admin_key,
-         body={"card_required_for_online_booking": True})
-    step("service procedimiento (card required)", "PUT", f"{clinic_url}/services/procedimiento",
-         key=clinic.admin_key, body=CARD_SERVICE)
-
-
-def bootstrap_qr_clinic(base_url: str, operator_key: str, *, log: Any = print) -> dict[str, str] | None:
-    """A Ukrainian clinic with monobank QR registers and a Checkbox register, its shift open, so a
-    person can put an amount on a register, pay it on the sandbox page and see the fiscal receipt."""
-    try:
-        created = _call("POST", f"{base_url}/v1/clinics", key=operator_key, body=QR_CLINIC)
-        clinic_id, admin = created["clinic"]["clinic_id"], created["admin_key"]
-        url = f"{base_url}/v1/clinics/{clinic_id}"
-        _call("PUT", f"{url}/gateways/monobank", key=admin, body={"token": "demo-monobank-token"})
-        _call("PUT", f"{url}/gateways/checkbox", key=admin, body={"license_key": "demo-checkbox-licence",
-                                                                 "pin_code": "1234"})
-        registers = _call("POST", f"{url}/qr-registers/sync", key=admin)
-        _call("POST", f"{url}/fiscal/shift/open", key=admin)
-    except (StepFailed, KeyError, TypeError) as error:
-        log(f"demo: ✗ QR clinic: {error}")
+def canada_stripe(base_url: str, operator_key: str, *, stripe: str, public: str, log: Any = print) -> DemoClinic | None:
+    clinic = _create(base_url, operator_key, "canada", CARD_CLINIC,
+                     "Canada · CAD · Stripe Checkout and cards on file; a card-required service", "stripe", log)
+    if clinic is None:
         return None
-    count = len(registers.get("registers") or registers.get("data") or [])
-    log(f"demo: ✓ QR clinic {clinic_id} ({count} monobank QR registers synced, Checkbox shift opening)")
-    return {"clinic_id": clinic_id, "admin_key": admin}
+    step, url = _Steps(clinic, log), f"{base_url}/v1/clinics/{clinic.clinic_id}"
+    endpoint = step("stripe webhook endpoint", "POST", f"{stripe}/v1/webhook_endpoints",
+                    headers={"Authorization": f"Bearer {STRIPE_SECRET_KEY}"},
+                    form=[("url", f"{public}/webhooks/stripe/{clinic.clinic_id}"),
+                          *[("enabled_events[]", e) for e in STRIPE_EVENTS]])
+    secret = (endpoint or {}).get("secret")
+    if secret:
+        step("stripe gateway credentials", "PUT", f"{url}/gateways/stripe", key=clinic.admin_key,
+             body={"secret_key": STRIPE_SECRET_KEY, "publishable_key": "pk_test_demo_clinicpay_local",
+                   "webhook_secret": secret})
+    else:
+        clinic.failed.append("stripe gateway credentials")
+    step("settings (link in email, Stripe, card required online, reminders)", "PATCH", f"{url}/settings",
+         key=clinic.admin_key, body={"show_payment_link_in_email": True, "default_gateway": "stripe",
+                                     "card_required_for_online_booking": True,
+                                     "reminder_hours_before": REMINDER_HOURS_BEFORE})
+    _services(step, url, clinic.admin_key, CARD_SERVICES, clinic)
+    return clinic
+
+
+def ukraine_qr(base_url: str, operator_key: str, *, log: Any = print) -> DemoClinic | None:
+    """Monobank QR registers and a Checkbox register with its shift open, so a person can put an
+    amount on a register, pay it on the sandbox page and see the fiscal receipt."""
+    clinic = _create(base_url, operator_key, "ukraine", QR_CLINIC,
+                     "Ukraine · UAH · monobank QR and invoices, Checkbox receipts, shift open", "monobank", log)
+    if clinic is None:
+        return None
+    step, url = _Steps(clinic, log), f"{base_url}/v1/clinics/{clinic.clinic_id}"
+    step("monobank gateway credentials", "PUT", f"{url}/gateways/monobank", key=clinic.admin_key,
+         body={"token": "demo-monobank-token"})
+    step("checkbox gateway credentials", "PUT", f"{url}/gateways/checkbox", key=clinic.admin_key,
+         body={"license_key": "demo-checkbox-licence", "pin_code": "1234"})
+    registers = step("monobank QR registers synced", "POST", f"{url}/qr-registers/sync", key=clinic.admin_key)
+    step("fiscal shift opened", "POST", f"{url}/fiscal/shift/open", key=clinic.admin_key)
+    step("settings (link in email, monobank, reminders)", "PATCH", f"{url}/settings", key=clinic.admin_key,
+         body={"show_payment_link_in_email": True, "default_gateway": "monobank",
+               "reminder_hours_before": REMINDER_HOURS_BEFORE})
+    _services(step, url, clinic.admin_key, QR_SERVICES, clinic)
+    if registers is not None:
+        count = len(registers.get("registers") or registers.get("data") or [])
+        clinic.services["qr"] = f"{count} QR registers"
+    return clinic
+
+
+def bootstrap(base_url: str, operator_key: str, *, fintoc_api_base: str | None = None,
+              stripe_api_base: str | None = None, public_base_url: str | None = None,
+              log: Any = print) -> list[DemoClinic]:
+    """Create the three demo clinics, unless this process already did; returns them (CLINICS)."""
+    with _creating:
+        if CLINICS:
+            return list(CLINICS)
+        fintoc = (fintoc_api_base or os.environ.get("FINTOC_API_BASE") or f"{base_url}/_sandbox/fintoc").rstrip("/")
+        stripe = (stripe_api_base or os.environ.get("STRIPE_API_BASE") or f"{base_url}/_sandbox/stripe").rstrip("/")
+        public = (public_base_url or os.environ.get("PUBLIC_BASE_URL") or base_url).rstrip("/")
+        log("demo: creating the demo clinics through the API ...")
+        made = [chile_fintoc(base_url, operator_key, fintoc=fintoc, public=public, log=log),
+                canada_stripe(base_url, operator_key, stripe=stripe, public=public, log=log),
+                ukraine_qr(base_url, operator_key, log=log)]
+        CLINICS.extend(clinic for clinic in made if clinic is not None)
+        if len(CLINICS) < len(made):
+            log("demo: some demo clinics could not be created (see above); the stack itself is up.")
+        return list(CLINICS)

@@ -23,6 +23,7 @@ from typing import Any
 
 from clinicpay.api.auth import SIGNATURE_HEADERS
 from local import apigw, template
+from local.openapi_operations import OPERATIONS, TAGS
 
 OUTPUT = Path(__file__).resolve().parent.parent / "layers/shared/python/clinicpay/api/openapi.json"
 ACCESS = "x-clinicpay-access"
@@ -154,11 +155,23 @@ def _errors(operation: dict[str, Any], access: str) -> dict[str, str]:
     return errors
 
 
+def _describe(path: str, method: str, operation: dict[str, Any]) -> None:
+    """Tag, summary and description from local/openapi_operations.py (a route missing there keeps
+    Powertools' "METHOD path" summary; tests/unit/test_openapi_document.py names it)."""
+    entry = OPERATIONS.get(f"{method.upper()} {path}")
+    if entry is None:
+        return
+    tag, summary, description = entry
+    operation["tags"], operation["summary"] = [tag], summary
+    operation["description"] = f"{description}\n\n{operation['description']}" if operation.get("description") else description
+
+
 def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
     access = operation.get(ACCESS)
     if access is None:
         raise SystemExit(f"{method.upper()} {path} declares no access")
     operation["security"] = _security(access, path)
+    _describe(path, method, operation)
     note = _ACCESS_TEXT[access]
     operation["description"] = f"{operation['description']}\n\n{note}" if operation.get("description") else note
     responses: dict[str, Any] = {str(k): v for k, v in operation.get("responses", {}).items()}
@@ -188,7 +201,9 @@ def build() -> dict[str, Any]:
         "info": {"title": "clinicpay", "version": "0.1.0",
                  "description": "Payments for clinic booking software. Money is {amount: integer minor units, "
                                 "currency: ISO 4217}. Errors are {error: {code, message, details}}. Each operation "
-                                "names the credential it takes; it is checked before the body is."},
+                                "names the credential it takes; it is checked before the body is. The contract in "
+                                "prose, with what this document cannot say: docs/API.md in the repository."},
+        "tags": [{"name": name, "description": description} for name, description in TAGS.items()],
         "paths": {}, "components": {"schemas": {"Error": _ERROR}, "securitySchemes": SECURITY_SCHEMES},
     }
     for logical_id, function in sorted(template.functions().items()):

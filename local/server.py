@@ -1,5 +1,7 @@
 """The local stack's one HTTP server: the API (from template.yaml), provider sandboxes, local tools.
 
+    /                          the local index page (the same as /_local)
+    /_sandbox/<provider>       a page saying what the sandbox emulates and its fault switches
     /_sandbox/<provider>/...   provider sandboxes (local/sandboxes/<provider>.py, each a WSGI app)
     /_local/...                local-only tools: jobs, outbox (never part of the deployed template)
     everything else            API Gateway emulation -> the real Lambda handlers, in-process
@@ -75,16 +77,28 @@ class LocalApp:
         if path.startswith("/_sandbox/"):
             name, _, rest = path[len("/_sandbox/"):].partition("/")
             sandbox = self.sandboxes.get(name)
+            if sandbox is not None and not rest and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+                return self._sandbox_root(name, Request(environ))(environ, start_response)
             if sandbox is not None:
                 environ = dict(environ)
                 environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + f"/_sandbox/{name}"
                 environ["PATH_INFO"] = "/" + rest
                 return sandbox(environ, start_response)
         request = Request(environ)
+        if path == "/" and "/_local" in self.local_routes:
+            return self.local_routes["/_local"](request)(environ, start_response)  # the index page
         for prefix, route in self.local_routes.items():
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
                 return route(request)(environ, start_response)
         return _api(request)(environ, start_response)
+
+
+    @staticmethod
+    def _sandbox_root(name: str, request: Request) -> Response:
+        from local import pages
+
+        module = importlib.import_module(f"local.sandboxes.{name}")
+        return pages.html_response(pages.sandbox_page(name, module, f"{request.host_url.rstrip('/')}/_sandbox/{name}"))
 
 
 class LocalServer:

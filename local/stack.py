@@ -3,7 +3,8 @@
 Starts moto in this process (ThreadedMotoServer on a free port, or MOTO_PORT), points boto3 at it,
 sets the functions' environment from template.yaml, creates the tables and the SES sender, and
 serves the API, the provider sandboxes, the web pages and the /_local tools on
-127.0.0.1:${PORT:-3000}. Then it creates a demo clinic through the API (skip with --no-demo).
+127.0.0.1:${PORT:-3000}. Then it creates the demo clinics (Chile/Fintoc, Canada/Stripe, Ukraine/monobank
+QR) through the API (skip with --no-demo).
 
 Environment honoured: PORT, MOTO_PORT, PUBLIC_BASE_URL, CLINICPAY_OPERATOR_KEY, EMAIL_SENDER,
 FINTOC_API_BASE, MONOBANK_API_BASE, STRIPE_API_BASE, CHECKBOX_API_BASE, CLINICPAY_LOCAL_IAM (default
@@ -22,7 +23,7 @@ import threading
 import warnings
 from typing import Any
 
-from local import template
+from local import template, vendor
 
 ROOT = template.ROOT
 LAYER = ROOT / "layers" / "shared" / "python"
@@ -48,6 +49,8 @@ def configure_environment(port: int) -> dict[str, str]:
         "EMAIL_SENDER": os.environ.get("EMAIL_SENDER") or LOCAL_SENDER,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "CARDS_TABLE": "CardsTable",
+        # /docs loads its viewer from this stack (build/vendor, `make vendor`), not a CDN: works offline.
+        "DOCS_VIEWER_URL": os.environ.get("DOCS_VIEWER_URL") or vendor.served_url(),
     })
     for name in SANDBOXES:
         key = f"{name.upper()}_API_BASE"
@@ -96,7 +99,7 @@ class Stack:
         self.moto.stop()
 
 
-def banner(stack: Stack, clinic: Any = None) -> str:
+def banner(stack: Stack, clinics: list[Any] | None = None) -> str:
     base, public = stack.base_url, stack.env["PUBLIC_BASE_URL"]
     jobs = "\n".join(f"                 curl -X POST {base}/_local/jobs/{job}" for job in sorted(template.schedules()))
     lines = [
@@ -109,22 +112,26 @@ def banner(stack: Stack, clinic: Any = None) -> str:
         f" Health         {base}/health",
         f" Booking demo   {base}/demo",
         f" Staff pages    {base}/staff",
-        f" Outbox         {base}/_local/outbox   (emails + SMS sent; ?to=, DELETE clears)",
+        f" Local index    {base}/   (start here: links, demo clinics, jobs with Run buttons)",
+        f" Outbox         {base}/_local/outbox   (emails + SMS sent, rendered; ?format=json, ?to=, DELETE clears)",
         f" Jobs (run now)\n{jobs}",
-        f" Local index    {base}/_local",
         f" Sandboxes      {base}/_sandbox/{{{','.join(SANDBOXES)}}}",
         f" AWS (moto)     {stack.moto_endpoint}   (dashboard: {stack.moto_endpoint}/moto-api/)",
         f" Operator key   {stack.operator_key}",
     ]
-    if clinic is not None:
-        lines += ["-" * 78, *clinic.describe(base)]
+    if clinics:
+        from local import demo
+
+        lines += ["-" * 78, *demo.describe(base, clinics)]
+    if not vendor.is_current():
+        lines += ["-" * 78, " /docs needs its viewer: run `make vendor` (npm), then reload /docs."]
     lines += ["=" * 78, " Ctrl-C stops the stack (all data is in memory).", ""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--no-demo", action="store_true", help="do not create the demo clinic")
+    parser.add_argument("--no-demo", action="store_true", help="do not create the demo clinics")
     args = parser.parse_args(argv)
 
     # werkzeug logs every request of both servers, including each call the functions make to moto;
@@ -139,12 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stopping.set())
     print(f"clinicpay local stack listening on {stack.base_url} (operator key {stack.operator_key})", flush=True)
 
-    clinic = None
+    clinics = None
     if not args.no_demo:
         from local import demo
 
-        clinic = demo.bootstrap(stack.base_url, stack.operator_key)
-    print(banner(stack, clinic), flush=True)
+        clinics = demo.bootstrap(stack.base_url, stack.operator_key)
+    print(banner(stack, clinics), flush=True)
     try:
         while not stopping.wait(0.5):
             pass

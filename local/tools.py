@@ -1,13 +1,19 @@
 """Local-only routes of the local stack (never part of the deployed template).
 
-    GET  /_local                 a small index of what the stack serves
-    GET  /_local/jobs            the scheduled jobs in template.yaml
+    GET  /, /_local              the index page: what runs, demo clinics, jobs with Run buttons, sandboxes
+    GET  /_local/jobs            the scheduled jobs in template.yaml (a page; JSON for scripts)
     POST /_local/jobs/{job}      runs one now (as EventBridge Scheduler would) and returns its result
-    GET  /_local/outbox[?to=]    emails (SES) and SMS (SNS) sent, newest last
-    DELETE /_local/outbox        hides everything sent so far
+    GET  /_local/outbox[?to=]    emails (SES) and SMS (SNS) sent: a page, newest first, each email rendered;
+                                 JSON, newest last, with ?format=json or Accept: application/json (or
+                                 any Accept that does not ask for text/html: curl, requests)
+    DELETE /_local/outbox        hides everything sent so far (POST /_local/outbox/clear from the page)
+    GET  /_local/demo            the demo clinics (JSON); POST creates them when the stack has none
+    GET  /_local/vendor/<file>   the API docs viewer fetched at `make` time (build/vendor)
     POST /_local/aws-faults      {"service": "ses"|"sns", "count", "code"?}: the next sends are refused
     DELETE /_local/aws-faults    (local/aws_faults.py), as a throttled SES/SNS refuses them
     /demo, /staff, /widget.js, /web/<file>   static files from web/
+
+A browser (an Accept header preferring text/html) gets pages; everything else keeps getting JSON.
 
 The outbox reads moto's backends directly: moto runs in this process (ThreadedMotoServer), and
 its HTTP dashboard (/moto-api/data.json) has no send times.
@@ -36,7 +42,7 @@ from typing import Any
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
-from local import apigw, template
+from local import apigw, pages, template
 
 WEB = template.ROOT / "web"
 STATIC_PAGES = {"/demo": "demo.html", "/staff": "staff.html", "/widget.js": "widget.js"}
@@ -95,20 +101,99 @@ def install_send_clock() -> None:
                     setattr(cls, name, stamped(getattr(cls, name)))
 
 
+_tags: dict[str, dict[str, str]] = {}  # message id -> what the sender knew: kind, clinic_id, language
+
+
+def install_message_tags() -> None:
+    """Remember each message's kind (and language, where the message carries one) by its transport id:
+    SES and SNS keep neither. Wraps the functions' Notifier adapter in this process. Idempotent."""
+    try:
+        from clinicpay.notify.sender import AwsNotifier
+    except ImportError:  # the layer is not importable here: rows get what the texts tell
+        return
+    send = AwsNotifier.send
+    if getattr(send, "_clinicpay_tagged", False):
+        return
+
+    @functools.wraps(send)
+    def tagged(self: Any, message: Any) -> Any:
+        message_id = send(self, message)
+        language = getattr(message, "locale", None) or getattr(message, "language", None)
+        _tags[str(message_id)] = {"kind": str(getattr(message, "kind", "") or ""),
+                                  "clinic_id": str(getattr(message, "clinic_id", "") or ""),
+                                  "language": str(language or "")}
+        return message_id
+
+    tagged._clinicpay_tagged = True  # type: ignore[attr-defined]
+    with _clock_lock:
+        AwsNotifier.send = tagged  # type: ignore[method-assign]
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_patterns() -> list[tuple[str, str, str, re.Pattern[str]]]:
+    """(kind, channel, locale, pattern) for every built-in text: its fixed words in order, anything
+    where a placeholder stands. Tells the kind and language of a message the tags missed."""
+    try:
+        from clinicpay.notify.builtin import CHANNELS, KINDS, LOCALES, builtin
+    except ImportError:
+        return []
+    found = []
+    for kind in KINDS:
+        for channel in CHANNELS:
+            for locale in LOCALES:
+                text = builtin(kind, channel, locale)
+                shown = text.subject if channel == "email" else text.body
+                words = [w for w in re.split(r"\$\w+", shown) if w.strip()]
+                if words:
+                    found.append((kind, channel, locale, re.compile(".*?".join(re.escape(w.strip()) for w in words),
+                                                                    re.DOTALL)))
+    return found
+
+
+def _recognise(row: dict[str, Any]) -> tuple[str | None, str | None]:
+    shown = (row.get("subject") or "") if row["channel"] == "email" else (row.get("body") or "")
+    best: tuple[int, str, str] | None = None
+    for kind, channel, locale, pattern in _builtin_patterns():
+        if channel == row["channel"] and pattern.search(shown):
+            score = len(pattern.pattern)
+            if best is None or score > best[0]:
+                best = (score, kind, locale)
+    return (best[1], best[2]) if best else (None, None)
+
+
 def _email_row(message: Any) -> dict[str, Any]:
+    html_part: str | None = None
+    language: str | None = None
     if hasattr(message, "raw_data"):  # SES Raw content: parse the MIME message
         parsed = email.message_from_string(message.raw_data, policy=email.policy.default)
         part = parsed.get_body(preferencelist=("plain", "html"))  # type: ignore[attr-defined]
+        html = parsed.get_body(preferencelist=("html",))  # type: ignore[attr-defined]
         recipients = list(dict.fromkeys(message.destinations)) or [str(parsed["To"] or "")]
         subject: str = str(parsed["Subject"] or "")
         body: str = part.get_content() if part else ""
-    else:  # Simple content (moto keeps the HTML part when both are given) or a templated send
+        html_part = html.get_content() if html is not None else None
+        language = str(parsed["Content-Language"] or "") or None
+    else:  # Simple content (moto keeps only the HTML part when both are given) or a templated send
         destinations = message.destinations or {}
         recipients = [a for key in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destinations.get(key, [])]
         subject = str(getattr(message, "subject", None) or getattr(message, "template", ""))
         body = str(getattr(message, "body", None) or json.dumps(getattr(message, "template_data", "")))
+        if _looks_like_html(body):
+            html_part = body
     return {"channel": "email", "id": message.id, "from": message.source, "to": ", ".join(recipients),
-            "subject": subject, "body": body}
+            "subject": subject, "body": body, "html": html_part,
+            "language": language or pages.language_of_html(html_part)}
+
+
+def _looks_like_html(text: str) -> bool:
+    return bool(re.match(r"\s*(<!doctype html|<html|<(p|div|table|body|h[1-6])[\s>])", text, re.IGNORECASE))
+
+
+def _text_of(html_text: str) -> str:
+    """Readable text of an HTML email (for the JSON's `text` and the page's plain-text view)."""
+    text = re.sub(r"(?is)<(script|style)[^>]*>.*?</\1>", "", html_text)
+    text = re.sub(r"(?i)<br\s*/?>|</(p|div|tr|h[1-6]|li)>", "\n", text)
+    return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
 
 
 def _addresses(recipients: str) -> set[str]:
@@ -130,6 +215,7 @@ class Outbox:
         self.region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
         self._hidden: set[str] = set()
         install_send_clock()
+        install_message_tags()
 
     def _all(self) -> list[dict[str, Any]]:
         from moto.ses.models import ses_backends
@@ -137,11 +223,18 @@ class Outbox:
 
         rows = [_email_row(m) for m in list(ses_backends[self.account_id][self.region].sent_messages)]
         sms = sns_backends[self.account_id][self.region].sms_messages
-        rows += [{"channel": "sms", "id": message_id, "from": None, "to": phone, "subject": None, "body": text}
+        rows += [{"channel": "sms", "id": message_id, "from": None, "to": phone, "subject": None, "body": text,
+                  "html": None, "language": None}
                  for message_id, (phone, text) in list(sms.items())]
         for row in rows:  # a send the clock missed gets the time it was first seen here
             row["sent_at"] = _stamp(row["id"])[1]
             row["links"] = [html.unescape(link) for link in _LINK.findall(row["body"] or "")]
+            row["text"] = _text_of(row["html"]) if row.get("html") else row["body"]
+            tags = _tags.get(row["id"], {})
+            kind, language = _recognise(row)
+            row["kind"] = tags.get("kind") or kind
+            row["language"] = row.get("language") or tags.get("language") or language
+            row["clinic_id"] = tags.get("clinic_id") or None
         return sorted(rows, key=lambda r: _stamps[r["id"]][0])
 
     def messages(self, to: str | None = None) -> list[dict[str, Any]]:
@@ -162,38 +255,16 @@ class Outbox:
 
 
 def _index() -> Response:
-    jobs = "".join(
-        f'<li><code>POST <a href="/_local/jobs">/_local/jobs/{html.escape(job)}</a></code></li>'
-        for job in sorted(template.schedules())
-    )
-    page = f"""<!doctype html>
-<html lang="en"><meta charset="utf-8"><title>clinicpay local stack</title>
-<style>body{{font:15px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem}}
-code{{background:#f3f4f6;padding:0 .25rem;border-radius:3px}}</style>
-<h1>clinicpay local stack</h1>
-<h2>Pages</h2>
-<ul>
-<li><a href="/demo">/demo</a> booking widget demo</li>
-<li><a href="/staff">/staff</a> staff pages</li>
-<li><a href="/widget.js">/widget.js</a> the embeddable widget</li>
-<li><a href="/docs">/docs</a> API reference (<a href="/openapi.json">/openapi.json</a>)</li>
-<li><a href="/health">/health</a></li>
-</ul>
-<h2>Local tools</h2>
-<ul>
-<li><a href="/_local/outbox">/_local/outbox</a> emails and SMS sent (<code>?to=</code> filters,
-<code>DELETE</code> clears)</li>
-<li><a href="/_local/jobs">/_local/jobs</a> scheduled jobs; run one now (its dispatcher, then every
-shard it enqueued) with:<ul>{jobs}</ul></li>
-<li><code>POST /_local/aws-faults {{"service": "sns", "count": 2}}</code> SES/SNS refuse the next sends
-(throttled); refused messages wait in the outbox for <code>message-retry</code></li>
-</ul>
-<h2>Provider sandboxes</h2>
-<p><code>/_sandbox/fintoc</code>, <code>/_sandbox/monobank</code>, <code>/_sandbox/stripe</code>,
-<code>/_sandbox/checkbox</code></p>
-</html>
-"""
-    return Response(page, mimetype="text/html")
+    from local import demo
+    from local.server import SANDBOXES
+
+    extra = {"aws-faults": ('<code>POST /_local/aws-faults {"service": "ses"|"sns", "count": n}</code>: SES or SNS '
+                               "refuses the next sends (throttled); they wait in the outbox for <code>message-retry</code>; "
+                               "<code>DELETE</code> clears")}
+    functions = {route.function for route in template.routes()}
+    return pages.html_response(pages.index_page(
+        demo_clinics=[clinic.as_json() for clinic in demo.CLINICS], jobs=template.schedules(), sandboxes=SANDBOXES,
+        routes=len(template.routes()), functions=len(functions), extra_tools=extra))
 
 
 def _run_job(request: Request, job: str) -> Response:
@@ -202,11 +273,38 @@ def _run_job(request: Request, job: str) -> Response:
     if request.method != "POST":
         return error_response(405, "method_not_allowed", f"Run a job with POST /_local/jobs/{job}")
     try:
-        result = apigw.invoke_job(job)
+        status, result = 200, apigw.invoke_job(job)
     except Exception as error:  # noqa: BLE001 - report it like a failed Lambda invocation
         print(f"job {job} failed: {type(error).__name__}: {error}", file=sys.stderr)
-        return error_response(500, "job_failed", f"{job} raised {type(error).__name__}: {error}")
-    return json_response(result)
+        status, result = 500, {"error": {"code": "job_failed", "message": f"{job} raised {type(error).__name__}: {error}",
+                                         "details": []}}
+    if pages.wants_html(request):  # a form posted by a browser without JavaScript
+        return pages.html_response(pages.job_result_page(job, status, result), status)
+    return json_response(result, status)
+
+
+def _demo(request: Request) -> Response:
+    from local import demo
+
+    if request.method == "POST" and not demo.CLINICS:
+        operator_key = os.environ.get("CLINICPAY_OPERATOR_KEY", "")
+        demo.bootstrap(request.host_url.rstrip("/"), operator_key, log=lambda line: print(line, file=sys.stderr))
+    if request.method == "POST" and pages.wants_html(request):  # back to the page whose form it was
+        back = request.form.get("next")
+        return Response(status=303, headers={"Location": back if back in ("/demo", "/_local") else "/_local"})
+    return json_response({"clinics": [clinic.as_json() for clinic in demo.CLINICS]})
+
+
+def serve_vendor(request: Request) -> Response:
+    """/_local/vendor/<file>: what `make vendor` fetched into build/vendor (the API docs viewer)."""
+    from local import vendor
+
+    file = safe_join(str(vendor.VENDOR), request.path[len("/_local/vendor/"):])
+    if file is None or not Path(file).is_file():
+        return error_response(404, "not_found", f"{request.path} is not in build/vendor: run `make vendor`")
+    response = Response(Path(file).read_bytes(), content_type="text/javascript; charset=utf-8")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def _aws_faults(request: Request) -> Response:
@@ -230,20 +328,38 @@ class LocalTools:
         self.outbox = outbox
 
     def __call__(self, request: Request) -> Response:
-        path = request.path.rstrip("/")
-        if path == "/_local":
+        path = request.path.rstrip("/") or "/"
+        if path in ("/", "/_local"):
             return _index()
         if path == "/_local/jobs":
+            if pages.wants_html(request):
+                return pages.html_response(pages.jobs_page())
             return json_response({"jobs": sorted(template.schedules())})
         if path.startswith("/_local/jobs/"):
             return _run_job(request, path[len("/_local/jobs/"):])
         if path == "/_local/aws-faults":
             return _aws_faults(request)
-        if path == "/_local/outbox":
-            if request.method == "DELETE":
-                return json_response({"cleared": self.outbox.clear()})
-            return json_response(self.outbox.messages(to=request.args.get("to")))
+        if path in ("/_local/outbox", "/_local/outbox/clear"):
+            return self._outbox(request, clear=path.endswith("/clear"))
+        if path == "/_local/demo":
+            return _demo(request)
+        if path.startswith("/_local/vendor/"):
+            return serve_vendor(request)
         return error_response(404, "not_found", f"No local tool at {request.path}; see /_local")
+
+
+    def _outbox(self, request: Request, *, clear: bool) -> Response:
+        if clear and request.method != "POST":
+            return error_response(405, "method_not_allowed", "Clear the outbox with POST /_local/outbox/clear")
+        if clear or request.method == "DELETE":
+            cleared = self.outbox.clear()
+            if clear and pages.wants_html(request):
+                return Response(status=303, headers={"Location": "/_local/outbox"})
+            return json_response({"cleared": cleared})
+        to = request.args.get("to")
+        if pages.wants_html(request):
+            return pages.html_response(pages.outbox_page(self.outbox.messages(to=to), to=to))
+        return json_response(self.outbox.messages(to=to))
 
 
 def serve_web(request: Request) -> Response:
@@ -263,7 +379,7 @@ def serve_web(request: Request) -> Response:
 
 
 def routes(outbox: Outbox) -> dict[str, Route]:
-    """The extra_routes for local.server.LocalApp: path prefix -> handler."""
+    """The extra_routes for local.server.LocalApp: path prefix -> handler (`/` is the index page)."""
     return {"/_local": LocalTools(outbox), "/web": serve_web, **dict.fromkeys(STATIC_PAGES, serve_web)}
 
 

@@ -12,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from clinicpay import secrets
-from clinicpay.api import pages
+from clinicpay.api import docs_page, pages
 from clinicpay.api.auth import Access, Caller
 from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.deadline import lambda_deadline
@@ -357,8 +357,8 @@ def openapi() -> Response[Any]:
 
 @app.get("/docs", access=Access.NONE, responses=pages.html_responses(200))
 def docs() -> Response[Any]:
-    page = resources.files("clinicpay.api").joinpath("docs.html").read_text()
-    return Response(200, "text/html; charset=utf-8", page)
+    page, headers = docs_page.render(get_settings().docs_viewer_url)
+    return Response(200, "text/html; charset=utf-8", page, headers=headers)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

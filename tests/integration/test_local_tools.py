@@ -120,3 +120,87 @@ def test_the_api_answers_cross_origin_calls_like_the_http_apis_cors_configuratio
     assert "x-clinic-key" in preflight.headers["Access-Control-Allow-Headers"]
     answer = requests.get(f"{stack.base_url}/health", headers=origin, timeout=10)
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_the_root_is_the_local_index_page_with_the_security_headers_of_our_pages(client: Client) -> None:
+    # Given a browser opening the stack's root
+    response = client.get("/", headers=BROWSER)
+    # Then it is the index: HTML, with links to each part of the stack, under a hash-only CSP
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.text
+    for href in ('href="/demo"', 'href="/staff"', 'href="/docs"', 'href="/_local/outbox"', 'href="/_sandbox/fintoc"',
+                 'href="/_sandbox/checkbox"'):
+        assert href in page
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "'sha256-" in policy and "'unsafe-inline'" not in policy.split("style-src")[0]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert client.get("/_local", headers=BROWSER).text == page
+
+
+def test_jobs_are_listed_as_post_forms_never_as_get_links(client: Client) -> None:
+    page = client.get("/_local/jobs", headers=BROWSER).text
+    for job in template.schedules():
+        assert f'<form class="inline" method="post" action="/_local/jobs/{job}"' in page
+        assert f'href="/_local/jobs/{job}"' not in page
+    # a GET on a job does not run it
+    assert client.get(f"/_local/jobs/{next(iter(template.schedules()))}").status_code == 405
+
+
+def test_a_job_posted_by_a_browser_form_answers_a_page_with_its_result(client: Client) -> None:
+    response = client.post("/_local/jobs/reminders", headers=BROWSER)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "Done: reminders" in response.text
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    # scripts (and the page's own fetch, which asks for JSON) still get the job's JSON result
+    assert isinstance(_json(client.post("/_local/jobs/reminders", headers={"Accept": "application/json"})), dict)
+
+
+def test_the_outbox_is_a_page_for_browsers_and_json_for_tools(client: Client) -> None:
+    _send_email("ana@example.com", "Tu hora <pronto>")
+    _send_sms("+56912345678", "Recordatorio & link")
+
+    page = client.get("/_local/outbox", headers=BROWSER)
+    assert page.mimetype == "text/html"
+    text = page.text
+    # newest first; the email's HTML part rendered in a sandboxed frame, escaped; the SMS as text
+    assert text.index("Recordatorio &amp; link") < text.index("Tu hora &lt;pronto&gt;")
+    assert '<iframe class="email" sandbox=""' in text and "srcdoc=\"&lt;p&gt;Tu hora" in text
+    assert "<pronto>" not in text
+    # the same URL as JSON: by ?format=json, by Accept, or by default (curl, requests)
+    for response in (client.get("/_local/outbox?format=json", headers=BROWSER),
+                     client.get("/_local/outbox", headers={"Accept": "application/json"}),
+                     client.get("/_local/outbox")):
+        assert [r["channel"] for r in _json(response)] == ["email", "sms"]
+    filtered = client.get("/_local/outbox?to=%2B56912345678", headers=BROWSER).text
+    assert "Recordatorio" in filtered and "Tu hora" not in filtered
+
+
+def test_the_outbox_page_clears_with_a_post_and_comes_back(client: Client) -> None:
+    _send_sms("+56912345678", "Hola")
+    response = client.post("/_local/outbox/clear", headers=BROWSER)
+    assert response.status_code == 303 and response.headers["Location"] == "/_local/outbox"
+    assert _json(client.get("/_local/outbox")) == []
+    assert "Nothing sent yet" in client.get("/_local/outbox", headers=BROWSER).text
+
+
+@pytest.mark.parametrize("name", ["fintoc", "monobank", "stripe", "checkbox"])
+def test_a_sandbox_root_is_a_page_listing_its_fault_switches(client: Client, name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(f"local.sandboxes.{name}")
+    controls = [rule.rule for rule in module.app.url_map.iter_rules() if rule.rule.startswith("/_control")]
+
+    response = client.get(f"/_sandbox/{name}", headers=BROWSER)
+
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert "/_control/fail-next" in controls
+    for control in controls:  # every switch the sandbox has is on its page, with a description
+        assert f"/_sandbox/{name}{control}".replace("<", "&lt;").replace(">", "&gt;") in response.text
+    assert "(see the notes below)" not in response.text
+    # below the root, the sandbox answers as the provider would (JSON), not with our page
+    below = client.get(f"/_sandbox/{name}/_control/nope", headers=BROWSER)
+    assert below.status_code >= 400 and below.mimetype == "application/json"

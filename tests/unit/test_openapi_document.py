@@ -4,6 +4,7 @@ its credential, its error answers in the error shape, Retry-After on 503, exampl
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,53 @@ def test_links_point_at_operations_and_their_parameters() -> None:
     chain = DOCUMENT["paths"]["/v1/clinics/{clinic_id}/appointments"]["post"]["responses"]["201"]["links"]
     assert chain["GetAppointment"]["parameters"]["appointment_id"] == "$response.body#/appointment_id"
     assert links >= 15
+
+
+# ------------------------------------------------------------------ words for every operation, and docs/API.md
+API_MD = (Path(__file__).resolve().parents[2] / "docs/API.md").read_text()
+# `GET /v1/...`, `GET|PATCH /v1/...`, `POST .../fiscal/shift/close` (the path of the one named before),
+# a query string or `→ ...` after the path ignored.
+_MENTION = re.compile(r"`((?:GET|POST|PUT|PATCH|DELETE)(?:\|(?:GET|POST|PUT|PATCH|DELETE))*) (/[^`\s?]*|\.\.\./[^`\s?]*)")
+
+
+def _mentioned_in_api_md() -> set[str]:
+    """Every operation docs/API.md names in a code span; `.../x` completes the last full path named."""
+    found: set[str] = set()
+    last = ""
+    for methods, path in _MENTION.findall(API_MD):
+        if path.startswith("/_local"):  # the local stack's own tools, never deployed
+            continue
+        if "{fintoc,monobank,stripe,checkbox}" in path:  # one row for the four webhooks
+            found.update(f"{methods} {path.replace('{fintoc,monobank,stripe,checkbox}', p)}"
+                         for p in ("fintoc", "monobank", "stripe", "checkbox"))
+            continue
+        if path.startswith("..."):
+            suffix = path[3:]
+            candidates = [p for p in DOCUMENT["paths"] if p.endswith(suffix) and p.startswith(last.split("/{")[0])]
+            path = max(candidates, key=lambda p: _common_prefix(p, last), default=f"...{suffix}")
+        else:
+            last = path
+        found.update(f"{method} {path}" for method in methods.split("|"))
+    return found
+
+
+def _common_prefix(a: str, b: str) -> int:
+    return len(next((a[:i] for i in range(min(len(a), len(b)), 0, -1) if a[:i] == b[:i]), ""))
+
+
+def test_docs_api_md_and_the_served_document_name_the_same_operations() -> None:
+    # Given the contract in prose (docs/API.md) and the document /openapi.json serves
+    in_markdown, in_document = _mentioned_in_api_md(), set(IDS)
+    # Then neither names an operation the other does not
+    assert sorted(in_document - in_markdown) == [], "operations docs/API.md does not describe"
+    assert sorted(in_markdown - in_document) == [], "operations docs/API.md names that the API does not serve"
+
+
+@pytest.mark.parametrize(("method", "path", "operation"), OPERATIONS, ids=IDS)
+def test_every_operation_has_words_a_tag_and_a_description(method: str, path: str, operation: dict[str, Any]) -> None:
+    summary = operation.get("summary", "")
+    assert summary and path not in summary and not summary.startswith(method.upper()), "a summary in words"
+    assert operation.get("description", "").split("\n\n")[0] not in ("", summary)
+    [tag] = operation.get("tags", [None])
+    assert tag in {t["name"] for t in DOCUMENT["tags"]}
+    assert all(t.get("description") for t in DOCUMENT["tags"])

@@ -26,6 +26,9 @@ class Settings(BaseModel):
     create_link_jobs_queue_url: str = ""
     fiscalize_jobs_queue_url: str = ""
     provider_timeout_seconds: float = 8.0
+    # Where /docs loads its viewer from: empty = the pinned CDN URL (api/docs_viewer.json); the
+    # local stack serves the same file, fetched from npm at `make` time, so it works offline.
+    docs_viewer_url: str = ""
     secrets_max_age_seconds: int = 300
     # Public routes (the booking widget): requests per fixed window, per client address and per
     # clinic. "write" is booking and starting a card save; "read" is the service list and the

@@ -166,12 +166,15 @@ def edge_refusal(event: Mapping[str, Any]) -> dict[str, Any] | None:
 _INLINE_SCRIPT = re.compile(r"<script(?:\s[^>]*)?>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 
 
-def html_security_headers(html: str) -> dict[str, str]:
+def html_security_headers(html: str, script_sources: tuple[str, ...] = ()) -> dict[str, str]:
     """Headers for a page we serve: nothing external, never framed, no Referer (payment-link and card
-    tokens sit in our URLs), inline scripts allowed by their hash only."""
+    tokens sit in our URLs), inline scripts allowed by their hash only. `script_sources` are the
+    script URLs a page names besides (CSP source expressions: one exact URL, or 'self'), e.g. the
+    API docs viewer, which its page also pins with Subresource Integrity."""
     hashes = [base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-              for script in _INLINE_SCRIPT.findall(html)]
-    scripts = f"script-src {' '.join(repr(f'sha256-{h}') for h in hashes)}; connect-src 'self'; " if hashes else ""
+              for script in _INLINE_SCRIPT.findall(html) if script]
+    allowed = [*(repr(f"sha256-{h}") for h in hashes), *script_sources]
+    scripts = f"script-src {' '.join(allowed)}; connect-src 'self'; " if allowed else ""
     policy = (f"default-src 'none'; {scripts}style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; "
               "frame-ancestors 'none'")
     return {"Content-Security-Policy": policy, "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
