@@ -56,24 +56,25 @@ def _idempotency() -> tuple[Any, Any, Any, Any]:
 
 
 def _revoked_credential(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A 401 when the request presents a key that no longer opens the API (revoked, or never one).
+    """A 401 when the request presents a key that has been revoked.
 
     The route's own check (the resolver's `access=`) runs only when the request is not a replay, so
     without this a key revoked after its first request could still read that request's answer back
-    for 24 hours. Only whether the key is live is asked here (one cached key read, the same the
-    resolver makes next); which routes it opens stays the resolver's decision."""
-    from clinicpay.api.auth import bearer, is_operator, operator_key
+    for 24 hours. Only a revoked key is refused here: a header that never was a key earned nothing
+    on a keyed route (a 401 is not remembered), and on a link-token route it is not the credential,
+    so its answers replay as before. A live key costs nothing more (the key cache the resolver uses
+    next); only a key that is not live costs a read."""
+    from clinicpay.api.auth import bearer
     from clinicpay.domain.errors import StorageUnavailable, Unauthorized
     from clinicpay.repositories.keys import KeyRepository, hash_key
 
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
     token = headers.get("x-clinic-key") or bearer(headers)
     if not token:
-        return None  # a link-token or signed route: its credential is in the path or the signature
+        return None
+    keys = KeyRepository(get_settings().keys_table)
     try:
-        if KeyRepository(get_settings().keys_table).find(hash_key(token)) is not None:
-            return None
-        if "authorization" in headers and is_operator(headers, operator_key()):
+        if keys.find(hash_key(token)) is not None or not keys.revoked(hash_key(token)):
             return None
     except StorageUnavailable as unavailable:
         return harden(error_dict(unavailable))

@@ -124,6 +124,13 @@ class KeyRepository:
         self._cache.put(digest, record)
         return record
 
+    def revoked(self, digest: str) -> bool:
+        """Whether this hash is a key that was revoked (not one that never existed)."""
+        with translated_errors():
+            item = table(self._table_name).get_item(Key={"pk": _pk(digest)},
+                                                    ProjectionExpression="revoked_at").get("Item")
+        return bool(item and item.get("revoked_at"))
+
     def list(self, clinic_id: str) -> list[StoredKey]:
         items: list[dict[str, str]] = []
         args = {"IndexName": BY_CLINIC_INDEX, "KeyConditionExpression": Key("clinic_id").eq(clinic_id)}
