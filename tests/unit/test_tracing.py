@@ -89,21 +89,24 @@ def test_an_unsampled_invocation_never_loads_the_sdk() -> None:
     assert result == {"loaded_at_import": False, "loaded": False, "subsegments": []}
 
 
-def test_with_snapstart_the_recorder_is_loaded_before_the_snapshot(tmp_path: Path) -> None:
+def test_with_snapstart_the_recorder_and_the_models_are_ready_before_the_snapshot(tmp_path: Path) -> None:
     # Lambda's managed runtimes ship snapshot_restore_py; this one records what is registered.
     (tmp_path / "snapshot_restore_py.py").write_text("hooks = []\ndef register_before_snapshot(func):\n"
                                                      "    hooks.append(func)\n")
     program = f"""
-import sys
+import importlib.util, sys
 sys.path[:0] = [{str(tmp_path)!r}, {str(ROOT / "layers/shared/python")!r}]
 import snapshot_restore_py
-from clinicpay.observability import tracer
-before = "aws_xray_sdk.core" in sys.modules
+spec = importlib.util.spec_from_file_location("handler", {str(ROOT / "functions/create_link/app.py")!r})
+handler = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(handler)
+request = handler.CreateAppointmentRequest
+before = ["aws_xray_sdk.core" in sys.modules, request.__pydantic_complete__]
 for hook in snapshot_restore_py.hooks:
     hook()
-print(before, "aws_xray_sdk.core" in sys.modules, len(snapshot_restore_py.hooks))
+print(*before, "aws_xray_sdk.core" in sys.modules, request.__pydantic_complete__)
 """
     env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin", "LAMBDA_TASK_ROOT": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["False", "True", "1"]
+    assert out.stdout.split() == ["False", "False", "True", "True"]

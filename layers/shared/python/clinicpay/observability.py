@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
+from clinicpay.snapstart import before_snapshot
+
 if TYPE_CHECKING:
     import numbers
     import traceback
@@ -116,17 +118,6 @@ class LazyXRayProvider(BaseProvider):
         from aws_xray_sdk.core import patch_all
 
         patch_all()
-
-
-def before_snapshot(func: Any) -> None:
-    """Run `func` before SnapStart snapshots the initialised function, so a restored container
-    starts with it done. Outside SnapStart (the hooks library ships in Lambda's managed Python
-    runtimes only) it stays for first use."""
-    try:
-        from snapshot_restore_py import register_before_snapshot  # type: ignore[import-not-found]
-    except ImportError:
-        return
-    register_before_snapshot(func)
 
 
 logger = Logger()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
+from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 
 
@@ -32,7 +33,7 @@ class Locale(StrEnum):
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 
 
-class Clinic(BaseModel):
+class Clinic(Model):
     model_config = ConfigDict(extra="ignore")
 
     clinic_id: str
@@ -45,7 +46,7 @@ class Clinic(BaseModel):
     created_at: str
 
 
-class ClinicSettings(BaseModel):
+class ClinicSettings(Model):
     model_config = ConfigDict(extra="ignore")
 
     show_payment_link_in_email: bool = False
@@ -56,7 +57,7 @@ class ClinicSettings(BaseModel):
     default_gateway: Provider | None = None
 
 
-class Service(BaseModel):
+class Service(Model):
     model_config = ConfigDict(extra="ignore")
 
     service_id: str

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import ConfigDict, Field, StrictInt, model_validator
 
 from clinicpay.domain.errors import Conflict, ProviderError
+from clinicpay.domain.model import Model
 
 
 class FiscalStatus(StrEnum):
@@ -35,7 +36,7 @@ def public_fiscal_status(state: FiscalStatus) -> PublicFiscalStatus:
     return "pending"
 
 
-class Receipt(BaseModel):
+class Receipt(Model):
     id: str
     fiscal_code: str | None = None
     url: str | None = None  # the tax service's public check page (Checkbox `tax_url`)
@@ -46,7 +47,7 @@ class Receipt(BaseModel):
 Kopecks = Annotated[StrictInt, Field(ge=0, le=10**12)]
 
 
-class ReceiptGood(BaseModel):
+class ReceiptGood(Model):
     """One receipt line. `price` per unit in minor units; `quantity` in thousandths (1000 = 1 unit)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -62,7 +63,7 @@ class ReceiptGood(BaseModel):
         return self.price * self.quantity // 1000
 
 
-class CardPaymentLine(BaseModel):
+class CardPaymentLine(Model):
     """The cashless payment on the receipt: what the acquirer reported about the card payment."""
 
     value: Kopecks
@@ -74,7 +75,7 @@ class CardPaymentLine(BaseModel):
     terminal: str | None = None
 
 
-class ReceiptRequest(BaseModel):
+class ReceiptRequest(Model):
     """A sell receipt for one card payment. `receipt_id` is ours and is reused on every retry."""
 
     receipt_id: str
@@ -94,7 +95,7 @@ class ReceiptRequest(BaseModel):
 ReceiptState = Literal["DONE", "ERROR", "PROCESSING"]
 
 
-class ReceiptResult(BaseModel):
+class ReceiptResult(Model):
     receipt_id: str
     state: ReceiptState
     fiscal_code: str | None = None
@@ -106,7 +107,7 @@ class ReceiptResult(BaseModel):
 ShiftStatus = Literal["NONE", "CREATED", "OPENING", "OPENED", "CLOSING", "CLOSED"]
 
 
-class ShiftState(BaseModel):
+class ShiftState(Model):
     status: ShiftStatus
     shift_id: str | None = None
     serial: int | None = None

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import ConfigDict, Field, StrictInt
 
 from clinicpay.domain.fiscal import FiscalStatus, Receipt, public_fiscal_status
+from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 from clinicpay.domain.text import OneLine
 
@@ -31,7 +32,7 @@ class QrAmountType(StrEnum):
 AMOUNT_SET_ELSEWHERE = frozenset({QrAmountType.CLIENT.value, QrAmountType.FIX.value})
 
 
-class QrRegisterInfo(BaseModel):
+class QrRegisterInfo(Model):
     """One register as the acquirer lists it."""
 
     qr_id: str
@@ -94,7 +95,7 @@ STATUS_RANK: dict[InvoiceStatus, int] = {
 }
 
 
-class CardPayment(BaseModel):
+class CardPayment(Model):
     """What the acquirer tells about the card payment; the masked PAN only, never a card number."""
 
     masked_pan: str | None = None
@@ -108,7 +109,7 @@ class CardPayment(BaseModel):
     fee: int | None = None  # acquirer's fee in minor units, when it says
 
 
-class InvoiceUpdate(BaseModel):
+class InvoiceUpdate(Model):
     """A verified status report about one invoice (webhook or invoice/status)."""
 
     invoice_id: str
@@ -138,7 +139,7 @@ class InvoiceUpdate(BaseModel):
 Quantity = Annotated[StrictInt, Field(gt=0, le=10_000)]
 
 
-class BasketLine(BaseModel):
+class BasketLine(Model):
     """One line of what was sold: `unit_price` in minor units, `qty` in whole units."""
 
     model_config = ConfigDict(extra="forbid")
@@ -153,7 +154,7 @@ class BasketLine(BaseModel):
         return self.qty * self.unit_price
 
 
-class QrAmountRequest(BaseModel):
+class QrAmountRequest(Model):
     """Put `amount` on register `qr_id`: what the acquirer needs for one QR invoice."""
 
     qr_id: str
@@ -164,7 +165,7 @@ class QrAmountRequest(BaseModel):
     webhook_url: str
 
 
-class QrInvoice(BaseModel):
+class QrInvoice(Model):
     """An invoice we created on a register (one per put-amount). Lets a webhook find its register."""
 
     model_config = ConfigDict(extra="ignore")
@@ -223,7 +224,7 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-class QrPayment(BaseModel):
+class QrPayment(Model):
     """A paid QR invoice and where its fiscal receipt stands."""
 
     model_config = ConfigDict(extra="ignore")
@@ -281,7 +282,7 @@ class QrPayment(BaseModel):
         return row
 
 
-class QrReportFilters(BaseModel):
+class QrReportFilters(Model):
     """Report filters (API.md): period on `paid_at`, register, public fiscal status, amount range."""
 
     paid_from: str | None = None  # fixed-width UTC, see `iso`
@@ -292,7 +293,7 @@ class QrReportFilters(BaseModel):
     max_amount: int | None = None
 
 
-class PutAmountRequest(BaseModel):
+class PutAmountRequest(Model):
     """`POST .../qr-registers/{qr_id}/amount` body."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
