@@ -2,7 +2,9 @@
 
 The bare handler imports boto3 and builds a Powertools HTTP resolver: what any Lambda behind an
 HTTP API pays anyway. Each figure is the median of N fresh interpreter processes, timed inside the
-process around the import, measured in one run so the ratios compare like with like.
+process around the import, measured in one run so the ratios compare like with like. Wall time is
+the figure; the process's CPU time is printed next to it because on a shared machine it moves less
+with the neighbours' load (an import is CPU-bound: every file is in the page cache after round one).
 
     .venv/bin/python bench/import_time.py [--runs 9]
 """
@@ -17,14 +19,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers/shared/python"
+sys.path.insert(0, str(ROOT))
+
+from local.aws import function_environment  # noqa: E402
+
+FUNCTION_ENVIRONMENT = function_environment()
 
 BARE = """
 import time
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 import boto3
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 app = APIGatewayHttpResolver()
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, time.process_time() - c)
 """
 
 # The same, plus the Powertools Tracer: its X-Ray SDK builds a botocore client at import, which
@@ -41,19 +48,20 @@ BARE_REQUESTS = BARE.replace("app = APIGatewayHttpResolver()",
 
 # What each costs on top of the bare imports, timed inside the process (less noisy than a difference
 # of two medians): the first line of output is ignored, the second is the marginal time.
-MARGINAL = BARE.replace("print(time.perf_counter() - t)",
-                        "print(time.perf_counter() - t)\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)")
+MARGINAL = BARE.replace("print(time.perf_counter() - t, time.process_time() - c)",
+                        "t, c = time.perf_counter(), time.process_time()\n{code}\n"
+                        "print(time.perf_counter() - t, time.process_time() - c)")
 MARGINALS = {"urllib3 PoolManager": "import urllib3\nurllib3.PoolManager()",
              "requests Session": "import requests\nrequests.Session()"}
 
 HANDLER = """
 import importlib.util, sys, time
 sys.path.insert(0, {layer!r})
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 spec = importlib.util.spec_from_file_location("handler", {path!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, time.process_time() - c)
 """
 
 FUNCTIONS = ["create_link", "webhook", "tokenize", "fiscalize", "admin"]
@@ -63,18 +71,22 @@ FUNCTIONS = ["create_link", "webhook", "tokenize", "fiscalize", "admin"]
 LAZY = {"+ phonenumbers (lazy)": "phonenumbers", "+ jwt (lazy)": "jwt"}
 LAZY_CODE = """
 import time
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 import {module}
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, time.process_time() - c)
 """
 
 
-def once(code: str) -> float:
-    # Lambda always has credentials in its environment; without them botocore would probe for some.
-    env = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_LAMBDA_FUNCTION_NAME": "bench", "POWERTOOLS_SERVICE_NAME": "bench", "PATH": "/usr/bin:/bin"}
+def once(code: str) -> tuple[float, float]:
+    """(wall, cpu) seconds of the timed part of `code` in a fresh interpreter."""
+    # The environment template.yaml gives every function, and the credentials Lambda always puts in
+    # it (without them botocore would probe for some).
+    env = {**FUNCTION_ENVIRONMENT, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
+           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_LAMBDA_FUNCTION_NAME": "bench", "POWERTOOLS_SERVICE_NAME": "bench",
+           "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    wall, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def main() -> None:
@@ -90,20 +102,25 @@ def main() -> None:
     for name, module in LAZY.items():
         programs[name] = LAZY_CODE.format(module=module)
     # Rounds interleave the programs, so a noisy moment on this shared machine hits them all alike.
-    samples: dict[str, list[float]] = {name: [] for name in programs}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in programs}
     for _ in range(args.runs):
         for name, code in programs.items():
             samples[name].append(once(code))
-    bare = statistics.median(samples["bare (boto3 + resolver)"])
-    traced = statistics.median(samples["bare + Powertools Tracer"])
+
+    def medians(values: list[tuple[float, float]]) -> tuple[float, float]:
+        return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+
+    bare, bare_cpu = medians(samples["bare (boto3 + resolver)"])
+    traced, _ = medians(samples["bare + Powertools Tracer"])
     print(f"import time, median of {args.runs} interleaved rounds of fresh processes (Python {sys.version.split()[0]})")
-    print(f"{'':<28} {'median':>10}   {'vs bare':>7}   {'vs bare+Tracer':>14}")
+    print(f"{'':<28} {'wall':>10}   {'vs bare':>7}   {'vs bare+Tracer':>14}   {'cpu':>8}   {'vs bare':>7}")
     for name, values in samples.items():
-        took = statistics.median(values)
-        print(f"{name:<28} {took * 1000:7.1f} ms   {took / bare:6.2f}x   {took / traced:13.2f}x")
+        took, cpu = medians(values)
+        print(f"{name:<28} {took * 1000:7.1f} ms   {took / bare:6.2f}x   {took / traced:13.2f}x   "
+              f"{cpu * 1000:5.0f} ms   {cpu / bare_cpu:6.2f}x")
     print("marginal cost on top of the bare imports (same rounds' count, fresh processes)")
     for name, code in MARGINALS.items():
-        took = statistics.median(once(MARGINAL.format(code=code)) for _ in range(args.runs))
+        took, _ = medians([once(MARGINAL.format(code=code)) for _ in range(args.runs)])
         print(f"{name:<28} {took * 1000:7.1f} ms   {took / bare:6.2%} of bare")
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import ConfigDict, Field, StrictBool, StrictInt
 
 from clinicpay import secrets
 from clinicpay.api import docs_page, pages
@@ -18,6 +18,7 @@ from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service, ShiftSchedule
 from clinicpay.domain.errors import NotFound, ValidationFailed
+from clinicpay.domain.model import Model
 from clinicpay.domain.money import CURRENCY_EXPONENTS, SUPPORTED_CURRENCIES, Money
 from clinicpay.domain.phones import calling_code
 from clinicpay.domain.text import MultiLine, OneLine
@@ -62,7 +63,7 @@ def _caller() -> Caller:
     return caller
 
 
-class CreateClinicRequest(BaseModel):
+class CreateClinicRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"name": "Clínica Providencia", "country": "CL", "currency": "CLP", "timezone": "America/Santiago",
          "locale": "es"}]})
@@ -76,7 +77,7 @@ class CreateClinicRequest(BaseModel):
     clinic_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{3,64}$")
 
 
-class SettingsPatch(BaseModel):
+class SettingsPatch(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"show_payment_link_in_email": True, "reminder_hours_before": [24, 2]}]})
 
@@ -90,7 +91,7 @@ class SettingsPatch(BaseModel):
     fiscal_shift_schedule: ShiftSchedule | None = None
 
 
-class ServiceRequest(BaseModel):
+class ServiceRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"name": "Consulta", "price": {"amount": 25000, "currency": "CLP"}, "requires_online_payment": True,
          "requires_card_on_file": False, "no_show_fee": {"amount": 10000, "currency": "CLP"}}]})
@@ -102,7 +103,7 @@ class ServiceRequest(BaseModel):
     no_show_fee: Money | None = None
 
 
-class TemplateRequest(BaseModel):
+class TemplateRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"subject": "Tu hora en $clinic_name", "body": "Hola $patient_name, te esperamos el $starts_at. $payment_line"}]})
 

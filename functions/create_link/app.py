@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import ConfigDict, Field, JsonValue
 
 from clinicpay import fanout
 from clinicpay.api import pages
@@ -18,6 +18,7 @@ from clinicpay.api.resolver import make_resolver
 from clinicpay.deadline import lambda_deadline, provider_seconds_left
 from clinicpay.domain.appointment import BookedBy, PatientDetails, PaymentStatus, PublicPatientDetails
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
+from clinicpay.domain.model import Model
 from clinicpay.domain.moments import Moment
 from clinicpay.domain.money import Money
 from clinicpay.notify.sender import AwsNotifier
@@ -41,7 +42,7 @@ _PATIENT_EXAMPLE: dict[str, JsonValue] = {"id": "pat-1042", "name": "Ana Rojas",
                                            "phone": "+56912345678", "locale": "es"}
 
 
-class CreateAppointmentRequest(BaseModel):
+class CreateAppointmentRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"patient": _PATIENT_EXAMPLE, "service_id": "consulta", "starts_at": "2031-03-14T10:30:00-03:00",
          "booked_by": "staff"}]})
@@ -54,7 +55,7 @@ class CreateAppointmentRequest(BaseModel):
     price: Money | None = None
 
 
-class OnlineBookingRequest(BaseModel):
+class OnlineBookingRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         # A new patient: the widget sends no patient id (a returning one is proved by a patient token).
         {"patient": {k: v for k, v in _PATIENT_EXAMPLE.items() if k != "id"}, "service_id": "consulta",

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import ConfigDict, Field, JsonValue
 
 from clinicpay import secrets
 from clinicpay.api import pages as page_docs
@@ -28,6 +28,7 @@ from clinicpay.domain.errors import (
     InvalidSignature,
     NotFound,
 )
+from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics, tracer
@@ -98,7 +99,7 @@ _CONSENT_EXAMPLE: dict[str, JsonValue] = {"granted": True, "text_version": "card
                                            "granted_by": "reception"}
 
 
-class SaveCardRequest(BaseModel):
+class SaveCardRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"payment_method": "pm_card_visa", "consent": _CONSENT_EXAMPLE}]})
 
@@ -107,7 +108,7 @@ class SaveCardRequest(BaseModel):
     consent: ConsentGrant
 
 
-class StaffSetupRequest(BaseModel):
+class StaffSetupRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"consent": _CONSENT_EXAMPLE}]})
 
     consent: ConsentGrant | None = Field(default=None, description="Without it, the link leads to our consent page.")
@@ -119,7 +120,7 @@ PATIENT_TOKEN_EXAMPLE = ("eyJhbGciOiJIUzI1NiIsImtpZCI6InB0a19ta3FydHoiLCJ0eXAiOi
                          "c2lnbmVkLWJ5LXRoZS1jbGluaWNzLXNpdGU")
 
 
-class PublicSetupRequest(BaseModel):
+class PublicSetupRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"patient_token": PATIENT_TOKEN_EXAMPLE}]})
 
     patient_token: str = Field(min_length=1, max_length=4096, description=(
@@ -130,13 +131,13 @@ class PublicSetupRequest(BaseModel):
     appointment_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
 
 
-class CardRequestRequest(BaseModel):
+class CardRequestRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"channels": ["email"]}]})
 
     channels: list[Literal["email", "sms"]] = Field(min_length=1, max_length=2)
 
 
-class ChargeRequest(BaseModel):
+class ChargeRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"amount": {"amount": 25000, "currency": "CLP"}, "reason": "other"}]})
 

@@ -8,16 +8,11 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 
-from clinicpay import secrets
 from clinicpay.api.auth import Access
 from clinicpay.api.resolver import make_resolver
 from clinicpay.deadline import lambda_deadline
-from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import GatewayNotConfigured, InvalidSignature, NotFound
 from clinicpay.observability import logger, metrics, tracer
-from clinicpay.providers.registry import build_link_gateway, link_gateway
-from clinicpay.settings import get_settings
-from clinicpay.usecases.payment_events import apply_payment_events
 
 app = make_resolver()
 
@@ -35,6 +30,13 @@ def _headers() -> dict[str, str]:
 @app.post("/webhooks/fintoc/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
 def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+    # Each provider's route loads its own code on first use (cold start: bench/import_time.py).
+    from clinicpay import secrets
+    from clinicpay.domain.clinic import Provider
+    from clinicpay.providers.registry import build_link_gateway, link_gateway
+    from clinicpay.settings import get_settings
+    from clinicpay.usecases.payment_events import apply_payment_events
+
     body, headers = _raw_body(), _headers()
     try:
         gateway = link_gateway(clinic_id, Provider.FINTOC)

@@ -1,8 +1,11 @@
 """phonenumbers (~30 ms) and PyJWT (~0.1 s, it loads `cryptography`) are imported on first use, by the
-public bookings that carry a phone or a patient token, never when a handler is imported (cold start)."""
+public bookings that carry a phone or a patient token, never when a handler is imported (cold start).
+Likewise the X-Ray SDK (loaded by the first traced call: clinicpay.observability), and the webhook's
+provider code (each provider's route loads its own)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,20 +13,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
-import importlib.util, sys
+import importlib.util, json, sys
 sys.path.insert(0, {layer!r})
-for name in ("create_link", "tokenize", "admin", "webhook", "fiscalize"):
+for name in {functions!r}:
     spec = importlib.util.spec_from_file_location("fn_" + name, {root!r} + "/functions/" + name + "/app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-print(sorted(m for m in ("phonenumbers", "jwt") if m in sys.modules))
+print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
 """
 
+ON_FIRST_USE = ("phonenumbers", "jwt", "aws_xray_sdk.core")
 
-def test_no_handler_imports_phonenumbers_or_jwt_at_import() -> None:
-    env = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-           "POWERTOOLS_TRACE_DISABLED": "true", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", PROGRAM.format(layer=str(ROOT / "layers/shared/python"),
-                                                               root=str(ROOT))],
-                         capture_output=True, text=True, env=env, check=True, timeout=120)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+def _loaded(names: tuple[str, ...], functions: tuple[str, ...], **env: str) -> list[str]:
+    program = PROGRAM.format(layer=str(ROOT / "layers/shared/python"), root=str(ROOT), functions=functions,
+                             modules=names)
+    out = subprocess.run([sys.executable, "-c", program],
+                         capture_output=True, text=True, check=True, timeout=120,
+                         env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                              "PATH": "/usr/bin:/bin", **env})
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_no_handler_imports_phonenumbers_jwt_or_the_xray_sdk_at_import() -> None:
+    functions = ("create_link", "tokenize", "admin", "webhook", "fiscalize")
+    assert _loaded(ON_FIRST_USE, functions, POWERTOOLS_TRACE_DISABLED="true") == []
+    # In Lambda (tracing on) too: the recorder waits for the first traced call.
+    assert _loaded(ON_FIRST_USE, functions, LAMBDA_TASK_ROOT=str(ROOT)) == []
+
+
+def test_the_webhook_loads_no_provider_code_at_import() -> None:
+    provider_code = ("clinicpay.providers.registry", "clinicpay.usecases.payment_events", "clinicpay.secrets",
+                     "clinicpay.providers.fintoc.adapter", "clinicpay.providers.monobank.adapter")
+    assert _loaded(provider_code, ("webhook",)) == []

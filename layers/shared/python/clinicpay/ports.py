@@ -9,12 +9,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 
 
-class CheckoutRequest(BaseModel):
+class CheckoutRequest(Model):
     clinic_id: str
     appointment_id: str
     amount: Money
@@ -28,7 +29,7 @@ class CheckoutRequest(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
-class CheckoutSession(BaseModel):
+class CheckoutSession(Model):
     provider: str
     session_id: str
     url: str
@@ -38,7 +39,7 @@ class CheckoutSession(BaseModel):
 PaymentEventKind = Literal["succeeded", "failed", "pending", "expired", "refunded", "ignored"]
 
 
-class PaymentEvent(BaseModel):
+class PaymentEvent(Model):
     """A verified provider event, in provider-neutral terms."""
 
     provider: str
@@ -65,7 +66,7 @@ class PaymentGateway(Protocol):
         ...
 
 
-class RefundRequest(BaseModel):
+class RefundRequest(Model):
     clinic_id: str
     refund_id: str              # ours, minted with domain/ids.py before the first provider call, reused on retries
     payment_reference: str      # the provider's payment id (Fintoc payment intent, Stripe payment intent, monobank invoiceId)
@@ -75,7 +76,7 @@ class RefundRequest(BaseModel):
     fiscal_items: list[dict[str, Any]] | None = None   # monobank `items` when its fiscalization is on
 
 
-class RefundResult(BaseModel):
+class RefundResult(Model):
     provider_refund_id: str | None = None
     status: Literal["pending", "succeeded", "failed"]
     failure_code: str | None = None
@@ -86,7 +87,7 @@ class RefundingGateway(Protocol):
     def refund(self, request: RefundRequest) -> RefundResult: ...
 
 
-class OutgoingMessage(BaseModel):
+class OutgoingMessage(Model):
     channel: Literal["email", "sms"]
     to: str
     subject: str | None = None
@@ -106,7 +107,7 @@ class Notifier(Protocol):
 # never cross this port: a card is entered on the processor's own page and comes back as a token.
 
 
-class VaultCard(BaseModel):
+class VaultCard(Model):
     """A saved card as the processor describes it. `token` is the processor's reusable reference
     (a Stripe PaymentMethod id): stored to charge later, never returned by our API nor logged."""
 
@@ -117,7 +118,7 @@ class VaultCard(BaseModel):
     exp_year: int
 
 
-class CardSetupRequest(BaseModel):
+class CardSetupRequest(Model):
     clinic_id: str
     patient_id: str
     customer_ref: str
@@ -128,14 +129,14 @@ class CardSetupRequest(BaseModel):
     idempotency_key: str
 
 
-class CardSetupSession(BaseModel):
+class CardSetupSession(Model):
     session_id: str  # the hosted page (Stripe Checkout Session)
     setup_id: str | None = None  # the processor's setup object (Stripe SetupIntent), when known now
     url: str
     expires_at: datetime | None = None
 
 
-class OffSessionCharge(BaseModel):
+class OffSessionCharge(Model):
     clinic_id: str
     patient_id: str
     charge_id: str
@@ -153,7 +154,7 @@ class OffSessionCharge(BaseModel):
 ChargeStatus = Literal["succeeded", "requires_action", "failed", "processing"]
 
 
-class ChargeResult(BaseModel):
+class ChargeResult(Model):
     status: ChargeStatus
     reference: str | None = None  # the processor's payment id (Stripe PaymentIntent)
     failure_code: str | None = None  # e.g. insufficient_funds, authentication_required
@@ -164,7 +165,7 @@ CardEventKind = Literal["setup_succeeded", "setup_failed", "charge_succeeded", "
                         "charge_requires_action", "card_detached", "ignored"]
 
 
-class CardEvent(BaseModel):
+class CardEvent(Model):
     """A verified processor event about cards or off-session charges, in neutral terms."""
 
     provider: str
@@ -256,7 +257,7 @@ class QrAcquirer(Protocol):
         ...
 
 
-class ProviderFiscalCheck(BaseModel):
+class ProviderFiscalCheck(Model):
     """A receipt an acquirer made itself (monobank's fiscal-checks): its Checkbox link or monopay PRRO."""
 
     id: str

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from clinicpay.domain.clinic import Locale
+from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 from clinicpay.domain.text import OneLine
 
@@ -30,7 +31,7 @@ class BookedBy(StrEnum):
     ONLINE = "online"
 
 
-class Patient(BaseModel):
+class Patient(Model):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.@]+$")
@@ -50,7 +51,7 @@ class PatientDetails(Patient):
     email: OneLine | None = Field(default=None, max_length=254, pattern=_EMAIL)
 
 
-class PublicPatientDetails(BaseModel):
+class PublicPatientDetails(Model):
     """A patient as the booking widget sends them: what was typed. Never an existing patient's id:
     a returning patient is proved by a patient token (docs/API.md, Returning patients)."""
 
@@ -67,12 +68,12 @@ class PublicPatientDetails(BaseModel):
     locale: Locale | None = None
 
 
-class PaymentLink(BaseModel):
+class PaymentLink(Model):
     url: str
     expires_at: datetime | None = None
 
 
-class ProviderSession(BaseModel):
+class ProviderSession(Model):
     """The provider checkout behind our link; made lazily and replaced once it expires."""
 
     provider: str
@@ -81,7 +82,7 @@ class ProviderSession(BaseModel):
     expires_at: datetime | None = None
 
 
-class PaymentRecord(BaseModel):
+class PaymentRecord(Model):
     provider: str
     reference: str
     amount: Money
@@ -89,7 +90,7 @@ class PaymentRecord(BaseModel):
     paid_at: datetime
 
 
-class Appointment(BaseModel):
+class Appointment(Model):
     model_config = ConfigDict(extra="ignore")
 
     appointment_id: str

@@ -10,8 +10,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
+from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 from clinicpay.domain.text import OneLine
 from clinicpay.ports import ChargeStatus
@@ -23,7 +24,7 @@ class ConsentChannel(StrEnum):
     CARD_REQUEST = "card_request"  # the patient, from a card-request email or SMS
 
 
-class Consent(BaseModel):
+class Consent(Model):
     """Who agreed to what, when and where. Patients' consents carry their IP and user agent."""
 
     model_config = ConfigDict(extra="ignore")
@@ -36,7 +37,7 @@ class Consent(BaseModel):
     user_agent: str | None = None
 
 
-class ConsentGrant(BaseModel):
+class ConsentGrant(Model):
     """Consent as a caller reports it (staff, or our own consent page): `granted` must be true."""
 
     model_config = ConfigDict(extra="forbid")
@@ -47,7 +48,7 @@ class ConsentGrant(BaseModel):
     granted_by: OneLine = Field(min_length=1, max_length=200)
 
 
-class Card(BaseModel):
+class Card(Model):
     model_config = ConfigDict(extra="ignore")
 
     card_id: str
@@ -77,7 +78,7 @@ class ChargeReason(StrEnum):
     OTHER = "other"
 
 
-class Charge(BaseModel):
+class Charge(Model):
     model_config = ConfigDict(extra="ignore")
 
     charge_id: str
@@ -113,7 +114,7 @@ class SetupStatus(StrEnum):
     FAILED = "failed"
 
 
-class CardSetup(BaseModel):
+class CardSetup(Model):
     """One attempt to save a card: the consent given before the processor's page, kept until the
     processor says the card was saved, when it becomes that card's consent."""
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
+from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 
 
@@ -32,7 +33,7 @@ class Locale(StrEnum):
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 
 
-class Clinic(BaseModel):
+class Clinic(Model):
     model_config = ConfigDict(extra="ignore")
 
     clinic_id: str
@@ -48,7 +49,7 @@ class Clinic(BaseModel):
 HourMinute = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
-class ShiftSchedule(BaseModel):
+class ShiftSchedule(Model):
     """When the clinic's fiscal shift opens and closes by itself, in the clinic's time zone. `close`
     before `open` spans midnight; a shift is closed before 24 hours whatever the schedule says."""
 
@@ -64,7 +65,7 @@ class ShiftSchedule(BaseModel):
         return self
 
 
-class ClinicSettings(BaseModel):
+class ClinicSettings(Model):
     model_config = ConfigDict(extra="ignore")
 
     show_payment_link_in_email: bool = False
@@ -79,7 +80,7 @@ class ClinicSettings(BaseModel):
     fiscal_shift_schedule: ShiftSchedule | None = None
 
 
-class Service(BaseModel):
+class Service(Model):
     model_config = ConfigDict(extra="ignore")
 
     service_id: str

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 
 from clinicpay.domain.clinic import Provider
+from clinicpay.domain.model import Model
 
 
-class _Credentials(BaseModel):
+class _Credentials(Model):
     model_config = ConfigDict(extra="forbid")
 
     def secret_values(self) -> dict[str, str]:

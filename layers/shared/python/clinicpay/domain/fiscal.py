@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import ConfigDict, Field, StrictInt, model_validator
 
 from clinicpay.domain.errors import Conflict, ProviderError
+from clinicpay.domain.model import Model
 
 
 class FiscalStatus(StrEnum):
@@ -51,7 +52,7 @@ def public_fiscal_status(state: FiscalStatus) -> PublicFiscalStatus:
 FiscalizedBy = Literal["clinicpay", "monobank", "none"]
 
 
-class Receipt(BaseModel):
+class Receipt(Model):
     id: str
     fiscal_code: str | None = None
     url: str | None = None  # the tax service's public check page (Checkbox `tax_url`)
@@ -60,7 +61,7 @@ class Receipt(BaseModel):
     source: Literal["checkbox", "monopay"] | None = None  # set when monobank made it (fiscal-checks)
 
 
-class FiscalTrack(BaseModel):
+class FiscalTrack(Model):
     """Where one fiscal document (a sale receipt, or a return receipt) stands, and its claim.
 
     `receipt_id` is minted before the first attempt and sent on every retry, so the register can
@@ -87,7 +88,7 @@ class FiscalTrack(BaseModel):
 Kopecks = Annotated[StrictInt, Field(ge=0, le=10**12)]
 
 
-class ReceiptGood(BaseModel):
+class ReceiptGood(Model):
     """One receipt line. `price` per unit in minor units; `quantity` in thousandths (1000 = 1 unit)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -103,7 +104,7 @@ class ReceiptGood(BaseModel):
         return self.price * self.quantity // 1000
 
 
-class CardPaymentLine(BaseModel):
+class CardPaymentLine(Model):
     """The cashless payment on the receipt: what the acquirer reported about the card payment."""
 
     value: Kopecks
@@ -115,7 +116,7 @@ class CardPaymentLine(BaseModel):
     terminal: str | None = None
 
 
-class ReceiptRequest(BaseModel):
+class ReceiptRequest(Model):
     """A sell receipt for one card payment, or (`is_return`) the return of money for one: then every
     line is returned and `related_receipt_id` names the sale receipt it returns. `receipt_id` is ours
     and is reused on every retry."""
@@ -141,7 +142,7 @@ class ReceiptRequest(BaseModel):
 ReceiptState = Literal["DONE", "ERROR", "PROCESSING"]
 
 
-class ReceiptResult(BaseModel):
+class ReceiptResult(Model):
     receipt_id: str
     state: ReceiptState
     fiscal_code: str | None = None
@@ -153,7 +154,7 @@ class ReceiptResult(BaseModel):
 ShiftStatus = Literal["NONE", "CREATED", "OPENING", "OPENED", "CLOSING", "CLOSED"]
 
 
-class ShiftState(BaseModel):
+class ShiftState(Model):
     status: ShiftStatus
     shift_id: str | None = None
     serial: int | None = None

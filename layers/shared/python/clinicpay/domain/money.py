@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt, field_validator
+from pydantic import ConfigDict, Field, JsonValue, StrictInt, field_validator
+
+from clinicpay.domain.model import Model
 
 # Minor-unit exponent per supported currency. CLP has none: 25000 is 25 000 pesos.
 CURRENCY_EXPONENTS: dict[str, int] = {"CLP": 0, "UAH": 2, "CAD": 2, "NOK": 2, "EUR": 2, "USD": 2, "MXN": 2}
@@ -22,7 +24,7 @@ SUPPORTED_CURRENCIES: list[JsonValue] = [*sorted(CURRENCY_EXPONENTS)]
 MinorUnits = Annotated[StrictInt, Field(ge=0, le=10**12)]
 
 
-class Money(BaseModel):
+class Money(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     amount: MinorUnits

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import ConfigDict, Field, StrictInt
 
 from clinicpay.domain.fiscal import FiscalizedBy, FiscalStatus, FiscalTrack, Receipt, public_fiscal_status
+from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 from clinicpay.domain.text import OneLine
 
@@ -32,7 +33,7 @@ class QrAmountType(StrEnum):
 AMOUNT_SET_ELSEWHERE = frozenset({QrAmountType.CLIENT.value, QrAmountType.FIX.value})
 
 
-class QrRegisterInfo(BaseModel):
+class QrRegisterInfo(Model):
     """One register as the acquirer lists it."""
 
     qr_id: str
@@ -100,7 +101,7 @@ FINAL_STATUSES = frozenset({InvoiceStatus.SUCCESS, InvoiceStatus.FAILURE, Invoic
                             InvoiceStatus.REVERSED})
 
 
-class CardPayment(BaseModel):
+class CardPayment(Model):
     """What the acquirer tells about the card payment; the masked PAN only, never a card number."""
 
     masked_pan: str | None = None
@@ -117,7 +118,7 @@ class CardPayment(BaseModel):
 CancelStatus = Literal["processing", "success", "failure"]
 
 
-class CancelEntry(BaseModel):
+class CancelEntry(Model):
     """One entry of monobank's `cancelList`: a refund (full or partial) asked of a paid invoice."""
 
     status: CancelStatus
@@ -136,7 +137,7 @@ class CancelEntry(BaseModel):
         return f"at:{self.created_raw or '-'}:{self.amount.amount if self.amount else '-'}"
 
 
-class InvoiceUpdate(BaseModel):
+class InvoiceUpdate(Model):
     """A verified status report about one invoice (webhook or invoice/status).
 
     monobank's spec requires only invoiceId, status, amount and ccy. A body without `modifiedDate`
@@ -178,7 +179,7 @@ class InvoiceUpdate(BaseModel):
 Quantity = Annotated[StrictInt, Field(gt=0, le=10_000)]
 
 
-class BasketLine(BaseModel):
+class BasketLine(Model):
     """One line of what was sold: `unit_price` in minor units, `qty` in whole units."""
 
     model_config = ConfigDict(extra="forbid")
@@ -193,7 +194,7 @@ class BasketLine(BaseModel):
         return self.qty * self.unit_price
 
 
-class QrAmountRequest(BaseModel):
+class QrAmountRequest(Model):
     """Put `amount` on register `qr_id`: what the acquirer needs for one QR invoice."""
 
     qr_id: str
@@ -204,7 +205,7 @@ class QrAmountRequest(BaseModel):
     webhook_url: str
 
 
-class QrInvoice(BaseModel):
+class QrInvoice(Model):
     """An invoice we created on a register (one per put-amount). Lets a webhook find its register."""
 
     model_config = ConfigDict(extra="ignore")
@@ -436,7 +437,7 @@ class Undecided(NamedTuple):
     refund_key: str | None = None
 
 
-class QrReportFilters(BaseModel):
+class QrReportFilters(Model):
     """Report filters (API.md): period on `paid_at`, register, public fiscal status, amount range."""
 
     paid_from: str | None = None  # fixed-width UTC, see `iso`
@@ -447,7 +448,7 @@ class QrReportFilters(BaseModel):
     max_amount: int | None = None
 
 
-class PutAmountRequest(BaseModel):
+class PutAmountRequest(Model):
     """`POST .../qr-registers/{qr_id}/amount` body."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
@@ -459,7 +460,7 @@ class PutAmountRequest(BaseModel):
                                         description="What the patient pays for; shown by monobank and on the receipt.")
 
 
-class QrRefundRequest(BaseModel):
+class QrRefundRequest(Model):
     """`POST .../qr-payments/{payment_id}/refunds` body: no amount gives back everything still left."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [

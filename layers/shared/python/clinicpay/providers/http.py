@@ -40,7 +40,7 @@ from pydantic import BaseModel, ValidationError
 
 from clinicpay import deadline
 from clinicpay.domain.errors import ProviderError, ProviderOutcomeUnknown, ProviderUnavailable
-from clinicpay.observability import logger
+from clinicpay.observability import logger, tracer
 
 # An attempt shorter than this would mostly time out after sending, turning "not now" into
 # "undecided"; better not to start it.
@@ -167,7 +167,7 @@ def request(provider: str, method: str, url: str, *, headers: dict[str, str] | N
             break
         attempt_timeout = timeout if budget is None else min(timeout, budget.for_providers())
         try:
-            return _send(method, url, body, all_headers, attempt_timeout)
+            return _attempt(provider, method, url, body, all_headers, attempt_timeout)
         except _Failed as failed:
             last = _classify(provider, method, failed, set(undecided_statuses), retry_advice_header)
         undecided = undecided or last.outcome is Outcome.UNDECIDED
@@ -194,6 +194,23 @@ class _Failed(Exception):
     def __init__(self, response: urllib3.BaseHTTPResponse | None = None, error: Exception | None = None):
         self.response = response
         self.error = error
+
+
+def _attempt(provider: str, method: str, url: str, body: bytes | None, headers: dict[str, str],
+             timeout: float) -> HttpResponse:
+    """One attempt, as a remote subsegment named by the provider's host: the trace shows where a
+    request's time went (botocore's calls are subsegments too: observability.py)."""
+    with tracer.provider.in_subsegment(name=urlsplit(url).hostname or provider, namespace="remote") as traced:
+        traced.put_annotation(key="provider", value=provider)
+        traced.put_annotation(key="method", value=method)
+        try:
+            answered = _send(method, url, body, headers, timeout)
+        except _Failed as failed:
+            outcome = str(failed.response.status) if failed.response is not None else type(failed.error).__name__
+            traced.put_annotation(key="status", value=outcome)
+            raise
+        traced.put_annotation(key="status", value=str(answered.status))
+        return answered
 
 
 def _send(method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> HttpResponse:

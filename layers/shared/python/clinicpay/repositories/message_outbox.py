@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Key
-from pydantic import BaseModel
 
 from clinicpay.domain.ids import new_id
+from clinicpay.domain.model import Model
 from clinicpay.ports import OutgoingMessage
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
 from clinicpay.repositories.shards import key_of, shard_key
@@ -34,7 +34,7 @@ KEPT_FOR = timedelta(days=30)
 KeptState = Literal["waiting", "sending", "sent", "refused", "given_up"]
 
 
-class KeptMessage(BaseModel):
+class KeptMessage(Model):
     outbox_id: str
     clinic_id: str
     channel: Literal["email", "sms"]

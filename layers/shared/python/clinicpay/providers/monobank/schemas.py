@@ -6,10 +6,12 @@ ISO 4217 *numeric* code (980 = UAH).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import ConfigDict, Field, StrictInt
+
+from clinicpay.domain.model import Model
 
 
-class _Wire(BaseModel):
+class _Wire(Model):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 

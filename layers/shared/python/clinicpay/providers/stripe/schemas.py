@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import ConfigDict, Field, StrictInt
+
+from clinicpay.domain.model import Model
 
 
-class _Wire(BaseModel):
+class _Wire(Model):
     model_config = ConfigDict(extra="ignore")
 
 

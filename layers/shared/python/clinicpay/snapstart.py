@@ -1,0 +1,18 @@
+"""SnapStart (published versions, template.yaml) snapshots a function once its init is done and
+restores new containers from it. What we defer from import to first use (the X-Ray recorder, model
+building) is done before the snapshot instead, so a restored container does not pay it either."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def before_snapshot(func: Callable[[], Any]) -> None:
+    """Run `func` before SnapStart takes the snapshot. Outside SnapStart (the hooks library ships in
+    Lambda's managed Python runtimes only) nothing is registered and `func` waits for first use."""
+    try:
+        from snapshot_restore_py import register_before_snapshot  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    register_before_snapshot(func)
