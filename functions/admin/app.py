@@ -16,7 +16,7 @@ from clinicpay.api.auth import Caller, Role, authenticate_operator, bearer, is_o
 from clinicpay.api.public import public_caller
 from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.deadline import lambda_deadline
-from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service
+from clinicpay.domain.clinic import ClinicSettings, DepositRule, Locale, Provider, Service
 from clinicpay.domain.errors import Forbidden, NotFound, StorageUnavailable, Unauthorized, ValidationFailed
 from clinicpay.domain.money import CURRENCY_EXPONENTS, Money
 from clinicpay.domain.phones import calling_code
@@ -89,6 +89,9 @@ class ServiceRequest(BaseModel):
     requires_online_payment: bool = False
     requires_card_on_file: bool = False
     no_show_fee: Money | None = None
+    deposit: DepositRule | None = Field(default=None, description=(
+        "Ask this first online instead of the whole price: {type: fixed, amount: Money} or "
+        "{type: percent, percent: 1..100} (rounded half up to the minor unit). Needs requires_online_payment."))
 
 
 class TemplateRequest(BaseModel):

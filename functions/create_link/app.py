@@ -3,7 +3,8 @@
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
@@ -18,19 +19,23 @@ from clinicpay.api.resolver import make_resolver
 from clinicpay.deadline import lambda_deadline, provider_seconds_left
 from clinicpay.domain.appointment import BookedBy, PatientDetails, PaymentStatus, PublicPatientDetails
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
-from clinicpay.domain.money import Money
+from clinicpay.domain.money import Money, PositiveMoney
+from clinicpay.domain.text import OneLine
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics, tracer
-from clinicpay.providers.registry import link_gateway
+from clinicpay.providers.registry import link_gateway, refunding_gateway
 from clinicpay.repositories.appointments import AppointmentRepository
 from clinicpay.repositories.card_requests import CardRequestRepository
 from clinicpay.repositories.clinics import ClinicRepository
+from clinicpay.repositories.ledger import LedgerRepository
 from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.patients import PatientRepository
 from clinicpay.repositories.templates import TemplateRepository
 from clinicpay.settings import get_settings
 from clinicpay.usecases import appointments as booking
-from clinicpay.usecases.payment_links import PayDeps, open_link
+from clinicpay.usecases import desk_payments, refunds
+from clinicpay.usecases.payment_links import PayDeps, open_link, to_collect
+from clinicpay.usecases.receipts import send_refund_message
 from clinicpay.usecases.reminders import ReminderDeps, send_due_reminders
 
 app = make_resolver()
@@ -58,6 +63,33 @@ class OnlineBookingRequest(BaseModel):
         "Without it the booking is for a new patient record."))
 
 
+class PaymentLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: Literal["balance"] | None = Field(default=None, description=(
+        "`balance`: from now on the link collects everything still due (a new provider session at the "
+        "patient's next click), e.g. after a deposit; the link then never expires."))
+
+
+class RefundRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: PositiveMoney | None = Field(default=None, description="Default: everything left on the payment.")
+    payment_reference: str | None = Field(default=None, min_length=1, max_length=255,
+                                          pattern=r"^[A-Za-z0-9_\-.:]+$", description=(
+        "Which payment (`reference` in GET .../payments). Default: the latest online payment with "
+        "something left, else the latest desk payment."))
+    reason: OneLine | None = Field(default=None, max_length=500)
+
+
+class DeskPaymentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["desk"]
+    amount: PositiveMoney
+    note: OneLine | None = Field(default=None, max_length=500)
+
+
 def _deps() -> booking.AppointmentDeps:
     settings = get_settings()
     return booking.AppointmentDeps(
@@ -65,6 +97,20 @@ def _deps() -> booking.AppointmentDeps:
         patients=PatientRepository(settings.app_table), card_requests=CardRequestRepository(settings.app_table),
         templates=TemplateRepository(settings.app_table), notifier=AwsNotifier(settings.email_sender),
         public_base_url=settings.public_base_url, token_secrets=PatientTokenSecrets(settings.app_table))
+
+
+def _refund_deps() -> refunds.RefundDeps:
+    settings = get_settings()
+    repo = AppointmentRepository(settings.app_table)
+    notify = partial(send_refund_message, repo, TemplateRepository(settings.app_table),
+                     AwsNotifier(settings.email_sender))
+    return refunds.RefundDeps(appointments=repo, ledger=LedgerRepository(settings.app_table),
+                              gateway_for=refunding_gateway, notify=notify)
+
+
+def _idempotency_key() -> str | None:
+    key = (app.current_event.headers or {}).get("idempotency-key")
+    return (key.strip() or None) if isinstance(key, str) else None
 
 
 def _auth(clinic_id: str, role: Role) -> None:
@@ -112,20 +158,75 @@ def get_appointment(clinic_id: Annotated[str, Path()], appointment_id: Annotated
 
 
 @app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payment-link")
-def get_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
+def get_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()],
+                     body: Annotated[PaymentLinkRequest | None, Body()] = None) -> dict[str, Any]:
     _auth(clinic_id, Role.STAFF)
     deps = _deps()
-    shown = booking.view(deps.appointments.get(clinic_id, appointment_id), deps.public_base_url)
+    if body is not None and body.purpose == "balance":
+        stored = booking.request_balance(deps, clinic_id, appointment_id)
+    else:
+        stored = deps.appointments.get(clinic_id, appointment_id)
+    shown = booking.view(stored, deps.public_base_url)
     if "payment_link" not in shown:
         raise Conflict("This appointment's service does not take online payment.", code="no_payment_required")
-    return {"payment_link": shown["payment_link"], "payment_status": shown["payment_status"]}
+    collect = to_collect(stored)
+    return {"payment_link": shown["payment_link"], "payment_status": shown["payment_status"],
+            "amount_due": collect[0].model_dump() if collect else None,
+            "purpose": collect[1] if collect else None, "balance_due": shown["balance_due"]}
 
 
 @app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payment-link/send")
-def send_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> Response[Any]:
+def send_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()],
+                      body: Annotated[PaymentLinkRequest | None, Body()] = None) -> Response[Any]:
     _auth(clinic_id, Role.STAFF)
-    channels = booking.send_payment_link(_deps(), clinic_id, appointment_id)
+    channels = booking.send_payment_link(_deps(), clinic_id, appointment_id, purpose=body.purpose if body else None)
     return Response(202, "application/json", json.dumps({"sent": channels}))
+
+
+# ------------------------------------------------------------------ the ledger: payments and refunds
+@app.get("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payments")
+def list_payments(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
+    _auth(clinic_id, Role.STAFF)
+    settings = get_settings()
+    stored = AppointmentRepository(settings.app_table).get(clinic_id, appointment_id, consistent=True)
+    payments = LedgerRepository(settings.app_table).payments_of(stored)
+    shown = stored.appointment.model_dump(mode="json", include={"amount_paid", "amount_refunded", "balance_due",
+                                                                 "payment_status", "price", "deposit"})
+    return {**shown, "payments": [p.view() for p in payments]}
+
+
+@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payments")
+@tracer.capture_method
+def take_desk_payment(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()],
+                      body: Annotated[DeskPaymentRequest, Body()]) -> Response[Any]:
+    _auth(clinic_id, Role.STAFF)
+    settings = get_settings()
+    deps = desk_payments.DeskDeps(appointments=AppointmentRepository(settings.app_table),
+                                  ledger=LedgerRepository(settings.app_table))
+    payment, stored, created = desk_payments.take_desk_payment(deps, clinic_id, appointment_id, body.amount,
+                                                               note=body.note, idempotency_key=_idempotency_key())
+    result = {"payment": payment.view(), "appointment": booking.view(stored, settings.public_base_url)}
+    return Response(201 if created else 200, "application/json", json.dumps(result))
+
+
+@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/refunds")
+@tracer.capture_method
+def create_refund(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()],
+                  body: Annotated[RefundRequestBody | None, Body()] = None) -> Response[Any]:
+    _auth(clinic_id, Role.STAFF)
+    ask = body or RefundRequestBody()
+    refund, created = refunds.request_refund(_refund_deps(), clinic_id, appointment_id, refunds.RefundAsk(
+        amount=ask.amount, payment_reference=ask.payment_reference, reason=ask.reason,
+        idempotency_key=_idempotency_key()))
+    logger.info("refund asked", extra={"clinic_id": clinic_id, "appointment_id": appointment_id,
+                                       "refund_id": refund.refund_id, "status": refund.status, "new_refund": created})
+    return Response(201 if created else 200, "application/json", json.dumps(refund.view()))
+
+
+@app.get("/v1/clinics/<clinic_id>/appointments/<appointment_id>/refunds")
+def list_refunds(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
+    _auth(clinic_id, Role.STAFF)
+    return {"refunds": [r.view() for r in refunds.list_refunds(_refund_deps(), clinic_id, appointment_id)]}
 
 
 # ------------------------------------------------------------------ booking widget
@@ -178,7 +279,7 @@ def pay(token: Annotated[str, Path()]) -> Response[Any]:
         return response
     if outcome.kind == "redirect" and outcome.url:
         return Response(303, "text/plain", "", headers={"Location": outcome.url, "Cache-Control": "no-store"})
-    status = {"paid": 200, "expired": 410, "not_found": 404, "no_payment": 409}.get(outcome.kind, 200)
+    status = {"paid": 200, "deposit_paid": 200, "expired": 410, "not_found": 404, "no_payment": 409}.get(outcome.kind, 200)
     return _html(status, pages.page(outcome.clinic_name or "clinicpay", pages.text(outcome.kind, outcome.locale),
                                     outcome.locale, status_id=outcome.kind))
 
@@ -194,7 +295,7 @@ def pay_result(token: Annotated[str, Path()], cancelled: Annotated[str | None, Q
     clinic = ClinicRepository(settings.app_table).get(found[0])
     locale = (stored.appointment.patient.locale or clinic.locale).value
     return _html(200, pages.result_page(token, locale, clinic.name, stored.appointment.payment_status.value,
-                                        cancelled is not None))
+                                        cancelled is not None, deposit_done=not stored.balance_requested))
 
 
 def _html(status: int, body: str) -> Response[Any]:
