@@ -297,3 +297,96 @@ def test_refunds_are_staff_only_and_never_cross_clinics(stack: TestStack, clinic
     unknown = refund(clinic, aid, {"payment_reference": "pi_notours"})
     assert unknown.status == 404 and unknown.json()["error"]["code"] == "payment_not_found"
     assert appointment(clinic, aid)["payment_status"] == "paid"
+
+
+# --- refunds started at Fintoc's dashboard, two clinics on one account -----------------------------
+
+def test_a_dashboard_refund_applies_once_at_its_clinic_and_is_foreign_at_another_sharing_the_account(
+        stack: TestStack) -> None:
+    from tests.integration.test_ownership_fintoc import appointment as branch_appointment
+    from tests.integration.test_ownership_fintoc import book as branch_book
+    from tests.integration.test_ownership_fintoc import checkout_of, connect, pay
+    from tests.support.ownership import deliver, event_records, foreign, hold
+
+    fintoc = stack.sandbox_url("fintoc")
+    north, south = connect(stack, create_clinic(name="Sucursal Norte")), connect(stack, create_clinic(name="Sucursal Sur"))
+    # The same appointment id in both clinics; only the north one is paid
+    paid = branch_book(north, "ap-shared-1", "norte@example.cl")
+    branch_book(south, "ap-shared-1", "sur@example.cl")
+    pay(checkout_of(paid))
+    wait_for(lambda: branch_appointment(north, "ap-shared-1")["payment_status"] == "paid")
+    reference = branch_appointment(north, "ap-shared-1")["payment"]["reference"]
+    # When the owner refunds part of it in Fintoc's dashboard, pending first, and every event of
+    # the account reaches both endpoints, twice
+    hold(fintoc)
+    made = requests.post(f"{fintoc}/_control/payment_intents/{reference}/dashboard-refund",
+                         json={"amount": 10000, "status": "pending"}, timeout=10).json()
+    requests.post(f"{fintoc}/_control/refunds/{made['id']}/settle", json={"status": "succeeded"}, timeout=10)
+    events = [row for row in requests.get(f"{fintoc}/_control/events", timeout=10).json()["events"]
+              if row["type"].startswith("refund.")]
+    assert [e["type"] for e in events] == ["refund.in_progress", "refund.succeeded"]
+    answers = [deliver(fintoc, e["id"], endpoint_id=b.endpoint_id) for _ in range(2) for e in events
+               for b in (south, north)]
+    assert answers == [200] * 8
+    # Then the north appointment shows it once, as a refund from the provider
+    shown = branch_appointment(north, "ap-shared-1")
+    assert shown["payment_status"] == "partially_refunded" and shown["amount_refunded"] == clp(10000)
+    listed = north.keys.staff().get(north.keys.path("/appointments/ap-shared-1/refunds")).json()["refunds"]
+    assert [(r["source"], r["status"], r["provider_refund_id"]) for r in listed] == [("provider", "succeeded", made["id"])]
+    outcomes = sorted(str(r["outcome"]) for r in event_records(north.clinic_id) if r["event_id"] in {e["id"] for e in events})
+    assert outcomes == ["applied", "applied"]
+    wait_for(lambda: len([m for m in outbox.messages(to="norte@example.cl") if "devolvió" in (m["subject"] or "")]) == 1)
+    # and at the south clinic, which never recorded that payment, both events are foreign
+    assert branch_appointment(south, "ap-shared-1")["payment_status"] == "unpaid"
+    assert {e: foreign(south.clinic_id)[e] for e in (x["id"] for x in events)} == dict.fromkeys(
+        (x["id"] for x in events), "unknown_object")
+    # A refund staff ask at the north clinic names that clinic in its metadata: foreign at the south
+    refund_answer = north.keys.staff().post(north.keys.path("/appointments/ap-shared-1/refunds"), json={})
+    assert refund_answer.status == 201 and refund_answer.json()["amount"] == clp(15000)
+    requests.post(f"{fintoc}/_control/refunds/{refund_answer.json()['provider_refund_id']}/settle",
+                  json={"status": "succeeded"}, timeout=10)
+    ours = [row for row in requests.get(f"{fintoc}/_control/events", timeout=10).json()["events"]
+            if row["type"].startswith("refund.") and row["id"] not in {e["id"] for e in events}]
+    for event in ours:
+        assert deliver(fintoc, event["id"], endpoint_id=south.endpoint_id) == 200
+        assert deliver(fintoc, event["id"], endpoint_id=north.endpoint_id) == 200
+    assert {foreign(south.clinic_id)[e["id"]] for e in ours} == {"other_clinic"}
+    assert branch_appointment(north, "ap-shared-1")["payment_status"] == "refunded"
+
+
+def test_a_dashboard_refund_above_what_is_left_is_refused_loudly_and_changes_nothing(
+        stack: TestStack, clinic: ClinicKeys) -> None:
+    # Our refund of 20 000 never reached Fintoc (undecided, still reserved); the owner then refunds
+    # 10 000 in the dashboard. Fintoc allows it (it never saw ours); our ledger cannot hold both.
+    from tests.support.ownership import event_records
+
+    created = book(clinic)
+    pay_link(stack, clinic, created)
+    aid = created["appointment_id"]
+    sandbox(stack, "/_control/refunds/error-next", {"applied": False})
+    assert refund(clinic, aid, {"amount": clp(20000)}).json()["status"] == "pending"
+    reference = payments(clinic, aid)["payments"][0]["reference"]
+    sandbox(stack, f"/_control/payment_intents/{reference}/dashboard-refund", {"amount": 10000})
+    wait_for(lambda: any(r.get("reason") == "exceeds_remaining" for r in event_records(clinic.clinic_id)))
+    shown = appointment(clinic, aid)
+    assert shown["payment_status"] == "paid" and shown["amount_refunded"] == clp(0)
+    assert payments(clinic, aid)["payments"][0]["refund_pending"] == clp(20000)
+
+
+def test_an_undecided_refund_whose_event_lost_our_id_is_recognised_not_counted_twice(
+        stack: TestStack, clinic: ClinicKeys) -> None:
+    # Our refund's answer was lost and its event names no refund of ours (the dashboard path):
+    # the pending refund of ours for that payment and amount is that refund.
+    created = book(clinic)
+    pay_link(stack, clinic, created)
+    aid = created["appointment_id"]
+    sandbox(stack, "/_control/refunds/error-next", {"applied": False})
+    ours = refund(clinic, aid).json()
+    assert ours["status"] == "pending"
+    reference = payments(clinic, aid)["payments"][0]["reference"]
+    made = sandbox(stack, f"/_control/payment_intents/{reference}/dashboard-refund", {"amount": 25000}).json()
+    shown = wait_for(lambda: (a := appointment(clinic, aid))["payment_status"] == "refunded" and a)
+    assert shown["amount_refunded"] == clp(25000)
+    listed = clinic.staff().get(clinic.path(f"/appointments/{aid}/refunds")).json()["refunds"]
+    assert [(r["refund_id"], r["status"], r["provider_refund_id"]) for r in listed] == [
+        (ours["refund_id"], "succeeded", made["id"])]

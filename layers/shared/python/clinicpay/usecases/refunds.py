@@ -84,6 +84,19 @@ def request_refund(deps: RefundDeps, clinic_id: str, appointment_id: str, ask: R
         existing = deps.ledger.get_refund(clinic_id, appointment_id, refund_id)
         if existing is not None:
             return _again(deps, existing, ask), False
+    try:
+        return _new_refund(deps, clinic_id, appointment_id, refund_id, ask)
+    except (NothingToRefund, RefundExceedsRemaining):
+        if ask.idempotency_key:
+            # The same key's click, a moment ahead of this one, may be what took it.
+            existing = deps.ledger.get_refund(clinic_id, appointment_id, refund_id)
+            if existing is not None:
+                return _again(deps, existing, ask, ask_provider=False), False
+        raise
+
+
+def _new_refund(deps: RefundDeps, clinic_id: str, appointment_id: str, refund_id: str,
+                ask: RefundAsk) -> tuple[Refund, bool]:
     stored = deps.appointments.get(clinic_id, appointment_id, consistent=True)
     price = stored.appointment.price
     if ask.amount is not None and ask.amount.currency != price.currency:
