@@ -667,10 +667,8 @@ def _move_refund(key: str, refund: dict[str, Any], status: str, failure_code: st
     return events
 
 
-@app.post("/v1/refunds")
-@api
-def create_refund(key: str, account: Account) -> Response:
-    body = _body()
+def _validate_refund(body: dict[str, Any]) -> dict[str, Any]:
+    """The create parameters as Fintoc checks them; returns the metadata."""
     unknown = sorted(set(body) - REFUND_CREATE_FIELDS)
     if unknown:
         raise _invalid("invalid_parameter", f"Received unknown parameter: {unknown[0]}", unknown[0])
@@ -682,6 +680,14 @@ def create_refund(key: str, account: Account) -> Response:
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise _invalid("invalid_metadata", "metadata must be an object of key-value pairs.", "metadata")
+    return metadata
+
+
+@app.post("/v1/refunds")
+@api
+def create_refund(key: str, account: Account) -> Response:
+    body = _body()
+    metadata = _validate_refund(body)
     with STATE.lock:
         payment = account.payment_intents.get(str(body["resource_id"]))
         if payment is None:

@@ -80,7 +80,7 @@ def test_twenty_full_refunds_without_a_key_refund_once_and_the_rest_find_nothing
     results = race(clinic, paid, [RefundAsk() for _ in range(THREADS)], told)
     made = [r for r in results if not isinstance(r, str)]
     assert len(made) == 1 and made[0].amount == Money(amount=25000, currency="CLP")
-    assert sorted(set(r for r in results if isinstance(r, str))) == ["nothing_to_refund"]
+    assert sorted({r for r in results if isinstance(r, str)}) == ["nothing_to_refund"]
     assert [r["amount"] for r in at_fintoc(stack)] == [25000]
     wait_for(lambda: appointment(clinic, paid)["payment_status"] == "refunded")
     assert len(told) == 1
@@ -92,7 +92,7 @@ def test_twenty_partial_refunds_never_give_back_more_than_was_paid(stack: TestSt
     results = race(clinic, paid, [RefundAsk(amount=Money(amount=3000, currency="CLP")) for _ in range(THREADS)], told)
     made = [r for r in results if not isinstance(r, str)]
     assert len(made) == 8  # 8 x 3 000 = 24 000 of 25 000; a ninth would be 27 000
-    assert set(r for r in results if isinstance(r, str)) == {"refund_exceeds_remaining"}
+    assert {r for r in results if isinstance(r, str)} == {"refund_exceeds_remaining"}
     assert sum(r["amount"] for r in at_fintoc(stack)) == 24000
     shown = wait_for(lambda: (a := appointment(clinic, paid))["amount_refunded"] == clp(24000) and a)
     assert shown["payment_status"] == "partially_refunded"

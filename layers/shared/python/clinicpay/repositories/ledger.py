@@ -34,7 +34,6 @@ from clinicpay.repositories.appointments import StoredAppointment, appointment_k
 from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
 from clinicpay.repositories.events import event_item
 
-
 TRANSACTION_ATTEMPTS = 3
 
 

@@ -174,7 +174,8 @@ def _create(deps: AppointmentDeps, context: BookingContext, request: NewAppointm
     appointment = Appointment(
         appointment_id=request.appointment_id or new_id("ap"), clinic_id=clinic_id,
         patient=request.patient, service_id=service.service_id, service_name=service.name, starts_at=request.starts_at,
-        booked_by=request.booked_by, price=price, deposit=deposit,
+        booked_by=request.booked_by, price=price, deposit=deposit, amount_paid=Money(amount=0, currency=price.currency),
+        amount_refunded=Money(amount=0, currency=price.currency),
         payment_status=PaymentStatus.UNPAID if needs_payment else PaymentStatus.NOT_REQUIRED,
         status=BookingStatus.AWAITING_CARD if needs_card else BookingStatus.CONFIRMED, created_at=now)
     deps.appointments.create(appointment, link_token=token, link_expires_at=expires,

@@ -10,7 +10,7 @@ one to write reads the ledger again. The same Idempotency-Key is the same desk p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from clinicpay.domain.errors import Conflict, ExceedsBalanceDue, StorageUnavailable, ValidationFailed
@@ -61,7 +61,9 @@ def take_desk_payment(deps: DeskDeps, clinic_id: str, appointment_id: str, amoun
             metrics.add_metric(name="DeskPaymentRecorded", unit="Count", value=1)
             logger.info("desk payment recorded", extra={"clinic_id": clinic_id, "appointment_id": appointment_id,
                                                         "payment_id": payment_id})
-            return payment, deps.appointments.get(clinic_id, appointment_id, consistent=True), True
+            after = appointment.model_copy(update={"amount_paid": paid, "payment_status": status})
+            return payment, replace(stored, appointment=after, ledger_version=stored.ledger_version + 1,
+                                    payment_keys=stored.payment_keys | {f"{DESK}#{payment_id}"}), True
         if outcome == "exists":
             existing = deps.ledger.get_payment(clinic_id, DESK, payment_id)
             if existing is not None:

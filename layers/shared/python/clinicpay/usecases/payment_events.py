@@ -108,6 +108,10 @@ def _apply(repo: AppointmentRepository, clinic_id: str, event: PaymentEvent,
         return _record(repo, clinic_id, event, "recorded", None)
     if not event.appointment_id:
         return _record(repo, clinic_id, event, FOREIGN, UNKNOWN_OBJECT)
+    return _apply_to_appointment(repo, clinic_id, event)
+
+
+def _apply_to_appointment(repo: AppointmentRepository, clinic_id: str, event: PaymentEvent) -> tuple[str, str | None]:
     if not event.session_id:
         # Nothing in the event names the session we created (e.g. a Fintoc payment intent whose
         # metadata does not carry it): it proves nothing. The session's own event, which names it

@@ -91,8 +91,8 @@ def open_link(deps: PayDeps, token: str) -> LinkOutcome:
         status = stored.appointment.payment_status
         collect = to_collect(stored)
         if collect is None:
-            outcome.kind = {PaymentStatus.PAID: "paid", PaymentStatus.DEPOSIT_PAID: "deposit_paid"}.get(
-                status, "no_payment")
+            outcome.kind = "paid" if status is PaymentStatus.PAID else (
+                "deposit_paid" if status is PaymentStatus.DEPOSIT_PAID else "no_payment")
             return outcome
         if stored.link_expires_at and stored.link_expires_at <= now:
             outcome.kind = "expired"

@@ -27,7 +27,6 @@ from typing import Any, NoReturn
 from clinicpay.domain.errors import (
     ClinicpayError,
     Conflict,
-    GatewayNotConfigured,
     NotFound,
     NothingToRefund,
     ProviderError,
@@ -225,15 +224,20 @@ def _ask_provider(deps: RefundDeps, gateway: RefundingGateway, refund: Refund) -
 
 def _apply_result(deps: RefundDeps, refund: Refund, result: RefundResult) -> Refund:
     now = deps.clock()
+    decided = {"provider_refund_id": result.provider_refund_id or refund.provider_refund_id, "updated_at": now}
     if result.status == "succeeded":
-        _settle(deps, refund, result.provider_refund_id)
-    elif result.status == "failed":
-        deps.ledger.fail_refund(refund, failure_code=result.failure_code, provider_refund_id=result.provider_refund_id,
-                                at=now)
+        if _settle(deps, refund, result.provider_refund_id) != "settled":
+            return _existing(deps, refund)  # an event settled (or failed) it meanwhile
+        return refund.model_copy(update={**decided, "status": "succeeded"})
+    if result.status == "failed":
+        if deps.ledger.fail_refund(refund, failure_code=result.failure_code,
+                                   provider_refund_id=result.provider_refund_id, at=now) != "failed":
+            return _existing(deps, refund)
         metrics.add_metric(name="RefundFailed", unit="Count", value=1)
-    elif result.provider_refund_id:
+        return refund.model_copy(update={**decided, "status": "failed", "failure_code": result.failure_code})
+    if result.provider_refund_id and refund.provider_refund_id is None:
         deps.ledger.note_provider_refund(refund, result.provider_refund_id, now)
-    return _existing(deps, refund)
+    return refund.model_copy(update=decided)
 
 
 def _settle(deps: RefundDeps, refund: Refund, provider_refund_id: str | None,
