@@ -712,13 +712,14 @@ def create_refund(key: str, account: Account) -> Response:
             account.refunds[refund["id"]] = refund
         mode = STATE.refund_mode
     events: list[StoredEvent] = []
+    answer = copy.deepcopy(refund)  # as created: Fintoc answers `pending`, its batch moves it later
     if refund is not None and mode in ("succeed", "fail"):
         events = _move_refund(key, refund, "succeeded" if mode == "succeed" else "failed")
     _dispatch(key, events)
     if fault:  # an internal error, stored under the key and replayed like any answer
         return FintocApiError(500, "api_error", "internal_server_error",
                               "Something went wrong on Fintoc's end (sandbox control).").response()
-    return _json(refund, 201)
+    return _json(answer, 201)
 
 
 @app.get("/v1/refunds/<refund_id>")
