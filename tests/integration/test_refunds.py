@@ -390,3 +390,33 @@ def test_an_undecided_refund_whose_event_lost_our_id_is_recognised_not_counted_t
     listed = clinic.staff().get(clinic.path(f"/appointments/{aid}/refunds")).json()["refunds"]
     assert [(r["refund_id"], r["status"], r["provider_refund_id"]) for r in listed] == [
         (ours["refund_id"], "succeeded", made["id"])]
+
+
+def test_a_provider_that_cannot_be_reached_refunds_nothing_and_the_same_key_tries_again(
+        stack: TestStack, clinic: ClinicKeys) -> None:
+    from clinicpay.domain.errors import ProviderOutcomeUnknown, ProviderUnavailable
+    from clinicpay.providers.fintoc import FintocGateway
+    from clinicpay.providers.registry import refunding_gateway
+    from clinicpay.repositories.appointments import AppointmentRepository
+    from clinicpay.repositories.ledger import LedgerRepository
+    from clinicpay.usecases.refunds import RefundAsk, RefundDeps, request_refund
+
+    created = book(clinic)
+    pay_link(stack, clinic, created)
+    aid = created["appointment_id"]
+    table = "AppointmentsTable"
+    unreachable = RefundDeps(  # nothing listens there: the request never leaves
+        appointments=AppointmentRepository(table), ledger=LedgerRepository(table),
+        gateway_for=lambda *_: FintocGateway({"secret_key": FINTOC_KEY}, base_url="http://127.0.0.1:9", timeout=1))
+    with pytest.raises(ProviderUnavailable) as raised:
+        request_refund(unreachable, clinic.clinic_id, aid, RefundAsk(idempotency_key="k-1"))
+    assert not isinstance(raised.value, ProviderOutcomeUnknown)
+    [failed] = clinic.staff().get(clinic.path(f"/appointments/{aid}/refunds")).json()["refunds"]
+    assert (failed["status"], failed["failure_code"]) == ("failed", "provider_unavailable")
+    assert payments(clinic, aid)["payments"][0]["refundable"] == clp(25000)  # released
+    # The same key, Fintoc reachable again: the same refund, asked this time
+    reachable = RefundDeps(appointments=AppointmentRepository(table), ledger=LedgerRepository(table),
+                           gateway_for=refunding_gateway)
+    again, created_now = request_refund(reachable, clinic.clinic_id, aid, RefundAsk(idempotency_key="k-1"))
+    assert (again.refund_id, again.status, created_now) == (failed["refund_id"], "pending", False)
+    assert again.provider_refund_id and payments(clinic, aid)["payments"][0]["refund_pending"] == clp(25000)

@@ -219,10 +219,12 @@ def _ask_provider(deps: RefundDeps, gateway: RefundingGateway, refund: Refund) -
         provider_code = next((d.get("provider_code") for d in error.details if isinstance(d, dict)), None)
         result = RefundResult(status="failed", failure_code=str(provider_code or error.code))
     logger.info("refund answered", extra={**log, "status": result.status, "failure_code": result.failure_code})
-    return _apply_result(deps, refund, result)
+    return apply_provider_answer(deps, refund, result)
 
 
-def _apply_result(deps: RefundDeps, refund: Refund, result: RefundResult) -> Refund:
+def apply_provider_answer(deps: RefundDeps, refund: Refund, result: RefundResult) -> Refund:
+    """What the provider says of a pending refund (its answer, or our asking it later, e.g. by a
+    reconciliation job): settled, failed and released, or still pending with its id kept."""
     now = deps.clock()
     decided = {"provider_refund_id": result.provider_refund_id or refund.provider_refund_id, "updated_at": now}
     if result.status == "succeeded":
