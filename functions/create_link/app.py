@@ -252,8 +252,10 @@ def payment_status(token: Annotated[str, Path()]) -> dict[str, Any]:
     if not found:
         raise NotFound("No such payment link.")
     stored = repo.get(*found, consistent=True)
+    collect = to_collect(stored)
     return {"payment_status": stored.appointment.payment_status, "status": stored.appointment.status,
-            "amount": stored.appointment.price.model_dump(), "starts_at": stored.appointment.starts_at.isoformat()}
+            "amount": stored.appointment.price.model_dump(), "starts_at": stored.appointment.starts_at.isoformat(),
+            "amount_due": collect[0].model_dump() if collect else None}
 
 
 # ------------------------------------------------------------------ the link itself

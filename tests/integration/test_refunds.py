@@ -231,6 +231,10 @@ def test_a_deposit_online_then_the_balance_at_the_desk_and_refunds_know_which_pa
     token = created["payment_link"]["url"].rsplit("/", 1)[1]
     page = ApiClient().get(f"/pay/{token}")
     assert page.status == 200 and b'data-status="deposit_paid"' in page.body
+    result = ApiClient().get(f"/pay/{token}/result")
+    assert b'data-status="deposit_paid"' in result.body
+    public = ApiClient().get(f"/v1/public/payments/{token}").json()
+    assert (public["payment_status"], public["amount_due"]) == ("deposit_paid", None)
     # More than the balance at the desk is refused; the balance is taken
     desk = clinic.staff().post(clinic.path(f"/appointments/{aid}/payments"),
                                json={"method": "desk", "amount": clp(17501)})
@@ -268,6 +272,10 @@ def test_staff_send_a_balance_link_that_is_a_new_provider_session(stack: TestSta
     assert refused.status == 409
     sent = clinic.staff().post(clinic.path(f"/appointments/{aid}/payment-link/send"), json={"purpose": "balance"})
     assert sent.status == 202, sent.body
+    token = created["payment_link"]["url"].rsplit("/", 1)[1]
+    assert ApiClient().get(f"/v1/public/payments/{token}").json()["amount_due"] == clp(17500)
+    link = clinic.staff().post(clinic.path(f"/appointments/{aid}/payment-link"), json={}).json()
+    assert (link["purpose"], link["amount_due"]) == ("balance", clp(17500))
     mail = [m for m in outbox.messages(to="ana@example.cl") if "Paga tu hora" in (m.get("subject") or "")]
     assert mail and "17.500" in mail[-1]["body"]
     balance_session = pay_link(stack, clinic, created)
