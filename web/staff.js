@@ -29,7 +29,7 @@
   var state = {
     clinicId: null, key: null, clinic: null, role: null, locale: "es",
     services: [], appointments: [], settings: null, gateways: null,
-    cardsPatient: null, cards: [], registers: [], shift: null, report: [], loaded: {}
+    cardsPatient: null, cards: [], registers: [], shift: null, report: [], loaded: {}, fixedDeposit: null
   };
 
   // ------------------------------------------------------------------ text and formatting
@@ -1227,7 +1227,7 @@
     var yes = function (flag) { return h("span", { "class": "badge " + (flag ? "badge-info" : "badge-muted"), text: flag ? t("yes") : t("no") }); };
     box.appendChild(h("table", { "class": "data" }, [
       h("caption", { "class": "visually-hidden", text: t("services_title") }),
-      h("thead", {}, [h("tr", {}, [t("svc_id"), t("svc_name"), t("col_price"), t("svc_online"), t("svc_card"), t("reason_no_show"), ""].map(function (label) { return h("th", { scope: "col", text: label }); }))]),
+      h("thead", {}, [h("tr", {}, [t("svc_id"), t("svc_name"), t("col_price"), t("svc_online"), t("svc_card"), t("reason_no_show"), t("svc_deposit_col"), ""].map(function (label) { return h("th", { scope: "col", text: label }); }))]),
       h("tbody", {}, state.services.map(function (s) {
         return h("tr", { "data-service": s.service_id }, [
           h("td", { "data-label": t("svc_id") }, [h("code", { text: s.service_id })]),
@@ -1236,6 +1236,7 @@
           h("td", { "data-label": t("svc_online") }, [yes(s.requires_online_payment)]),
           h("td", { "data-label": t("svc_card") }, [yes(s.requires_card_on_file)]),
           h("td", { "class": "num", "data-label": t("reason_no_show") }, [s.no_show_fee ? formatMoney(s.no_show_fee) : "—"]),
+          h("td", { "class": "num", "data-label": t("svc_deposit_col") }, [!s.deposit ? "—" : s.deposit.type === "percent" ? s.deposit.percent + " %" : formatMoney(s.deposit.amount)]),
           h("td", { "data-label": t("col_actions") }, [state.role === "admin" ? h("button", { type: "button", "class": "btn btn-small btn-secondary",
             text: t("edit"), "aria-label": t("edit") + " " + s.name, onclick: function () { editService(s); } }) : null])
         ]);
@@ -1250,7 +1251,19 @@
     $("sv-noshow").value = s.no_show_fee ? fromMinor(s.no_show_fee) : "";
     $("sv-online").checked = !!s.requires_online_payment;
     $("sv-card").checked = !!s.requires_card_on_file;
+    // A fixed deposit (set through the API) is kept as it is unless a percentage replaces it.
+    state.fixedDeposit = s.deposit && s.deposit.type === "fixed" ? { id: s.service_id, deposit: s.deposit } : null;
+    $("sv-deposit").value = s.deposit && s.deposit.type === "percent" ? String(s.deposit.percent) : "";
+    $("sv-deposit").placeholder = state.fixedDeposit ? formatMoney(s.deposit.amount) : "";
     $("sv-name").focus();
+  }
+
+  // The deposit field: empty = none (or the fixed one the service has), else 1..100 %.
+  function depositOf(serviceId, input) {
+    var text = input.value.trim().replace(/\s*%$/, "");
+    if (!text) return state.fixedDeposit && state.fixedDeposit.id === serviceId ? state.fixedDeposit.deposit : null;
+    var percent = /^\d{1,3}$/.test(text) ? parseInt(text, 10) : NaN;
+    return percent >= 1 && percent <= 100 ? { type: "percent", percent: percent } : undefined;
   }
 
   function saveService(event) {
@@ -1263,9 +1276,12 @@
     fieldError(name, !name.value.trim()); if (!name.value.trim()) bad.push(name);
     fieldError(price, priceMinor == null); if (priceMinor == null) bad.push(price);
     fieldError(noShow, noShow.value && noShowMinor == null); if (noShow.value && noShowMinor == null) bad.push(noShow);
+    var deposit = depositOf(id.value, $("sv-deposit"));
+    fieldError($("sv-deposit"), deposit === undefined); if (deposit === undefined) bad.push($("sv-deposit"));
     if (bad.length) { say("service-status", "error", t("err_422")); bad[0].focus(); return; }
     var body = { name: name.value.trim(), price: { amount: priceMinor, currency: cur }, requires_online_payment: $("sv-online").checked,
-      requires_card_on_file: $("sv-card").checked, no_show_fee: noShowMinor == null ? null : { amount: noShowMinor, currency: cur } };
+      requires_card_on_file: $("sv-card").checked, no_show_fee: noShowMinor == null ? null : { amount: noShowMinor, currency: cur },
+      deposit: deposit };
     var button = $("service-form").querySelector("button[type=submit]");
     busy(button, true);
     api("PUT", clinicPath("/services/" + encodeURIComponent(id.value)), { body: body }).then(function (res) {

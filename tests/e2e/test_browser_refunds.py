@@ -151,3 +151,33 @@ def test_a_deposit_online_the_balance_at_the_desk_and_a_balance_link(clinic: Cli
     choice.select_option(desk_option.get_attribute("value"))
     expect(line.get_by_label("Monto a reembolsar (CLP)")).to_have_value("17500")
     expect(line.get_by_text("Pagado en recepción: devuelve el dinero en recepción; aquí queda registrado.")).to_be_visible()
+
+
+def test_an_admin_sets_a_deposit_on_a_service_and_editing_it_again_keeps_it(clinic: Clinic, open_page: Any) -> None:
+    page = open_page(size=DESKTOP)
+    page.goto(f"{clinic.base_url}/staff")
+    page.locator("#signin-clinic").fill(clinic.clinic_id)
+    page.locator("#signin-key").fill(clinic.admin_key)
+    page.locator("#signin-form button[type=submit]").click()
+    page.get_by_role("link", name="Configuración").click()
+    # A percentage outside 1..100 is refused before anything is sent
+    page.locator("tr[data-service=consulta]").get_by_role("button", name=re.compile("^Editar")).click()
+    deposit = page.get_by_label(re.compile(r"^Abono en línea \(% del precio\)"))
+    deposit.fill("150")
+    page.locator("#service-form button[type=submit]").click()
+    expect(deposit).to_have_attribute("aria-invalid", "true")
+    deposit.fill("40")
+    page.locator("#service-form button[type=submit]").click()
+    expect(page.locator("tr[data-service=consulta]")).to_contain_text("40 %")
+    # Editing the name only keeps the deposit
+    page.locator("tr[data-service=consulta]").get_by_role("button", name=re.compile("^Editar")).click()
+    expect(deposit).to_have_value("40")
+    page.locator("#sv-name").fill("Consulta")
+    page.locator("#service-form button[type=submit]").click()
+    expect(page.locator("tr[data-service=consulta]")).to_contain_text("Consulta")
+    services = {s["service_id"]: s for s in clinic.admin().get(clinic.path("/services"), expect=200).json()["services"]}
+    assert services["consulta"]["deposit"] == {"type": "percent", "percent": 40}
+    assert services["consulta"]["name"] == "Consulta"
+    # and a booking of it asks 40 % first
+    booked = clinic.book({"id": "p-eva", "name": "Eva", "email": unique_email("eva")}, "consulta")
+    assert booked["deposit"] == {"amount": 10000, "currency": "CLP"}
