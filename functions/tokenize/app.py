@@ -1,11 +1,13 @@
 """tokenize: cards on file with consent (tokens only), default/remove, off-session charges and
-no-show fees, card-request messages, our consent page, and Stripe's webhook (Stripe's events land
-here because only this function may read the cards table)."""
+no-show fees, their refunds, card-request messages, our consent page, Stripe's webhook (Stripe's
+events land here because only this function may read the cards table), and the reconciliation of
+charges and refunds still awaiting Stripe (job `card-reconcile`)."""
 
 
 import base64
 import importlib.util
 import json
+from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from types import ModuleType
 from typing import Annotated, Any, Literal
@@ -21,7 +23,7 @@ from clinicpay.api.auth import Role, authenticate_clinic
 from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.public import public_caller
 from clinicpay.api.resolver import header, make_resolver
-from clinicpay.deadline import lambda_deadline
+from clinicpay.deadline import lambda_deadline, provider_seconds_left
 from clinicpay.domain.card import ChargeReason, ConsentGrant
 from clinicpay.domain.errors import (
     ClinicpayError,
@@ -30,6 +32,7 @@ from clinicpay.domain.errors import (
     NotFound,
 )
 from clinicpay.domain.money import Money
+from clinicpay.domain.text import OneLine
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics, tracer
 from clinicpay.ports import CardVault
@@ -42,8 +45,9 @@ from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.patients import PatientRepository
 from clinicpay.repositories.templates import TemplateRepository
 from clinicpay.settings import get_settings
-from clinicpay.usecases import card_setup, cards
+from clinicpay.usecases import card_refunds, card_setup, cards
 from clinicpay.usecases.card_events import apply_card_events
+from clinicpay.usecases.card_reconcile import ReconcileDeps, reconcile_charges
 from clinicpay.usecases.cards_ports import CardDeps
 from clinicpay.usecases.patient_tokens import prove_patient
 
@@ -144,8 +148,18 @@ class ChargeRequest(BaseModel):
     reason: ChargeReason
 
 
+class RefundRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Money | None = Field(default=None, description="What to give back; omitted: all that is left to refund.")
+    reason: OneLine | None = Field(default=None, min_length=1, max_length=200, description=(
+        "Kept with the refund. `requested_by_customer`, `duplicate` and `fraudulent` are also passed to Stripe."))
+
+
 # ------------------------------------------------------------------ cards (staff)
 BASE = "/v1/clinics/<clinic_id>/patients/<patient_id>"
+# How long a caller waits before asking again about a charge whose outcome is not known yet.
+PROCESSING_RETRY_AFTER = "10"
 
 
 @app.post(f"{BASE}/cards")
@@ -204,13 +218,38 @@ def charge(clinic_id: Identifier, patient_id: Identifier, body: Annotated[Charge
     result = cards.charge_card(_deps(clinic_id), clinic_id, patient_id, reason=body.reason, amount=body.amount,
                                card_id=body.card_id, appointment_id=body.appointment_id,
                                idempotency_key=header(app, "idempotency-key"))
-    return _json(201, result)
+    if result["status"] != "processing":
+        return _json(201, result)
+    # Not known yet (Stripe has not said, or is still processing): 202, the charge as it stands, and
+    # where to ask. Not a 5xx: nothing failed, and the caller must not charge again with a new key.
+    # The answer carries Retry-After, so it is not remembered under the Idempotency-Key: the same
+    # request later asks Stripe again (same Stripe key, the same PaymentIntent).
+    location = f"/v1/clinics/{clinic_id}/patients/{patient_id}/charges/{result['charge_id']}"
+    return Response(202, "application/json", json.dumps(result),
+                    headers={"Retry-After": PROCESSING_RETRY_AFTER, "Location": location})
 
 
 @app.get(f"{BASE}/charges/<charge_id>")
 def get_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier) -> dict[str, Any]:
     _staff(clinic_id)
     return cards.get_charge(_deps(clinic_id), clinic_id, patient_id, charge_id)
+
+
+@app.post(f"{BASE}/charges/<charge_id>/refunds")
+@tracer.capture_method
+def refund_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier,
+                  body: Annotated[RefundRequestBody | None, Body()] = None) -> Response[Any]:
+    _staff(clinic_id)
+    refund = card_refunds.refund_charge(_deps(clinic_id), clinic_id, patient_id, charge_id,
+                                        amount=body.amount if body else None, reason=body.reason if body else None,
+                                        idempotency_key=header(app, "idempotency-key"))
+    return _json(201, refund)
+
+
+@app.get(f"{BASE}/charges/<charge_id>/refunds")
+def list_refunds(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier) -> dict[str, Any]:
+    _staff(clinic_id)
+    return {"refunds": card_refunds.list_refunds(_deps(clinic_id), clinic_id, patient_id, charge_id)}
 
 
 # ------------------------------------------------------------------ booking widget
@@ -332,6 +371,26 @@ def stripe_webhook(clinic_id: Identifier) -> dict[str, Any]:
     return {"received": len(card_events), "card_outcomes": card_outcomes, "payment_outcomes": payment_outcomes}
 
 
+# ------------------------------------------------------------------ jobs
+RECONCILE_JOB = "card-reconcile"
+RECONCILE_ITEM_SECONDS = 2.0
+
+
+def run_job(event: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """`{"job": "card-reconcile", "shard": k}`: ask Stripe about the due charges and refunds of one
+    shard (every shard, one after another, without "shard"; one clinic's with "clinic_id")."""
+    if event.get("job") != RECONCILE_JOB:
+        raise ValueError("unknown job")
+    settings = get_settings()
+    deps = ReconcileDeps(cards=CardRepository(settings.cards_table), deps_for=_deps,
+                         # An item takes a call or two to Stripe; none starts without time for them.
+                         has_time=lambda: provider_seconds_left() > RECONCILE_ITEM_SECONDS)
+    shard, clinic_id = event.get("shard"), event.get("clinic_id")
+    result = reconcile_charges(deps, now=now or datetime.now(UTC), shard=int(shard) if shard is not None else None,
+                               clinic_id=str(clinic_id) if clinic_id else None)
+    return {"job": RECONCILE_JOB, **result}
+
+
 _http = idempotent_http(app.resolve)
 
 
@@ -340,5 +399,7 @@ _http = idempotent_http(app.resolve)
 @metrics.log_metrics
 @lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "job" in event:
+        return run_job(event)
     return _http(event, context)
 

@@ -3,7 +3,9 @@
 Keyed on the header plus method, path and caller credential, so two clinics choosing the same key
 never collide; a request without the header is not deduplicated at all (two identical bookings are
 two bookings). A 5xx or a 429 is not remembered: nothing was decided, so a retry with the same key
-runs again.
+runs again. Nor is any answer that asks the caller to come back (`Retry-After`), such as a card
+charge still processing (202): its outcome is not decided yet, and the retry is how the caller
+learns it.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def idempotent_http(resolve: Handler) -> Handler:
     def remembered(event: dict[str, Any], context: Any) -> dict[str, Any]:
         response = resolve(event, context)
         status = int(response.get("statusCode", 200))
-        if status >= 500 or status == 429:  # nothing was decided: the same request later runs again
+        come_back = any(name.lower() == "retry-after" for name in response.get("headers") or {})
+        if status >= 500 or status == 429 or come_back:  # nothing decided yet: the same request later runs again
             raise _NotRemembered(response)
         return response
 

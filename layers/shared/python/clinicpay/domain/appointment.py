@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,7 @@ class PaymentStatus(StrEnum):
     UNPAID = "unpaid"
     PENDING = "pending"  # the provider has the payment but cannot yet say it landed (Fintoc `pending`)
     PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
 
 
@@ -104,4 +106,6 @@ class Appointment(BaseModel):
     status: BookingStatus = BookingStatus.CONFIRMED
     payment_link: PaymentLink | None = None
     payment: PaymentRecord | None = None
+    amount_refunded: Money | None = None  # given back from `payment` (partially_refunded / refunded)
+    dispute: dict[str, Any] | None = None  # the cardholder's dispute of `payment`: {status, amount, reason, ...}
     created_at: datetime

@@ -51,6 +51,13 @@ _TEXTS: dict[str, dict[str, tuple[str, str, str]]] = {
         "uk": ("$clinic_name отримала вашу оплату", "Вітаємо, $patient_name!\n\nМи отримали вашу оплату $amount за $service_name ($starts_at). Дякуємо!\n\n$clinic_name", "$clinic_name: оплату $amount отримано. Дякуємо!"),
         "nb": ("Betaling mottatt av $clinic_name", "Hei $patient_name,\n\nVi har mottatt betalingen din på $amount for $service_name $starts_at. Takk!\n\n$clinic_name", "$clinic_name: betaling på $amount mottatt. Takk!"),
     },
+    "refund_issued": {
+        "es": ("$clinic_name te devolvió $amount", "Hola $patient_name,\n\n$clinic_name te devolvió $amount al mismo medio de pago. Según tu banco, puede tardar de 5 a 10 días hábiles en verse.\n\n$clinic_name", "$clinic_name: te devolvimos $amount. Puede tardar de 5 a 10 días hábiles en verse."),
+        "en": ("$clinic_name refunded $amount", "Hello $patient_name,\n\n$clinic_name has refunded $amount to the card or account you paid with. Depending on your bank, it can take 5 to 10 business days to show.\n\n$clinic_name", "$clinic_name: we refunded $amount. It can take 5 to 10 business days to show."),
+        "fr": ("$clinic_name vous a remboursé $amount", "Bonjour $patient_name,\n\n$clinic_name vous a remboursé $amount sur le moyen de paiement utilisé. Selon votre banque, il peut falloir 5 à 10 jours ouvrés pour le voir.\n\n$clinic_name", "$clinic_name : remboursement de $amount effectué. Visible sous 5 à 10 jours ouvrés."),
+        "uk": ("$clinic_name повернула вам $amount", "Вітаємо, $patient_name!\n\n$clinic_name повернула вам $amount на картку чи рахунок, з якого ви платили. Залежно від банку кошти можуть надійти за 5–10 робочих днів.\n\n$clinic_name", "$clinic_name: повернення $amount оформлено. Кошти надійдуть за 5–10 робочих днів."),
+        "nb": ("$clinic_name har refundert $amount", "Hei $patient_name,\n\n$clinic_name har refundert $amount til kortet eller kontoen du betalte med. Avhengig av banken din kan det ta 5 til 10 virkedager før det vises.\n\n$clinic_name", "$clinic_name: vi har refundert $amount. Det kan ta 5 til 10 virkedager før det vises."),
+    },
 }
 
 # The sentence that carries the link inside created/reminder messages, when there is one.

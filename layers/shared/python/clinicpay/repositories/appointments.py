@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 from clinicpay.domain.appointment import Appointment, ProviderSession
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.errors import Conflict, NotFound
+from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import Text
 from clinicpay.ports import PaymentEvent
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
@@ -290,6 +292,62 @@ class AppointmentRepository:
                         "ExpressionAttributeValues": values, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
         ]
         return self._attempt(writes)
+
+    # ---------------------------------------------------------------- refunds and disputes of a payment
+    # Written by the card charges' refunds (tokenize) until the provider-neutral ledger takes them over.
+    def apply_refund(self, clinic_id: str, appointment_id: str, *, payment_reference: str, refund_id: str,
+                     amount: Money) -> bool:
+        """Count a refund of the appointment's payment once (its id joins `refund_ids`):
+        `amount_refunded` grows and `payment_status` becomes partially_refunded or refunded. False
+        when it was counted already, or the appointment's payment is another one (or would be
+        refunded beyond what was paid: never)."""
+        return self._move_refunded(clinic_id, appointment_id, payment_reference, refund_id, amount, +1)
+
+    def revert_refund(self, clinic_id: str, appointment_id: str, *, payment_reference: str, refund_id: str,
+                      amount: Money) -> bool:
+        """Take back a refund counted before that failed afterwards (a card refund can)."""
+        return self._move_refunded(clinic_id, appointment_id, payment_reference, refund_id, amount, -1)
+
+    def _move_refunded(self, clinic_id: str, appointment_id: str, reference: str, refund_id: str, amount: Money,
+                       sign: int) -> bool:
+        key = appointment_key(clinic_id, appointment_id)
+        for _ in range(5):  # another refund of the same payment moved the total meanwhile: read again
+            with translated_errors():
+                item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+            item = plain(item) if item else None
+            payment = (item or {}).get("payment") or {}
+            if not item or payment.get("reference") != reference:
+                return False
+            counted = refund_id in set(item.get("refund_ids") or ())
+            paid = Money.model_validate(payment["amount"])
+            current = int((item.get("amount_refunded") or {}).get("amount", 0))
+            total = current + sign * amount.amount
+            if counted == (sign > 0) or paid.currency != amount.currency or not 0 <= total <= paid.amount:
+                return False
+            status = "paid" if total == 0 else "refunded" if total == paid.amount else "partially_refunded"
+            names = {"#p": "payment_status"}
+            values: dict[str, Any] = {":ref": reference, ":rid": refund_id, ":ids": {refund_id}, ":status": status,
+                                      ":total": {"amount": total, "currency": paid.currency}, ":current": current}
+            change = "ADD refund_ids :ids" if sign > 0 else "DELETE refund_ids :ids"
+            membership = "NOT contains(refund_ids, :rid)" if sign > 0 else "contains(refund_ids, :rid)"
+            unchanged = "amount_refunded.amount = :current" if current else \
+                "(attribute_not_exists(amount_refunded) OR amount_refunded.amount = :current)"
+            if conditional(partial(
+                    self._table.update_item, Key=key, UpdateExpression=f"SET amount_refunded = :total, #p = :status {change}",
+                    ConditionExpression=f"payment.reference = :ref AND {membership} AND {unchanged}",
+                    ExpressionAttributeNames=names, ExpressionAttributeValues=values)):
+                return True
+        raise Conflict("The appointment's refunds kept changing; try again.", code="state_conflict")
+
+    def record_dispute(self, clinic_id: str, appointment_id: str, *, payment_reference: str,
+                       dispute: dict[str, Any]) -> bool:
+        """Show the newest word on a dispute of the appointment's own payment."""
+        return conditional(lambda: self._table.update_item(
+            Key=appointment_key(clinic_id, appointment_id), UpdateExpression="SET dispute = :d",
+            ConditionExpression="payment.reference = :ref AND (attribute_not_exists(dispute) OR "
+                                "dispute.dispute_id <> :id OR dispute.updated_at <= :at)",
+            ExpressionAttributeValues={":d": _json(dispute), ":ref": payment_reference, ":id": dispute["dispute_id"],
+                                       ":at": dispute["updated_at"]}))
 
     def _attempt(self, writes: list[dict[str, Any]]) -> EventAttempt:
         """Run an event transaction whose first write records the event and second one changes the
