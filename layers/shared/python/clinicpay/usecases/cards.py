@@ -194,12 +194,6 @@ def charge_card(deps: CardDeps, clinic_id: str, patient_id: str, *, reason: Char
     """
     now = deps.clock()
     require_patient(deps, clinic_id, patient_id)
-    clinic = deps.clinics.get(clinic_id)
-    appointment = _appointment(deps, clinic_id, patient_id, appointment_id, reason)
-    amount = _amount(deps, clinic_id, reason, amount, appointment)
-    if amount.currency != clinic.currency:
-        raise ValidationFailed(details=[{"field": "amount.currency", "message": f"must be {clinic.currency}"}])
-    card = _charge_card(deps, clinic_id, patient_id, card_id)
     charge_id = id_from_digest("ch", clinic_id, patient_id, idempotency_key) if idempotency_key else new_id("ch", 12)
     stored = deps.cards.get_charge(clinic_id, patient_id, charge_id)
     if stored is None and idempotency_key:
@@ -209,11 +203,17 @@ def charge_card(deps: CardDeps, clinic_id: str, patient_id: str, *, reason: Char
         legacy = deps.cards.get_charge(clinic_id, patient_id, "ch_" + _digest(clinic_id, patient_id, idempotency_key)[:24])
         if legacy is not None:
             stored, charge_id = legacy, legacy.charge_id
+    if stored is not None and not _to_send(stored):
+        return stored.view()  # the same request again: the same answer (even once the appointment is paid)
+    clinic = deps.clinics.get(clinic_id)
+    appointment = _appointment(deps, clinic_id, patient_id, appointment_id, reason)
+    amount = _amount(deps, clinic_id, reason, amount, appointment)
+    if amount.currency != clinic.currency:
+        raise ValidationFailed(details=[{"field": "amount.currency", "message": f"must be {clinic.currency}"}])
+    card = _charge_card(deps, clinic_id, patient_id, card_id)
     charge = Charge(charge_id=charge_id, clinic_id=clinic_id, patient_id=patient_id, card_id=card.card_id,
                     amount=amount, reason=reason, appointment_id=appointment_id, provider=card.provider,
                     customer_ref=card.customer_ref, created_at=now, updated_at=now)
-    if stored is not None and not _to_send(stored):
-        return stored.view()  # the same request again: the same answer, no second payment
     if appointment_id and reason is not ChargeReason.OTHER:
         _claim(deps, stored or charge, now)
     if stored is None and not deps.cards.create_charge(charge, check_at=now + deps.check_after):
