@@ -243,7 +243,12 @@ def refund_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Iden
     refund = card_refunds.refund_charge(_deps(clinic_id), clinic_id, patient_id, charge_id,
                                         amount=body.amount if body else None, reason=body.reason if body else None,
                                         idempotency_key=header(app, "idempotency-key"))
-    return _json(201, refund)
+    if not refund.get("undecided"):
+        return _json(201, refund)
+    # Sent, and Stripe has not said whether it made it: pending and reserved, 202 like a charge.
+    location = f"/v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds"
+    return Response(202, "application/json", json.dumps(refund),
+                    headers={"Retry-After": PROCESSING_RETRY_AFTER, "Location": location})
 
 
 @app.get(f"{BASE}/charges/<charge_id>/refunds")

@@ -325,7 +325,7 @@ class AppointmentRepository:
             if counted == (sign > 0) or paid.currency != amount.currency or not 0 <= total <= paid.amount:
                 return False
             status = "paid" if total == 0 else "refunded" if total == paid.amount else "partially_refunded"
-            names = {"#p": "payment_status"}
+            names = {"#p": "payment_status", "#pay": "payment", "#ref": "reference"}
             values: dict[str, Any] = {":ref": reference, ":rid": refund_id, ":ids": {refund_id}, ":status": status,
                                       ":total": {"amount": total, "currency": paid.currency}, ":current": current}
             change = "ADD refund_ids :ids" if sign > 0 else "DELETE refund_ids :ids"
@@ -334,7 +334,7 @@ class AppointmentRepository:
                 "(attribute_not_exists(amount_refunded) OR amount_refunded.amount = :current)"
             if conditional(partial(
                     self._table.update_item, Key=key, UpdateExpression=f"SET amount_refunded = :total, #p = :status {change}",
-                    ConditionExpression=f"payment.reference = :ref AND {membership} AND {unchanged}",
+                    ConditionExpression=f"#pay.#ref = :ref AND {membership} AND {unchanged}",
                     ExpressionAttributeNames=names, ExpressionAttributeValues=values)):
                 return True
         raise Conflict("The appointment's refunds kept changing; try again.", code="state_conflict")
@@ -344,8 +344,9 @@ class AppointmentRepository:
         """Show the newest word on a dispute of the appointment's own payment."""
         return conditional(lambda: self._table.update_item(
             Key=appointment_key(clinic_id, appointment_id), UpdateExpression="SET dispute = :d",
-            ConditionExpression="payment.reference = :ref AND (attribute_not_exists(dispute) OR "
+            ConditionExpression="#pay.#ref = :ref AND (attribute_not_exists(dispute) OR "
                                 "dispute.dispute_id <> :id OR dispute.updated_at <= :at)",
+            ExpressionAttributeNames={"#pay": "payment", "#ref": "reference"},
             ExpressionAttributeValues={":d": _json(dispute), ":ref": payment_reference, ":id": dispute["dispute_id"],
                                        ":at": dispute["updated_at"]}))
 

@@ -383,8 +383,8 @@ class CardRepository:
             return "opened"
         if _conditional(self._table.update_item, Key=key, UpdateExpression="SET dispute = :d",
                         ConditionExpression="dispute.dispute_id = :id AND dispute.updated_at <= :at",
-                        ExpressionAttributeValues={":d": value, ":id": dispute.dispute_id,
-                                                   ":at": dispute.updated_at.isoformat()}):
+                        # The stored time as stored (pydantic's JSON form), so the strings compare as times.
+                        ExpressionAttributeValues={":d": value, ":id": dispute.dispute_id, ":at": value["updated_at"]}):
             return "updated"
         return "stale"
 

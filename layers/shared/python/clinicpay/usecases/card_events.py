@@ -146,16 +146,18 @@ def _our_charge(deps: CardDeps, clinic_id: str, event: CardEvent) -> Charge | No
 
 def _charge_refunded(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdict:
     """`charge.refunded` carries only the running total. When it is more than we have counted, a
-    refund we did not ask for was made (the dashboard): ask the processor for the charge's refunds
-    and record each the way its own event would have."""
+    refund we did not ask for was made (the dashboard); when one of ours still waits for its answer
+    (it was lost), this may be it: ask the processor for the charge's refunds and apply each the
+    way its own event would have."""
     charge = _our_charge(deps, clinic_id, event)
     if charge is None:
         return "not_a_card_charge"  # a payment through our link: the ledger of appointments reads it
     total = event.refunded_total
     if total is None or total.currency != charge.amount.currency or (event.amount and event.amount != charge.amount):
         return FOREIGN, AMOUNT_MISMATCH
-    if total.amount <= charge.amount_refunded:
-        return "already_applied"  # every refund behind this total is counted (pending ones too)
+    waiting = [r for r in deps.cards.list_refunds(clinic_id, charge.patient_id, charge.charge_id) if r.status == "pending"]
+    if total.amount <= charge.amount_refunded and not waiting:
+        return "already_applied"  # every refund behind this total is counted and settled
     assert charge.reference
     outcomes = [_refund_updated(deps, clinic_id, observed)
                 for observed in deps.vault_for(charge.provider).observe_refunds(charge.reference)]

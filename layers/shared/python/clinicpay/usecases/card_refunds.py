@@ -59,20 +59,25 @@ def refund_charge(deps: CardDeps, clinic_id: str, patient_id: str, charge_id: st
         raise NotFound("No such charge.")
     if charge.status != "succeeded" or not charge.reference:
         raise ChargeNotRefundable()
+    refund_id = id_from_digest("rf", clinic_id, charge_id, idempotency_key) if idempotency_key else new_id("rf", 12)
+    stored = deps.cards.get_refund(clinic_id, patient_id, refund_id) if idempotency_key else None
+    if stored is not None and stored.failure_code != "provider_unavailable":
+        # The same request again: the same refund, asked about again only while it has no answer.
+        return _send(deps, charge, stored) if stored.status == "pending" and not stored.provider_refund_id \
+            else stored.view()
+    if amount is None and charge.refundable <= 0:
+        raise _exceeds("Nothing is left to refund on this charge.", charge)
     amount = amount or Money(amount=charge.refundable, currency=charge.amount.currency)
     if amount.currency != charge.amount.currency:
         raise ValidationFailed(details=[{"field": "amount.currency", "message": f"must be {charge.amount.currency}"}])
     if amount.amount <= 0:
         raise ValidationFailed("A refund must be more than zero.", code="invalid_amount",
                                details=[{"field": "amount.amount", "message": "must be greater than 0"}])
-    refund_id = id_from_digest("rf", clinic_id, charge_id, idempotency_key) if idempotency_key else new_id("rf", 12)
     refund = CardRefund(refund_id=refund_id, clinic_id=clinic_id, patient_id=patient_id, charge_id=charge_id,
                         provider=charge.provider, amount=amount, reason=reason, created_at=now, updated_at=now)
     reserved = deps.cards.reserve_refund(refund, charge, check_at=now + deps.check_after)
     if reserved == "exceeds":
-        left = deps.cards.get_charge(clinic_id, patient_id, charge_id) or charge
-        raise RefundExceedsRemaining(details=[{"field": "amount", "refundable": {
-            "amount": left.refundable, "currency": left.amount.currency}}])
+        raise _exceeds(None, deps.cards.get_charge(clinic_id, patient_id, charge_id) or charge)
     if reserved == "exists":
         stored = deps.cards.get_refund(clinic_id, patient_id, refund_id)
         if stored is None:
@@ -81,6 +86,11 @@ def refund_charge(deps: CardDeps, clinic_id: str, patient_id: str, charge_id: st
             return stored.view()  # the same request again: the same refund
         refund = stored  # recorded, and no answer yet: ask again under the same key
     return _send(deps, charge, refund)
+
+
+def _exceeds(message: str | None, charge: Charge) -> RefundExceedsRemaining:
+    return RefundExceedsRemaining(message, details=[{"field": "amount", "refundable": {
+        "amount": charge.refundable, "currency": charge.amount.currency}}])
 
 
 def _send(deps: CardDeps, charge: Charge, refund: CardRefund) -> dict[str, Any]:
