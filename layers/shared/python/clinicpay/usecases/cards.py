@@ -30,9 +30,6 @@ from clinicpay.usecases.cards_ports import CardDeps
 # authentication, or the answer was lost) may be taken over after this long, once that charge is
 # cancelled at the processor (see _claim).
 STALE_CLAIM = timedelta(minutes=15)
-# A charge awaiting the patient's authentication is asked about again after this long, in case its
-# event was lost.
-ACTION_RECHECK = timedelta(minutes=15)
 # Failures that say the processor never had the charge: a retry with the same key sends it again.
 RESENDABLE_FAILURES = ("provider_unavailable", "not_created")
 
@@ -357,8 +354,10 @@ def apply_charge_result(deps: CardDeps, charge: Charge, result: ChargeResult, at
     """Record a processor outcome (the immediate answer, a webhook, or our asking) and what follows
     from it: the appointment claim, and for an appointment's own charge the appointment paid.
     Returns the stored charge and whether this outcome changed it (False: stale or already succeeded)."""
-    recheck = {"requires_action": ACTION_RECHECK, "processing": deps.check_after}.get(result.status)
-    changed = deps.cards.settle_charge(charge, result, at, check_at=at + recheck if recheck else None)
+    # Not final (awaiting the patient's authentication, processing): asked about after a few minutes
+    # should its event not come, then less and less often (card_reconcile).
+    final = result.status in ("succeeded", "failed")
+    changed = deps.cards.settle_charge(charge, result, at, check_at=None if final else at + deps.check_after)
     stored = deps.cards.get_charge(charge.clinic_id, charge.patient_id, charge.charge_id) or charge
     if not changed:
         return stored, False
