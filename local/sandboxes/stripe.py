@@ -1054,10 +1054,10 @@ def create_refund(key: str, account: Account) -> Response:
     reason = params.get("reason")
     if reason is not None and reason not in REFUND_REASONS:
         raise _invalid(f"Invalid reason: must be one of {', '.join(sorted(REFUND_REASONS))}", "reason")
-    if amount < 1:
-        raise _invalid("Amount must be at least 1.", "amount", code="amount_too_small")
     if remaining <= 0:
         raise _invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
+    if amount < 1:
+        raise _invalid("Amount must be at least 1.", "amount", code="amount_too_small")
     if amount > remaining:
         raise _invalid(f"Refund amount ({_format_amount(amount, charge['currency'])}) is greater than unrefunded amount "
                        f"on charge ({_format_amount(remaining, charge['currency'])})", "amount", code="amount_too_large")
