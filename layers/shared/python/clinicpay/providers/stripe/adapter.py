@@ -469,6 +469,8 @@ def _card_event(event: schemas.Event) -> CardEvent:
         return CardEvent(**common, setup_id=_text(data.get("id")), customer_ref=_text(data.get("customer")),
                          card_token=_object_id(data.get("payment_method")))
     if event.type.startswith("payment_intent."):
+        if event.type == "payment_intent.canceled" and not common["failure_code"]:
+            common["failure_code"] = "canceled"
         return CardEvent(**common, charge_reference=_text(data.get("id")), customer_ref=_text(data.get("customer")),
                          amount=_money(data.get("amount"), data.get("currency")))
     if event.type.startswith("payment_method."):
