@@ -312,3 +312,32 @@ def test_link_refund_events_reach_the_appointments_ledger_as_refunded(clinic: Cl
                                                                                                        currency="CAD")
     assert event.details["refund_id"] == "re_9" and event.details["refund_status"] == "succeeded"
     assert event.details["clinicpay_refund_id"] == "rf_9"
+
+
+def test_a_dispute_of_a_payment_through_our_link_shows_on_its_appointment(clinic: ClinicKeys, stack: TestStack) -> None:
+    from tests.support.api import ApiClient
+    from tests.support.clinics import add_service
+
+    add_service(clinic, "online", 12000, "CAD", online=True)
+    clinic.admin().patch(clinic.path("/settings"), json={"default_gateway": "stripe"})
+    booked = book(clinic, "p-1", service="online")
+    token = booked["payment_link"]["url"].rsplit("/", 1)[1]
+    assert type_card(ApiClient().get(f"/pay/{token}").headers["Location"], VISA).status_code == 303
+    settle()
+    paid = appointment_of(clinic, booked["appointment_id"])
+    assert paid["payment_status"] == "paid"
+    opened = control(stack, "disputes", {"payment_intent": paid["payment"]["reference"], "reason": "product_not_received"})
+    settle()
+    dispute = appointment_of(clinic, booked["appointment_id"])["dispute"]
+    assert (dispute["dispute_id"], dispute["status"], dispute["reason"]) == (opened["id"], "needs_response",
+                                                                            "product_not_received")
+    # A refund of it made in the Dashboard is not a card charge's: the cards side leaves it to the ledger
+    control(stack, f"disputes/{opened['id']}/close", {"status": "won"})
+    control(stack, "dashboard/refunds", {"payment_intent": paid["payment"]["reference"], "amount": 2000})
+    settle()
+    assert appointment_of(clinic, booked["appointment_id"])["dispute"]["status"] == "won"
+    card_side = {r["kind"]: r["outcome"] for r in event_records(clinic.clinic_id, table="CardsTable")
+                 if r["kind"] in ("charge_refunded", "dispute_updated")}
+    assert card_side == {"charge_refunded": "not_a_card_charge", "dispute_updated": "applied"}
+    link_side = [r for r in event_records(clinic.clinic_id) if r["kind"] == "refunded"]
+    assert [r["outcome"] for r in link_side] == ["recorded"]

@@ -328,8 +328,9 @@ def end_stale_charge(deps: CardDeps, old: Charge | None) -> bool:
         found = vault.find_charge(customer, old.charge_id, old.created_at) if customer else None
         if found is None or not found.charge_reference:
             result = ChargeResult(status="failed", failure_code="not_created")
-        elif found.kind == "charge_failed":
-            result = ChargeResult(status="failed", reference=found.charge_reference, failure_code=found.failure_code)
+        elif found.kind in ("charge_failed", "charge_succeeded"):  # already over: nothing to cancel
+            result = ChargeResult(status="failed" if found.kind == "charge_failed" else "succeeded",
+                                  reference=found.charge_reference, failure_code=found.failure_code)
         else:
             result = vault.cancel_charge(found.charge_reference, idempotency_key=cancel_key)
     apply_charge_result(deps, old, result, deps.clock())
