@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -285,3 +286,35 @@ def test_the_takeover_racing_the_patients_3ds_never_leaves_two_payments(clinic: 
             winners.append("takeover")
     print(f"\ntakeover race: {len(winners)} rounds, {winners.count('patient')} won by the patient's 3-D Secure, "
           f"{winners.count('takeover')} by the takeover, 0 with two payments")
+
+
+def test_runs_of_undecided_charges_are_never_failed_nor_charged_twice(clinic: ClinicKeys, stack: TestStack) -> None:
+    """Figure for the report: rounds of each way Stripe's answer is lost."""
+    book(clinic, "p-1")
+    save_card(clinic, "p-1", VISA)
+    rounds = 3
+    seen: dict[str, Counter[str]] = {}
+    for mode in ("timeout", "hold", 500):
+        answers: Counter[str] = Counter()
+        for n in range(rounds):
+            appointment = book(clinic, "p-1")
+            fail_next(stack, mode, count=3 if mode == "timeout" else 1, seconds=4 if mode == "timeout" else 20)
+            key = f"{mode}-{n}"
+            first = charge(clinic, for_appointment(appointment), key=key)
+            answers[f"first {first.status} {first.json()['status']}"] += 1
+            again = charge(clinic, for_appointment(appointment), key=key)  # staff retry at once
+            answers[f"retry {again.status} {again.json()['status']}"] += 1
+            if mode == "hold":
+                requests.post(f"{stack.sandbox_url('stripe')}/_control/release", timeout=10)
+            charge_id = first.json()["charge_id"]
+            wait_for(lambda c=charge_id: charge_view(clinic, c)["status"] == "succeeded", timeout=15)
+            settle()
+            final = charge(clinic, for_appointment(appointment), key=key)
+            assert final.status == 201 and final.json()["charge_id"] == charge_id
+            made = [i for i in intents(stack) if i["metadata"]["appointment_id"] == appointment["appointment_id"]]
+            assert len(made) == 1 and appointment_of(clinic, appointment["appointment_id"])["payment_status"] == "paid"
+        assert not any("failed" in answer for answer in answers)
+        seen[str(mode)] = answers
+    print(f"\nundecided charges, {rounds} rounds per mode: "
+          + "; ".join(f"{mode}: {dict(answers)}" for mode, answers in seen.items())
+          + f"; every charge settled succeeded, {len(intents(stack))} PaymentIntents for {3 * rounds} charges, 0 failed")

@@ -268,3 +268,37 @@ def test_reconciliation_asks_again_later_about_a_charge_still_awaiting_authentic
     world.vault.intents["pi_old"]["status"] = "succeeded"
     assert reconcile(world, timedelta(hours=2))["outcomes"] == {"applied": 1}
     assert world.appointments.get("cl_a", "ap_1")["payment_status"] == "paid"
+
+
+def test_a_retry_of_an_undecided_charge_is_sent_as_first_sent_and_a_refusal_then_decides_nothing(world: World) -> None:
+    from clinicpay.domain.errors import ProviderError
+
+    world.vault.charge = lambda request: (_ for _ in ()).throw(ProviderOutcomeUnknown())  # type: ignore[method-assign]
+    first = charge_appointment(world, key="k")
+    # The patient's default card changes meanwhile
+    world.vault.add_card("pm_2", last4="1881")
+    second_card = cards.save_card(world.deps, "cl_a", "p-1", "pm_2", GRANT)
+    cards.set_default(world.deps, "cl_a", "p-1", second_card["card_id"])
+    sent: list = []
+    world.vault.charge = lambda request: (sent.append(request), (_ for _ in ()).throw(  # type: ignore[method-assign]
+        ProviderError("idempotency_error")))[1]
+    again = charge_appointment(world, key="k")
+    assert sent[0].card_token == "pm_1" and sent[0].amount == Money(amount=8000, currency="CAD")
+    assert again["status"] == "processing" and again["charge_id"] == first["charge_id"]
+    assert stored_charge(world, first["charge_id"]).status == "processing"
+
+
+def test_a_retried_refund_refused_because_the_first_attempt_refunded_counts_that_refund(world: World) -> None:
+    charged = charge_appointment(world)
+    original = world.vault.refund
+
+    def refunded_but_unanswered(request):  # noqa: ANN001, ANN202
+        original(request)
+        raise ProviderOutcomeUnknown()
+
+    world.vault.refund = refunded_but_unanswered  # type: ignore[method-assign]
+    assert refund(world, charged["charge_id"], key="k")["status"] == "pending"
+    # The retry is refused (say Stripe no longer replays the key): Stripe's own list decides
+    world.vault.refund = lambda request: RefundResult(status="failed", failure_code="charge_already_refunded")  # type: ignore[method-assign]
+    done = refund(world, charged["charge_id"], key="k")
+    assert done["status"] == "succeeded" and stored_charge(world, charged["charge_id"]).amount_refunded == 8000

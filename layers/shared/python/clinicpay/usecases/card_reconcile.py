@@ -123,3 +123,8 @@ def _refund(deps: CardDeps, refund: CardRefund) -> tuple[str, bool]:
     outcome = apply_card_event(deps, charge.clinic_id, mine[0])
     stored = deps.cards.get_refund(refund.clinic_id, refund.patient_id, refund.refund_id)
     return outcome, stored is not None and stored.status == "pending"
+
+
+def run_card_reconcile(deps: ReconcileDeps, shard: int, now: datetime) -> dict[str, Any]:
+    """The jobs fan-out's convention (`run_<job>(deps, shard, ...)`): one shard."""
+    return reconcile_charges(deps, now=now, shard=shard)

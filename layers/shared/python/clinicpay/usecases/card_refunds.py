@@ -112,6 +112,12 @@ def _send(deps: CardDeps, charge: Charge, refund: CardRefund) -> dict[str, Any]:
         raise
     observed = RefundObservation(provider_refund_id=result.provider_refund_id or "", payment_reference=charge.reference,
                                  amount=refund.amount, status=result.status, failure_code=result.failure_code)
+    if refund.undecided and result.status == "failed":
+        # Refused on a retry, while the first attempt may have refunded: what Stripe holds decides.
+        made = [event.refund for event in deps.vault_for(charge.provider).observe_refunds(charge.reference)
+                if event.refund and event.refund.metadata.get("clinicpay_refund_id") == refund.refund_id]
+        if made:
+            observed = made[0]
     settle(deps, charge, refund, observed)
     logger.info("card refund", extra={"clinic_id": refund.clinic_id, "refund_id": refund.refund_id,
                                       "charge_id": charge.charge_id, "status": result.status,

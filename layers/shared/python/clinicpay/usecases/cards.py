@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clinicpay.domain.card import Card, Charge, ChargeReason, Consent, ConsentGrant
+from clinicpay.domain.clinic import Clinic
 from clinicpay.domain.errors import (
     AlreadyPaid,
     Conflict,
@@ -203,16 +204,19 @@ def charge_card(deps: CardDeps, clinic_id: str, patient_id: str, *, reason: Char
     if stored is not None and not _to_send(stored):
         return stored.view()  # the same request again: the same answer (even once the appointment is paid)
     clinic = deps.clinics.get(clinic_id)
-    appointment = _appointment(deps, clinic_id, patient_id, appointment_id, reason)
-    amount = _amount(deps, clinic_id, reason, amount, appointment)
-    if amount.currency != clinic.currency:
-        raise ValidationFailed(details=[{"field": "amount.currency", "message": f"must be {clinic.currency}"}])
-    card = _charge_card(deps, clinic_id, patient_id, card_id)
-    charge = Charge(charge_id=charge_id, clinic_id=clinic_id, patient_id=patient_id, card_id=card.card_id,
-                    amount=amount, reason=reason, appointment_id=appointment_id, provider=card.provider,
-                    customer_ref=card.customer_ref, created_at=now, updated_at=now)
-    if appointment_id and reason is not ChargeReason.OTHER:
-        _claim(deps, stored or charge, now)
+    if stored is not None:
+        # Sent again exactly as first sent (its card, its amount): Stripe refuses a key reused with
+        # other parameters, and the first attempt may have charged.
+        charge, found = stored, deps.cards.get_card(clinic_id, patient_id, stored.card_id, removing_too=True)
+        if found is None:
+            return stored.view()  # its card is gone: its event or reconciliation says what the first attempt did
+        card = found
+    else:
+        charge, card = _new_charge(deps, clinic, patient_id, charge_id, now, reason=reason, amount=amount,
+                                   card_id=card_id, appointment_id=appointment_id)
+    target = stored or charge
+    if target.appointment_id and target.reason is not ChargeReason.OTHER:
+        _claim(deps, target, now)
     if stored is None and not deps.cards.create_charge(charge, check_at=now + deps.check_after):
         stored = deps.cards.get_charge(clinic_id, patient_id, charge_id)  # a concurrent twin got here first
         if stored is not None and not _to_send(stored):
@@ -220,6 +224,20 @@ def charge_card(deps: CardDeps, clinic_id: str, patient_id: str, *, reason: Char
     if stored is not None and stored.status == "failed":
         deps.cards.reopen_charge(stored, now)  # never reached the processor: send it again, same key
     return _send(deps, clinic.name, clinic.locale, card, stored or charge)
+
+
+def _new_charge(deps: CardDeps, clinic: Clinic, patient_id: str, charge_id: str, now: datetime, *,
+                reason: ChargeReason, amount: Money | None, card_id: str | None,
+                appointment_id: str | None) -> tuple[Charge, Card]:
+    appointment = _appointment(deps, clinic.clinic_id, patient_id, appointment_id, reason)
+    amount = _amount(deps, clinic.clinic_id, reason, amount, appointment)
+    if amount.currency != clinic.currency:
+        raise ValidationFailed(details=[{"field": "amount.currency", "message": f"must be {clinic.currency}"}])
+    card = _charge_card(deps, clinic.clinic_id, patient_id, card_id)
+    charge = Charge(charge_id=charge_id, clinic_id=clinic.clinic_id, patient_id=patient_id, card_id=card.card_id,
+                    amount=amount, reason=reason, appointment_id=appointment_id, provider=card.provider,
+                    customer_ref=card.customer_ref, created_at=now, updated_at=now)
+    return charge, card
 
 
 def _to_send(charge: Charge) -> bool:
@@ -265,6 +283,11 @@ def _send(deps: CardDeps, clinic_name: str, locale: str, card: Card, charge: Cha
             raise
         return now_stored.view()
     except ProviderError as error:
+        if charge.undecided:
+            # A retry refused while an earlier attempt may have charged: that attempt decides.
+            logger.warning("card charge retry refused", extra={"clinic_id": charge.clinic_id,
+                                                               "charge_id": charge.charge_id, "error_code": error.code})
+            return (deps.cards.get_charge(charge.clinic_id, charge.patient_id, charge.charge_id) or charge).view()
         # The processor refused the request itself (not the card): nothing was charged.
         apply_charge_result(deps, charge, ChargeResult(status="failed", failure_code=error.code), deps.clock())
         raise
