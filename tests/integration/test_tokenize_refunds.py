@@ -89,7 +89,8 @@ def test_a_full_refund_is_reflected_on_the_charge_and_the_appointment_and_the_pa
     assert appointment["payment_status"] == "refunded" and appointment["amount_refunded"] == cad(8000)
     [at_stripe] = stripe_refunds(stack, clinic)
     assert (at_stripe["amount"], at_stripe["reason"], at_stripe["status"]) == (8000, "requested_by_customer", "succeeded")
-    assert at_stripe["metadata"] == {"clinic_id": clinic.clinic_id, "clinicpay_refund_id": body["refund_id"]}
+    assert at_stripe["metadata"] == {"clinic_id": clinic.clinic_id, "clinicpay_refund_id": body["refund_id"],
+                                     "clinicpay_source": "card_charge"}
     settle()  # charge.refunded arrives and finds everything counted
     [told] = refund_messages()
     assert "80.00 CAD" in told["body"] and told["channel"] == "email"

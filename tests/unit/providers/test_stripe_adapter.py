@@ -257,7 +257,8 @@ def test_a_refund_is_a_form_encoded_post_under_the_refunds_own_key_naming_our_id
     assert call["url"] == "https://stripe.test/v1/refunds" and call["retry_post"] is True
     assert call["headers"]["Idempotency-Key"] == "clinicpay-cl_1-refund-rf_1"
     assert dict(call["form"]) == {"payment_intent": "pi_1", "amount": "1500", "reason": "requested_by_customer",
-                                  "metadata[clinic_id]": "cl_1", "metadata[clinicpay_refund_id]": "rf_1"}
+                                  "metadata[clinic_id]": "cl_1", "metadata[clinicpay_refund_id]": "rf_1",
+                                  "metadata[clinicpay_source]": adapter.refund_source}
 
 
 def test_a_refund_reason_stripe_does_not_know_stays_with_us(wire: Wire) -> None:
@@ -336,3 +337,16 @@ def test_the_endpoint_subscribes_to_refund_cancel_and_dispute_events() -> None:
 
     assert {"payment_intent.canceled", "charge.refunded", "charge.refund.updated", "charge.dispute.created",
             "charge.dispute.closed"} <= set(SUBSCRIBED_EVENTS)
+
+
+def test_the_link_ledger_leaves_a_card_charges_refund_events_alone() -> None:
+    charge = {"id": "ch_1", "object": "charge", "amount": 2500, "amount_refunded": 2500, "currency": "cad",
+              "payment_intent": "pi_1", "metadata": {"clinic_id": "cl_1", "clinicpay_charge_id": "ch_ours"}}
+    refund = _refund(metadata={"clinic_id": "cl_1", "clinicpay_refund_id": "rf_1", "clinicpay_source": "card_charge"})
+    link_refund = _refund(metadata={"clinic_id": "cl_1", "clinicpay_refund_id": "rf_2", "clinicpay_source": "payment_link"})
+    kinds = []
+    for event_type, obj in (("charge.refunded", charge), ("charge.refund.updated", refund),
+                            ("charge.refund.updated", link_refund)):
+        body, headers = _signed(_event(event_type, obj))
+        kinds.append(StripeGateway(CREDENTIALS, SETTINGS).parse_webhook(body, headers)[0].kind)
+    assert kinds == ["ignored", "ignored", "refunded"]

@@ -310,34 +310,43 @@ class AppointmentRepository:
 
     def _move_refunded(self, clinic_id: str, appointment_id: str, reference: str, refund_id: str, amount: Money,
                        sign: int) -> bool:
+        """Two writes, neither needing a read, so concurrent refunds of one payment never wait on each
+        other: the running total (`refunded_minor`) moves atomically, once per refund id, within
+        what was paid; then the status and `amount_refunded` follow the total this write made,
+        unless a later refund's write moved it again (that one then sets them)."""
         key = appointment_key(clinic_id, appointment_id)
-        for _ in range(5):  # another refund of the same payment moved the total meanwhile: read again
+        with translated_errors():  # what was paid: fixed once paid (the condition below names the payment)
+            item = self._table.get_item(Key=key, ProjectionExpression="#pay",
+                                        ExpressionAttributeNames={"#pay": "payment"}).get("Item")
+        payment = plain(item).get("payment") or {} if item else {}
+        if payment.get("reference") != reference or (payment.get("amount") or {}).get("currency") != amount.currency:
+            return False
+        paid = int(payment["amount"]["amount"])
+        names = {"#pay": "payment", "#ref": "reference"}
+        values: dict[str, Any] = {":ref": reference, ":rid": refund_id, ":ids": {refund_id}, ":delta": sign * amount.amount}
+        if sign > 0:
+            change = "SET refunded_minor = if_not_exists(refunded_minor, :zero) + :delta ADD refund_ids :ids"
+            # DynamoDB conditions cannot add: the limit is worked out here.
+            condition = "NOT contains(refund_ids, :rid) AND (attribute_not_exists(refunded_minor) OR refunded_minor <= :limit)"
+            values.update({":zero": 0, ":limit": paid - amount.amount})
+        else:
+            change = "SET refunded_minor = refunded_minor + :delta DELETE refund_ids :ids"
+            condition = "contains(refund_ids, :rid)"
+        try:
             with translated_errors():
-                item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
-            item = plain(item) if item else None
-            payment = (item or {}).get("payment") or {}
-            if not item or payment.get("reference") != reference:
-                return False
-            counted = refund_id in set(item.get("refund_ids") or ())
-            paid = Money.model_validate(payment["amount"])
-            current = int((item.get("amount_refunded") or {}).get("amount", 0))
-            total = current + sign * amount.amount
-            if counted == (sign > 0) or paid.currency != amount.currency or not 0 <= total <= paid.amount:
-                return False
-            status = "paid" if total == 0 else "refunded" if total == paid.amount else "partially_refunded"
-            names = {"#p": "payment_status", "#pay": "payment", "#ref": "reference"}
-            values: dict[str, Any] = {":ref": reference, ":rid": refund_id, ":ids": {refund_id}, ":status": status,
-                                      ":total": {"amount": total, "currency": paid.currency}, ":current": current}
-            change = "ADD refund_ids :ids" if sign > 0 else "DELETE refund_ids :ids"
-            membership = "NOT contains(refund_ids, :rid)" if sign > 0 else "contains(refund_ids, :rid)"
-            unchanged = "amount_refunded.amount = :current" if current else \
-                "(attribute_not_exists(amount_refunded) OR amount_refunded.amount = :current)"
-            if conditional(partial(
-                    self._table.update_item, Key=key, UpdateExpression=f"SET amount_refunded = :total, #p = :status {change}",
-                    ConditionExpression=f"#pay.#ref = :ref AND {membership} AND {unchanged}",
-                    ExpressionAttributeNames=names, ExpressionAttributeValues=values)):
-                return True
-        raise Conflict("The appointment's refunds kept changing; try again.", code="state_conflict")
+                moved = self._table.update_item(
+                    Key=key, UpdateExpression=change, ReturnValues="UPDATED_NEW", ExpressionAttributeNames=names,
+                    ConditionExpression=f"#pay.#ref = :ref AND {condition}", ExpressionAttributeValues=values)["Attributes"]
+        except Conflict:
+            return False  # counted already, another payment, or more than was paid
+        total = int(moved["refunded_minor"])
+        status = "paid" if total == 0 else "refunded" if total >= paid else "partially_refunded"
+        conditional(partial(
+            self._table.update_item, Key=key, UpdateExpression="SET amount_refunded = :money, payment_status = :status",
+            ConditionExpression="refunded_minor = :total",
+            ExpressionAttributeValues={":money": {"amount": total, "currency": amount.currency}, ":status": status,
+                                       ":total": total}))
+        return True
 
     def record_dispute(self, clinic_id: str, appointment_id: str, *, payment_reference: str,
                        dispute: dict[str, Any]) -> bool:

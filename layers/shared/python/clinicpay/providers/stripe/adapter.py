@@ -113,6 +113,10 @@ SUBSCRIBED_EVENTS = sorted({*CARD_EVENT_KINDS, *LINK_SESSION_EVENTS, "checkout.s
 class _StripeAccount:
     """One clinic's Stripe account: the HTTP client and the webhook secret."""
 
+    # Whose refunds this adapter makes, in their metadata: both ledgers read every refund event of
+    # the account, and each leaves the other's alone.
+    refund_source = "card_charge"
+
     def __init__(self, credentials: Mapping[str, Any], settings: Settings):
         secret_key = str(credentials.get("secret_key") or "")
         if not secret_key:
@@ -147,7 +151,8 @@ class _StripeAccount:
         we did not get raises ProviderOutcomeUnknown."""
         params: dict[str, Any] = {
             "payment_intent": request.payment_reference, "amount": _stripe_amount(request.amount),
-            "metadata": {"clinic_id": request.clinic_id, "clinicpay_refund_id": request.refund_id},
+            "metadata": {"clinic_id": request.clinic_id, "clinicpay_refund_id": request.refund_id,
+                         "clinicpay_source": self.refund_source},
         }
         if request.reason in STRIPE_REFUND_REASONS:
             params["reason"] = request.reason
@@ -325,6 +330,7 @@ class StripeGateway(_StripeAccount):
     """Stripe Checkout in payment mode behind our `/pay/{token}` links (Canada, Norway)."""
 
     name = PROVIDER
+    refund_source = "payment_link"
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         amount = request.amount
@@ -526,6 +532,13 @@ def _link_refund_event(event: schemas.Event, metadata: dict[str, str]) -> Paymen
     Dashboard), for the provider-neutral ledger: `refunded`, naming the PaymentIntent, the refund
     and its status. `charge.refunded` carries only the running total (`amount_refunded`)."""
     data = event.data.object
+    if metadata.get("clinicpay_charge_id") or metadata.get("clinicpay_source") == "card_charge":
+        # A card charge's (its Charge carries our charge id; our refunds of it say so): tokenize's cards
+        # ledger applies it. A Dashboard refund of one names neither: the ledger finds no payment row.
+        return PaymentEvent(provider=PROVIDER, event_id=event.id, kind="ignored",
+                            occurred_at=datetime.fromtimestamp(event.created, UTC),
+                            payment_reference=_object_id(data.get("payment_intent")),
+                            details={"stripe_event_type": event.type, "reason": "card_charge"})
     details: dict[str, Any] = {"stripe_event_type": event.type, "clinic_id": metadata.get("clinic_id")}
     if event.type == "charge.refunded":
         amount = _money(data.get("amount_refunded"), data.get("currency"))
