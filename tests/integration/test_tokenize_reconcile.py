@@ -125,3 +125,35 @@ def test_drop_every_stripe_webhook_then_reconcile(clinic: ClinicKeys, stack: Tes
           f"reconciliation outcomes {result['outcomes']}; after it every charge, refund and appointment in its true "
           f"state; the {len(events)} dropped webhooks delivered late: {dict(late)}")
     assert wrong_before >= 10 and "applied" not in late
+
+
+def test_card_reconcile_runs_through_the_fan_out_as_deployed(clinic: ClinicKeys, stack: TestStack) -> None:
+    """The schedule's path, not a direct call: the dispatcher puts one message per shard on
+    TokenizeJobShards (template.yaml), each shard runs with the function's role, and the one that
+    holds this clinic's undecided charge settles it."""
+    import boto3
+
+    from local import apigw
+
+    book(clinic, "p-1")
+    card = save_card(clinic, "p-1", VISA)["card_id"]
+    hold(stack.sandbox_url("stripe"))  # Stripe's webhook never comes
+    appointment = book(clinic, "p-1")
+    fail_next(stack, 500)  # Stripe made the charge, then answered 500: undecided
+    answer = charge(clinic, for_appointment(appointment, card_id=card))
+    assert answer.status == 202, answer.body
+    charge_id = answer.json()["charge_id"]
+    # Due now (the job asks only about items older than a few minutes)
+    cards = boto3.resource("dynamodb").Table("CardsTable")
+    waiting = [i for i in cards.scan()["Items"] if i.get("recon_pk") and clinic.clinic_id in str(i["pk"])]
+    assert waiting
+    for item in waiting:
+        cards.update_item(Key={"pk": item["pk"], "sk": item["sk"]}, UpdateExpression="SET recon_at = :past",
+                          ExpressionAttributeValues={":past": "2000-01-01T00:00:00+00:00"})
+
+    result = apigw.invoke_job("card-reconcile")
+
+    assert result["dispatched"] == 16 and "failed" not in result, result
+    assert charge_view(clinic, charge_id)["status"] == "succeeded"
+    assert appointment_of(clinic, appointment["appointment_id"])["payment_status"] == "paid"
+    hold(stack.sandbox_url("stripe"), False)

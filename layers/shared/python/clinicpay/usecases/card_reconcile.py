@@ -126,5 +126,8 @@ def _refund(deps: CardDeps, refund: CardRefund) -> tuple[str, bool]:
 
 
 def run_card_reconcile(deps: ReconcileDeps, shard: int, now: datetime) -> dict[str, Any]:
-    """The jobs fan-out's convention (`run_<job>(deps, shard, ...)`): one shard."""
-    return reconcile_charges(deps, now=now, shard=shard)
+    """The jobs fan-out's convention (`run_<job>(deps, shard, ...)`): one shard. Its report holds
+    counts only (`outcomes`): clinicpay.fanout sums the shards' reports and counts them itself as
+    `shards`, so the list of shards `reconcile_charges` names is left out."""
+    result = reconcile_charges(deps, now=now, shard=shard)
+    return {"outcomes": result["outcomes"]}
