@@ -732,7 +732,7 @@
     else {
       box.appendChild(h("ul", { "class": "cards-list" }, state.cards.map(function (card) {
         var status = h("div", { "class": "row-status", role: "status", "aria-live": "polite" });
-        var brand = String(card.brand || "").replace(/^./, function (c) { return c.toUpperCase(); });
+        var brand = brandName(card);
         var consent = card.consent && (card.consent.granted_at || card.consent.at);
         var actions = [];
         if (!card.is_default) actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", text: t("set_default"), onclick: function (e) { setDefault(card, e.currentTarget, status); } }));
@@ -752,7 +752,7 @@
     var select = $("charge-card");
     clear(select);
     select.appendChild(h("option", { value: "", text: t("default_card") }));
-    state.cards.forEach(function (card) { select.appendChild(h("option", { value: card.card_id, text: t("card_line", { brand: card.brand, last4: card.last4 }) })); });
+    state.cards.forEach(function (card) { select.appendChild(h("option", { value: card.card_id, text: t("card_line", { brand: brandName(card), last4: card.last4 }) })); });
   }
 
   function setDefault(card, button, region) {
@@ -816,7 +816,37 @@
     else if (reason !== "no_show") { fieldError($("charge-amount"), true); say(region, "error", t("required")); $("charge-amount").focus(); return; }
     if ($("charge-card").value) body.card_id = $("charge-card").value;
     if ($("charge-appt").value.trim()) body.appointment_id = $("charge-appt").value.trim();
-    var button = noShow ? $("charge-no-show") : $("charge").querySelector("button[type=submit]");
+    confirmCharge(body, region);
+  }
+
+  function brandName(card) { return String(card.brand || "").replace(/^./, function (c) { return c.toUpperCase(); }); }
+
+  // The card to be charged, as its line reads ("Visa ending in 4242"): the chosen one, else the default.
+  function chargedCardLine(cardId) {
+    var card = state.cards.filter(function (c) { return cardId ? c.card_id === cardId : c.is_default; })[0];
+    return card ? t("card_line", { brand: brandName(card), last4: card.last4 }) : t("default_card");
+  }
+
+  // A second step that names the amount, the card and the patient before any money moves, as the
+  // refund does: a slip of the finger charges nobody. The answer replaces the question in place.
+  function confirmCharge(body, region) {
+    var panel = $("charge-confirm");
+    var vars = { amount: body.amount ? formatMoney(body.amount) : "", card: chargedCardLine(body.card_id),
+                 patient: state.cardsPatientName || state.cardsPatient };
+    var fee = !body.amount;
+    clear(panel);
+    say(region, null);
+    var yes = h("button", { type: "button", "class": "btn btn-small btn-danger", "data-action": "confirm-charge",
+                            text: fee ? t("charge_confirm_yes_fee") : t("charge_confirm_yes", vars) });
+    panel.appendChild(h("div", { "class": "row-form", role: "group", "aria-label": t("charge_title") }, [
+      h("p", { "class": "row-form-title", text: t(fee ? "charge_confirm_q_fee" : "charge_confirm_q", vars) }),
+      h("div", { "class": "actions" }, [yes, closeButton(panel)])]));
+    yes.focus();
+    yes.addEventListener("click", function () { clear(panel); sendCharge(body, region); });
+  }
+
+  function sendCharge(body, region) {
+    var button = body.reason === "no_show" && !body.amount ? $("charge-no-show") : $("charge").querySelector("button[type=submit]");
     busy(button, true);
     say(region, "info", t("loading"));
     var scope = "charge:" + state.cardsPatient;
