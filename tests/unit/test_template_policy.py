@@ -481,3 +481,32 @@ def test_the_qr_refund_above_balance_alarm_watches_what_the_refund_ledger_emits(
     qr_refunds._count("QrRefundAboveBalance")  # what recording a refund above the balance emits
     blob = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line)
     assert _insights_alarm("QrRefundAboveBalance") == _emf(blob, "QrRefundAboveBalance")
+
+
+@pytest.mark.parametrize(("metric", "module", "function"), [
+    ("DisputeOpened", "clinicpay.usecases.card_events", "TokenizeFunction"),
+    ("RefundLedgerMismatch", "clinicpay.usecases.card_refunds", "TokenizeFunction"),
+    ("RefundLedgerMismatch", "clinicpay.usecases.refunds", "WebhookFunction"),
+])
+def test_the_ledger_alarms_watch_what_the_shared_metrics_emit(metric: str, module: str, function: str,
+                                                              lambda_env: Any) -> None:
+    import importlib
+    import inspect
+
+    from aws_lambda_powertools import Metrics
+
+    from clinicpay import observability
+
+    emitting = importlib.import_module(module)
+    # the module emits it through the shared Metrics instance (not a single_metric of its own dimensions)
+    assert emitting.metrics is observability.metrics
+    assert f'metrics.add_metric(name="{metric}"' in inspect.getsource(emitting)
+    lambda_env(function)
+    in_lambda = Metrics(namespace=_emitted_namespace())  # the shared instance as the function's container builds it
+    in_lambda.clear_metrics()
+    try:
+        in_lambda.add_metric(name=metric, unit="Count", value=1)
+        blob = in_lambda.serialize_metric_set()
+    finally:
+        in_lambda.clear_metrics()
+    assert _insights_alarm(metric) == _emf(blob, metric)
