@@ -770,6 +770,8 @@ def control_expire_now(session_id: str) -> Response:
 
 @app.post("/_control/refunds/mode")
 def control_refund_mode() -> Response:
+    """{"mode": "manual"|"succeed"|"fail"}: what a new refund does. manual (the default): pending until
+    /_control/refunds/<id>/settle, like Fintoc's daily payout batch; succeed or fail: at once."""
     mode = str(request_json().get("mode", "manual"))
     if mode not in ("manual", "succeed", "fail"):
         return _json({"error": "expected {mode: manual | succeed | fail}"}, 400)
