@@ -5,6 +5,7 @@ here because only this function may read the cards table)."""
 
 import base64
 import importlib.util
+from datetime import datetime
 from pathlib import Path as FilePath
 from types import ModuleType
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from clinicpay import secrets
 from clinicpay.api import pages as page_docs
 from clinicpay.api.auth import Access
 from clinicpay.api.idempotency import idempotent_http
+from clinicpay.api.pages import local_time
 from clinicpay.api.resolver import header, make_resolver
 from clinicpay.deadline import lambda_deadline
 from clinicpay.domain.card import ChargeReason, ConsentGrant
@@ -266,11 +268,22 @@ def submit_consent(token: TokenPath) -> Response[Any]:
 def setup_done(token: TokenPath, lang: Annotated[str | None, Query()] = None) -> Response[Any]:
     locale = lang if lang in pages.LOCALES else "en"
     try:
-        page = card_setup.consent_page(_deps(None), token, lang=lang)
+        page = card_setup.done_page(_deps(None), token, lang=lang)
     except NotFound:
         return _html(404, pages.message_page("clinicpay", "not_found", locale))
     if page.state == "completed":
-        return _html(200, pages.message_page(page.clinic_name, "completed", page.locale))
+        booking, refresh = "", None
+        if page.appointment:
+            found = page.appointment
+            confirmed = found.get("status", "confirmed") == "confirmed"
+            booking = pages.booking_summary(
+                page.locale, service=str(found.get("service_name") or found.get("service_id")),
+                starts_at=local_time(datetime.fromisoformat(str(found["starts_at"])), page.timezone, page.locale),
+                confirmed=confirmed)
+            # The same webhook confirms the booking just after it marks the card saved: look again shortly.
+            refresh = None if confirmed else 3
+        return _html(200, pages.message_page(page.clinic_name, "completed", page.locale, extra=booking,
+                                             refresh=refresh))
     # The processor's webhook usually lands within a second or two of the redirect.
     return _html(200, pages.message_page(page.clinic_name, "saving", page.locale, refresh=3))
 

@@ -42,6 +42,12 @@ _TEXT: dict[str, dict[str, str]] = {
     "completed": {"es": "Tu tarjeta ya está guardada. ¡Gracias!", "en": "Your card is saved. Thank you!",
                   "fr": "Votre carte est enregistrée. Merci !", "uk": "Вашу картку збережено. Дякуємо!",
                   "nb": "Kortet ditt er lagret. Takk!"},
+    "booking_confirmed": {"es": "Tu hora está confirmada:", "en": "Your booking is confirmed:",
+                          "fr": "Votre rendez-vous est confirmé :", "uk": "Ваш запис підтверджено:",
+                          "nb": "Timen din er bekreftet:"},
+    "booking_for": {"es": "La tarjeta quedó asociada a tu hora:", "en": "The card is for your booking:",
+                    "fr": "La carte est liée à votre rendez-vous :", "uk": "Картку привʼязано до вашого запису:",
+                    "nb": "Kortet gjelder timen din:"},
     "saving": {"es": "Estamos guardando tu tarjeta…", "en": "We are saving your card…",
                "fr": "Nous enregistrons votre carte…", "uk": "Зберігаємо вашу картку…",
                "nb": "Vi lagrer kortet ditt…"},
@@ -123,6 +129,13 @@ def message_page(title: str, key: str, locale: str, *, extra: str = "", refresh:
     body = (f"<h1>{escape(title)}</h1>"
             f'<p id="status" data-status="{escape(key)}" role="status">{escape(text(key, locale))}</p>{extra}')
     return _document(title, body, locale, refresh=refresh)
+
+
+def booking_summary(locale: str, *, service: str, starts_at: str, confirmed: bool) -> str:
+    """The booking a saved card was asked for: what it is, when (the clinic's time, zone named)."""
+    lead = text("booking_confirmed" if confirmed else "booking_for", locale)
+    return (f'<p id="booking" data-confirmed="{str(confirmed).lower()}">{escape(lead)} '
+            f"<strong>{escape(service)}</strong>, <strong>{escape(starts_at)}</strong></p>")
 
 
 def retry_link(url: str, locale: str) -> str:

@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from clinicpay.domain.appointment import PaymentStatus, ProviderSession
-from clinicpay.domain.clinic import LINK_GATEWAYS, ClinicSettings, Provider
+from clinicpay.domain.clinic import LINK_GATEWAYS, Clinic, ClinicSettings, Provider
 from clinicpay.domain.errors import GatewayNotConfigured
+from clinicpay.domain.money import Money
 from clinicpay.observability import logger
 from clinicpay.ports import CheckoutRequest, PaymentGateway
 from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
@@ -32,6 +33,7 @@ class LinkOutcome:
     stored: StoredAppointment | None = None
     clinic_name: str = ""
     locale: str = "en"
+    clinic: Clinic | None = None
 
 
 @dataclass
@@ -60,7 +62,7 @@ def open_link(deps: PayDeps, token: str) -> LinkOutcome:
     stored = deps.appointments.get(clinic_id, appointment_id, consistent=True)
     clinic = deps.clinics.get(clinic_id)
     locale = (stored.appointment.patient.locale or clinic.locale).value
-    outcome = LinkOutcome("redirect", stored=stored, clinic_name=clinic.name, locale=locale)
+    outcome = LinkOutcome("redirect", stored=stored, clinic_name=clinic.name, locale=locale, clinic=clinic)
     status = stored.appointment.payment_status
     now = deps.clock()
     if status is PaymentStatus.PAID:
@@ -78,6 +80,44 @@ def open_link(deps: PayDeps, token: str) -> LinkOutcome:
         return outcome
     outcome.url = _new_session(deps, clinic_id, stored, now).url
     return outcome
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the patient's paid page shows: everything read from the appointment and the clinic."""
+
+    clinic_name: str
+    service_name: str
+    amount: Money
+    starts_at: datetime
+    timezone: str
+    appointment_id: str
+    provider: str | None
+    provider_reference: str | None
+    paid_at: datetime | None
+    receipt_email: str | None  # masked
+    website: str | None
+
+
+def mask_email(address: str) -> str:
+    """`ana.rojas@example.cl` -> `a***@example.cl`: enough for the patient to recognise, not to read."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def receipt(stored: StoredAppointment, clinic: Clinic, settings: ClinicSettings | None) -> Receipt:
+    appointment = stored.appointment
+    payment = appointment.payment
+    # The receipt email goes out on the paid webhook whenever the patient has an address (a refused
+    # send is kept and retried by the message-retry job), so the address on the appointment is where it went.
+    return Receipt(clinic_name=clinic.name, service_name=appointment.service_name or appointment.service_id,
+                   amount=payment.amount if payment else appointment.price, starts_at=appointment.starts_at,
+                   timezone=clinic.timezone, appointment_id=appointment.appointment_id,
+                   provider=payment.provider if payment else None,
+                   provider_reference=payment.reference if payment else None,
+                   paid_at=payment.paid_at if payment else None,
+                   receipt_email=mask_email(appointment.patient.email) if appointment.patient.email and payment else None,
+                   website=settings.website if settings else None)
 
 
 def _new_session(deps: PayDeps, clinic_id: str, stored: StoredAppointment, now: datetime) -> ProviderSession:
