@@ -122,7 +122,8 @@ dl.receipt div{display:flex;flex-wrap:wrap;justify-content:space-between;gap:.25
 border-bottom:1px solid #dde2ea}
 dl.receipt dt{color:#4a5466} dl.receipt dd{margin:0;font-weight:600;text-align:right;overflow-wrap:anywhere}
 #amount{font-size:1.15rem} .lead{margin:.25rem 0 0}
-p.actions{display:flex;flex-wrap:wrap;gap:.75rem} p.actions a.button{margin-top:0}
+p.actions{display:flex;flex-wrap:wrap;gap:.75rem} p.actions a.button{margin-top:0;border:1px solid #1f4e79}
+@media (max-width:34rem){main.receipt-page{margin:0 auto;border-radius:0;border-width:0 0 1px}}
 a.button.secondary{background:#fff;color:#1f4e79;border:1px solid #1f4e79}
 #status.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}"""
 
