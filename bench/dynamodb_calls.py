@@ -4,9 +4,9 @@
 
 Flows: a staff member creates an appointment that gets a payment link (and its creation email);
 a signed Fintoc `payment_intent.succeeded` webhook for the checkout session the patient opened marks
-it paid; the same webhook delivered again. The paid webhook proves the session is ours (stored on the
-appointment when the patient opened the link) and the amount is the price inside the paying
-transaction's condition, so ownership costs no extra call.
+it paid; the same webhook delivered again; the patient opening the paid link (the receipt). The paid
+webhook proves the session is ours (stored on the appointment when the patient opened the link) and
+the amount is the price inside the paying transaction's condition, so ownership costs no extra call.
 """
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ def main() -> None:
         assert applied.json()["outcomes"] == ["applied"], applied.body
         measured("same webhook delivered again", 1, "the conditional write that finds the event recorded",
                  lambda: hook.post(path, raw=event, headers=headers))
+        page = measured("open the paid link (receipt)", 4, "link, appointment (consistent), clinic, clinic settings "
+                        "(its website: the one read the receipt adds)", lambda: hook.get(f"/pay/{token}"))
+        assert page.status == 200 and b'data-status="paid"' in page.body, page.status
     finally:
         stack.server.stop()
         stack.moto.stop()

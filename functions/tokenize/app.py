@@ -220,11 +220,15 @@ TokenPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
 
 
 @app.get("/cards/setup/<token>", access=Access.LINK_TOKEN, responses=page_docs.html_responses(200, 404, 410))
-def consent_page(token: TokenPath, lang: Annotated[str | None, Query()] = None) -> Response[Any]:
-    return _consent(token, lang)
+def consent_page(token: TokenPath, lang: Annotated[str | None, Query()] = None,
+                 cancelled: Annotated[str | None, Query(description="Set by the processor's cancel URL: the "
+                                                                    "page says no card was saved.")] = None,
+                 ) -> Response[Any]:
+    return _consent(token, lang, notice_key="setup_cancelled" if cancelled is not None else None)
 
 
-def _consent(token: str, lang: str | None, error_key: str | None = None, status: int = 200) -> Response[Any]:
+def _consent(token: str, lang: str | None, error_key: str | None = None, status: int = 200,
+             notice_key: str | None = None) -> Response[Any]:
     locale = lang if lang in pages.LOCALES else "en"
     try:
         page = card_setup.consent_page(_deps(None), token, lang=lang)
@@ -234,7 +238,8 @@ def _consent(token: str, lang: str | None, error_key: str | None = None, status:
         key = "completed" if page.state == "completed" else "expired"
         return _html(200 if key == "completed" else 410, pages.message_page(page.clinic_name, key, page.locale))
     return _html(status, pages.consent_page(clinic_name=page.clinic_name, locale=page.locale, consent_text=page.text,
-                                            text_version=page.text_version, error_key=error_key))
+                                            text_version=page.text_version, error_key=error_key,
+                                            notice_key=notice_key))
 
 
 @app.post("/cards/setup/<token>", access=Access.LINK_TOKEN,

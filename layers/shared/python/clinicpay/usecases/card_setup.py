@@ -56,7 +56,8 @@ def begin_setup(deps: CardDeps, clinic_id: str, patient_id: str, consent: Consen
     session = vault.start_setup(CardSetupRequest(
         clinic_id=clinic_id, patient_id=patient_id, customer_ref=customer, setup_ref=setup.setup_ref,
         success_url=f"{_base(deps)}/cards/setup/{request_token}/done",
-        cancel_url=f"{_base(deps)}/cards/setup/{request_token}", locale=locale,
+        # Back to our consent page, which then says no card was saved (and the patient may try again).
+        cancel_url=f"{_base(deps)}/cards/setup/{request_token}?cancelled=1", locale=locale,
         idempotency_key=f"clinicpay-{clinic_id}-setup-{setup.setup_ref}"))
     deps.cards.attach_session(setup, session.session_id, session.setup_id)
     logger.info("card setup started", extra={"clinic_id": clinic_id, "setup_ref": setup.setup_ref,
