@@ -33,7 +33,8 @@ _CLINICS, _TEMPLATES, _APPOINTMENTS = "Clinics and keys", "Message templates", "
 _WIDGET, _CARDS, _QR, _WEBHOOKS, _PAGES, _SERVICE = ("Booking widget", "Cards on file", "QR payments and fiscal receipts",
                                                      "Webhooks", "Patient pages", "Service")
 
-_TEMPLATE_KINDS = ("kind: appointment_created, appointment_reminder, payment_link, card_request, payment_receipt; "
+_TEMPLATE_KINDS = ("kind: appointment_created, appointment_reminder, payment_link, card_request, payment_receipt, "
+                   "refund_issued; "
                    "channel: email or sms; locale: es, en, fr, uk or nb.")
 _WEBHOOK = ("Verified on the raw bytes before anything is parsed; a verified event is recorded once per clinic "
             "(a repeat is 200 and changes nothing) and never undoes a newer state. An event about an object this "
@@ -122,6 +123,22 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
     "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payment-link/send": (
         _APPOINTMENTS, "Send the payment link to the patient",
         "(Re)sends the link by email, and by SMS where there is a phone; 409 already_paid when paid."),
+    "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}/payments": (
+        _APPOINTMENTS, "List the appointment's payments",
+        "Every payment (online or at the desk) with what was refunded, is pending and may still be refunded, "
+        "and the appointment's totals: paid, refunded, balance due."),
+    "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payments": (
+        _APPOINTMENTS, "Record a payment taken at the desk",
+        "Cash or the clinic's own terminal, never above the balance due; the same Idempotency-Key is the same "
+        "payment."),
+    "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}/refunds": (
+        _APPOINTMENTS, "List the appointment's refunds",
+        "Oldest first, including refunds started at the provider's dashboard."),
+    "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/refunds": (
+        _APPOINTMENTS, "Refund a payment",
+        "All or part of what is left of one payment, through its provider (a desk payment at the desk). The "
+        "amount is reserved before the provider is asked, so concurrent clicks never give back more than was "
+        "paid; an undecided answer stays pending until the provider's event settles it. The patient is told."),
     # --------------------------------------------------------------------------------- booking widget
     "POST /v1/public/clinics/{clinic_id}/appointments": (
         _WIDGET, "Book online",
@@ -159,6 +176,12 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
         "no-show fee. A timeout leaves it processing until the provider tells us."),
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}": (
         _CARDS, "Read a charge", "Its status (succeeded, processing, requires_action, failed) and failure code."),
+    "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": (
+        _CARDS, "List a charge's refunds", "Oldest first, ours and those made in the Stripe Dashboard."),
+    "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": (
+        _CARDS, "Refund a card charge",
+        "All or part of what is left, reserved on the charge before Stripe is asked; 202 pending while Stripe's "
+        "answer is unknown. The patient is told once it succeeds."),
     # ------------------------------------------------------------------ QR payments and fiscal receipts
     "POST /v1/clinics/{clinic_id}/qr-registers/sync": (_QR, "Sync the monobank QR registers",
                                                        "Reads the clinic's QR registers from monobank and stores "

@@ -151,9 +151,20 @@ def test_patient_books_a_card_required_service_and_saves_a_card_then_staff_use_i
             route.continue_()
 
     staff.route(CHARGES, drop_the_first)
+    # the first click only asks, naming the amount, the card and the patient; nothing is sent yet,
+    # and cancelling sends nothing either
     charge.get_by_role("button", name="Débiter", exact=True).click()
+    question = staff.locator("#charge-confirm")
+    expect(question).to_contain_text(
+        re.compile(r"Débiter 80,00\s\$CA sur la carte Visa se terminant par 4242 de Julie Tremblay \?"))
+    question.get_by_role("button", name="Annuler").click()
+    expect(question).to_be_empty()
+    assert keys == []
+    charge.get_by_role("button", name="Débiter", exact=True).click()
+    question.get_by_role("button", name=re.compile(r"^Oui, débiter 80,00\s\$CA$")).click()
     expect(staff.locator("#charge-status")).to_have_text("Impossible de joindre le serveur. Vérifiez la connexion et réessayez.")
     charge.get_by_role("button", name="Débiter", exact=True).click()
+    question.get_by_role("button", name=re.compile(r"^Oui, débiter 80,00\s\$CA$")).click()
     expect(staff.locator("#charge-status")).to_have_text(re.compile(r"^80,00\s\$CA débité\.$"))
     staff.unroute(CHARGES)
     assert len(keys) == 2 and keys[0] == keys[1] != ""
@@ -161,9 +172,13 @@ def test_patient_books_a_card_required_service_and_saves_a_card_then_staff_use_i
     charge.get_by_label("Montant (CAD)").fill("")
     charge.get_by_label("Identifiant du rendez-vous").fill(booked["appointment_id"])
     charge.get_by_role("button", name="Débiter les frais d'absence").click()
+    expect(question).to_contain_text(
+        "Débiter les frais d'absence sur la carte Visa se terminant par 4242 de Julie Tremblay ?")
+    question.get_by_role("button", name="Oui, débiter les frais").click()
     expect(staff.locator("#charge-status")).to_have_text(re.compile(r"^100,00\s\$CA débité\.$"))
     # the same no-show again is refused, and the page says so
     charge.get_by_role("button", name="Débiter les frais d'absence").click()
+    question.get_by_role("button", name="Oui, débiter les frais").click()
     expect(staff.locator("#charge-status")).to_contain_text("Ce rendez-vous a déjà un débit pour ce motif.")
 
     # they send a card request by email, and the patient has it

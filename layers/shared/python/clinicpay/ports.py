@@ -39,6 +39,18 @@ class CheckoutSession(Model):
 PaymentEventKind = Literal["succeeded", "failed", "pending", "expired", "refunded", "ignored"]
 
 
+class RefundNotice(Model):
+    """What a provider event says about one refund: one we asked for (the provider echoes our
+    `refund_id`), or one started at the provider's dashboard (no refund id of ours)."""
+
+    payment_reference: str  # the provider's payment id the refund gives money back from
+    amount: Money
+    status: Literal["pending", "succeeded", "failed"]
+    provider_refund_id: str | None = None
+    refund_id: str | None = None  # ours, from the metadata we sent when we created it
+    failure_code: str | None = None
+
+
 class PaymentEvent(Model):
     """A verified provider event, in provider-neutral terms."""
 
@@ -52,6 +64,7 @@ class PaymentEvent(Model):
     amount: Money | None = None
     fee: Money | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    refund: RefundNotice | None = None  # kind "refunded": the refund, for the ledger (usecases/refunds.py)
 
 
 class PaymentGateway(Protocol):
@@ -66,14 +79,20 @@ class PaymentGateway(Protocol):
         ...
 
 
+# ---------------------------------------------------------------- refunds
+# Money given back from a payment we recorded (a link payment: Fintoc payment intent, Stripe payment
+# intent, monobank invoice). The ledger reserves the amount on the payment row BEFORE this call, so
+# concurrent clicks can never give back more than was paid (usecases/refunds.py).
+
+
 class RefundRequest(Model):
     clinic_id: str
-    refund_id: str              # ours, minted with domain/ids.py before the first provider call, reused on retries
-    payment_reference: str      # the provider's payment id (Fintoc payment intent, Stripe payment intent, monobank invoiceId)
-    amount: Money               # what to give back now (partial allowed), minor units
-    idempotency_key: str        # f"clinicpay-{clinic_id}-refund-{refund_id}"
+    refund_id: str  # ours, minted with domain/ids.py before the first provider call, reused on retries
+    payment_reference: str  # the provider's payment id (Fintoc payment intent, Stripe payment intent, monobank invoiceId)
+    amount: Money  # what to give back now (partial allowed), minor units
+    idempotency_key: str  # f"clinicpay-{clinic_id}-refund-{refund_id}"
     reason: str | None = None
-    fiscal_items: list[dict[str, Any]] | None = None   # monobank `items` when its fiscalization is on
+    fiscal_items: list[dict[str, Any]] | None = None  # monobank `items` when its fiscalization is on
 
 
 class RefundResult(Model):
@@ -83,7 +102,13 @@ class RefundResult(Model):
 
 
 class RefundingGateway(Protocol):
+    """A link gateway that can give money back. A refusal (the provider decided: no) is a result
+    with status "failed"; ProviderOutcomeUnknown (a timeout, a 5xx after retries) is raised and
+    leaves the refund pending until the provider's event or our asking settles it; a plain
+    ProviderUnavailable means nothing was sent."""
+
     name: str
+
     def refund(self, request: RefundRequest) -> RefundResult: ...
 
 
@@ -162,11 +187,35 @@ class ChargeResult(Model):
 
 
 CardEventKind = Literal["setup_succeeded", "setup_failed", "charge_succeeded", "charge_failed",
-                        "charge_requires_action", "card_detached", "ignored"]
+                        "charge_requires_action", "charge_processing", "charge_refunded", "refund_updated",
+                        "dispute_updated", "card_detached", "ignored"]
+
+
+class RefundObservation(Model):
+    """One refund as the processor reports it (its event, or our asking): ours, or one started in
+    the processor's dashboard."""
+
+    provider_refund_id: str
+    payment_reference: str | None = None  # the payment it gives money back from (Stripe PaymentIntent)
+    amount: Money | None = None
+    status: Literal["pending", "succeeded", "failed"]
+    failure_code: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)  # the refund's own (ours carry our refund id)
+
+
+class DisputeObservation(Model):
+    """A cardholder's dispute (chargeback) of a payment, as the processor reports it."""
+
+    dispute_id: str
+    payment_reference: str | None = None
+    amount: Money | None = None
+    reason: str | None = None
+    status: str  # the processor's own: needs_response, under_review, won, lost, warning_* ...
 
 
 class CardEvent(Model):
-    """A verified processor event about cards or off-session charges, in neutral terms."""
+    """A verified processor event about cards or off-session charges, in neutral terms. Also what
+    our own asking (reconciliation) observed, so both take one code path."""
 
     provider: str
     event_id: str
@@ -179,6 +228,9 @@ class CardEvent(Model):
     amount: Money | None = None  # what a charge event says was charged
     failure_code: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    refunded_total: Money | None = None  # charge_refunded: all the processor has given back on the payment
+    refund: RefundObservation | None = None  # refund_updated
+    dispute: DisputeObservation | None = None  # dispute_updated
 
 
 class CardVault(Protocol):
@@ -203,7 +255,32 @@ class CardVault(Protocol):
         ...
 
     def charge(self, request: OffSessionCharge) -> ChargeResult:
-        """Charge a saved card with the patient absent. A decline is a result, not an exception."""
+        """Charge a saved card with the patient absent. A decline is a result, not an exception.
+        Raises ProviderOutcomeUnknown when the processor may have charged and did not say."""
+        ...
+
+    def cancel_charge(self, reference: str, *, idempotency_key: str) -> ChargeResult:
+        """Cancel a charge that has not completed. Returns the charge as it stands after: `failed`
+        when cancelled (or already failed), `succeeded` when it completed first, anything else
+        when it can no longer be cancelled but has not finished."""
+        ...
+
+    def observe_charge(self, reference: str) -> CardEvent:
+        """Ask the processor how a charge stands, as the event that state would have sent."""
+        ...
+
+    def find_charge(self, customer_ref: str, charge_id: str, created_after: datetime) -> CardEvent | None:
+        """A charge we may have created (our id in its metadata) without learning its reference,
+        as `observe_charge` would report it; None when the processor has no such charge."""
+        ...
+
+    def observe_refunds(self, reference: str) -> list[CardEvent]:
+        """Every refund of a charge, as the events that report them."""
+        ...
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """Give money back from a charge. A refusal is a `failed` result; ProviderOutcomeUnknown
+        when the processor may have refunded and did not say."""
         ...
 
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> list[CardEvent]:

@@ -25,6 +25,7 @@ class Settings(BaseModel):
     # Each function's job queue (clinicpay.fanout): its dispatcher sends one message per shard there.
     create_link_jobs_queue_url: str = ""
     fiscalize_jobs_queue_url: str = ""
+    tokenize_jobs_queue_url: str = ""
     provider_timeout_seconds: float = 8.0
     # Where /docs loads its viewer from: empty = the pinned CDN URL (api/docs_viewer.json); the
     # local stack serves the same file, fetched from npm at `make` time, so it works offline.

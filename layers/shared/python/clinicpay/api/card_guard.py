@@ -87,6 +87,11 @@ GUARDS: dict[str, Guard] = {
     "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payment-link": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payment-link/send": FREE_TEXT,
+    "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}/payments": FREE_TEXT,
+    "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payments": FREE_TEXT,
+    # payment_reference names a provider's payment (pi_…, an invoice id) or our desk payment.
+    "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/refunds": guard(ids="body.payment_reference"),
+    "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}/refunds": FREE_TEXT,
     "GET /pay/{token}": FREE_TEXT,
     "GET /pay/{token}/result": FREE_TEXT,
     "GET /pay/{token}/calendar.ics": FREE_TEXT,
@@ -106,6 +111,8 @@ GUARDS: dict[str, Guard] = {
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/card-requests": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges": guard(ids="body.card_id body.appointment_id"),
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}": FREE_TEXT,
+    "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": FREE_TEXT,
+    "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": FREE_TEXT,
     "GET /cards/setup/{token}": FREE_TEXT,
     "POST /cards/setup/{token}": FREE_TEXT,  # our consent page's form
     "GET /cards/setup/{token}/done": FREE_TEXT,

@@ -61,6 +61,11 @@ _TEXT: dict[str, dict[str, str]] = {
     "back_to_site": {"es": "Volver al sitio de la clínica", "en": "Back to the clinic’s website",
                      "fr": "Retour au site de la clinique", "uk": "Повернутися на сайт клініки",
                      "nb": "Tilbake til klinikkens nettside"},
+    "deposit_paid": {"es": "Recibimos tu abono. El saldo se paga en la clínica. ¡Gracias!",
+                     "en": "We received your deposit. The balance is paid at the clinic. Thank you!",
+                     "fr": "Nous avons reçu votre acompte. Le solde se règle à la clinique. Merci !",
+                     "uk": "Ми отримали ваш аванс. Решту сплачують у клініці. Дякуємо!",
+                     "nb": "Vi har mottatt depositumet ditt. Resten betales på klinikken. Takk!"},
     "expired": {"es": "Este enlace de pago expiró. Pide uno nuevo a la clínica.",
                 "en": "This payment link has expired. Ask the clinic for a new one.",
                 "fr": "Ce lien de paiement a expiré. Demandez-en un nouveau à la clinique.",
@@ -177,16 +182,27 @@ def receipt_page(token: str, receipt: Receipt, locale: str) -> str:
     return page(text("paid", locale), text("paid", locale), locale, status_id="paid", extra=body, receipt=True)
 
 
-def result_page(token: str, locale: str, clinic_name: str, status: str, cancelled: bool) -> str:
+def result_page(token: str, locale: str, clinic_name: str, status: str, cancelled: bool,
+                deposit_done: bool = False) -> str:
     """The page the provider sends the patient back to when it is not yet paid: it polls until the
     webhook has landed, then reloads into the receipt. A patient who left the provider's checkout
-    without paying (the cancel URL) is told so, with a way to try again."""
-    cancelled = cancelled and status == "unpaid"  # a pending payment is not "nothing was charged"
+    without paying (the cancel URL) is told so, with a way to try again. `deposit_done`: the link
+    asked a deposit, so `deposit_paid` is the end of this payment."""
+    if status == "paid":  # the handlers show the receipt instead; kept for any other caller
+        return page(clinic_name, text("paid", locale), locale, status_id="paid")
+    if status == "deposit_paid" and deposit_done:
+        return page(clinic_name, text("deposit_paid", locale), locale, status_id="deposit_paid")
+    # A pending payment is not "nothing was charged"; a balance link left unpaid is.
+    cancelled = cancelled and status in ("unpaid", "deposit_paid")
     message = text("cancelled", locale) if cancelled else text("waiting", locale)
     retry = f'<a class="button" href="/pay/{escape(token)}">{escape(text("try_again", locale))}</a>' if cancelled else ""
+    deposit_text = text("deposit_paid", locale)
+    deposit_check = "d.payment_status==='deposit_paid'" if deposit_done else "false"
     script = f"""<script>
 (function poll(n){{fetch('/v1/public/payments/{escape(token)}').then(r=>r.json()).then(d=>{{
+ var s=document.getElementById('status');
  if(d.payment_status==='paid'){{location.replace('/pay/{escape(token)}/result');}}
+ else if({deposit_check}){{s.dataset.status='deposit_paid';s.textContent={deposit_text!r};}}
  else if(n<120) setTimeout(function(){{poll(n+1)}},1000);}})
  .catch(function(){{if(n<120) setTimeout(function(){{poll(n+1)}},2000)}});}})(0);
 </script>"""
