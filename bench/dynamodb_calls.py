@@ -4,11 +4,11 @@
 
 Flows: a staff member creates an appointment that gets a payment link (and its creation email);
 a signed Fintoc `payment_intent.succeeded` webhook for the checkout session the patient opened marks
-it paid; the same webhook delivered again. The paid webhook proves the session is ours (stored on the
-appointment when the patient opened the link) and the amount is what that session asked inside the
-paying transaction's condition, so ownership costs no extra call; the session also carries the
-ledger as it will be once paid, so the same transaction moves `amount_paid` and the status without
-reading the appointment first.
+it paid; the same webhook delivered again; the patient opening the paid link (the receipt). The paid
+webhook proves the session is ours (stored on the appointment when the patient opened the link) and
+the amount is what that session asked inside the paying transaction's condition, so ownership costs
+no extra call; the session also carries the ledger as it will be once paid, so the same transaction
+moves `amount_paid` and the status without reading the appointment first.
 
 The ledger (issue 9): staff refund part of a payment made through the Fintoc sandbox (Fintoc
 answers `pending`); Fintoc's `refund.succeeded` settles it; a payment taken at the desk.
@@ -92,6 +92,9 @@ def main() -> None:
         assert applied.json()["outcomes"] == ["applied"], applied.body
         measured("same webhook delivered again", 1, "the conditional write that finds the event recorded",
                  lambda: hook.post(path, raw=event, headers=headers))
+        page = measured("open the paid link (receipt)", 4, "link, appointment (consistent), clinic, clinic settings "
+                        "(its website: the one read the receipt adds)", lambda: hook.get(f"/pay/{token}"))
+        assert page.status == 200 and b'data-status="paid"' in page.body, page.status
         ledger_flows(stack, clinic, staff, body)
     finally:
         stack.server.stop()

@@ -234,7 +234,10 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
                          "appointment shows a paid page, an expired link a clear page."),
     "GET /pay/{token}/result": (_PAGES, "The payment's result page",
                                 "Where the provider sends the patient back; it follows the payment until it is "
-                                "settled."),
+                                "settled; once paid, the receipt (as `GET /pay/{token}` shows it)."),
+    "GET /pay/{token}/calendar.ics": (_PAGES, "The appointment as a calendar file",
+                                      "An iCalendar (RFC 5545) file of the link's appointment, linked from the "
+                                      "receipt page. 410 once an unpaid online booking's link has lapsed."),
     "GET /cards/setup/{token}": (_PAGES, "The card consent page",
                                  "Names the clinic, the patient and the terms of the card on file."),
     "POST /cards/setup/{token}": (_PAGES, "Accept the card consent",

@@ -16,7 +16,7 @@ from clinicpay.api import docs_page, pages
 from clinicpay.api.auth import Access, Caller
 from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.deadline import lambda_deadline
-from clinicpay.domain.clinic import ClinicSettings, DepositRule, Locale, Provider, Service, ShiftSchedule
+from clinicpay.domain.clinic import ClinicSettings, DepositRule, Locale, Provider, Service, ShiftSchedule, WebsiteUrl
 from clinicpay.domain.errors import NotFound, ValidationFailed
 from clinicpay.domain.model import Model
 from clinicpay.domain.money import CURRENCY_EXPONENTS, SUPPORTED_CURRENCIES, Money
@@ -89,6 +89,9 @@ class SettingsPatch(Model):
     default_gateway: Provider | None = None
     fiscalization: Literal["clinicpay", "monobank", "none"] | None = None
     fiscal_shift_schedule: ShiftSchedule | None = None
+    website: WebsiteUrl | None = Field(default=None, description=(
+        "The clinic's site (https), linked from the patient's receipt and card pages; null removes it."),
+        examples=["https://clinica-ejemplo.cl"])
 
 
 class ServiceRequest(Model):

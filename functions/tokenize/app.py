@@ -22,6 +22,7 @@ from clinicpay import fanout, secrets
 from clinicpay.api import pages as page_docs
 from clinicpay.api.auth import Access
 from clinicpay.api.idempotency import idempotent_http
+from clinicpay.api.pages import local_time
 from clinicpay.api.resolver import header, make_resolver
 from clinicpay.deadline import lambda_deadline, provider_seconds_left
 from clinicpay.domain.card import ChargeReason, ConsentGrant
@@ -269,11 +270,15 @@ TokenPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
 
 
 @app.get("/cards/setup/<token>", access=Access.LINK_TOKEN, responses=page_docs.html_responses(200, 404, 410))
-def consent_page(token: TokenPath, lang: Annotated[str | None, Query()] = None) -> Response[Any]:
-    return _consent(token, lang)
+def consent_page(token: TokenPath, lang: Annotated[str | None, Query()] = None,
+                 cancelled: Annotated[str | None, Query(description="Set by the processor's cancel URL: the "
+                                                                    "page says no card was saved.")] = None,
+                 ) -> Response[Any]:
+    return _consent(token, lang, notice_key="setup_cancelled" if cancelled is not None else None)
 
 
-def _consent(token: str, lang: str | None, error_key: str | None = None, status: int = 200) -> Response[Any]:
+def _consent(token: str, lang: str | None, error_key: str | None = None, status: int = 200,
+             notice_key: str | None = None) -> Response[Any]:
     locale = lang if lang in pages.LOCALES else "en"
     try:
         page = card_setup.consent_page(_deps(None), token, lang=lang)
@@ -283,7 +288,8 @@ def _consent(token: str, lang: str | None, error_key: str | None = None, status:
         key = "completed" if page.state == "completed" else "expired"
         return _html(200 if key == "completed" else 410, pages.message_page(page.clinic_name, key, page.locale))
     return _html(status, pages.consent_page(clinic_name=page.clinic_name, locale=page.locale, consent_text=page.text,
-                                            text_version=page.text_version, error_key=error_key))
+                                            text_version=page.text_version, error_key=error_key,
+                                            notice_key=notice_key))
 
 
 @app.post("/cards/setup/<token>", access=Access.LINK_TOKEN,
@@ -317,11 +323,22 @@ def submit_consent(token: TokenPath) -> Response[Any]:
 def setup_done(token: TokenPath, lang: Annotated[str | None, Query()] = None) -> Response[Any]:
     locale = lang if lang in pages.LOCALES else "en"
     try:
-        page = card_setup.consent_page(_deps(None), token, lang=lang)
+        page = card_setup.done_page(_deps(None), token, lang=lang)
     except NotFound:
         return _html(404, pages.message_page("clinicpay", "not_found", locale))
     if page.state == "completed":
-        return _html(200, pages.message_page(page.clinic_name, "completed", page.locale))
+        booking, refresh = "", None
+        if page.appointment:
+            found = page.appointment
+            confirmed = found.get("status", "confirmed") == "confirmed"
+            booking = pages.booking_summary(
+                page.locale, service=str(found.get("service_name") or found.get("service_id")),
+                starts_at=local_time(datetime.fromisoformat(str(found["starts_at"])), page.timezone, page.locale),
+                confirmed=confirmed)
+            # The same webhook confirms the booking just after it marks the card saved: look again shortly.
+            refresh = None if confirmed else 3
+        return _html(200, pages.message_page(page.clinic_name, "completed", page.locale, extra=booking,
+                                             refresh=refresh))
     # The processor's webhook usually lands within a second or two of the redirect.
     return _html(200, pages.message_page(page.clinic_name, "saving", page.locale, refresh=3))
 

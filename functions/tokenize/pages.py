@@ -42,6 +42,20 @@ _TEXT: dict[str, dict[str, str]] = {
     "completed": {"es": "Tu tarjeta ya está guardada. ¡Gracias!", "en": "Your card is saved. Thank you!",
                   "fr": "Votre carte est enregistrée. Merci !", "uk": "Вашу картку збережено. Дякуємо!",
                   "nb": "Kortet ditt er lagret. Takk!"},
+    "booking_confirmed": {"es": "Tu hora está confirmada:", "en": "Your booking is confirmed:",
+                          "fr": "Votre rendez-vous est confirmé :", "uk": "Ваш запис підтверджено:",
+                          "nb": "Timen din er bekreftet:"},
+    "booking_for": {"es": "La tarjeta quedó asociada a tu hora:", "en": "The card is for your booking:",
+                    "fr": "La carte est liée à votre rendez-vous :", "uk": "Картку привʼязано до вашого запису:",
+                    "nb": "Kortet gjelder timen din:"},
+    "setup_cancelled": {"es": "Saliste de la página de la tarjeta sin guardarla: no se guardó nada. Puedes intentarlo "
+                                "de nuevo.",
+                          "en": "You left the card page before saving a card: nothing was saved. You can try again.",
+                          "fr": "Vous avez quitté la page de la carte sans l’enregistrer : rien n’a été enregistré. "
+                                "Vous pouvez réessayer.",
+                          "uk": "Ви вийшли зі сторінки картки, не зберігши її: нічого не збережено. Можна спробувати "
+                                "ще раз.",
+                          "nb": "Du forlot kortsiden før kortet ble lagret, så ingenting er lagret. Du kan prøve igjen."},
     "saving": {"es": "Estamos guardando tu tarjeta…", "en": "We are saving your card…",
                "fr": "Nous enregistrons votre carte…", "uk": "Зберігаємо вашу картку…",
                "nb": "Vi lagrer kortet ditt…"},
@@ -87,7 +101,9 @@ h1{font-size:1.3rem;margin:0 0 .75rem}.consent{background:#f3f6fa;border-left:4p
 .check input{width:1.4rem;height:1.4rem;margin-top:.1rem}button,a.button{display:inline-block;font-size:1rem;
 padding:.75rem 1.25rem;border:0;border-radius:8px;background:#1f4e79;color:#fff;text-decoration:none;cursor:pointer;
 min-height:44px}button:focus-visible,input:focus-visible,a:focus-visible{outline:3px solid #f0b429;outline-offset:2px}
-.error{color:#a40e26;font-weight:600}@media (max-width:30rem){main{margin:0;border-radius:0;border:0}}"""
+.error{color:#a40e26;font-weight:600}
+.notice{padding:.6rem .8rem;border-radius:8px;background:#fff7e6;border:1px solid #d9a23a}
+@media (max-width:30rem){main{margin:0;border-radius:0;border:0}}"""
 
 
 def _document(title: str, body: str, locale: str, *, refresh: int | None = None) -> str:
@@ -98,9 +114,12 @@ def _document(title: str, body: str, locale: str, *, refresh: int | None = None)
 
 
 def consent_page(*, clinic_name: str, locale: str, consent_text: str, text_version: str,
-                 error_key: str | None = None) -> str:
+                 error_key: str | None = None, notice_key: str | None = None) -> str:
     error = (f'<p class="error" role="alert" id="error">{escape(text(error_key, locale))}</p>'
              if error_key else "")
+    if notice_key and not error_key:
+        error = f'<p class="notice" role="status" id="notice">{escape(text(notice_key, locale))}</p>'
+
     intro = escape(text("intro", locale).replace("$clinic", clinic_name))
     invalid = ' aria-invalid="true"' if error_key == "consent_required" else ""
     body = (f'<h1>{escape(text("title", locale))}: {escape(clinic_name)}</h1>'
@@ -123,6 +142,13 @@ def message_page(title: str, key: str, locale: str, *, extra: str = "", refresh:
     body = (f"<h1>{escape(title)}</h1>"
             f'<p id="status" data-status="{escape(key)}" role="status">{escape(text(key, locale))}</p>{extra}')
     return _document(title, body, locale, refresh=refresh)
+
+
+def booking_summary(locale: str, *, service: str, starts_at: str, confirmed: bool) -> str:
+    """The booking a saved card was asked for: what it is, when (the clinic's time, zone named)."""
+    lead = text("booking_confirmed" if confirmed else "booking_for", locale)
+    return (f'<p id="booking" data-confirmed="{str(confirmed).lower()}">{escape(lead)} '
+            f"<strong>{escape(service)}</strong>, <strong>{escape(starts_at)}</strong></p>")
 
 
 def retry_link(url: str, locale: str) -> str:

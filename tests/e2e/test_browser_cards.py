@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Route, expect
 
 from clinicpay.domain.card_consent import CONSENT_TEXT_VERSION, LOCALES, consent_text
+from tests.e2e.axe import axe_violations
 from tests.e2e.conftest_browser_helpers import (
     DESKTOP,
     PHONE,
@@ -107,6 +108,13 @@ def test_patient_books_a_card_required_service_and_saves_a_card_then_staff_use_i
     type_card(page, "4242 4242 4242 4242")
     page.wait_for_url(re.compile(r"/cards/setup/[^/]+/done"))
     expect(page.locator("#status")).to_have_text("Votre carte est enregistrée. Merci !", timeout=20_000)
+    # naming the booking it was for, confirmed, at the clinic's time with its zone
+    booking = page.locator("#booking")
+    expect(booking).to_have_attribute("data-confirmed", "true", timeout=20_000)
+    expect(booking).to_contain_text("Votre rendez-vous est confirmé : Implant dentaire")
+    expect(booking).to_contain_text(f"({clinic.timezone}, UTC")
+    assert axe_violations(page) == []
+    shots(page, "card-saved-booking-phone")
 
     # and the booking is confirmed, with the card and its consent on the patient's file
     [booked] = [a for a in clinic.appointments() if a["patient"].get("email") == email]

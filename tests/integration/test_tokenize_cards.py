@@ -234,3 +234,38 @@ def clinic_base() -> str:
     import os
 
     return os.environ["PUBLIC_BASE_URL"]
+
+
+def test_the_page_after_saving_the_card_names_the_booking_it_confirmed(clinic: ClinicKeys) -> None:
+    # Given a card-required online booking (issue 11: the card-saved page was a dead end)
+    clinic.admin().patch(clinic.path("/settings"), json={"card_required_for_online_booking": True})
+    booked = clinic.widget().post(f"/v1/public/clinics/{clinic.clinic_id}/appointments", json={
+        "patient": {"name": "Jean Roy", "email": "jean@example.ca", "locale": "fr"},
+        "service_id": "implant", "starts_at": "2030-01-10T15:00:00-05:00"}).json()
+    path = local_path(booked["next_action"]["url"])
+    location = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-01"}).headers["Location"]
+    # When the patient saves the card and comes back
+    assert type_card(location, VISA).headers["Location"].endswith(f"{path}/done")
+    # Then the page names the booking, confirmed, at the clinic's time with its zone
+    done = wait_for(lambda: (p := ApiClient().get(f"{path}/done")) and 'data-confirmed="true"' in p.body.decode() and p)
+    html = done.body.decode()
+    assert 'data-status="completed"' in html and "Votre rendez-vous est confirmé :" in html
+    assert "<strong>Implant</strong>, <strong>10/01/2030 15:00 (America/Toronto, UTC\u221205:00)</strong>" in html
+
+
+def test_leaving_the_card_page_unsaved_returns_to_the_consent_page_saying_so(clinic: ClinicKeys) -> None:
+    # Given a patient on the processor's card page, from our consent page
+    book(clinic, "p-1", locale="fr")
+    path = local_path(clinic.staff().post(patient_path(clinic, "p-1", "/card-setup")).json()["url"])
+    location = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-01"}).headers["Location"]
+    # When they leave it without saving a card
+    back = requests.post(f"{location}/cancel", allow_redirects=False, timeout=10)
+    assert back.status_code == 303 and back.headers["Location"].endswith(f"{path}?cancelled=1")
+    # Then our consent page says nothing was saved, and still offers the form to try again
+    page = ApiClient().get(path, query={"cancelled": "1"})
+    html = page.body.decode()
+    assert page.status == 200 and 'id="notice"' in html
+    assert "Vous avez quitté la page de la carte sans l’enregistrer : rien n’a été enregistré." in html
+    assert 'id="consent"' in html and not cards_of(clinic)
+    # and without the cancel mark there is no notice
+    assert 'id="notice"' not in ApiClient().get(path).body.decode()

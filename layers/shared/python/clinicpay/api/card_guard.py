@@ -94,6 +94,7 @@ GUARDS: dict[str, Guard] = {
     "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}/refunds": FREE_TEXT,
     "GET /pay/{token}": FREE_TEXT,
     "GET /pay/{token}/result": FREE_TEXT,
+    "GET /pay/{token}/calendar.ics": FREE_TEXT,
     # the booking widget
     "GET /v1/public/clinics/{clinic_id}/services": FREE_TEXT,
     "POST /v1/public/clinics/{clinic_id}/appointments": guard(

@@ -32,6 +32,11 @@ class Locale(StrEnum):
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 
+# The clinic's own site, linked from the pages a patient sees: https only, no credentials, no spaces
+# or quotes (it is written into HTML attributes and calendar files).
+WebsiteUrl = Annotated[str, StringConstraints(
+    max_length=300, pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&()*+,;=:@%/?#-]*)?$")]
+
 
 class Clinic(Model):
     model_config = ConfigDict(extra="ignore")
@@ -78,6 +83,8 @@ class ClinicSettings(Model):
     # monobank itself (its Checkbox link or monopay PRRO, set up in monobank's cabinet), or nobody here.
     fiscalization: Literal["clinicpay", "monobank", "none"] = "clinicpay"
     fiscal_shift_schedule: ShiftSchedule | None = None
+    # The clinic's site: the patient's receipt and card pages link back to it.
+    website: WebsiteUrl | None = None
 
 
 class FixedDeposit(Model):

@@ -56,7 +56,8 @@ def begin_setup(deps: CardDeps, clinic_id: str, patient_id: str, consent: Consen
     session = vault.start_setup(CardSetupRequest(
         clinic_id=clinic_id, patient_id=patient_id, customer_ref=customer, setup_ref=setup.setup_ref,
         success_url=f"{_base(deps)}/cards/setup/{request_token}/done",
-        cancel_url=f"{_base(deps)}/cards/setup/{request_token}", locale=locale,
+        # Back to our consent page, which then says no card was saved (and the patient may try again).
+        cancel_url=f"{_base(deps)}/cards/setup/{request_token}?cancelled=1", locale=locale,
         idempotency_key=f"clinicpay-{clinic_id}-setup-{setup.setup_ref}"))
     deps.cards.attach_session(setup, session.session_id, session.setup_id)
     logger.info("card setup started", extra={"clinic_id": clinic_id, "setup_ref": setup.setup_ref,
@@ -110,6 +111,10 @@ class ConsentPage:
     locale: str
     text: str
     text_version: str
+    timezone: str = "UTC"
+    # The booking the card was asked for (an online booking of a card-required service), once the card is
+    # saved: what the "done" page names. Read only then, so the consent page costs what it did.
+    appointment: dict[str, Any] | None = None
 
 
 def _request(deps: CardDeps, token: str) -> dict[str, Any]:
@@ -129,14 +134,30 @@ def _locale(deps: CardDeps, request: dict[str, Any], clinic_locale: str, wanted:
 
 
 def consent_page(deps: CardDeps, token: str, *, lang: str | None = None) -> ConsentPage:
-    request = _request(deps, token)
+    return _page_for(deps, _request(deps, token), lang)
+
+
+def _page_for(deps: CardDeps, request: dict[str, Any], lang: str | None) -> ConsentPage:
     clinic = deps.clinics.get(str(request["clinic_id"]))
     locale = _locale(deps, request, clinic.locale.value, lang)
     state: Literal["open", "completed", "expired"] = (
         "completed" if request.get("status") == "completed" else
         "expired" if request.get("status") == "expired" else "open")
     return ConsentPage(state=state, clinic_name=clinic.name, locale=locale, text=consent_text(locale, clinic.name),
-                       text_version=CONSENT_TEXT_VERSION)
+                       text_version=CONSENT_TEXT_VERSION, timezone=clinic.timezone)
+
+
+def done_page(deps: CardDeps, token: str, *, lang: str | None = None) -> ConsentPage:
+    """The page after the processor's card page: as the consent page, plus the booking the card was for."""
+    request = _request(deps, token)
+    page = _page_for(deps, request, lang)
+    if page.state == "completed":
+        appointment_id = request.get("appointment_id")
+        if appointment_id:
+            found = deps.appointments.get(str(request["clinic_id"]), str(appointment_id))
+            if found and (found.get("patient") or {}).get("id") == request.get("patient_id"):
+                page.appointment = found
+    return page
 
 
 def submit_consent(deps: CardDeps, token: str, *, consented: bool, text_version: str | None, ip: str | None,

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from clinicpay.domain.appointment import PaymentStatus, ProviderSession, SessionPurpose
-from clinicpay.domain.clinic import LINK_GATEWAYS, ClinicSettings, Provider
+from clinicpay.domain.clinic import LINK_GATEWAYS, Clinic, ClinicSettings, Provider
 from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
 from clinicpay.domain.ledger import settled_status
 from clinicpay.domain.money import Money
@@ -39,6 +39,7 @@ class LinkOutcome:
     stored: StoredAppointment | None = None
     clinic_name: str = ""
     locale: str = "en"
+    clinic: Clinic | None = None
 
 
 @dataclass
@@ -84,7 +85,7 @@ def open_link(deps: PayDeps, token: str) -> LinkOutcome:
     stored = deps.appointments.get(clinic_id, appointment_id, consistent=True)
     clinic = deps.clinics.get(clinic_id)
     locale = (stored.appointment.patient.locale or clinic.locale).value
-    outcome = LinkOutcome("redirect", stored=stored, clinic_name=clinic.name, locale=locale)
+    outcome = LinkOutcome("redirect", stored=stored, clinic_name=clinic.name, locale=locale, clinic=clinic)
     now = deps.clock()
     for _ in range(3):
         outcome.stored = stored
@@ -105,6 +106,46 @@ def open_link(deps: PayDeps, token: str) -> LinkOutcome:
         # Another click stored a session first, or a payment just landed: look again.
         stored = deps.appointments.get(clinic_id, appointment_id, consistent=True)
     raise StorageUnavailable("The appointment kept changing; try again.")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the patient's paid page shows: everything read from the appointment and the clinic."""
+
+    clinic_name: str
+    service_name: str
+    amount: Money
+    starts_at: datetime
+    timezone: str
+    appointment_id: str
+    provider: str | None
+    provider_reference: str | None
+    paid_at: datetime | None
+    receipt_email: str | None  # masked
+    website: str | None
+
+
+def mask_email(address: str) -> str:
+    """`ana.rojas@example.cl` -> `a***@example.cl`: enough for the patient to recognise, not to read."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def receipt(stored: StoredAppointment, clinic: Clinic, settings: ClinicSettings | None) -> Receipt:
+    appointment = stored.appointment
+    payment = appointment.payment
+    # The receipt email goes out on the paid webhook whenever the patient has an address (a refused
+    # send is kept and retried by the message-retry job), so the address on the appointment is where it went.
+    return Receipt(clinic_name=clinic.name, service_name=appointment.service_name or appointment.service_id,
+                   # everything paid for it (online and at the desk), not just the latest payment
+                   amount=appointment.amount_paid if appointment.amount_paid.amount else appointment.price,
+                   starts_at=appointment.starts_at,
+                   timezone=clinic.timezone, appointment_id=appointment.appointment_id,
+                   provider=payment.provider if payment else None,
+                   provider_reference=payment.reference if payment else None,
+                   paid_at=payment.paid_at if payment else None,
+                   receipt_email=mask_email(appointment.patient.email) if appointment.patient.email and payment else None,
+                   website=settings.website if settings else None)
 
 
 def _usable(session: ProviderSession | None, amount: Money, stored: StoredAppointment, now: datetime) -> bool:
