@@ -37,7 +37,11 @@ class FakeAppointments:
     def find_link(self, token: str) -> tuple[str, str] | None:
         return self.links.get(token)
 
-    def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int) -> bool:
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredAppointment]:
+        return {key: self.stored[key] for key in keys if key in self.stored}
+
+    def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int,
+                     *, now: datetime | None = None) -> bool:
         stored = self.stored[(clinic_id, appointment_id)]
         if stored.session_attempts != expected_attempts:
             return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -17,11 +17,12 @@ from botocore.exceptions import ClientError
 
 from clinicpay.domain.appointment import Appointment, ProviderSession
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
-from clinicpay.domain.errors import Conflict, NotFound
+from clinicpay.domain.errors import ConditionFailed, Conflict, NotFound
 from clinicpay.notify.builtin import Text
 from clinicpay.ports import PaymentEvent
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
 from clinicpay.repositories.events import event_item
+from clinicpay.repositories.link_watches import watch_item
 from clinicpay.repositories.shards import key_of, shard_key
 
 # reminder_pk = shard_key(REMINDER_KIND, clinic_id), e.g. "DUE#07" (repositories/shards.py): the
@@ -132,6 +133,19 @@ class AppointmentRepository:
             raise NotFound("No such appointment.")
         return _stored(plain(item))
 
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredAppointment]:
+        """Appointments by (clinic_id, appointment_id), in BatchGetItem calls; absent ones are left out."""
+        found: dict[tuple[str, str], StoredAppointment] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 100):  # BatchGetItem takes at most 100 keys
+            chunk = unique[start:start + 100]
+            items = self._batch_get([(f"CLINIC#{cid}", f"APPT#{aid}") for cid, aid in chunk])
+            for cid, aid in chunk:
+                item = items.get((f"CLINIC#{cid}", f"APPT#{aid}"))
+                if item:
+                    found[(cid, aid)] = _stored(item)
+        return found
+
     def find_link(self, token: str) -> tuple[str, str] | None:
         with translated_errors():
             item = self._table.get_item(Key={"pk": f"LINK#{token}", "sk": "LINK"}).get("Item")
@@ -199,15 +213,24 @@ class AppointmentRepository:
         with translated_errors(Conflict, "An appointment with that id already exists."):
             self._table.meta.client.transact_write_items(TransactItems=writes)
 
-    def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int) -> bool:
-        """Store a fresh provider session unless another click stored one first (returns False then)."""
-        return conditional(lambda: self._table.update_item(
-            Key=appointment_key(clinic_id, appointment_id),
-            UpdateExpression="SET provider_session = :s, session_attempts = :next ADD session_ids :sid",
-            ConditionExpression="session_attempts = :expected AND payment_status IN (:unpaid, :pending)",
-            ExpressionAttributeValues={":s": _json(session.model_dump(mode="json")), ":next": expected_attempts + 1,
-                                       ":expected": expected_attempts, ":unpaid": "unpaid", ":pending": "pending",
-                                       ":sid": {session.session_id}}))
+    def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int,
+                     *, now: datetime | None = None) -> bool:
+        """Store a fresh provider session unless another click stored one first (returns False then).
+
+        The session's watch (repositories/link_watches.py) is written in the same transaction, one
+        call as before: should the provider's webhook never come, the link-reconcile job asks."""
+        watch = watch_item(clinic_id, appointment_id, session, now or datetime.now(UTC))
+        writes = [
+            {"Update": {"TableName": self._table_name, "Key": appointment_key(clinic_id, appointment_id),
+                        "UpdateExpression": "SET provider_session = :s, session_attempts = :next ADD session_ids :sid",
+                        "ConditionExpression": "session_attempts = :expected AND payment_status IN (:unpaid, :pending)",
+                        "ExpressionAttributeValues": {
+                            ":s": _json(session.model_dump(mode="json")), ":next": expected_attempts + 1,
+                            ":expected": expected_attempts, ":unpaid": "unpaid", ":pending": "pending",
+                            ":sid": {session.session_id}}}},
+            {"Put": {"TableName": self._table_name, "Item": watch}},
+        ]
+        return _transacted(lambda: self._table.meta.client.transact_write_items(TransactItems=writes))
 
     def claim_reminder(self, clinic_id: str, appointment_id: str, due_at: str, remaining: list[str]) -> bool:
         """Move past the reminder due at `due_at`; only one runner wins, so each is sent once."""
@@ -324,6 +347,16 @@ class AppointmentRepository:
 
 
 _DESERIALIZER = TypeDeserializer()
+
+
+def _transacted(write: Any) -> bool:
+    """Run a transaction; False when a condition refused it (nothing was written)."""
+    try:
+        with translated_errors():
+            write()
+        return True
+    except ConditionFailed:
+        return False
 
 
 def _deserialized(item: dict[str, Any]) -> dict[str, Any]:

@@ -99,7 +99,9 @@ def _new_session(deps: PayDeps, clinic_id: str, stored: StoredAppointment, now: 
     checkout = gateway.create_checkout(request)
     session = ProviderSession(provider=checkout.provider, session_id=checkout.session_id, url=checkout.url,
                               expires_at=checkout.expires_at)
-    if not deps.appointments.save_session(clinic_id, appointment.appointment_id, session, stored.session_attempts):
+    # Stored with its watch: should the provider's webhook never come, link-reconcile asks.
+    if not deps.appointments.save_session(clinic_id, appointment.appointment_id, session, stored.session_attempts,
+                                          now=now):
         # Another click stored a session first (or the payment just landed): use what is there.
         latest = deps.appointments.get(clinic_id, appointment.appointment_id, consistent=True)
         if latest.session:
