@@ -800,9 +800,19 @@ def fail_button(invoice_id: str) -> BaseResponse:
 
 @app.post("/_control/invoices/<invoice_id>/<action>")
 def control_pay(invoice_id: str, action: str) -> Response:
-    """Pay or fail without a browser: {"deliver": false} keeps the webhooks for /_control/events."""
+    """Pay or fail without a browser: {"deliver": false} keeps the webhooks for /_control/events.
+    `expire` ends an unpaid invoice's validity now (monobank sends no webhook for that)."""
+    if action == "expire":
+        with STATE.lock:
+            token = STATE.invoice_owner.get(invoice_id)
+            invoice = STATE.accounts[token].invoices.get(invoice_id) if token else None
+            if invoice is None:
+                return _json({"error": "unknown invoice"}, 404)
+            invoice["_expires"] = _now()
+            _expire_if_due(invoice)
+            return _json({"invoice": status_body(invoice), "events": []})
     if action not in ("pay", "fail"):
-        return _json({"error": "pay or fail"}, 404)
+        return _json({"error": "pay, fail or expire"}, 404)
     deliver = bool(request_json().get("deliver", True))
     snapshot, events = complete(invoice_id, succeeded=action == "pay", deliver=deliver)
     return _json({"invoice": snapshot, "events": [e.event_id for e in events]})
