@@ -3,8 +3,9 @@
     .venv/bin/python bench/dynamodb_calls.py
 
 Flows: a staff member creates an appointment that gets a payment link (and its creation email);
-the patient opens the link (the provider session is made and stored, with its watch); a signed Fintoc `payment_intent.succeeded` webhook for the checkout session the patient opened marks
-it paid; the same webhook delivered again. The paid webhook proves the session is ours (stored on the
+the patient opens the link (the provider session is made and stored, with its watch); a signed
+Fintoc `payment_intent.succeeded` webhook for the checkout session the patient opened marks it paid;
+the same webhook delivered again. The paid webhook proves the session is ours (stored on the
 appointment when the patient opened the link) and the amount is the price inside the paying
 transaction's condition, so ownership costs no extra call.
 """
