@@ -24,7 +24,8 @@ create fields are refused; a basket that does not add up to the amount is refuse
 failed invoice is final. A payment goes `processing` then `success` (or `failure`), each change a
 webhook with a later `modifiedDate` (whole seconds, like monobank's, so each one is at least a
 second after the one before); each is tried up to 3 times until the receiver answers 200.
-`expired` is not sent (the 2026 docs say so): it shows in invoice/status only.
+`expired` is not sent (the 2026 docs say so): it shows in invoice/status only, once the invoice's
+validity has run out (`/_control/invoices/<id>/expire` runs it out now).
 
 One key signs every merchant's webhooks, as at monobank: a webhook of another merchant's invoice
 verifies just as well, which is what the foreign-invoice tests replay. Invoices belong to the token
