@@ -305,3 +305,27 @@ def test_a_provider_that_does_not_answer_leaves_the_watch_for_the_next_run(stack
     make_due(clinic)
     assert apigw.invoke_job("link-reconcile")["outcomes"] == {"succeeded:applied": 1}
     assert clinic.appointment(appointment_id)["payment_status"] == "paid"
+
+
+def test_sessions_stored_before_the_deploy_get_their_watch_from_the_operator_script(stack: TestStack) -> None:
+    from ops.watch_open_link_sessions import watch_open_sessions
+
+    clinic = fintoc_clinic(stack)
+    hold(clinic.sandbox)
+    appointment_id, checkout = clinic.book(1)
+    act(clinic, checkout, "paid")
+    clinic.book(2)  # opened, never paid
+    # as stored before link reconciliation: no watches
+    table = boto3.resource("dynamodb").Table("AppointmentsTable")
+    for watch in watches(clinic.clinic_id):
+        table.delete_item(Key={"pk": watch["pk"], "sk": watch["sk"]})
+    dry = watch_open_sessions("AppointmentsTable", apply=False)
+    assert (dry.watched, dry.already) == (2, 0) and watches(clinic.clinic_id) == []
+    done = watch_open_sessions("AppointmentsTable", apply=True)
+    assert (done.watched, done.already) == (2, 0)
+    again = watch_open_sessions("AppointmentsTable", apply=True)
+    assert (again.watched, again.already) == (0, 2)
+    # due at once: the job pays the one that was paid
+    result = apigw.invoke_job("link-reconcile")
+    assert result["outcomes"] == {"succeeded:applied": 1, "ignored:waiting": 1}
+    assert clinic.appointment(appointment_id)["payment_status"] == "paid"
