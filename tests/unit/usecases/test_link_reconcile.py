@@ -122,7 +122,7 @@ class World:
 
         def apply(clinic_id: str, events: list[PaymentEvent]) -> list[str]:
             return apply_payment_events(clinic_id, events, self.repo,  # type: ignore[arg-type]
-                                        on_paid=lambda cid, aid: self.receipts.append((cid, aid)))
+                                        on_paid=lambda cid, aid, *_: self.receipts.append((cid, aid)))
 
         return LinkReconcileDeps(watches=self.watches, appointments=self.repo, gateway_for=gateway_for, apply=apply,
                                  has_time=lambda: self.has_time)
