@@ -6,8 +6,13 @@ Flows: a staff member creates an appointment that gets a payment link (and its c
 the patient opens the link (the provider session is made and stored, with its watch); a signed
 Fintoc `payment_intent.succeeded` webhook for the checkout session the patient opened marks it paid;
 the same webhook delivered again. The paid webhook proves the session is ours (stored on the
-appointment when the patient opened the link) and the amount is the price inside the paying
-transaction's condition, so ownership costs no extra call.
+appointment when the patient opened the link) and the amount is what that session asked inside the
+paying transaction's condition, so ownership costs no extra call; the session also carries the
+ledger as it will be once paid, so the same transaction moves `amount_paid` and the status without
+reading the appointment first.
+
+The ledger (issue 9): staff refund part of a payment made through the Fintoc sandbox (Fintoc
+answers `pending`); Fintoc's `refund.succeeded` settles it; a payment taken at the desk.
 """
 
 from __future__ import annotations
@@ -91,9 +96,53 @@ def main() -> None:
         assert applied.json()["outcomes"] == ["applied"], applied.body
         measured("same webhook delivered again", 1, "the conditional write that finds the event recorded",
                  lambda: hook.post(path, raw=event, headers=headers))
+        ledger_flows(stack, clinic, staff, body)
     finally:
         stack.server.stop()
         stack.moto.stop()
+
+
+def ledger_flows(stack: Any, clinic: Any, staff: Any, body: dict[str, Any]) -> None:
+    import requests
+
+    from tests.support.api import ApiClient
+    from tests.support.clinics import connect_fintoc
+
+    fintoc = stack.sandbox_url("fintoc")
+    connect_fintoc(clinic, fintoc, stack.base_url, "sk_test_bench_ledger")
+    created = staff.post(clinic.path("/appointments"), json={**body, "appointment_id": "ap-bench-refund"}).json()
+    token = created["payment_link"]["url"].rsplit("/", 1)[1]
+    checkout = ApiClient().get(f"/pay/{token}").headers["Location"]
+    requests.post(f"{checkout}/pay", allow_redirects=False, timeout=10)
+    shown = f"/appointments/{created['appointment_id']}"
+    for _ in range(100):
+        if staff.get(clinic.path(shown)).json()["payment_status"] == "paid":
+            break
+        time.sleep(0.1)
+    requests.post(f"{fintoc}/_control/hold", json={"hold": True}, timeout=10)
+    asked = measured("refund asked by staff (Fintoc)", 4,
+                     "read the appointment, read its payment rows, reserve: refund + payment row in one "
+                     "transaction; keep Fintoc's refund id",
+                     lambda: staff.post(clinic.path(f"{shown}/refunds"), json={"amount": {"amount": 5000,
+                                                                                           "currency": "CLP"}}))
+    assert asked.status == 201 and asked.json()["status"] == "pending", asked.body
+    requests.post(f"{fintoc}/_control/refunds/{asked.json()['provider_refund_id']}/settle",
+                  json={"status": "succeeded"}, timeout=10)
+    endpoints = requests.get(f"{fintoc}/v1/webhook_endpoints", headers={"Authorization": "sk_test_bench_ledger"},
+                             timeout=10).json()
+    settled = next(e for e in requests.get(f"{fintoc}/_control/events", timeout=10).json()["events"]
+                   if e["type"] == "refund.succeeded")
+    measured("refund.succeeded settles it", 5,
+             "read the payment row, the refund, the appointment; settle: refund + payment row + appointment + "
+             "event in one transaction; one read for the patient's message",
+             lambda: requests.post(f"{fintoc}/_control/deliver/{settled['id']}",
+                                   json={"endpoint_id": endpoints[0]["id"]}, timeout=10))
+    assert staff.get(clinic.path(shown)).json()["payment_status"] == "partially_refunded"
+    desk = staff.post(clinic.path("/appointments"), json={**body, "appointment_id": "ap-bench-desk"}).json()
+    measured("payment taken at the desk", 2,
+             "read the appointment; payment row + appointment in one transaction",
+             lambda: staff.post(clinic.path(f"/appointments/{desk['appointment_id']}/payments"),
+                                json={"method": "desk", "amount": desk["balance_due"]}))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ CLINIC = {"name": "Clínica Demo", "country": "CL", "currency": "CLP", "timezone
           "locale": "es"}
 FINTOC_SECRET_KEY = "sk_test_demo_clinicpay_local"
 FINTOC_PUBLIC_KEY = "pk_test_demo_clinicpay_local"
-FINTOC_EVENTS = ["payment_intent.succeeded", "payment_intent.failed", "checkout_session.expired"]
+FINTOC_EVENTS = ["payment_intent.succeeded", "payment_intent.failed", "checkout_session.expired",
+                 "refund.in_progress", "refund.succeeded", "refund.failed"]
 SERVICES = {
     "consulta": {"name": "Consulta general", "price": {"amount": 25000, "currency": "CLP"},
                  "requires_online_payment": True, "requires_card_on_file": False, "no_show_fee": None},

@@ -52,7 +52,8 @@ BODIES: dict[str, Any] = {
                                                         "pk_test_8e2b6d1a9c3f", "webhook_secret": "whsec_1b2c3d4e"},
     "PUT /v1/clinics/{clinic_id}/services/{service_id}": {"name": "Consulta general", "price": CLP,
                                                           "requires_online_payment": True,
-                                                          "requires_card_on_file": False, "no_show_fee": None},
+                                                          "requires_card_on_file": False, "no_show_fee": None,
+                                                          "deposit": {"type": "percent", "percent": 30}},
     "POST /v1/clinics/{clinic_id}/staff-keys": {"name": "Recepción"},
     "PUT /v1/clinics/{clinic_id}/message-templates/{kind}/{channel}/{locale}": {
         "subject": "Tu hora en $clinic_name", "body": "Hola $patient_name, tu hora es el $starts_at.\n$payment_line"},
@@ -63,6 +64,11 @@ BODIES: dict[str, Any] = {
                                                   "booked_by": "staff"},
     "POST /v1/public/clinics/{clinic_id}/appointments": {
         "patient": {k: v for k, v in PATIENT.items() if k != "id"}, "service_id": "consulta", "starts_at": STARTS_AT},
+    "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payments": {
+        "method": "desk", "amount": {"amount": 17500, "currency": "CLP"}, "note": "Saldo en efectivo"},
+    "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/refunds": {
+        "amount": {"amount": 7500, "currency": "CLP"}, "payment_reference": "pi_2vKOKniSGXRhXTKr",
+        "reason": "Hora cancelada por la clínica"},
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/cards": {
         "payment_method": "pm_1QxYz2Ab3Cd4Ef5G", "consent": {"granted": True, "text_version": "cards-2026-01",
                                                              "channel": "staff", "granted_by": "Recepción"}},

@@ -17,7 +17,7 @@
     checkbox: ["license_key", "pin_code"]
   };
   var PROVIDER_NAMES = { fintoc: "Fintoc", monobank: "monobank", stripe: "Stripe", checkbox: "Checkbox" };
-  var KINDS = ["appointment_created", "appointment_reminder", "payment_link", "card_request", "payment_receipt"];
+  var KINDS = ["appointment_created", "appointment_reminder", "payment_link", "card_request", "payment_receipt", "refund_issued"];
   // The consent text shown to the patient at the desk; the same words and version as the card page.
   var CONSENT_TEXT_VERSION = "cards-2026-01";
   var SESSION = "clinicpay.staff";
@@ -29,7 +29,7 @@
   var state = {
     clinicId: null, key: null, clinic: null, role: null, locale: "es",
     services: [], appointments: [], settings: null, gateways: null,
-    cardsPatient: null, cards: [], registers: [], shift: null, report: [], loaded: {}
+    cardsPatient: null, cards: [], registers: [], shift: null, report: [], loaded: {}, fixedDeposit: null
   };
 
   // ------------------------------------------------------------------ text and formatting
@@ -409,7 +409,24 @@
     });
   }
 
-  var PAYMENT_BADGE = { paid: "badge-ok", unpaid: "badge-warn", pending: "badge-info", not_required: "badge-muted", refunded: "badge-muted" };
+  var PAYMENT_BADGE = { paid: "badge-ok", unpaid: "badge-warn", pending: "badge-info", not_required: "badge-muted", refunded: "badge-muted",
+    deposit_paid: "badge-info", partially_refunded: "badge-muted" };
+
+  function amountOf(money) { return money && typeof money.amount === "number" ? money.amount : 0; }
+
+  // What is left to give back on the appointment: paid, less refunded (pending refunds are counted
+  // by the API per payment, when the refund form opens).
+  function refundableTotal(a) { return amountOf(a.amount_paid) - amountOf(a.amount_refunded); }
+
+  // "Paid 7.500 · Due 17.500": the appointment's money under its status badge.
+  function moneyLine(a) {
+    var parts = [];
+    if (amountOf(a.amount_paid) > 0) parts.push(t("amt_paid", { amount: formatMoney(a.amount_paid) }));
+    else if (a.deposit) parts.push(t("amt_deposit", { amount: formatMoney(a.deposit) }));
+    if (amountOf(a.amount_refunded) > 0) parts.push(t("amt_refunded", { amount: formatMoney(a.amount_refunded) }));
+    if (amountOf(a.amount_paid) > 0 && amountOf(a.balance_due) > 0) parts.push(t("amt_due", { amount: formatMoney(a.balance_due) }));
+    return parts.length ? h("span", { "class": "sub", "data-money": "", text: parts.join(" · ") }) : null;
+  }
 
   function renderAppointments() {
     var box = clear($("appts-list"));
@@ -420,11 +437,25 @@
       var patient = a.patient || {};
       var status = h("div", { "class": "row-status", role: "status", "aria-live": "polite", id: "row-status-" + a.appointment_id });
       var actions = [];
+      var panel = h("div", { "class": "row-panel", id: "row-panel-" + a.appointment_id });
       var canPay = (a.payment_status === "unpaid" || a.payment_status === "pending") && a.payment_link;
       if (canPay) {
         actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "pay", "data-appointment": a.appointment_id,
           title: t("pay_button_hint", { patient: patient.name }), "aria-label": t("pay_button") + " · " + t("pay_button_hint", { patient: patient.name }),
           onclick: function (event) { sendLink(a, event.currentTarget, status); }, text: t("pay_button") }));
+      }
+      var owing = amountOf(a.balance_due) > 0 && a.payment_status !== "refunded";
+      if (owing && amountOf(a.amount_paid) > 0 && a.payment_link) {
+        actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "balance-link",
+          onclick: function (event) { sendBalanceLink(a, event.currentTarget, status); }, text: t("balance_link_button") }));
+      }
+      if (owing) {
+        actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", "data-action": "desk",
+          onclick: function () { openDeskForm(a, panel, status); }, text: t("desk_button") }));
+      }
+      if (refundableTotal(a) > 0) {
+        actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", "data-action": "refund",
+          onclick: function () { openRefundForm(a, panel, status); }, text: t("refund_button") }));
       }
       if (a.payment_link) {
         actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", onclick: function () { copyLink(a.payment_link.url, status); }, text: t("copy_link") }));
@@ -437,9 +468,9 @@
         h("td", { "data-label": t("col_service") }, [h("span", {}, [serviceName(a.service_id),
           a.status === "awaiting_card" ? h("span", { "class": "sub" }, [h("span", { "class": "badge badge-warn", text: t("bs_awaiting_card") })]) : null])]),
         h("td", { "class": "num", "data-label": t("col_price") }, [formatMoney(a.price)]),
-        h("td", { "data-label": t("col_payment") }, [h("span", { "class": "badge " + (PAYMENT_BADGE[a.payment_status] || "badge-muted"),
-          "data-payment-status": a.payment_status, text: t("ps_" + a.payment_status) })]),
-        h("td", { "data-label": t("col_actions") }, [h("div", {}, [h("div", { "class": "actions" }, actions), status])])
+        h("td", { "data-label": t("col_payment") }, [h("span", {}, [h("span", { "class": "badge " + (PAYMENT_BADGE[a.payment_status] || "badge-muted"),
+          "data-payment-status": a.payment_status, text: t("ps_" + a.payment_status) }), moneyLine(a)])]),
+        h("td", { "data-label": t("col_actions") }, [h("div", {}, [h("div", { "class": "actions" }, actions), panel, status])])
       ]);
     });
     box.appendChild(h("table", { "class": "data" }, [
@@ -470,6 +501,150 @@
           button.remove();
         }
       }
+    });
+  }
+
+  function apptPath(a, rest) { return clinicPath("/appointments/" + encodeURIComponent(a.appointment_id) + rest); }
+
+  function sendBalanceLink(appointment, button, region) {
+    busy(button, true);
+    say(region, "info", t("sending"));
+    var body = { purpose: "balance" };
+    api("POST", apptPath(appointment, "/payment-link/send"), { body: body, idempotencyKey: stickyKey("balance-" + appointment.appointment_id, body) }).then(function (res) {
+      busy(button, false);
+      settleKey("balance-" + appointment.appointment_id, res);
+      if (!res.ok) { sayError(region, res); return; }
+      var sent = (res.data && res.data.sent) || [];
+      say(region, "ok", t("balance_link_sent", { patient: (appointment.patient || {}).name, amount: formatMoney(appointment.balance_due), channels: channelNames(sent) }));
+    });
+  }
+
+  // A small form under the row's buttons; one at a time per row.
+  function openPanel(panel, title, fields, onSubmit) {
+    clear(panel);
+    var form = h("form", { "class": "row-form", novalidate: true }, [h("p", { "class": "row-form-title", text: title })].concat(fields));
+    form.addEventListener("submit", function (event) { event.preventDefault(); onSubmit(form); });
+    panel.appendChild(form);
+    var first = form.querySelector("input, select");
+    if (first) first.focus();
+    return form;
+  }
+
+  function amountField(id, label, money) {
+    return h("div", { "class": "field" }, [h("label", { "for": id, text: label }),
+      h("input", { id: id, type: "text", inputmode: "decimal", autocomplete: "off", value: fromMinor(money), required: true })]);
+  }
+
+  function closeButton(panel) {
+    return h("button", { type: "button", "class": "btn btn-small btn-secondary", onclick: function () { clear(panel); }, text: t("cancel") });
+  }
+
+  function openDeskForm(a, panel, region) {
+    var patient = (a.patient || {}).name;
+    var amountId = "desk-amount-" + a.appointment_id, noteId = "desk-note-" + a.appointment_id;
+    openPanel(panel, t("desk_button"), [
+      amountField(amountId, t("desk_amount", { currency: a.price.currency }), a.balance_due),
+      h("div", { "class": "field" }, [h("label", { "for": noteId }, [t("desk_note"), " ", h("span", { "class": "opt", text: "(" + t("optional") + ")" })]),
+        h("input", { id: noteId, type: "text", maxlength: "500", autocomplete: "off" })]),
+      h("div", { "class": "actions" }, [h("button", { type: "submit", "class": "btn btn-small", text: t("desk_record") }), closeButton(panel)])
+    ], function (form) {
+      var input = $(amountId);
+      var minor = toMinor(input.value, a.price.currency);
+      fieldError(input, !minor);
+      if (!minor) { say(region, "error", t("err_422")); input.focus(); return; }
+      var body = { method: "desk", amount: { amount: minor, currency: a.price.currency } };
+      if ($(noteId).value.trim()) body.note = $(noteId).value.trim();
+      var button = form.querySelector("button[type=submit]");
+      busy(button, true);
+      api("POST", apptPath(a, "/payments"), { body: body, idempotencyKey: stickyKey("desk-" + a.appointment_id, body) }).then(function (res) {
+        busy(button, false);
+        settleKey("desk-" + a.appointment_id, res);
+        if (!res.ok) { sayError(region, res); return; }
+        clear(panel);
+        say(region, "ok", t("desk_done", { patient: patient, amount: formatMoney(body.amount) }));
+        reloadAppointment(a, region);
+      });
+    });
+  }
+
+  function openRefundForm(a, panel, region) {
+    say(region, "info", t("loading"));
+    api("GET", apptPath(a, "/payments")).then(function (res) {
+      if (!res.ok) { sayError(region, res); return; }
+      say(region, null);
+      var payments = ((res.data && res.data.payments) || []).filter(function (p) { return amountOf(p.refundable) > 0; });
+      if (!payments.length) { say(region, "info", t("code_nothing_to_refund")); return; }
+      // The API's default: the latest online payment with something left, else the latest at the desk.
+      var chosen = payments.filter(function (p) { return p.method === "online"; })[0] || payments[0];
+      var selectId = "refund-payment-" + a.appointment_id, amountId = "refund-amount-" + a.appointment_id, reasonId = "refund-reason-" + a.appointment_id;
+      var select = h("select", { id: selectId }, payments.map(function (p) {
+        return h("option", { value: p.reference, selected: p === chosen, text: t("payment_option", {
+          amount: formatMoney(p.amount), method: t("method_" + p.method), left: formatMoney(p.refundable) }) });
+      }));
+      var hint = h("p", { "class": "hint", id: "refund-hint-" + a.appointment_id });
+      var form = openPanel(panel, t("refund_button"), [
+        h("div", { "class": "field" }, [h("label", { "for": selectId, text: t("refund_payment") }), select]),
+        amountField(amountId, t("refund_amount", { currency: a.price.currency }), chosen.refundable),
+        h("div", { "class": "field" }, [h("label", { "for": reasonId }, [t("refund_reason"), " ", h("span", { "class": "opt", text: "(" + t("optional") + ")" })]),
+          h("input", { id: reasonId, type: "text", maxlength: "500", autocomplete: "off" })]),
+        hint,
+        h("div", { "class": "actions" }, [h("button", { type: "submit", "class": "btn btn-small", text: t("refund_continue") }), closeButton(panel)])
+      ], function () { confirmRefund(a, panel, region, payments, selectId, amountId, reasonId); });
+      var payment = function () { return payments.filter(function (p) { return p.reference === select.value; })[0]; };
+      var showHint = function () { hint.textContent = payment().method === "desk" ? t("refund_at_desk_hint") : ""; };
+      select.addEventListener("change", function () { $(amountId).value = fromMinor(payment().refundable); showHint(); });
+      showHint();
+      return form;
+    });
+  }
+
+  function confirmRefund(a, panel, region, payments, selectId, amountId, reasonId) {
+    var payment = payments.filter(function (p) { return p.reference === $(selectId).value; })[0];
+    var input = $(amountId);
+    var minor = toMinor(input.value, a.price.currency);
+    var bad = !minor || minor > amountOf(payment.refundable);
+    fieldError(input, bad);
+    if (bad) { say(region, "error", minor ? t("code_refund_exceeds_remaining") : t("err_422")); input.focus(); return; }
+    say(region, null);
+    var body = { amount: { amount: minor, currency: a.price.currency }, payment_reference: payment.reference };
+    if ($(reasonId).value.trim()) body.reason = $(reasonId).value.trim();
+    var patient = (a.patient || {}).name;
+    var shown = formatMoney(body.amount);
+    // The second step names the amount and the patient, so a slip of the finger refunds nothing.
+    clear(panel);
+    var yes = h("button", { type: "button", "class": "btn btn-small btn-danger", "data-action": "confirm-refund", text: t("refund_confirm", { amount: shown }) });
+    panel.appendChild(h("div", { "class": "row-form", role: "group", "aria-label": t("refund_button") }, [
+      h("p", { "class": "row-form-title", text: t("refund_confirm_q", { amount: shown, patient: patient }) }),
+      h("div", { "class": "actions" }, [yes, closeButton(panel)])]));
+    yes.focus();
+    yes.addEventListener("click", function () {
+      busy(yes, true);
+      say(region, "info", t("sending"));
+      var scope = "refund-" + a.appointment_id;
+      api("POST", apptPath(a, "/refunds"), { body: body, idempotencyKey: stickyKey(scope, body) }).then(function (res) {
+        busy(yes, false);
+        settleKey(scope, res);
+        if (!res.ok) { sayError(region, res); return; }
+        clear(panel);
+        var refund = res.data || {};
+        var provider = PROVIDER_NAMES[refund.provider] || refund.provider;
+        if (refund.status === "succeeded") say(region, "ok", t("refund_done_msg", { amount: shown, patient: patient }));
+        else if (refund.status === "pending") say(region, "info", t("refund_pending_msg", { amount: shown, patient: patient, provider: provider }));
+        else say(region, "error", t("refund_failed_msg", { provider: provider, code: refund.failure_code || "" }));
+        reloadAppointment(a, region);
+      });
+    });
+  }
+
+  // The row again, with its new amounts and buttons; what the row said stays.
+  function reloadAppointment(a, region) {
+    var said = region.firstChild ? region.firstChild.cloneNode(true) : null;
+    api("GET", apptPath(a, "")).then(function (res) {
+      if (!res.ok) return;
+      state.appointments = state.appointments.map(function (x) { return x.appointment_id === a.appointment_id ? res.data : x; });
+      renderAppointments();
+      var fresh = $("row-status-" + a.appointment_id);
+      if (fresh && said) { clear(fresh); fresh.appendChild(said); }
     });
   }
 
@@ -951,13 +1126,13 @@
     if (!box.hidden) { box.hidden = true; return; }
     var inputId = "refund-amount-" + row.payment_id;
     var input = h("input", { id: inputId, type: "text", inputmode: "decimal", autocomplete: "off", value: fromMinor(row.refundable) });
-    var confirmButton = h("button", { type: "button", "class": "btn btn-danger btn-small", "data-action": "confirm-refund", text: t("refund_confirm", { amount: formatMoney(row.refundable) }) });
+    var confirmButton = h("button", { type: "button", "class": "btn btn-danger btn-small", "data-action": "confirm-refund", text: t("qr_refund_confirm", { amount: formatMoney(row.refundable) }) });
     input.addEventListener("input", function () {
       var minor = toMinor(input.value, row.amount.currency);
-      confirmButton.textContent = t("refund_confirm", { amount: minor ? formatMoney({ amount: minor, currency: row.amount.currency }) : "—" });
+      confirmButton.textContent = t("qr_refund_confirm", { amount: minor ? formatMoney({ amount: minor, currency: row.amount.currency }) : "—" });
     });
     confirmButton.addEventListener("click", function () { sendRefund(row, input, confirmButton, box, region); });
-    clear(box).appendChild(h("div", { "class": "field" }, [h("label", { "for": inputId, text: t("refund_amount", { currency: row.amount.currency }) }), input]));
+    clear(box).appendChild(h("div", { "class": "field" }, [h("label", { "for": inputId, text: t("qr_refund_amount", { currency: row.amount.currency }) }), input]));
     box.appendChild(h("p", { "class": "hint", text: t("refund_explain", { left: formatMoney(row.refundable) }) }));
     box.appendChild(h("div", { "class": "actions" }, [confirmButton,
       h("button", { type: "button", "class": "btn btn-link btn-small", text: t("refund_keep"), onclick: function () { box.hidden = true; } })]));
@@ -1158,7 +1333,7 @@
     var yes = function (flag) { return h("span", { "class": "badge " + (flag ? "badge-info" : "badge-muted"), text: flag ? t("yes") : t("no") }); };
     box.appendChild(h("table", { "class": "data" }, [
       h("caption", { "class": "visually-hidden", text: t("services_title") }),
-      h("thead", {}, [h("tr", {}, [t("svc_id"), t("svc_name"), t("col_price"), t("svc_online"), t("svc_card"), t("reason_no_show"), ""].map(function (label) { return h("th", { scope: "col", text: label }); }))]),
+      h("thead", {}, [h("tr", {}, [t("svc_id"), t("svc_name"), t("col_price"), t("svc_online"), t("svc_card"), t("reason_no_show"), t("svc_deposit_col"), ""].map(function (label) { return h("th", { scope: "col", text: label }); }))]),
       h("tbody", {}, state.services.map(function (s) {
         return h("tr", { "data-service": s.service_id }, [
           h("td", { "data-label": t("svc_id") }, [h("code", { text: s.service_id })]),
@@ -1167,6 +1342,7 @@
           h("td", { "data-label": t("svc_online") }, [yes(s.requires_online_payment)]),
           h("td", { "data-label": t("svc_card") }, [yes(s.requires_card_on_file)]),
           h("td", { "class": "num", "data-label": t("reason_no_show") }, [s.no_show_fee ? formatMoney(s.no_show_fee) : "—"]),
+          h("td", { "class": "num", "data-label": t("svc_deposit_col") }, [!s.deposit ? "—" : s.deposit.type === "percent" ? s.deposit.percent + " %" : formatMoney(s.deposit.amount)]),
           h("td", { "data-label": t("col_actions") }, [state.role === "admin" ? h("button", { type: "button", "class": "btn btn-small btn-secondary",
             text: t("edit"), "aria-label": t("edit") + " " + s.name, onclick: function () { editService(s); } }) : null])
         ]);
@@ -1181,7 +1357,19 @@
     $("sv-noshow").value = s.no_show_fee ? fromMinor(s.no_show_fee) : "";
     $("sv-online").checked = !!s.requires_online_payment;
     $("sv-card").checked = !!s.requires_card_on_file;
+    // A fixed deposit (set through the API) is kept as it is unless a percentage replaces it.
+    state.fixedDeposit = s.deposit && s.deposit.type === "fixed" ? { id: s.service_id, deposit: s.deposit } : null;
+    $("sv-deposit").value = s.deposit && s.deposit.type === "percent" ? String(s.deposit.percent) : "";
+    $("sv-deposit").placeholder = state.fixedDeposit ? formatMoney(s.deposit.amount) : "";
     $("sv-name").focus();
+  }
+
+  // The deposit field: empty = none (or the fixed one the service has), else 1..100 %.
+  function depositOf(serviceId, input) {
+    var text = input.value.trim().replace(/\s*%$/, "");
+    if (!text) return state.fixedDeposit && state.fixedDeposit.id === serviceId ? state.fixedDeposit.deposit : null;
+    var percent = /^\d{1,3}$/.test(text) ? parseInt(text, 10) : NaN;
+    return percent >= 1 && percent <= 100 ? { type: "percent", percent: percent } : undefined;
   }
 
   function saveService(event) {
@@ -1194,9 +1382,12 @@
     fieldError(name, !name.value.trim()); if (!name.value.trim()) bad.push(name);
     fieldError(price, priceMinor == null); if (priceMinor == null) bad.push(price);
     fieldError(noShow, noShow.value && noShowMinor == null); if (noShow.value && noShowMinor == null) bad.push(noShow);
+    var deposit = depositOf(id.value, $("sv-deposit"));
+    fieldError($("sv-deposit"), deposit === undefined); if (deposit === undefined) bad.push($("sv-deposit"));
     if (bad.length) { say("service-status", "error", t("err_422")); bad[0].focus(); return; }
     var body = { name: name.value.trim(), price: { amount: priceMinor, currency: cur }, requires_online_payment: $("sv-online").checked,
-      requires_card_on_file: $("sv-card").checked, no_show_fee: noShowMinor == null ? null : { amount: noShowMinor, currency: cur } };
+      requires_card_on_file: $("sv-card").checked, no_show_fee: noShowMinor == null ? null : { amount: noShowMinor, currency: cur },
+      deposit: deposit };
     var button = $("service-form").querySelector("button[type=submit]");
     busy(button, true);
     api("PUT", clinicPath("/services/" + encodeURIComponent(id.value)), { body: body }).then(function (res) {

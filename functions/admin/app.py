@@ -16,7 +16,7 @@ from clinicpay.api import pages
 from clinicpay.api.auth import Access, Caller
 from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.deadline import lambda_deadline
-from clinicpay.domain.clinic import ClinicSettings, Locale, Provider, Service, ShiftSchedule
+from clinicpay.domain.clinic import ClinicSettings, DepositRule, Locale, Provider, Service, ShiftSchedule
 from clinicpay.domain.errors import NotFound, ValidationFailed
 from clinicpay.domain.money import CURRENCY_EXPONENTS, SUPPORTED_CURRENCIES, Money
 from clinicpay.domain.phones import calling_code
@@ -100,6 +100,9 @@ class ServiceRequest(BaseModel):
     requires_online_payment: StrictBool = False
     requires_card_on_file: StrictBool = False
     no_show_fee: Money | None = None
+    deposit: DepositRule | None = Field(default=None, description=(
+        "Ask this first online instead of the whole price: {type: fixed, amount: Money} or "
+        "{type: percent, percent: 1..100} (rounded half up to the minor unit). Needs requires_online_payment."))
 
 
 class TemplateRequest(BaseModel):

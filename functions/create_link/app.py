@@ -1,8 +1,10 @@
 """create_link: appointments, their payment links, `/pay/{token}`, online booking, reminders."""
 
 
+import json
+from functools import partial
 from html import escape
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
@@ -14,24 +16,28 @@ from clinicpay.api import pages
 from clinicpay.api.auth import Access
 from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.public import client_address, enforce_limits
-from clinicpay.api.resolver import make_resolver
+from clinicpay.api.resolver import header, make_resolver
 from clinicpay.deadline import lambda_deadline, provider_seconds_left
 from clinicpay.domain.appointment import BookedBy, PatientDetails, PaymentStatus, PublicPatientDetails
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
 from clinicpay.domain.moments import Moment
-from clinicpay.domain.money import Money
+from clinicpay.domain.money import Money, PositiveMoney
+from clinicpay.domain.text import OneLine
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics, tracer
-from clinicpay.providers.registry import link_gateway
+from clinicpay.providers.registry import link_gateway, refunding_gateway
 from clinicpay.repositories.appointments import AppointmentRepository
 from clinicpay.repositories.card_requests import CardRequestRepository
 from clinicpay.repositories.clinics import ClinicRepository
+from clinicpay.repositories.ledger import LedgerRepository
 from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.patients import PatientRepository
 from clinicpay.repositories.templates import TemplateRepository
 from clinicpay.settings import get_settings
 from clinicpay.usecases import appointments as booking
-from clinicpay.usecases.payment_links import PayDeps, open_link
+from clinicpay.usecases import desk_payments, refunds
+from clinicpay.usecases.payment_links import PayDeps, open_link, to_collect
+from clinicpay.usecases.receipts import send_refund_message
 from clinicpay.usecases.reminders import ReminderDeps, send_due_reminders
 
 app = make_resolver()
@@ -68,6 +74,36 @@ class OnlineBookingRequest(BaseModel):
         "Without it the booking is for a new patient record."))
 
 
+class PaymentLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"purpose": "balance"}]})
+
+    purpose: Literal["balance"] | None = Field(default=None, description=(
+        "`balance`: from now on the link collects everything still due (a new provider session at the "
+        "patient's next click), e.g. after a deposit; the link then never expires."))
+
+
+class RefundRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"amount": {"amount": 10000, "currency": "CLP"}, "payment_reference": "pi_2Vb9Qk3nT8sLm4Xa",
+         "reason": "Consulta cancelada por la clínica"}, {}]})
+
+    amount: PositiveMoney | None = Field(default=None, description="Default: everything left on the payment.")
+    payment_reference: str | None = Field(default=None, min_length=1, max_length=255,
+                                          pattern=r"^[A-Za-z0-9_\-.:]+$", description=(
+        "Which payment (`reference` in GET .../payments). Default: the latest online payment with "
+        "something left, else the latest desk payment."))
+    reason: OneLine | None = Field(default=None, max_length=500)
+
+
+class DeskPaymentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"method": "desk", "amount": {"amount": 15000, "currency": "CLP"}, "note": "Saldo pagado en recepción"}]})
+
+    method: Literal["desk"]
+    amount: PositiveMoney
+    note: OneLine | None = Field(default=None, max_length=500)
+
+
 def _deps() -> booking.AppointmentDeps:
     settings = get_settings()
     return booking.AppointmentDeps(
@@ -75,6 +111,20 @@ def _deps() -> booking.AppointmentDeps:
         patients=PatientRepository(settings.app_table), card_requests=CardRequestRepository(settings.app_table),
         templates=TemplateRepository(settings.app_table), notifier=AwsNotifier(settings.email_sender),
         public_base_url=settings.public_base_url, token_secrets=PatientTokenSecrets(settings.app_table))
+
+
+def _refund_deps() -> refunds.RefundDeps:
+    settings = get_settings()
+    repo = AppointmentRepository(settings.app_table)
+    notify = partial(send_refund_message, repo, TemplateRepository(settings.app_table),
+                     AwsNotifier(settings.email_sender))
+    return refunds.RefundDeps(appointments=repo, ledger=LedgerRepository(settings.app_table),
+                              gateway_for=refunding_gateway, notify=notify)
+
+
+def _idempotency_key() -> str | None:
+    key = header(app, "idempotency-key")
+    return (key.strip() or None) if isinstance(key, str) else None
 
 
 # ------------------------------------------------------------------ staff
@@ -111,18 +161,75 @@ def get_appointment(clinic_id: Annotated[str, Path()], appointment_id: Annotated
 
 
 @app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payment-link", access=Access.STAFF)
-def get_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
+def get_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()],
+                     body: Annotated[PaymentLinkRequest | None, Body()] = None) -> dict[str, Any]:
     deps = _deps()
-    shown = booking.view(deps.appointments.get(clinic_id, appointment_id), deps.public_base_url)
+    if body is not None and body.purpose == "balance":
+        stored = booking.request_balance(deps, clinic_id, appointment_id)
+    else:
+        stored = deps.appointments.get(clinic_id, appointment_id)
+    shown = booking.view(stored, deps.public_base_url)
     if "payment_link" not in shown:
         raise Conflict("This appointment's service does not take online payment.", code="no_payment_required")
-    return {"payment_link": shown["payment_link"], "payment_status": shown["payment_status"]}
+    collect = to_collect(stored)
+    return {"payment_link": shown["payment_link"], "payment_status": shown["payment_status"],
+            "amount_due": collect[0].model_dump() if collect else None,
+            "purpose": collect[1] if collect else None, "balance_due": shown["balance_due"]}
 
 
 @app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payment-link/send", access=Access.STAFF,
           status_code=202)
-def send_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
-    return {"sent": booking.send_payment_link(_deps(), clinic_id, appointment_id)}
+def send_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()],
+                      body: Annotated[PaymentLinkRequest | None, Body()] = None) -> dict[str, Any]:
+    return {"sent": booking.send_payment_link(_deps(), clinic_id, appointment_id,
+                                              purpose=body.purpose if body else None)}
+
+
+# ------------------------------------------------------------------ the ledger: payments and refunds
+@app.get("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payments", access=Access.STAFF)
+def list_payments(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
+    settings = get_settings()
+    stored = AppointmentRepository(settings.app_table).get(clinic_id, appointment_id, consistent=True)
+    payments = LedgerRepository(settings.app_table).payments_of(stored)
+    shown = stored.appointment.model_dump(mode="json", include={"amount_paid", "amount_refunded", "balance_due",
+                                                                 "payment_status", "price", "deposit"})
+    return {**shown, "payments": [p.view() for p in payments]}
+
+
+@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payments", access=Access.STAFF, status_code=201,
+          responses={201: {"description": "The desk payment, recorded, and the appointment"},
+                     200: {"description": "The same Idempotency-Key again: the payment it recorded, unchanged"}})
+@tracer.capture_method
+def take_desk_payment(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()],
+                      body: Annotated[DeskPaymentRequest, Body()]) -> Response[Any]:
+    settings = get_settings()
+    deps = desk_payments.DeskDeps(appointments=AppointmentRepository(settings.app_table),
+                                  ledger=LedgerRepository(settings.app_table))
+    payment, stored, created = desk_payments.take_desk_payment(deps, clinic_id, appointment_id, body.amount,
+                                                               note=body.note, idempotency_key=_idempotency_key())
+    result = {"payment": payment.view(), "appointment": booking.view(stored, settings.public_base_url)}
+    return Response(201 if created else 200, "application/json", json.dumps(result))
+
+
+@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/refunds", access=Access.STAFF, status_code=201,
+          responses={201: {"description": "The refund, asked of the provider: succeeded, pending (the provider "
+                                          "is still deciding; its event or our asking settles it) or failed"},
+                     200: {"description": "The same Idempotency-Key again: that refund as it is now"}})
+@tracer.capture_method
+def create_refund(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()],
+                  body: Annotated[RefundRequestBody | None, Body()] = None) -> Response[Any]:
+    ask = body or RefundRequestBody()
+    refund, created = refunds.request_refund(_refund_deps(), clinic_id, appointment_id, refunds.RefundAsk(
+        amount=ask.amount, payment_reference=ask.payment_reference, reason=ask.reason,
+        idempotency_key=_idempotency_key()))
+    logger.info("refund asked", extra={"clinic_id": clinic_id, "appointment_id": appointment_id,
+                                       "refund_id": refund.refund_id, "status": refund.status, "new_refund": created})
+    return Response(201 if created else 200, "application/json", json.dumps(refund.view()))
+
+
+@app.get("/v1/clinics/<clinic_id>/appointments/<appointment_id>/refunds", access=Access.STAFF)
+def list_refunds(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:
+    return {"refunds": [r.view() for r in refunds.list_refunds(_refund_deps(), clinic_id, appointment_id)]}
 
 
 # ------------------------------------------------------------------ booking widget
@@ -149,8 +256,10 @@ def payment_status(token: Annotated[str, Path()]) -> dict[str, Any]:
     if not found:
         raise NotFound("No such payment link.")
     stored = repo.get(*found, consistent=True)
+    collect = to_collect(stored)
     return {"payment_status": stored.appointment.payment_status, "status": stored.appointment.status,
-            "amount": stored.appointment.price.model_dump(), "starts_at": stored.appointment.starts_at.isoformat()}
+            "amount": stored.appointment.price.model_dump(), "starts_at": stored.appointment.starts_at.isoformat(),
+            "amount_due": collect[0].model_dump() if collect else None}
 
 
 # ------------------------------------------------------------------ the link itself
@@ -176,7 +285,7 @@ def pay(token: Annotated[str, Path()]) -> Response[Any]:
                      {"Retry-After": "30"})
     if outcome.kind == "redirect" and outcome.url:
         return Response(303, "text/plain", "", headers={"Location": outcome.url, "Cache-Control": "no-store"})
-    status = {"paid": 200, "expired": 410, "not_found": 404, "no_payment": 409}.get(outcome.kind, 200)
+    status = {"paid": 200, "deposit_paid": 200, "expired": 410, "not_found": 404, "no_payment": 409}.get(outcome.kind, 200)
     return _html(status, pages.page(outcome.clinic_name or "clinicpay", pages.text(outcome.kind, outcome.locale),
                                     outcome.locale, status_id=outcome.kind))
 
@@ -192,7 +301,7 @@ def pay_result(token: Annotated[str, Path()], cancelled: Annotated[str | None, Q
     clinic = ClinicRepository(settings.app_table).get(found[0])
     locale = (stored.appointment.patient.locale or clinic.locale).value
     return _html(200, pages.result_page(token, locale, clinic.name, stored.appointment.payment_status.value,
-                                        cancelled is not None))
+                                        cancelled is not None, deposit_done=not stored.balance_requested))
 
 
 def _html(status: int, body: str, headers: dict[str, str] | None = None) -> Response[Any]:

@@ -10,7 +10,8 @@ code would let one bug pass both sides.
     /v1/...          Fintoc's API, authenticated by `Authorization: sk_test_...` (one account per key)
     /sandbox/<id>    the hosted page a patient is redirected to (Fintoc: pay.fintoc.com/sandbox/<id>)
     /_control/...    test controls, not Fintoc's: faults, forced expiry, delivery log, redelivery,
-                     holding deliveries and sending one event to one endpoint (/_control/hold, /deliver)
+                     holding deliveries and sending one event to one endpoint (/_control/hold, /deliver),
+                     refunds (mode, refuse-next, error-next, settle, a dashboard refund with its events)
 
 Where Fintoc's behaviour is not documented the sandbox picks the stricter reading, so it can only
 produce false failures, never false passes: unknown create parameters are refused; a session stays
@@ -58,6 +59,7 @@ from local.sandboxes.common import (
     new_id,
     post,
     random_string,
+    request_json,
 )
 from local.sandboxes.common import json_response as _json
 
@@ -96,6 +98,7 @@ def _now() -> datetime:
 class Account:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     webhook_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, StoredResponse] = field(default_factory=dict)
 
@@ -114,6 +117,11 @@ class _State(SandboxState):
         self.accounts: dict[str, Account] = {}
         self.session_owner: dict[str, str] = {}
         self.events: dict[str, StoredEvent] = {}
+        # What a new refund does (/_control/refunds/mode): "manual" (pending until settled by
+        # /_control/refunds/<id>/settle, like Fintoc's daily payout batch), "succeed" or "fail" at once.
+        self.refund_mode = "manual"
+        # The next refund creations answered with an error (/_control/refunds/refuse-next, error-next).
+        self.refund_faults: list[dict[str, Any]] = []
 
 
 STATE = _State()
@@ -613,6 +621,138 @@ def _complete(session_id: str, *, succeeded: bool) -> BaseResponse:
     return redirect(target, code=303)
 
 
+# --- refunds ----------------------------------------------------------------------------------
+# Fintoc's Refunds API (docs: "Create a refund", "The Refund object"; fintoc-python `refunds`):
+# POST /v1/refunds {resource_type: "payment_intent", resource_id, amount?, metadata?} refunds a
+# succeeded payment intent in full (no amount) or in part; the sum of its refunds never exceeds the
+# payment. A refund starts `pending` (the create page; the object page says `created`), moves to
+# `in_progress` when Fintoc's daily batch picks it up, then `succeeded`, `failed` (failure_code
+# fraud_risk | insufficient_funds) or, while still pending, `canceled` (POST /v1/refunds/{id}/cancel).
+# Events: refund.in_progress, refund.succeeded, refund.failed, each carrying the refund object
+# (with the metadata it was created with). Like every POST here the answer is stored under the
+# Idempotency-Key and replayed, errors included. Fintoc documents no 409 for a key still in
+# flight: requests that share a key are served one after the other, the later ones replayed.
+# Error codes for refusals are not documented; the sandbox's are its own.
+
+REFUND_CREATE_FIELDS = frozenset({"resource_type", "resource_id", "amount", "metadata", "recipient_account"})
+REFUND_SPENT = ("pending", "in_progress", "succeeded")  # statuses that count against the payment
+
+
+def _refunded_so_far(account: Account, payment_intent_id: str) -> int:
+    return sum(r["amount"] for r in account.refunds.values()
+               if r["resource_id"] == payment_intent_id and r["status"] in REFUND_SPENT)
+
+
+def _new_refund(payment: dict[str, Any], amount: int, metadata: dict[str, Any]) -> dict[str, Any]:
+    now = _iso(_now(), millis=True)
+    sender = payment.get("sender_account") or {}
+    return {"id": _new_id("ref_"), "object": "refund", "amount": amount, "created_at": now,
+            "currency": payment["currency"], "failure_code": None, "metadata": metadata, "mode": "test",
+            "recipient_account": {**sender, "holder_name": "Test Customer 1"} if sender else None,
+            "resource_id": payment["id"], "resource_type": "payment_intent", "status": "pending",
+            "updated_at": now}
+
+
+def _move_refund(key: str, refund: dict[str, Any], status: str, failure_code: str | None = None) -> list[StoredEvent]:
+    """pending -> in_progress -> succeeded | failed, one event per step it takes."""
+    events = []
+    with STATE.lock:
+        if refund["status"] == "pending":
+            refund.update(status="in_progress", updated_at=_iso(_now(), millis=True))
+            events.append(_new_event(key, "refund.in_progress", refund))
+        if status in ("succeeded", "failed") and refund["status"] == "in_progress":
+            refund.update(status=status, updated_at=_iso(_now(), millis=True),
+                          failure_code=(failure_code or "insufficient_funds") if status == "failed" else None)
+            events.append(_new_event(key, f"refund.{status}", refund))
+    return events
+
+
+def _validate_refund(body: dict[str, Any]) -> dict[str, Any]:
+    """The create parameters as Fintoc checks them; returns the metadata."""
+    unknown = sorted(set(body) - REFUND_CREATE_FIELDS)
+    if unknown:
+        raise _invalid("invalid_parameter", f"Received unknown parameter: {unknown[0]}", unknown[0])
+    for name in ("resource_type", "resource_id"):
+        if not body.get(name):
+            raise _invalid("missing_parameter", f"Missing required param: {name}", name)
+    if body["resource_type"] != "payment_intent":
+        raise _invalid("invalid_resource_type", "resource_type must be payment_intent.", "resource_type")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise _invalid("invalid_metadata", "metadata must be an object of key-value pairs.", "metadata")
+    return metadata
+
+
+@app.post("/v1/refunds")
+@api
+def create_refund(key: str, account: Account) -> Response:
+    body = _body()
+    metadata = _validate_refund(body)
+    with STATE.lock:
+        payment = account.payment_intents.get(str(body["resource_id"]))
+        if payment is None:
+            raise _missing("payment_intent", str(body["resource_id"]))
+        if payment["status"] != "succeeded":
+            raise _invalid("invalid_status", "Only a succeeded payment intent can be refunded.", "resource_id")
+        left = payment["amount"] - _refunded_so_far(account, payment["id"])
+        amount = body.get("amount", left)
+        if not is_int(amount) or amount <= 0:
+            raise _invalid("invalid_amount", "amount must be a positive integer in the currency's smallest unit.",
+                           "amount")
+        if amount > left:
+            raise _invalid("invalid_amount", f"amount exceeds what is left to refund on {payment['id']} ({left}).",
+                           "amount")
+        fault = STATE.refund_faults.pop(0) if STATE.refund_faults else None
+        if fault and fault["kind"] == "refuse":
+            raise FintocApiError(int(fault["status"]), "invalid_request_error", str(fault["code"]),
+                                 "The refund was refused (sandbox control).")
+        refund = None
+        if not fault or fault.get("applied"):
+            refund = _new_refund(payment, amount, dict(metadata))
+            account.refunds[refund["id"]] = refund
+        mode = STATE.refund_mode
+    events: list[StoredEvent] = []
+    answer = copy.deepcopy(refund)  # as created: Fintoc answers `pending`, its batch moves it later
+    if refund is not None and mode in ("succeed", "fail"):
+        events = _move_refund(key, refund, "succeeded" if mode == "succeed" else "failed")
+    _dispatch(key, events)
+    if fault:  # an internal error, stored under the key and replayed like any answer
+        return FintocApiError(500, "api_error", "internal_server_error",
+                              "Something went wrong on Fintoc's end (sandbox control).").response()
+    return _json(answer, 201)
+
+
+@app.get("/v1/refunds/<refund_id>")
+@api
+def get_refund(_key: str, account: Account, refund_id: str) -> Response:
+    with STATE.lock:
+        refund = account.refunds.get(refund_id)
+        if refund is None:
+            raise _missing("refund", refund_id)
+        return _json(refund)
+
+
+@app.get("/v1/refunds")
+@api
+def list_refunds(_key: str, account: Account) -> Response:
+    with STATE.lock:
+        return _json(sorted(account.refunds.values(), key=lambda r: r["created_at"], reverse=True))
+
+
+@app.post("/v1/refunds/<refund_id>/cancel")
+@api
+def cancel_refund(_key: str, account: Account, refund_id: str) -> Response:
+    # Fintoc names no event for a canceled refund: none is sent (our ledger then keeps it pending).
+    with STATE.lock:
+        refund = account.refunds.get(refund_id)
+        if refund is None:
+            raise _missing("refund", refund_id)
+        if refund["status"] != "pending":
+            raise _invalid("invalid_status", "Only a pending refund can be canceled.")
+        refund.update(status="canceled", updated_at=_iso(_now(), millis=True))
+        return _json(refund)
+
+
 # --- test controls (not Fintoc's; /_control/fail-next is FAULTS's, above) ------------------------
 
 @app.post("/_control/sessions/<session_id>/expire-now")
@@ -626,6 +766,79 @@ def control_expire_now(session_id: str) -> Response:
             session["expires_at"] = _iso(_now())
             _expire(key, session)
         return _json(session)
+
+
+@app.post("/_control/refunds/mode")
+def control_refund_mode() -> Response:
+    mode = str(request_json().get("mode", "manual"))
+    if mode not in ("manual", "succeed", "fail"):
+        return _json({"error": "expected {mode: manual | succeed | fail}"}, 400)
+    with STATE.lock:
+        STATE.refund_mode = mode
+    return _json({"mode": mode})
+
+
+@app.post("/_control/refunds/refuse-next")
+def control_refuse_next_refund() -> Response:
+    """The next refund creation is refused with this 4xx (stored under its key, as Fintoc does)."""
+    body = request_json()
+    status = body.get("status", 400)
+    if not is_int(status) or not 400 <= status < 500:
+        return _json({"error": "expected {status: 4xx, code}"}, 400)
+    with STATE.lock:
+        STATE.refund_faults.append({"kind": "refuse", "status": status, "code": str(body.get("code", "refund_not_allowed"))})
+    return _json({"pending": len(STATE.refund_faults)})
+
+
+@app.post("/_control/refunds/error-next")
+def control_error_next_refund() -> Response:
+    """The next refund creation answers 500, stored and replayed under its key; `applied: true`
+    makes the refund anyway (the answer is lost, the refund is not)."""
+    body = request_json()
+    with STATE.lock:
+        STATE.refund_faults.append({"kind": "error", "applied": bool(body.get("applied", False))})
+    return _json({"pending": len(STATE.refund_faults)})
+
+
+@app.post("/_control/refunds/<refund_id>/settle")
+def control_settle_refund(refund_id: str) -> Response:
+    """Fintoc's batch runs: the refund goes in_progress, then succeeded or failed, with its events."""
+    body = request_json()
+    status = str(body.get("status", "succeeded"))
+    if status not in ("succeeded", "failed", "in_progress"):
+        return _json({"error": "expected {status: succeeded | failed | in_progress, failure_code?}"}, 400)
+    with STATE.lock:
+        found = [(key, account.refunds[refund_id]) for key, account in STATE.accounts.items()
+                 if refund_id in account.refunds]
+    if not found:
+        return _json({"error": "unknown refund"}, 404)
+    key, refund = found[0]
+    _dispatch(key, _move_refund(key, refund, status, body.get("failure_code")))
+    return _json(refund)
+
+
+@app.post("/_control/payment_intents/<payment_intent_id>/dashboard-refund")
+def control_dashboard_refund(payment_intent_id: str) -> Response:
+    """A refund made in Fintoc's dashboard: no metadata of ours. `status` succeeded (default) or
+    pending (it stays so until settled)."""
+    body = request_json()
+    with STATE.lock:
+        found = [(key, account) for key, account in STATE.accounts.items()
+                 if payment_intent_id in account.payment_intents]
+        if not found:
+            return _json({"error": "unknown payment intent"}, 404)
+        key, account = found[0]
+        payment = account.payment_intents[payment_intent_id]
+        left = payment["amount"] - _refunded_so_far(account, payment_intent_id)
+        amount = body.get("amount", left)
+        if payment["status"] != "succeeded" or not is_int(amount) or not 0 < amount <= left:
+            return _json({"error": f"nothing to refund for that amount ({left} left)"}, 400)
+        refund = _new_refund(payment, amount, {})
+        account.refunds[refund["id"]] = refund
+    status = str(body.get("status", "succeeded"))
+    events = _move_refund(key, refund, status) if status in ("succeeded", "failed") else []
+    _dispatch(key, events)
+    return _json(refund, 201)
 
 
 add_deliveries_route(app, STATE, _json, {"event_id": "event_id", "type": "event_type"})

@@ -97,11 +97,12 @@ class Clinic:
         return f"{self.base_url}/demo?{query}" + (f"&locale={locale}" if locale else "")
 
     def put_service(self, service_id: str, name: str, amount: int, *, online: bool = True, card: bool = False,
-                    no_show_fee: int | None = None) -> None:
+                    no_show_fee: int | None = None, deposit: dict[str, Any] | None = None) -> None:
         self.admin().put(self.path(f"/services/{service_id}"), expect=200, json={
             "name": name, "price": {"amount": amount, "currency": self.currency}, "requires_online_payment": online,
             "requires_card_on_file": card,
-            "no_show_fee": {"amount": no_show_fee, "currency": self.currency} if no_show_fee is not None else None})
+            "no_show_fee": {"amount": no_show_fee, "currency": self.currency} if no_show_fee is not None else None,
+            "deposit": deposit})
 
     def connect_fintoc(self) -> None:
         """Register our webhook at the Fintoc sandbox (as a clinic does in Fintoc's dashboard), then
@@ -111,7 +112,8 @@ class Clinic:
             "/_sandbox/fintoc/v1/webhook_endpoints", expect=(200, 201),
             json={"url": f"{self.base_url}/webhooks/fintoc/{self.clinic_id}",
                   "enabled_events": ["payment_intent.succeeded", "payment_intent.failed", "payment_intent.pending",
-                                     "checkout_session.expired"]})
+                                     "checkout_session.expired", "refund.in_progress", "refund.succeeded",
+                                     "refund.failed"]})
         self.admin().put(self.path("/gateways/fintoc"), expect=200, json={
             "secret_key": secret_key, "public_key": f"pk_test_{self.clinic_id}", "webhook_secret": endpoint.json()["secret"]})
         self.admin().patch(self.path("/settings"), expect=200,

@@ -9,9 +9,11 @@ from typing import Any
 from clinicpay.domain.appointment import PaymentRecord, PaymentStatus, ProviderSession
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.errors import NotFound, ProviderUnavailable
+from clinicpay.domain.ledger import settled_status
+from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import Text
 from clinicpay.ports import CheckoutRequest, CheckoutSession, OutgoingMessage, PaymentEvent
-from clinicpay.repositories.appointments import EventAttempt, StoredAppointment
+from clinicpay.repositories.appointments import EventAttempt, StoredAppointment, ask_key
 
 
 @dataclass
@@ -41,12 +43,14 @@ class FakeAppointments:
         return {key: self.stored[key] for key in keys if key in self.stored}
 
     def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int,
-                     *, now: datetime | None = None) -> bool:
+                     *, expected_version: int = 0, now: datetime | None = None) -> bool:
         stored = self.stored[(clinic_id, appointment_id)]
-        if stored.session_attempts != expected_attempts:
+        if stored.session_attempts != expected_attempts or stored.ledger_version != expected_version:
             return False
         stored.session, stored.session_attempts = session, expected_attempts + 1
         stored.session_ids = stored.session_ids | {session.session_id}
+        if session.amount is not None:
+            stored.session_asks = stored.session_asks | {ask_key(session.session_id, session.amount)}
         return True
 
     # Events are kept per clinic, like the real records (EVENT#{clinic}#{provider}#{event_id}).
@@ -66,23 +70,27 @@ class FakeAppointments:
         stored = self.stored.get((clinic_id, event.appointment_id or ""))
         if stored is None or not stored.owns_session(event.session_id):
             return None
-        if event.amount and event.amount != stored.appointment.price:
-            return None
-        if stored.appointment.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
+        if event.amount and not stored.asked(event.session_id, event.amount):
             return None
         return stored
 
     def apply_paid(self, clinic_id: str, event: PaymentEvent) -> EventAttempt:
         if self._event_key(clinic_id, event) in self.events:
             return EventAttempt("duplicate")
+        if any(p["reference"] == event.payment_reference for p in self.payments):
+            return EventAttempt("already_applied")
         stored = self._owned(clinic_id, event)
-        if stored is None:
+        if stored is None or event.amount is None:
             return EventAttempt("refused", self.stored.get((clinic_id, event.appointment_id or "")))
         self.events[self._event_key(clinic_id, event)] = "applied"
-        stored.appointment.payment_status = PaymentStatus.PAID
-        stored.appointment.payment = PaymentRecord(provider=event.provider, reference=event.payment_reference or "",
-                                                   amount=event.amount or stored.appointment.price, fee=event.fee,
-                                                   paid_at=event.occurred_at)
+        appointment = stored.appointment
+        appointment.amount_paid = Money(amount=appointment.amount_paid.amount + event.amount.amount,
+                                        currency=appointment.price.currency)
+        appointment.payment_status = settled_status(appointment.price, appointment.amount_paid,
+                                                    appointment.amount_refunded, appointment.payment_status)
+        appointment.payment = PaymentRecord(provider=event.provider, reference=event.payment_reference or "",
+                                            amount=event.amount, fee=event.fee, paid_at=event.occurred_at)
+        stored.ledger_version += 1
         self.payments.append({"reference": event.payment_reference})
         return EventAttempt("applied")
 
@@ -92,7 +100,7 @@ class FakeAppointments:
             return EventAttempt("duplicate")
         stored = self._owned(clinic_id, event)
         refused = EventAttempt("refused", self.stored.get((clinic_id, event.appointment_id or "")))
-        if stored is None:
+        if stored is None or stored.appointment.payment_status not in (PaymentStatus.UNPAID, PaymentStatus.PENDING):
             return refused
         last = self.last_event_at.get(stored.appointment.appointment_id)
         if last and last > event.occurred_at:

@@ -64,6 +64,8 @@ def test_charging_the_default_card_for_an_appointment_marks_it_paid(clinic: Clin
     assert paid["payment_status"] == "paid" and paid["payment"]["provider"] == "stripe"
     assert paid["payment"]["reference"].startswith("pi_")
     assert paid["payment"]["amount"] == {"amount": 8000, "currency": "CAD"}
+    # and its ledger says so (issue 9)
+    assert paid["amount_paid"] == {"amount": 8000, "currency": "CAD"} and paid["balance_due"]["amount"] == 0
     # And charging it again is a 409
     again = charge(clinic, {"reason": "appointment", "appointment_id": appointment["appointment_id"],
                             "amount": {"amount": 8000, "currency": "CAD"}})

@@ -52,7 +52,8 @@ def connect_fintoc(keys: ClinicKeys, fintoc_base: str, public_base: str, secret_
     endpoint = requests.post(f"{fintoc_base}/v1/webhook_endpoints", headers={"Authorization": secret_key}, timeout=10,
                              json={"url": f"{public_base}/webhooks/fintoc/{keys.clinic_id}",
                                    "enabled_events": ["payment_intent.succeeded", "payment_intent.failed",
-                                                      "payment_intent.pending", "checkout_session.expired"]})
+                                                      "payment_intent.pending", "checkout_session.expired",
+                                                      "refund.in_progress", "refund.succeeded", "refund.failed"]})
     assert endpoint.status_code in (200, 201), endpoint.text
     secret = endpoint.json()["secret"]
     stored = keys.admin().put(keys.path("/gateways/fintoc"),
@@ -62,11 +63,12 @@ def connect_fintoc(keys: ClinicKeys, fintoc_base: str, public_base: str, secret_
 
 
 def add_service(keys: ClinicKeys, service_id: str, amount: int, currency: str = "CLP", *, online: bool = True,
-                card: bool = False, no_show_fee: int | None = None) -> None:
+                card: bool = False, no_show_fee: int | None = None, deposit: dict[str, Any] | None = None) -> None:
     response = keys.admin().put(keys.path(f"/services/{service_id}"), json={
         "name": service_id.replace("-", " ").title(), "price": {"amount": amount, "currency": currency},
         "requires_online_payment": online, "requires_card_on_file": card,
-        "no_show_fee": {"amount": no_show_fee, "currency": currency} if no_show_fee is not None else None})
+        "no_show_fee": {"amount": no_show_fee, "currency": currency} if no_show_fee is not None else None,
+        "deposit": deposit})
     assert response.status == 200, response.body
 
 

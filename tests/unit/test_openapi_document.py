@@ -79,7 +79,8 @@ def test_enums_for_providers_currencies_and_statuses() -> None:
     provider = next(p for p in DOCUMENT["paths"]["/v1/clinics/{clinic_id}/gateways/{provider}"]["put"]["parameters"]
                     if p["name"] == "provider")
     assert provider["schema"]["enum"] == ["fintoc", "monobank", "stripe", "checkbox"]
-    assert set(schemas["PaymentStatus"]["enum"]) == {"not_required", "unpaid", "pending", "paid", "refunded"}
+    assert set(schemas["PaymentStatus"]["enum"]) == {"not_required", "unpaid", "pending", "deposit_paid", "paid",
+                                                  "partially_refunded", "refunded"}
 
 
 @pytest.mark.parametrize(("method", "path", "operation"), [o for o in OPERATIONS if o[2].get("requestBody")],

@@ -138,3 +138,46 @@ def test_a_replaced_session_still_counts_for_its_own_payment() -> None:
     assert repo.save_session("c1", "ap1", ProviderSession(provider="fintoc", session_id="cs_new", url="u"), 1)
     assert stored.session is not None and stored.session.session_id == "cs_new"
     assert apply_payment_event(repo, "c1", _event("succeeded", "evt1", T0, session_id="cs_1")) == "applied"  # type: ignore[arg-type]
+
+
+def test_a_deposit_session_then_a_balance_session_are_two_payments_on_one_ledger() -> None:
+    # The link asked the deposit, then (staff asked) the balance in a new session
+    repo = FakeAppointments()
+    _add(repo, session_id="cs_old")
+    deposit, balance = Money(amount=7500, currency="CLP"), Money(amount=17500, currency="CLP")
+    assert repo.save_session("c1", "ap1", ProviderSession(provider="fintoc", session_id="cs_dep", url="u",
+                                                          amount=deposit), 1)
+    dep_event = _event("succeeded", "evt1", T0, deposit, session_id="cs_dep")
+    assert apply_payment_event(repo, "c1", dep_event) == "applied"  # type: ignore[arg-type]
+    shown = repo.get("c1", "ap1").appointment
+    assert shown.payment_status is PaymentStatus.DEPOSIT_PAID and shown.balance_due == balance
+    assert repo.save_session("c1", "ap1", ProviderSession(provider="fintoc", session_id="cs_bal", url="u",
+                                                          amount=balance), 2, expected_version=1)
+    bal_event = _event("succeeded", "evt2", T0, balance, session_id="cs_bal").model_copy(
+        update={"payment_reference": "pi_2"})
+    assert apply_payment_event(repo, "c1", bal_event) == "applied"  # type: ignore[arg-type]
+    shown = repo.get("c1", "ap1").appointment
+    assert shown.payment_status is PaymentStatus.PAID and shown.amount_paid == PRICE
+    # A balance session asked 17 500: 7 500 on it is not what we asked
+    odd = _event("succeeded", "evt3", T0, deposit, session_id="cs_bal").model_copy(update={"payment_reference": "pi_3"})
+    assert apply_payment_event(repo, "c1", odd) == "foreign"  # type: ignore[arg-type]
+    assert repo.reasons["c1#fintoc#evt3"] == "amount_mismatch"
+
+
+def test_the_same_payment_under_another_event_is_already_paid() -> None:
+    repo = _repo()
+    assert apply_payment_event(repo, "c1", _event("succeeded", "evt1", T0)) == "applied"  # type: ignore[arg-type]
+    # e.g. checkout_session.finished after payment_intent.succeeded: the same pi_1
+    assert apply_payment_event(repo, "c1", _event("succeeded", "evt2", T0)) == "already_paid"  # type: ignore[arg-type]
+    assert repo.get("c1", "ap1").appointment.amount_paid == PRICE and len(repo.payments) == 1
+
+
+def test_a_pending_event_after_a_deposit_changes_no_status() -> None:
+    repo = _repo()
+    deposit = Money(amount=7500, currency="CLP")
+    assert repo.save_session("c1", "ap1", ProviderSession(provider="fintoc", session_id="cs_dep", url="u",
+                                                          amount=deposit), 1)
+    apply_payment_event(repo, "c1", _event("succeeded", "evt1", T0, deposit, session_id="cs_dep"))  # type: ignore[arg-type]
+    late = _event("failed", "evt2", T0 + timedelta(seconds=5), None, session_id="cs_dep")
+    assert apply_payment_event(repo, "c1", late) == "stale"  # type: ignore[arg-type]
+    assert repo.get("c1", "ap1").appointment.payment_status is PaymentStatus.DEPOSIT_PAID

@@ -38,6 +38,18 @@ class CheckoutSession(BaseModel):
 PaymentEventKind = Literal["succeeded", "failed", "pending", "expired", "refunded", "ignored"]
 
 
+class RefundNotice(BaseModel):
+    """What a provider event says about one refund: one we asked for (the provider echoes our
+    `refund_id`), or one started at the provider's dashboard (no refund id of ours)."""
+
+    payment_reference: str  # the provider's payment id the refund gives money back from
+    amount: Money
+    status: Literal["pending", "succeeded", "failed"]
+    provider_refund_id: str | None = None
+    refund_id: str | None = None  # ours, from the metadata we sent when we created it
+    failure_code: str | None = None
+
+
 class PaymentEvent(BaseModel):
     """A verified provider event, in provider-neutral terms."""
 
@@ -51,6 +63,7 @@ class PaymentEvent(BaseModel):
     amount: Money | None = None
     fee: Money | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    refund: RefundNotice | None = None  # kind "refunded": the refund, for the ledger (usecases/refunds.py)
 
 
 class SessionAnswer(BaseModel):
@@ -85,14 +98,20 @@ class PaymentGateway(Protocol):
         ...
 
 
+# ---------------------------------------------------------------- refunds
+# Money given back from a payment we recorded (a link payment: Fintoc payment intent, Stripe payment
+# intent, monobank invoice). The ledger reserves the amount on the payment row BEFORE this call, so
+# concurrent clicks can never give back more than was paid (usecases/refunds.py).
+
+
 class RefundRequest(BaseModel):
     clinic_id: str
-    refund_id: str              # ours, minted with domain/ids.py before the first provider call, reused on retries
-    payment_reference: str      # the provider's payment id (Fintoc payment intent, Stripe payment intent, monobank invoiceId)
-    amount: Money               # what to give back now (partial allowed), minor units
-    idempotency_key: str        # f"clinicpay-{clinic_id}-refund-{refund_id}"
+    refund_id: str  # ours, minted with domain/ids.py before the first provider call, reused on retries
+    payment_reference: str  # the provider's payment id (Fintoc payment intent, Stripe payment intent, monobank invoiceId)
+    amount: Money  # what to give back now (partial allowed), minor units
+    idempotency_key: str  # f"clinicpay-{clinic_id}-refund-{refund_id}"
     reason: str | None = None
-    fiscal_items: list[dict[str, Any]] | None = None   # monobank `items` when its fiscalization is on
+    fiscal_items: list[dict[str, Any]] | None = None  # monobank `items` when its fiscalization is on
 
 
 class RefundResult(BaseModel):
@@ -102,7 +121,13 @@ class RefundResult(BaseModel):
 
 
 class RefundingGateway(Protocol):
+    """A link gateway that can give money back. A refusal (the provider decided: no) is a result
+    with status "failed"; ProviderOutcomeUnknown (a timeout, a 5xx after retries) is raised and
+    leaves the refund pending until the provider's event or our asking settles it; a plain
+    ProviderUnavailable means nothing was sent."""
+
     name: str
+
     def refund(self, request: RefundRequest) -> RefundResult: ...
 
 

@@ -30,6 +30,11 @@ _TEXT: dict[str, dict[str, str]] = {
     "paid": {"es": "Esta hora ya está pagada. ¡Gracias!", "en": "This appointment is paid. Thank you!",
              "fr": "Ce rendez-vous est payé. Merci !", "uk": "Цей запис оплачено. Дякуємо!",
              "nb": "Denne timen er betalt. Takk!"},
+    "deposit_paid": {"es": "Recibimos tu abono. El saldo se paga en la clínica. ¡Gracias!",
+                     "en": "We received your deposit. The balance is paid at the clinic. Thank you!",
+                     "fr": "Nous avons reçu votre acompte. Le solde se règle à la clinique. Merci !",
+                     "uk": "Ми отримали ваш аванс. Решту сплачують у клініці. Дякуємо!",
+                     "nb": "Vi har mottatt depositumet ditt. Resten betales på klinikken. Takk!"},
     "expired": {"es": "Este enlace de pago expiró. Pide uno nuevo a la clínica.",
                 "en": "This payment link has expired. Ask the clinic for a new one.",
                 "fr": "Ce lien de paiement a expiré. Demandez-en un nouveau à la clinique.",
@@ -78,17 +83,25 @@ background:#1f4e79;color:#fff;border-radius:8px;text-decoration:none}}</style></
 {extra}</main></body></html>"""
 
 
-def result_page(token: str, locale: str, clinic_name: str, status: str, cancelled: bool) -> str:
-    """The page the provider sends the patient back to; it polls until the webhook has landed."""
+def result_page(token: str, locale: str, clinic_name: str, status: str, cancelled: bool,
+                deposit_done: bool = False) -> str:
+    """The page the provider sends the patient back to; it polls until the webhook has landed.
+    `deposit_done`: the link asked a deposit, so `deposit_paid` is the end of this payment."""
     if status == "paid":
         return page(clinic_name, text("paid", locale), locale, status_id="paid")
+    if status == "deposit_paid" and deposit_done:
+        return page(clinic_name, text("deposit_paid", locale), locale, status_id="deposit_paid")
     message = text("cancelled", locale) if cancelled else text("waiting", locale)
     retry = f'<a class="button" href="/pay/{escape(token)}">{escape(text("try_again", locale))}</a>' if cancelled else ""
     paid_text = text("paid", locale)
+    deposit_text = text("deposit_paid", locale)
+    deposit_check = "d.payment_status==='deposit_paid'" if deposit_done else "false"
     script = f"""<script>
 (function poll(n){{fetch('/v1/public/payments/{escape(token)}').then(r=>r.json()).then(d=>{{
- if(d.payment_status==='paid'){{var s=document.getElementById('status');s.dataset.status='paid';
- s.textContent={paid_text!r};}} else if(n<120) setTimeout(function(){{poll(n+1)}},1000);}})
+ var s=document.getElementById('status');
+ if(d.payment_status==='paid'){{s.dataset.status='paid';s.textContent={paid_text!r};}}
+ else if({deposit_check}){{s.dataset.status='deposit_paid';s.textContent={deposit_text!r};}}
+ else if(n<120) setTimeout(function(){{poll(n+1)}},1000);}})
  .catch(function(){{if(n<120) setTimeout(function(){{poll(n+1)}},2000)}});}})(0);
 </script>"""
     return page(clinic_name, message, locale, status_id="cancelled" if cancelled else "waiting",

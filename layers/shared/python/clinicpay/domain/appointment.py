@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from clinicpay.domain.clinic import Locale
 from clinicpay.domain.money import Money
@@ -13,11 +14,15 @@ from clinicpay.domain.text import OneLine
 
 
 class PaymentStatus(StrEnum):
+    """Where an appointment's money stands (domain/ledger.py derives it from the amounts)."""
+
     NOT_REQUIRED = "not_required"
     UNPAID = "unpaid"
     PENDING = "pending"  # the provider has the payment but cannot yet say it landed (Fintoc `pending`)
+    DEPOSIT_PAID = "deposit_paid"  # something was paid (a deposit, part at the desk), a balance is due
     PAID = "paid"
-    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"  # some of what was paid went back
+    REFUNDED = "refunded"  # everything paid went back
 
 
 class BookingStatus(StrEnum):
@@ -72,13 +77,27 @@ class PaymentLink(BaseModel):
     expires_at: datetime | None = None
 
 
+SessionPurpose = Literal["full", "deposit", "balance"]
+
+
 class ProviderSession(BaseModel):
-    """The provider checkout behind our link; made lazily and replaced once it expires."""
+    """The provider checkout behind our link; made lazily and replaced once it expires.
+
+    It also carries the ledger as it will be once this session is paid, worked out when it was
+    made (`amount`, `ledger_version` it was made at, `paid_after`, `status_after`): the paying
+    webhook copies them onto the appointment in its one transaction, on condition that the ledger
+    has not moved since (repositories/appointments.apply_paid). Sessions stored before the ledger
+    have none of these and are applied by the slower path that reads the appointment first."""
 
     provider: str
     session_id: str
     url: str
     expires_at: datetime | None = None
+    purpose: SessionPurpose | None = None
+    amount: Money | None = None
+    ledger_version: int | None = None
+    paid_after: Money | None = None
+    status_after: PaymentStatus | None = None
 
 
 class PaymentRecord(BaseModel):
@@ -103,5 +122,35 @@ class Appointment(BaseModel):
     payment_status: PaymentStatus
     status: BookingStatus = BookingStatus.CONFIRMED
     payment_link: PaymentLink | None = None
-    payment: PaymentRecord | None = None
+    payment: PaymentRecord | None = None  # the latest online payment (desk payments are rows only)
     created_at: datetime
+    # The ledger (domain/ledger.py): what came in and what went back, in the price's currency,
+    # written only in the same transaction as the payment or refund row that changes them.
+    deposit: Money | None = None  # what the link asks first, when the service takes a deposit
+    amount_paid: Money
+    amount_refunded: Money
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ledger_of_older_records(cls, data: Any) -> Any:
+        # Appointments stored before the ledger hold a status only: paid was one payment of the price.
+        if not isinstance(data, dict) or "price" not in data or (
+                data.get("amount_paid") is not None and data.get("amount_refunded") is not None):
+            return data
+        price = data["price"]
+        amount, currency = (price.amount, price.currency) if isinstance(price, Money) else (
+            price.get("amount"), price.get("currency"))
+        status = str(data.get("payment_status") or "")
+        data = dict(data)
+        if data.get("amount_paid") is None:
+            data["amount_paid"] = {"amount": amount if status in ("paid", "refunded") else 0, "currency": currency}
+        if data.get("amount_refunded") is None:
+            data["amount_refunded"] = {"amount": amount if status == "refunded" else 0, "currency": currency}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def balance_due(self) -> Money:
+        """What is still to be paid: the price less everything paid. A refund does not add to it
+        (money the clinic chose to give back is not owed again)."""
+        return Money(amount=max(0, self.price.amount - self.amount_paid.amount), currency=self.price.currency)

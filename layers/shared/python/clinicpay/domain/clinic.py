@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from clinicpay.domain.money import Money
+from clinicpay.domain.money import Money, PositiveMoney
 
 
 class Provider(StrEnum):
@@ -79,6 +79,42 @@ class ClinicSettings(BaseModel):
     fiscal_shift_schedule: ShiftSchedule | None = None
 
 
+class FixedDeposit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["fixed"]
+    amount: PositiveMoney
+
+
+class PercentDeposit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["percent"]
+    percent: Annotated[int, Field(strict=True, ge=1, le=100)]
+
+
+DepositRule = Annotated[FixedDeposit | PercentDeposit, Field(discriminator="type")]
+
+
+def deposit_for(rule: FixedDeposit | PercentDeposit | None, price: Money) -> Money | None:
+    """What the link asks first for an appointment at `price`, or None when it asks the whole price.
+
+    fixed: that amount, in the price's currency; percent: price x percent / 100, rounded half up to
+    the currency's minor unit, in integers (CLP 25 001 at 33 % -> 8 250; UAH 333.33 at 50 % ->
+    166.67). A deposit of nothing, or of the whole price or more, is no deposit."""
+    if rule is None or price.amount <= 0:
+        return None
+    if isinstance(rule, FixedDeposit):
+        if rule.amount.currency != price.currency:
+            return None
+        amount = rule.amount.amount
+    else:
+        amount = (2 * price.amount * rule.percent + 100) // 200
+    if amount <= 0 or amount >= price.amount:
+        return None
+    return Money(amount=amount, currency=price.currency)
+
+
 class Service(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -88,3 +124,6 @@ class Service(BaseModel):
     requires_online_payment: bool = False
     requires_card_on_file: bool = False
     no_show_fee: Money | None = None
+    # The link asks this first instead of the whole price; the balance is paid by a second link or
+    # at the desk. Only for services that take online payment.
+    deposit: DepositRule | None = None

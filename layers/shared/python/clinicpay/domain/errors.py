@@ -127,3 +127,15 @@ class InvalidSignature(Unauthorized):
 
 class GatewayNotConfigured(Conflict):
     code, default_message = "gateway_not_configured", "The clinic has no credentials for that provider."
+
+
+class NothingToRefund(Conflict):
+    code, default_message = "nothing_to_refund", "Everything paid for this appointment has been refunded already."
+
+
+class RefundExceedsRemaining(Conflict):
+    code, default_message = "refund_exceeds_remaining", "That is more than is left to refund on this payment."
+
+
+class ExceedsBalanceDue(Conflict):
+    code, default_message = "exceeds_balance_due", "That is more than the balance due on this appointment."

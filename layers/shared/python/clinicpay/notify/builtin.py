@@ -51,6 +51,13 @@ _TEXTS: dict[str, dict[str, tuple[str, str, str]]] = {
         "uk": ("$clinic_name отримала вашу оплату", "Вітаємо, $patient_name!\n\nМи отримали вашу оплату $amount за $service_name ($starts_at). Дякуємо!\n\n$clinic_name", "$clinic_name: оплату $amount отримано. Дякуємо!"),
         "nb": ("Betaling mottatt av $clinic_name", "Hei $patient_name,\n\nVi har mottatt betalingen din på $amount for $service_name $starts_at. Takk!\n\n$clinic_name", "$clinic_name: betaling på $amount mottatt. Takk!"),
     },
+    "refund_issued": {
+        "es": ("$clinic_name te devolvió $amount", "Hola $patient_name,\n\n$clinic_name te devolvió $amount de tu pago por $service_name del $starts_at. Según tu banco, puede tardar unos días en verse en tu cuenta.\n\n$clinic_name", "$clinic_name: te devolvimos $amount. Puede tardar unos días en verse en tu cuenta."),
+        "en": ("$clinic_name refunded $amount", "Hello $patient_name,\n\n$clinic_name refunded $amount of your payment for $service_name on $starts_at. Depending on your bank, it may take a few days to show in your account.\n\n$clinic_name", "$clinic_name: we refunded $amount. It may take a few days to show in your account."),
+        "fr": ("$clinic_name vous a remboursé $amount", "Bonjour $patient_name,\n\n$clinic_name vous a remboursé $amount sur votre paiement pour $service_name du $starts_at. Selon votre banque, il peut s'écouler quelques jours avant qu'il n'apparaisse sur votre compte.\n\n$clinic_name", "$clinic_name : remboursement de $amount effectué. Il peut mettre quelques jours à apparaître sur votre compte."),
+        "uk": ("$clinic_name повернула вам $amount", "Вітаємо, $patient_name!\n\n$clinic_name повернула вам $amount з оплати за $service_name ($starts_at). Залежно від банку кошти можуть надійти за кілька днів.\n\n$clinic_name", "$clinic_name: повернули вам $amount. Кошти можуть надійти за кілька днів."),
+        "nb": ("$clinic_name har refundert $amount", "Hei $patient_name,\n\n$clinic_name har refundert $amount av betalingen din for $service_name $starts_at. Avhengig av banken kan det ta noen dager før beløpet vises på kontoen din.\n\n$clinic_name", "$clinic_name: vi har refundert $amount. Det kan ta noen dager før det vises på kontoen din."),
+    },
 }
 
 # The sentence that carries the link inside created/reminder messages, when there is one.

@@ -10,7 +10,7 @@ from clinicpay import secrets
 from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import ClinicpayError, ValidationFailed
 from clinicpay.observability import logger
-from clinicpay.ports import PaymentGateway
+from clinicpay.ports import PaymentGateway, RefundingGateway
 from clinicpay.providers import http
 from clinicpay.settings import Settings, get_settings
 
@@ -39,6 +39,17 @@ def build_link_gateway(provider: Provider, credentials: dict[str, Any], settings
 def link_gateway(clinic_id: str, provider: Provider) -> PaymentGateway:
     credentials = secrets.read_credentials(clinic_id, provider.value)
     return build_link_gateway(provider, credentials, get_settings())
+
+
+def refunding_gateway(clinic_id: str, provider: str) -> RefundingGateway:
+    """The clinic's gateway for a provider that took a link payment, to give money back through it.
+    Whether it can (`refund`) is for the caller to check: gateways gain it one at a time."""
+    try:
+        chosen = Provider(provider)
+    except ValueError:
+        raise ValidationFailed(f"{provider} payments are not refunded through a provider.",
+                               code="refund_not_supported") from None
+    return link_gateway(clinic_id, chosen)  # type: ignore[return-value]
 
 
 def qr_acquirer(clinic_id: str) -> Any:

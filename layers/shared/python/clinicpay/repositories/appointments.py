@@ -17,7 +17,9 @@ from botocore.exceptions import ClientError
 
 from clinicpay.domain.appointment import Appointment, ProviderSession
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
-from clinicpay.domain.errors import ConditionFailed, Conflict, NotFound
+from clinicpay.domain.errors import ConditionFailed, Conflict, NotFound, StorageUnavailable
+from clinicpay.domain.ledger import settled_status
+from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import Text
 from clinicpay.ports import PaymentEvent
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
@@ -29,6 +31,10 @@ from clinicpay.repositories.shards import key_of, shard_key
 # RemindersDue index has one partition per shard, and the reminders job reads one per invocation.
 REMINDER_KIND = "DUE"
 REMINDERS_DUE_INDEX = "RemindersDue"
+# Statuses a new provider session may be made in: nothing paid yet, or a balance still to collect.
+COLLECTING = ("unpaid", "pending", "deposit_paid", "partially_refunded")
+# How often a ledger write is tried again when another one moved the ledger in between.
+LEDGER_ATTEMPTS = 8
 
 
 def appointment_key(clinic_id: str, appointment_id: str) -> dict[str, str]:
@@ -50,11 +56,36 @@ class StoredAppointment:
     # Every provider session (checkout session, invoice) ever stored for this appointment: a
     # provider event counts only for one of these, even after a newer session replaced it.
     session_ids: frozenset[str] = field(default_factory=frozenset)
+    # "{session_id}:{amount}:{currency}" for every session made with the ledger: what each asked.
+    session_asks: frozenset[str] = field(default_factory=frozenset)
+    # Bumped by every write that changes the ledger (payments, settled refunds): ledger writes are
+    # conditional on the version they were worked out from.
+    ledger_version: int = 0
+    balance_requested: bool = False  # staff asked the link to collect the balance (deposit paid first)
+    payment_keys: frozenset[str] = field(default_factory=frozenset)  # "{provider}#{reference}" of its payment rows
 
     def owns_session(self, session_id: str | None) -> bool:
         if not session_id:
             return False
         return session_id in self.session_ids or (self.session is not None and self.session.session_id == session_id)
+
+    def asked(self, session_id: str | None, amount: Money) -> bool:
+        """Whether `amount` is what we asked in that session (any session of ours may be paid the
+        whole price: sessions made before the ledger asked nothing else)."""
+        if not self.owns_session(session_id):
+            return False
+        return ask_key(str(session_id), amount) in self.session_asks or amount == self.appointment.price
+
+
+def ask_key(session_id: str, amount: Money) -> str:
+    return f"{session_id}:{amount.amount}:{amount.currency}"
+
+
+def version_condition(version: int, placeholder: str = ":version") -> str:
+    """`ledger_version` is what it was when the write was worked out (absent on older records)."""
+    if version == 0:
+        return f"(attribute_not_exists(ledger_version) OR ledger_version = {placeholder})"
+    return f"ledger_version = {placeholder}"
 
 
 @dataclass
@@ -62,7 +93,7 @@ class EventAttempt:
     """What a conditional event write came to: applied; a repeat of a recorded event; or refused by
     the appointment's condition, with the appointment as it was (None when there is none)."""
 
-    outcome: Literal["applied", "duplicate", "refused"]
+    outcome: Literal["applied", "duplicate", "refused", "already_applied"]
     current: StoredAppointment | None = None
 
 
@@ -195,7 +226,9 @@ class AppointmentRepository:
         record does not have yet)."""
         item = without_none({
             **appointment_key(appointment.clinic_id, appointment.appointment_id),
-            **_json(appointment.model_dump(mode="json", exclude_none=True)),
+            # balance_due is worked out from the amounts when read, never stored.
+            **_json(appointment.model_dump(mode="json", exclude_none=True, exclude={"balance_due"})),
+            "ledger_version": 0,
             "link_token": link_token,
             "link_expires_at": link_expires_at.isoformat() if link_expires_at else None,
             "session_attempts": 0,
@@ -214,23 +247,38 @@ class AppointmentRepository:
             self._table.meta.client.transact_write_items(TransactItems=writes)
 
     def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int,
-                     *, now: datetime | None = None) -> bool:
-        """Store a fresh provider session unless another click stored one first (returns False then).
+                     *, expected_version: int = 0, now: datetime | None = None) -> bool:
+        """Store a fresh provider session unless another click stored one first, or the ledger moved
+        since the session's terms were worked out (returns False then).
 
         The session's watch (repositories/link_watches.py) is written in the same transaction, one
         call as before: should the provider's webhook never come, the link-reconcile job asks."""
+        values: dict[str, Any] = {":s": _json(session.model_dump(mode="json", exclude_none=True)),
+                                  ":next": expected_attempts + 1, ":expected": expected_attempts,
+                                  ":sid": {session.session_id}, ":version": expected_version}
+        statuses = ", ".join(f":st{i}" for i in range(len(COLLECTING)))
+        values.update({f":st{i}": status for i, status in enumerate(COLLECTING)})
+        update = "SET provider_session = :s, session_attempts = :next ADD session_ids :sid"
+        if session.amount is not None:
+            update += ", session_asks :ask"
+            values[":ask"] = {ask_key(session.session_id, session.amount)}
         watch = watch_item(clinic_id, appointment_id, session, now or datetime.now(UTC))
         writes = [
             {"Update": {"TableName": self._table_name, "Key": appointment_key(clinic_id, appointment_id),
-                        "UpdateExpression": "SET provider_session = :s, session_attempts = :next ADD session_ids :sid",
-                        "ConditionExpression": "session_attempts = :expected AND payment_status IN (:unpaid, :pending)",
-                        "ExpressionAttributeValues": {
-                            ":s": _json(session.model_dump(mode="json")), ":next": expected_attempts + 1,
-                            ":expected": expected_attempts, ":unpaid": "unpaid", ":pending": "pending",
-                            ":sid": {session.session_id}}}},
+                        "UpdateExpression": update, "ExpressionAttributeValues": values,
+                        "ConditionExpression": f"session_attempts = :expected AND payment_status IN ({statuses}) "
+                                               f"AND {version_condition(expected_version)}"}},
             {"Put": {"TableName": self._table_name, "Item": watch}},
         ]
         return _transacted(lambda: self._table.meta.client.transact_write_items(TransactItems=writes))
+
+    def request_balance(self, clinic_id: str, appointment_id: str, expected_version: int) -> bool:
+        """The link collects the balance from now on, and never expires (staff sent it)."""
+        return conditional(lambda: self._table.update_item(
+            Key=appointment_key(clinic_id, appointment_id),
+            UpdateExpression="SET balance_requested = :yes REMOVE link_expires_at",
+            ConditionExpression=f"attribute_exists(pk) AND {version_condition(expected_version)}",
+            ExpressionAttributeValues={":yes": True, ":version": expected_version}))
 
     def claim_reminder(self, clinic_id: str, appointment_id: str, due_at: str, remaining: list[str]) -> bool:
         """Move past the reminder due at `due_at`; only one runner wins, so each is sent once."""
@@ -255,11 +303,11 @@ class AppointmentRepository:
     # ---------------------------------------------------------------- payment events
     # An event moves an appointment only if it is about a provider session we stored on it (its id
     # in `session_ids`, or the current `provider_session`) and, where the event names an amount, for
-    # the price we asked for. Both are part of the write's condition, so proving ownership costs no
-    # extra read; a refused write hands back the appointment as it was (ALL_OLD) for the use case to
-    # say why.
+    # what that session asked (`session_asks`; the whole price is always a fair ask). Both are part
+    # of the write's condition, so proving ownership costs no extra read; a refused write hands back
+    # the appointment as it was (ALL_OLD) for the use case to say why.
     _OURS = "(contains(session_ids, :sid) OR provider_session.session_id = :sid)"
-    _PRICED = "price.amount = :amount AND price.currency = :currency"
+    _ASKED = f"(contains(session_asks, :ask) OR ({_OURS} AND price.amount = :amount AND price.currency = :currency))"
 
     def record_event(self, clinic_id: str, event: PaymentEvent, outcome: str, reason: str | None = None) -> bool:
         """Remember an event id for this clinic; False when it was already recorded (a repeat delivery)."""
@@ -267,50 +315,83 @@ class AppointmentRepository:
                                                         ConditionExpression="attribute_not_exists(pk)"))
 
     def apply_paid(self, clinic_id: str, event: PaymentEvent) -> EventAttempt:
-        """One transaction: event recorded, appointment paid, payment row written, on condition that
-        the appointment exists, is not paid, holds the event's session and costs the event's amount."""
+        """One transaction: event recorded, payment row written (once per provider payment), the
+        appointment's ledger and status moved, on condition that the appointment exists and holds
+        the event's session for the event's amount.
+
+        The session made at the click carries the ledger as it will be once paid; when the ledger
+        has not moved since (the usual case) the transaction copies it, with no read first. When it
+        has (a desk payment, a settled refund, or a payment on an older session), the totals are
+        worked out again from the appointment the refusal handed back and the write is retried on
+        that version. Outcomes: applied, duplicate (the event), already_applied (this payment was
+        applied under another event), refused (not ours: `current` says why)."""
         assert event.appointment_id and event.payment_reference and event.session_id and event.amount
         payment = without_none({
             "provider": event.provider, "reference": event.payment_reference, "amount": event.amount.model_dump(),
             "fee": event.fee.model_dump() if event.fee else None, "paid_at": event.occurred_at.isoformat()})
-        condition = f"attribute_exists(pk) AND payment_status <> :paid AND payment_status <> :refunded " \
-                    f"AND {self._OURS} AND {self._PRICED}"
-        values: dict[str, Any] = {":paid": "paid", ":refunded": "refunded", ":payment": payment,
-                                  ":t": event.occurred_at.isoformat(), ":sid": event.session_id,
-                                  ":amount": event.amount.amount, ":currency": event.amount.currency}
+        key = appointment_key(clinic_id, event.appointment_id)
+        values: dict[str, Any] = {":payment": payment, ":t": event.occurred_at.isoformat(), ":sid": event.session_id,
+                                  ":ask": ask_key(event.session_id, event.amount),
+                                  ":pk": {f"{event.provider}#{event.payment_reference}"}}
+        tail = ", payment = :payment, last_event_at = :t ADD payment_keys :pk " \
+               "REMOVE reminder_pk, reminder_due_at, reminders_pending"
+        appointment_write: dict[str, Any] = {
+            "TableName": self._table_name, "Key": key,
+            "UpdateExpression": "SET payment_status = provider_session.status_after, "
+                                "amount_paid = provider_session.paid_after, ledger_version = ledger_version + :one" + tail,
+            "ConditionExpression": "attribute_exists(pk) AND provider_session.session_id = :sid "
+                                   "AND contains(session_asks, :ask) AND provider_session.ledger_version = ledger_version",
+            "ExpressionAttributeValues": {**values, ":one": 1}, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
         writes = [
             {"Put": {"TableName": self._table_name, "Item": _event_item(clinic_id, event, "applied"),
                      "ConditionExpression": "attribute_not_exists(pk)"}},
-            {"Update": {"TableName": self._table_name, "Key": appointment_key(clinic_id, event.appointment_id),
-                        "UpdateExpression": "SET payment_status = :paid, payment = :payment, last_event_at = :t "
-                                            "REMOVE reminder_pk, reminder_due_at, reminders_pending",
-                        "ConditionExpression": condition, "ExpressionAttributeValues": values,
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
             {"Put": {"TableName": self._table_name, "ConditionExpression": "attribute_not_exists(pk)",
                      "Item": {"pk": f"CLINIC#{clinic_id}", "sk": f"PAYMENT#{event.provider}#{event.payment_reference}",
-                              "appointment_id": event.appointment_id, **payment}}},
+                              "appointment_id": event.appointment_id, "method": "online", "refunded": 0,
+                              "refund_pending": 0, **payment}}},
+            {"Update": appointment_write},
         ]
-        return self._attempt(writes)
+        for _ in range(LEDGER_ATTEMPTS):
+            attempt = self._attempt(writes, appointment_at=2)
+            current = attempt.current
+            if attempt.outcome != "refused" or current is None or not current.asked(event.session_id, event.amount):
+                return attempt
+            # Ours and for what we asked: the ledger moved since the session was made. Work it out
+            # from the appointment as it is and write on that version.
+            appointment = current.appointment
+            paid = Money(amount=appointment.amount_paid.amount + event.amount.amount, currency=appointment.price.currency)
+            status = settled_status(appointment.price, paid, appointment.amount_refunded, appointment.payment_status)
+            explicit = {**values, ":status": status.value, ":paid": paid.model_dump(), ":amount": event.amount.amount,
+                        ":currency": event.amount.currency, ":version": current.ledger_version,
+                        ":next": current.ledger_version + 1}
+            writes[2] = {"Update": {
+                **appointment_write, "ExpressionAttributeValues": explicit,
+                "UpdateExpression": "SET payment_status = :status, amount_paid = :paid, ledger_version = :next" + tail,
+                "ConditionExpression": f"attribute_exists(pk) AND {self._ASKED} AND {version_condition(current.ledger_version)}"}}
+        raise StorageUnavailable("The appointment kept changing; try again.")
 
     def apply_status(self, clinic_id: str, event: PaymentEvent, *, to_status: str | None,
                      clear_session_id: str | None = None) -> EventAttempt:
         """A non-final event (pending, failed, expired), recorded and applied in one transaction:
-        only for a session we stored, when it is newer than the last event applied and the
-        appointment is not paid, so an old, late or foreign event never undoes a newer state.
+        only for a session we stored, when it is newer than the last event applied and no money
+        has come in yet, so an old, late or foreign event never undoes a newer state.
         `clear_session_id` also drops the current provider session if it is still that one."""
         assert event.appointment_id and event.session_id
         sets = ["last_event_at = :t", "last_event = :kind"]
-        values: dict[str, Any] = {":t": event.occurred_at.isoformat(), ":kind": event.kind, ":paid": "paid",
-                                  ":refunded": "refunded", ":sid": event.session_id}
+        values: dict[str, Any] = {":t": event.occurred_at.isoformat(), ":kind": event.kind, ":unpaid": "unpaid",
+                                  ":pending": "pending", ":sid": event.session_id}
         removes = []
         if to_status:
             sets.append("payment_status = :status")
             values[":status"] = to_status
-        condition = (f"attribute_exists(pk) AND payment_status <> :paid AND payment_status <> :refunded "
-                     f"AND (attribute_not_exists(last_event_at) OR last_event_at <= :t) AND {self._OURS}")
+        condition = ("attribute_exists(pk) AND payment_status IN (:unpaid, :pending) "
+                     "AND (attribute_not_exists(last_event_at) OR last_event_at <= :t)")
         if event.amount:
-            condition += f" AND {self._PRICED}"
-            values.update({":amount": event.amount.amount, ":currency": event.amount.currency})
+            condition += f" AND {self._ASKED}"
+            values.update({":ask": ask_key(event.session_id, event.amount), ":amount": event.amount.amount,
+                           ":currency": event.amount.currency})
+        else:
+            condition += f" AND {self._OURS}"
         if clear_session_id:
             removes.append("provider_session")
             condition += " AND provider_session.session_id = :clear"
@@ -323,11 +404,11 @@ class AppointmentRepository:
                         "UpdateExpression": expression, "ConditionExpression": condition,
                         "ExpressionAttributeValues": values, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
         ]
-        return self._attempt(writes)
+        return self._attempt(writes, appointment_at=1)
 
-    def _attempt(self, writes: list[dict[str, Any]]) -> EventAttempt:
-        """Run an event transaction whose first write records the event and second one changes the
-        appointment."""
+    def _attempt(self, writes: list[dict[str, Any]], *, appointment_at: int) -> EventAttempt:
+        """Run an event transaction whose first write records the event; `appointment_at` is the
+        index of the appointment's write; any other write refused is the payment row (applied before)."""
         try:
             self._table.meta.client.transact_write_items(TransactItems=writes)
             return EventAttempt("applied")
@@ -339,8 +420,11 @@ class AppointmentRepository:
             codes = [r.get("Code") for r in reasons]
             if codes and codes[0] == "ConditionalCheckFailed":
                 return EventAttempt("duplicate")
-            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                old = reasons[1].get("Item")
+            refused = [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
+            if any(i != appointment_at for i in refused):
+                return EventAttempt("already_applied")
+            if appointment_at in refused:
+                old = reasons[appointment_at].get("Item")
                 return EventAttempt("refused", _stored(plain(_deserialized(old))) if old else None)
             with translated_errors():
                 raise
@@ -430,4 +514,8 @@ def _stored(item: dict[str, Any]) -> StoredAppointment:
         session_attempts=int(item.get("session_attempts", 0)),
         reminders_pending=list(item.get("reminders_pending") or []),
         session_ids=frozenset(str(s) for s in item.get("session_ids") or ()),
+        session_asks=frozenset(str(s) for s in item.get("session_asks") or ()),
+        ledger_version=int(item.get("ledger_version", 0)),
+        balance_requested=bool(item.get("balance_requested")),
+        payment_keys=frozenset(str(s) for s in item.get("payment_keys") or ()),
     )

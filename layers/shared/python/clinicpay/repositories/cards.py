@@ -321,12 +321,17 @@ class CardAppointments:
         return plain(item) if item else None
 
     def mark_paid(self, clinic_id: str, appointment_id: str, payment: dict[str, Any]) -> bool:
-        """False when it is already paid (or refunded, or gone): paid once, whoever got there first."""
+        """False when it is already paid (or refunded, or gone): paid once, whoever got there first.
+        Only before any other money came in (the ledger's `amount_paid` is then the charge): a
+        card charge is not yet a payment row of the appointment's ledger (usecases/refunds.py)."""
         return _conditional(
             self._table.update_item, Key={"pk": f"CLINIC#{clinic_id}", "sk": f"APPT#{appointment_id}"},
-            UpdateExpression="SET payment_status = :paid, payment = :payment",
-            ConditionExpression="attribute_exists(pk) AND payment_status <> :paid AND payment_status <> :refunded",
-            ExpressionAttributeValues={":paid": "paid", ":refunded": "refunded", ":payment": _json(without_none(payment))})
+            UpdateExpression="SET payment_status = :paid, payment = :payment, amount_paid = :amount, "
+                             "ledger_version = if_not_exists(ledger_version, :zero) + :one",
+            ConditionExpression="attribute_exists(pk) AND payment_status <> :paid AND payment_status <> :refunded "
+                                "AND (attribute_not_exists(amount_paid) OR amount_paid.amount = :zero)",
+            ExpressionAttributeValues={":paid": "paid", ":refunded": "refunded", ":payment": _json(without_none(payment)),
+                                       ":amount": _json(payment["amount"]), ":zero": 0, ":one": 1})
 
     def confirm_awaiting_card(self, clinic_id: str, patient_id: str) -> list[str]:
         """Every booking of this patient held for a card becomes confirmed; returns their ids."""

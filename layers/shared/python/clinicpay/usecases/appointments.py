@@ -17,20 +17,28 @@ from clinicpay.domain.appointment import (
     PaymentLink,
     PaymentStatus,
 )
-from clinicpay.domain.errors import AlreadyPaid, Conflict, ProviderUnavailable, ValidationFailed
+from clinicpay.domain.clinic import deposit_for
+from clinicpay.domain.errors import AlreadyPaid, Conflict, ProviderUnavailable, StorageUnavailable, ValidationFailed
 from clinicpay.domain.ids import new_id, new_token
 from clinicpay.domain.money import Money
 from clinicpay.domain.patient_tokens import PatientTokenInvalid
 from clinicpay.domain.phones import calling_code, sms_refusal
 from clinicpay.notify.messages import TemplateSource
 from clinicpay.ports import Notifier
-from clinicpay.repositories.appointments import AppointmentRepository, BookingContext, PatientWrite, StoredAppointment
+from clinicpay.repositories.appointments import (
+    LEDGER_ATTEMPTS,
+    AppointmentRepository,
+    BookingContext,
+    PatientWrite,
+    StoredAppointment,
+)
 from clinicpay.repositories.card_requests import CardRequestRepository, card_setup_url
 from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.patients import PatientRepository
 from clinicpay.usecases.messages import PrefetchedTemplates, clinic_template_keys, send_appointment_message
 from clinicpay.usecases.patient_tokens import prove_patient
+from clinicpay.usecases.payment_links import to_collect
 
 
 @dataclass
@@ -158,6 +166,7 @@ def _create(deps: AppointmentDeps, context: BookingContext, request: NewAppointm
     needs_card = (online and service.requires_card_on_file and settings.card_required_for_online_booking
                   and not card_on_file)
     needs_payment = service.requires_online_payment and price.amount > 0
+    deposit = deposit_for(service.deposit, price) if needs_payment else None
     token = new_token() if needs_payment else None
     # Staff-booked links never expire; online ones lapse after the clinic's TTL (None = never).
     expires = now + timedelta(minutes=settings.online_link_ttl_minutes) if (
@@ -165,7 +174,8 @@ def _create(deps: AppointmentDeps, context: BookingContext, request: NewAppointm
     appointment = Appointment(
         appointment_id=request.appointment_id or new_id("ap"), clinic_id=clinic_id,
         patient=request.patient, service_id=service.service_id, service_name=service.name, starts_at=request.starts_at,
-        booked_by=request.booked_by, price=price,
+        booked_by=request.booked_by, price=price, deposit=deposit, amount_paid=Money(amount=0, currency=price.currency),
+        amount_refunded=Money(amount=0, currency=price.currency),
         payment_status=PaymentStatus.UNPAID if needs_payment else PaymentStatus.NOT_REQUIRED,
         status=BookingStatus.AWAITING_CARD if needs_card else BookingStatus.CONFIRMED, created_at=now)
     deps.appointments.create(appointment, link_token=token, link_expires_at=expires,
@@ -181,7 +191,8 @@ def _create(deps: AppointmentDeps, context: BookingContext, request: NewAppointm
         templates = PrefetchedTemplates(set(clinic_template_keys(clinic_id, ("appointment_created",))),
                                         context.templates, deps.templates)
         link = pay_url(deps.public_base_url, token) if token and settings.show_payment_link_in_email else None
-        send_appointment_message(deps.notifier, templates, clinic, appointment, service.name, "appointment_created", link)
+        send_appointment_message(deps.notifier, templates, clinic, appointment, service.name, "appointment_created", link,
+                                 deposit)
     return stored, card_url
 
 
@@ -193,19 +204,41 @@ def next_action(stored: StoredAppointment, card_url: str | None, base_url: str) 
     return None
 
 
-def send_payment_link(deps: AppointmentDeps, clinic_id: str, appointment_id: str) -> list[str]:
-    stored = deps.appointments.get(clinic_id, appointment_id, consistent=True)
+def request_balance(deps: AppointmentDeps, clinic_id: str, appointment_id: str) -> StoredAppointment:
+    """From now on the link collects the balance (a new provider session for it at the next click),
+    and never expires. 409 when nothing is due or the appointment has no link."""
+    for _ in range(LEDGER_ATTEMPTS):
+        stored = deps.appointments.get(clinic_id, appointment_id, consistent=True)
+        appointment = stored.appointment
+        if not stored.link_token:
+            raise Conflict("This appointment's service does not take online payment.", code="no_payment_required")
+        if appointment.payment_status is PaymentStatus.REFUNDED or appointment.balance_due.amount <= 0:
+            raise Conflict("Nothing is due on this appointment.", code="no_balance_due")
+        if stored.balance_requested or deps.appointments.request_balance(clinic_id, appointment_id,
+                                                                          stored.ledger_version):
+            return deps.appointments.get(clinic_id, appointment_id, consistent=True)
+    raise StorageUnavailable("The appointment kept changing; try again.")
+
+
+def send_payment_link(deps: AppointmentDeps, clinic_id: str, appointment_id: str, *,
+                      purpose: str | None = None) -> list[str]:
+    """(Re)send the link. `purpose="balance"`: ask the balance (request_balance first)."""
+    if purpose == "balance":
+        stored = request_balance(deps, clinic_id, appointment_id)
+    else:
+        stored = deps.appointments.get(clinic_id, appointment_id, consistent=True)
     status = stored.appointment.payment_status
     if status is PaymentStatus.PAID:
         raise AlreadyPaid()
-    if not stored.link_token or status not in (PaymentStatus.UNPAID, PaymentStatus.PENDING):
-        raise Conflict("This appointment has no payment to collect.", code="no_payment_required")
+    collect = to_collect(stored)
+    if not stored.link_token or collect is None:
+        raise Conflict("This appointment has no payment to collect by link.", code="no_payment_required")
     if not (stored.appointment.patient.email or stored.appointment.patient.phone):
         raise Conflict("The patient has no email or phone to send the link to.", code="no_contact")
     clinic = deps.clinics.get(clinic_id)
     service = deps.clinics.get_service(clinic_id, stored.appointment.service_id)
     sent = send_appointment_message(deps.notifier, deps.templates, clinic, stored.appointment, service.name,
-                                    "payment_link", pay_url(deps.public_base_url, stored.link_token))
+                                    "payment_link", pay_url(deps.public_base_url, stored.link_token), collect[0])
     if not sent:
         raise ProviderUnavailable("The message could not be sent; try again.")
     return sent

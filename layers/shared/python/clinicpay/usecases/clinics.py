@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from clinicpay.domain.clinic import Clinic, ClinicSettings, Locale, Provider, Service
+from clinicpay.domain.clinic import Clinic, ClinicSettings, FixedDeposit, Locale, Provider, Service
 from clinicpay.domain.credentials import CREDENTIAL_MODELS, mask
 from clinicpay.domain.errors import Forbidden, NotFound, ValidationFailed
 from clinicpay.domain.ids import new_id
@@ -97,6 +97,13 @@ def put_service(clinics: ClinicRepository, clinic_id: str, service: Service) -> 
     for field, money in (("price", service.price), ("no_show_fee", service.no_show_fee)):
         if money is not None and money.currency != clinic.currency:
             raise ValidationFailed(details=[{"field": field, "message": f"must be in the clinic's currency {clinic.currency}"}])
+    if service.deposit is not None:
+        if not service.requires_online_payment:
+            raise ValidationFailed(details=[{"field": "deposit",
+                                             "message": "a deposit is paid online: set requires_online_payment"}])
+        if isinstance(service.deposit, FixedDeposit) and service.deposit.amount.currency != clinic.currency:
+            raise ValidationFailed(details=[{"field": "deposit.amount",
+                                             "message": f"must be in the clinic's currency {clinic.currency}"}])
     clinics.put_service(clinic_id, service)
     return service
 

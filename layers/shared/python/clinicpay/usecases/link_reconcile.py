@@ -39,8 +39,11 @@ from clinicpay.repositories.link_watches import UNDERWAY_WATCH, LinkWatch
 JOB = "link-reconcile"
 # Kinds of answer that move an appointment (as their webhooks would); the rest change nothing.
 APPLIED_KINDS = frozenset({"succeeded", "failed", "expired", "pending", "refunded"})
-# Statuses with nothing left for a link to collect.
-SETTLED = frozenset({PaymentStatus.PAID, PaymentStatus.REFUNDED, PaymentStatus.NOT_REQUIRED})
+# Statuses an appointment has once money came in (or none was asked).
+SETTLED = frozenset({PaymentStatus.DEPOSIT_PAID, PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED,
+                     PaymentStatus.REFUNDED, PaymentStatus.NOT_REQUIRED})
+# Provider clocks differ from ours: a payment this much "before" its session still counts as its.
+CLOCK_SKEW = timedelta(minutes=5)
 # How long past its end a watch keeps being asked while the provider does not answer at all.
 UNANSWERED_GRACE = timedelta(days=1)
 
@@ -101,10 +104,9 @@ def _reconcile_one(deps: LinkReconcileDeps, watch: LinkWatch, stored: StoredAppo
     if stored is None:
         deps.watches.close(watch, "no_appointment", now)
         return "no_appointment", False
-    current = stored.session.session_id if stored.session else None
-    if stored.appointment.payment_status in SETTLED and current == watch.session_id:
-        # Its webhook came: nothing to ask. (A replaced session of a settled appointment is still
-        # asked about: a patient may have paid both.)
+    if _paid_through(stored, watch):
+        # Its webhook came: nothing to ask. (A replaced session, or one left open while the money
+        # came another way, e.g. at the desk, is still asked about: a patient may have paid both.)
         deps.watches.close(watch, "settled_before", now)
         return "settled_before", False
     claimed = deps.watches.claim(watch, now)
@@ -133,6 +135,18 @@ def _reconcile_one(deps: LinkReconcileDeps, watch: LinkWatch, stored: StoredAppo
     logger.info("link session reconciled", extra={**log, "kind": event.kind, "outcome": applied,
                                                   "settled": answer.settled})
     return outcome, True
+
+
+def _paid_through(stored: StoredAppointment, watch: LinkWatch) -> bool:
+    """Whether the appointment's money came through this very session: it is still the current one,
+    and the last online payment recorded (the paying webhook's) is at its provider, made after it."""
+    appointment = stored.appointment
+    payment = appointment.payment
+    if appointment.payment_status is PaymentStatus.NOT_REQUIRED:
+        return True
+    return (appointment.payment_status in SETTLED and stored.session is not None
+            and stored.session.session_id == watch.session_id and payment is not None
+            and payment.provider == watch.provider and payment.paid_at >= watch.created_at - CLOCK_SKEW)
 
 
 def _gateway(deps: LinkReconcileDeps, watch: LinkWatch,

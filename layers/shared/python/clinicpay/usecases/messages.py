@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from clinicpay.domain.appointment import Appointment
 from clinicpay.domain.clinic import Clinic
 from clinicpay.domain.errors import ClinicpayError
+from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import CHANNELS, LOCALES, Text
 from clinicpay.notify.formatting import format_money, format_time
 from clinicpay.notify.messages import TemplateSource, render, resolve_template
@@ -46,14 +47,16 @@ def patient_locale(appointment: Appointment, clinic: Clinic) -> str:
 
 
 def send_appointment_message(notifier: Notifier, templates: TemplateSource, clinic: Clinic, appointment: Appointment,
-                             service_name: str, kind: str, payment_link: str | None) -> list[str]:
+                             service_name: str, kind: str, payment_link: str | None,
+                             amount: Money | None = None) -> list[str]:
     """Email always when there is an address; SMS too when there is a phone. Returns channels sent.
+    `$amount` is `amount` (what the link asks now, what was paid, what was refunded), else the price.
 
     A transport failure is logged and reported, never raised: the booking itself has succeeded."""
     locale = patient_locale(appointment, clinic)
     values = {"patient_name": appointment.patient.name, "clinic_name": clinic.name, "service_name": service_name,
               "starts_at": format_time(appointment.starts_at, clinic.timezone),
-              "amount": format_money(appointment.price, locale), "payment_link": payment_link or ""}
+              "amount": format_money(amount or appointment.price, locale), "payment_link": payment_link or ""}
     sent = []
     for channel, address in (("email", appointment.patient.email), ("sms", appointment.patient.phone)):
         if not address:

@@ -4,6 +4,11 @@ The link is ours and never changes; the provider checkout behind it is made at t
 again once it has expired, so a staff-booked link can live for ever. Nothing is written until the
 provider has answered, and the provider call carries an idempotency key per attempt, so a timeout
 or a double click never leaves a half-made payment behind.
+
+What the link asks (`to_collect`): the deposit first when the service takes one, else the price;
+once something is paid, nothing more unless staff asked the link to collect the balance (then a
+NEW provider session for the balance, whose id joins `session_ids`). A session is reused only while
+it asks what is due now.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from clinicpay.domain.appointment import PaymentStatus, ProviderSession
+from clinicpay.domain.appointment import PaymentStatus, ProviderSession, SessionPurpose
 from clinicpay.domain.clinic import LINK_GATEWAYS, ClinicSettings, Provider
-from clinicpay.domain.errors import GatewayNotConfigured
+from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
+from clinicpay.domain.ledger import settled_status
+from clinicpay.domain.money import Money
 from clinicpay.observability import logger
 from clinicpay.ports import CheckoutRequest, PaymentGateway
 from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
@@ -27,7 +34,7 @@ _SESSION_MARGIN = timedelta(minutes=5)
 
 @dataclass
 class LinkOutcome:
-    kind: Literal["redirect", "paid", "expired", "not_found", "no_payment", "pending"]
+    kind: Literal["redirect", "paid", "deposit_paid", "expired", "not_found", "no_payment", "pending"]
     url: str | None = None
     stored: StoredAppointment | None = None
     clinic_name: str = ""
@@ -52,6 +59,23 @@ def choose_gateway(settings: ClinicSettings, configured: list[str]) -> Provider:
     raise GatewayNotConfigured("The clinic has not set up online payments yet.")
 
 
+def to_collect(stored: StoredAppointment) -> tuple[Money, SessionPurpose] | None:
+    """What the link asks now, and why; None when it asks nothing."""
+    appointment = stored.appointment
+    if appointment.payment_status in (PaymentStatus.NOT_REQUIRED, PaymentStatus.REFUNDED) or not stored.link_token:
+        return None
+    due = appointment.balance_due
+    if due.amount <= 0:
+        return None
+    if stored.balance_requested:
+        return due, "balance"
+    if appointment.amount_paid.amount > 0:
+        return None  # a deposit came in: the balance is paid at the desk unless staff send the link
+    if appointment.deposit is not None and 0 < appointment.deposit.amount < due.amount:
+        return appointment.deposit, "deposit"
+    return due, "full"
+
+
 def open_link(deps: PayDeps, token: str) -> LinkOutcome:
     found = deps.appointments.find_link(token)
     if not found:
@@ -61,26 +85,38 @@ def open_link(deps: PayDeps, token: str) -> LinkOutcome:
     clinic = deps.clinics.get(clinic_id)
     locale = (stored.appointment.patient.locale or clinic.locale).value
     outcome = LinkOutcome("redirect", stored=stored, clinic_name=clinic.name, locale=locale)
-    status = stored.appointment.payment_status
     now = deps.clock()
-    if status is PaymentStatus.PAID:
-        outcome.kind = "paid"
-        return outcome
-    if status not in (PaymentStatus.UNPAID, PaymentStatus.PENDING):
-        outcome.kind = "no_payment"
-        return outcome
-    if stored.link_expires_at and stored.link_expires_at <= now:
-        outcome.kind = "expired"
-        return outcome
-    session = stored.session
-    if session and (session.expires_at is None or session.expires_at > now + _SESSION_MARGIN):
-        outcome.url = session.url
-        return outcome
-    outcome.url = _new_session(deps, clinic_id, stored, now).url
-    return outcome
+    for _ in range(3):
+        outcome.stored = stored
+        status = stored.appointment.payment_status
+        collect = to_collect(stored)
+        if collect is None:
+            outcome.kind = "paid" if status is PaymentStatus.PAID else (
+                "deposit_paid" if status is PaymentStatus.DEPOSIT_PAID else "no_payment")
+            return outcome
+        if stored.link_expires_at and stored.link_expires_at <= now:
+            outcome.kind = "expired"
+            return outcome
+        session = stored.session if _usable(stored.session, collect[0], stored, now) else \
+            _new_session(deps, clinic_id, stored, *collect)
+        if session is not None:
+            outcome.url = session.url
+            return outcome
+        # Another click stored a session first, or a payment just landed: look again.
+        stored = deps.appointments.get(clinic_id, appointment_id, consistent=True)
+    raise StorageUnavailable("The appointment kept changing; try again.")
 
 
-def _new_session(deps: PayDeps, clinic_id: str, stored: StoredAppointment, now: datetime) -> ProviderSession:
+def _usable(session: ProviderSession | None, amount: Money, stored: StoredAppointment, now: datetime) -> bool:
+    """A live session that asks what is due now (sessions made before the ledger asked the price)."""
+    return session is not None and (session.expires_at is None or session.expires_at > now + _SESSION_MARGIN) \
+        and (session.amount or stored.appointment.price) == amount
+
+
+def _new_session(deps: PayDeps, clinic_id: str, stored: StoredAppointment, amount: Money,
+                 purpose: SessionPurpose) -> ProviderSession | None:
+    """A provider session for `amount`, stored on the appointment; None when another click stored
+    one first or the ledger moved meanwhile (the caller looks again)."""
     appointment = stored.appointment
     settings = deps.clinics.get_settings(clinic_id)
     configured = [g["provider"] for g in deps.clinics.list_gateways(clinic_id)]
@@ -88,24 +124,29 @@ def _new_session(deps: PayDeps, clinic_id: str, stored: StoredAppointment, now: 
     gateway = deps.gateway_for(clinic_id, provider)
     base = deps.public_base_url.rstrip("/")
     token = stored.link_token
+    # The clinic is part of the key: clinics sharing a provider account may use the same ids. The
+    # ledger version too, once money has moved: what the session asks depends on it.
+    key = f"clinicpay-{clinic_id}-appt-{appointment.appointment_id}-{stored.session_attempts}"
+    if stored.ledger_version:
+        key += f"-v{stored.ledger_version}"
     request = CheckoutRequest(
-        clinic_id=clinic_id, appointment_id=appointment.appointment_id, amount=appointment.price,
+        clinic_id=clinic_id, appointment_id=appointment.appointment_id, amount=amount,
         description=f"Appointment {appointment.appointment_id}", customer_email=appointment.patient.email,
         success_url=f"{base}/pay/{token}/result", cancel_url=f"{base}/pay/{token}/result?cancelled=1",
-        # The clinic is part of the key: clinics sharing a provider account may use the same ids.
-        idempotency_key=f"clinicpay-{clinic_id}-appt-{appointment.appointment_id}-{stored.session_attempts}",
-        webhook_url=f"{base}/webhooks/{provider.value}/{clinic_id}",
+        idempotency_key=key, webhook_url=f"{base}/webhooks/{provider.value}/{clinic_id}",
         metadata={"clinic_id": clinic_id, "appointment_id": appointment.appointment_id})
     checkout = gateway.create_checkout(request)
+    # The ledger as it will be once this session is paid, for the paying webhook to copy.
+    paid_after = Money(amount=appointment.amount_paid.amount + amount.amount, currency=amount.currency)
     session = ProviderSession(provider=checkout.provider, session_id=checkout.session_id, url=checkout.url,
-                              expires_at=checkout.expires_at)
+                              expires_at=checkout.expires_at, purpose=purpose, amount=amount,
+                              ledger_version=stored.ledger_version, paid_after=paid_after,
+                              status_after=settled_status(appointment.price, paid_after, appointment.amount_refunded,
+                                                          appointment.payment_status))
     # Stored with its watch: should the provider's webhook never come, link-reconcile asks.
     if not deps.appointments.save_session(clinic_id, appointment.appointment_id, session, stored.session_attempts,
-                                          now=now):
-        # Another click stored a session first (or the payment just landed): use what is there.
-        latest = deps.appointments.get(clinic_id, appointment.appointment_id, consistent=True)
-        if latest.session:
-            return latest.session
+                                          expected_version=stored.ledger_version, now=deps.clock()):
+        return None
     logger.info("provider session created", extra={"clinic_id": clinic_id, "provider": provider.value,
-                                                   "appointment_id": appointment.appointment_id})
+                                                   "appointment_id": appointment.appointment_id, "purpose": purpose})
     return session

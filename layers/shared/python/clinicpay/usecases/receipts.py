@@ -1,27 +1,38 @@
-"""The patient's "payment received" message, sent once, right after the payment is applied."""
+"""The patient's money messages, each sent once, right after the ledger moved: "payment received"
+(`payment_receipt`) and "refund issued" (`refund_issued`)."""
 
 from __future__ import annotations
 
 from clinicpay.domain.errors import ClinicpayError
+from clinicpay.domain.money import Money
 from clinicpay.notify.messages import TemplateSource
 from clinicpay.observability import logger
 from clinicpay.ports import Notifier
 from clinicpay.repositories.appointments import AppointmentRepository
 from clinicpay.usecases.messages import PrefetchedTemplates, clinic_template_keys, send_appointment_message
 
-_KINDS = ("payment_receipt",)
-
 
 def send_payment_receipt(appointments: AppointmentRepository, templates: TemplateSource, notifier: Notifier,
-                         clinic_id: str, appointment_id: str) -> list[str]:
+                         clinic_id: str, appointment_id: str, amount: Money | None = None) -> list[str]:
     """Best effort: the payment is already recorded, so a message that cannot go out is logged, not raised."""
-    keys = clinic_template_keys(clinic_id, _KINDS)
+    return _send(appointments, templates, notifier, clinic_id, appointment_id, "payment_receipt", amount)
+
+
+def send_refund_message(appointments: AppointmentRepository, templates: TemplateSource, notifier: Notifier,
+                        clinic_id: str, appointment_id: str, amount: Money) -> list[str]:
+    """The refund has succeeded (recorded first); the message is best effort, like the receipt."""
+    return _send(appointments, templates, notifier, clinic_id, appointment_id, "refund_issued", amount)
+
+
+def _send(appointments: AppointmentRepository, templates: TemplateSource, notifier: Notifier, clinic_id: str,
+          appointment_id: str, kind: str, amount: Money | None) -> list[str]:
+    keys = clinic_template_keys(clinic_id, (kind,))
     try:
         appointment, clinic, found = appointments.receipt_context(clinic_id, appointment_id, keys)
     except ClinicpayError as error:
-        logger.warning("receipt not sent", extra={"clinic_id": clinic_id, "appointment_id": appointment_id,
-                                                  "error_code": error.code})
+        logger.warning("message not sent", extra={"clinic_id": clinic_id, "appointment_id": appointment_id,
+                                                  "kind": kind, "error_code": error.code})
         return []
     prefetched = PrefetchedTemplates(set(keys), found, templates)
     return send_appointment_message(notifier, prefetched, clinic, appointment,
-                                    appointment.service_name or appointment.service_id, "payment_receipt", None)
+                                    appointment.service_name or appointment.service_id, kind, None, amount)

@@ -60,6 +60,12 @@ class FintocClient:
                              idempotency_key=f"expire-{session_id}")
         return _parse(schemas.CheckoutSession, payload)
 
+    def create_refund(self, body: dict[str, Any], *, idempotency_key: str) -> schemas.Refund:
+        return _parse(schemas.Refund, self._call("POST", "/v1/refunds", body=body, idempotency_key=idempotency_key))
+
+    def get_refund(self, refund_id: str) -> schemas.Refund:
+        return _parse(schemas.Refund, self._call("GET", f"/v1/refunds/{http.path_segment(refund_id)}"))
+
     def create_webhook_endpoint(self, url: str, enabled_events: list[str], *, description: str,
                                 idempotency_key: str | None = None) -> schemas.WebhookEndpoint:
         body = {"url": url, "enabled_events": enabled_events, "description": description}

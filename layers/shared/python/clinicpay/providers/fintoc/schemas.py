@@ -48,6 +48,23 @@ class CheckoutSession(_Wire):
     payment_resource: PaymentResource | None = None
 
 
+class Refund(_Wire):
+    """A refund of a payment intent (docs: "The Refund object"; fintoc-python `refunds`)."""
+
+    id: str
+    object: str = "refund"
+    amount: StrictInt
+    currency: str
+    status: str  # pending (docs' create page; `created` on the object page), in_progress, succeeded, failed, canceled
+    resource_id: str | None = None
+    resource_type: str | None = None
+    failure_code: str | None = None  # fraud_risk, insufficient_funds
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    mode: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class WebhookEndpoint(_Wire):
     id: str
     url: str
