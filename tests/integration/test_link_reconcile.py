@@ -329,3 +329,37 @@ def test_sessions_stored_before_the_deploy_get_their_watch_from_the_operator_scr
     result = apigw.invoke_job("link-reconcile")
     assert result["outcomes"] == {"succeeded:applied": 1, "ignored:waiting": 1}
     assert clinic.appointment(appointment_id)["payment_status"] == "paid"
+
+
+def test_a_deposit_and_then_its_balance_both_lost_by_webhook_are_each_applied_once(stack: TestStack) -> None:
+    # The ledger (deposits): the link asks the deposit first, then, once staff send it, the balance,
+    # each in a session of its own; Fintoc delivers neither payment's webhook
+    clinic = fintoc_clinic(stack)
+    add_service(clinic.keys, "consulta", 25000, deposit={"type": "percent", "percent": 30})
+    hold(clinic.sandbox)
+    appointment_id, deposit_checkout = clinic.book(1)
+    act(clinic, deposit_checkout, "paid")
+    assert reconcile(minutes_later=10)["outcomes"] == {"succeeded:applied": 1}
+    shown = clinic.appointment(appointment_id)
+    assert shown["payment_status"] == "deposit_paid" and shown["amount_paid"]["amount"] == 7500
+    sent = clinic.keys.staff().post(clinic.keys.path(f"/appointments/{appointment_id}/payment-link/send"),
+                                    json={"purpose": "balance"})
+    assert sent.status == 202, sent.body
+    opened = ApiClient().get(f"/pay/{shown['payment_link']['url'].rsplit('/', 1)[1]}")
+    balance_checkout = str(opened.headers["Location"])
+    assert balance_checkout != deposit_checkout
+    act(clinic, balance_checkout, "paid")
+    # the deposit's watch is closed; the balance's is asked about and applied on top of the deposit
+    assert reconcile(minutes_later=10)["outcomes"] == {"succeeded:applied": 1}
+    shown = clinic.appointment(appointment_id)
+    assert shown["payment_status"] == "paid" and shown["amount_paid"]["amount"] == 25000
+    # and the held webhooks, late, change nothing
+    hold(clinic.sandbox, False)
+    session_ids = {deposit_checkout.rsplit("/", 1)[1], balance_checkout.rsplit("/", 1)[1]}
+    for event_id in held_events(clinic, session_ids):
+        assert deliver(clinic.sandbox, event_id, **clinic.receiver) == 200
+    again = clinic.appointment(appointment_id)
+    assert (again["payment_status"], again["amount_paid"]) == ("paid", shown["amount_paid"])
+    rows = [i for i in boto3.resource("dynamodb").Table("AppointmentsTable").scan()["Items"]
+            if str(i["sk"]).startswith("PAYMENT#")]
+    assert len(rows) == 2

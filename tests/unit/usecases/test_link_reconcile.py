@@ -283,3 +283,14 @@ def test_a_watch_without_its_appointment_is_closed(world: World) -> None:
     world.gateway.answers["cs_1"] = _answer("cs_1", "ignored", settled=False)
     result = world.run(T0 + timedelta(minutes=4))
     assert result["outcomes"]["no_appointment"] == 1 and world.watches.closed["cs_9"] == "no_appointment"
+
+
+def test_a_session_made_after_the_last_payment_is_asked_about_even_though_money_came_in(world: World) -> None:
+    # the money the appointment holds came before this session was made (a deposit, say), so it
+    # proves nothing about this session: the provider is asked
+    paid = _answer("cs_1", "succeeded", settled=True).event.model_copy(
+        update={"event_id": "evt_before", "occurred_at": T0 - timedelta(minutes=1)})
+    assert apply_payment_events("c1", [paid], world.repo, on_paid=lambda *_: None) == ["applied"]  # type: ignore[arg-type]
+    world.gateway.answers["cs_1"] = _answer("cs_1", "succeeded", settled=True)
+    result = world.run(T0 + timedelta(minutes=4))
+    assert result["asked"] == 1 and world.gateway.asked == ["cs_1"]

@@ -42,8 +42,6 @@ APPLIED_KINDS = frozenset({"succeeded", "failed", "expired", "pending", "refunde
 # Statuses an appointment has once money came in (or none was asked).
 SETTLED = frozenset({PaymentStatus.DEPOSIT_PAID, PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED,
                      PaymentStatus.REFUNDED, PaymentStatus.NOT_REQUIRED})
-# Provider clocks differ from ours: a payment this much "before" its session still counts as its.
-CLOCK_SKEW = timedelta(minutes=5)
 # How long past its end a watch keeps being asked while the provider does not answer at all.
 UNANSWERED_GRACE = timedelta(days=1)
 
@@ -139,14 +137,16 @@ def _reconcile_one(deps: LinkReconcileDeps, watch: LinkWatch, stored: StoredAppo
 
 def _paid_through(stored: StoredAppointment, watch: LinkWatch) -> bool:
     """Whether the appointment's money came through this very session: it is still the current one,
-    and the last online payment recorded (the paying webhook's) is at its provider, made after it."""
+    and the last online payment recorded (the paying webhook's) is at its provider, made after it.
+    Strict on purpose: a wrong "yes" would lose a payment, a wrong "no" costs one GET (a provider
+    clock behind ours makes the latter, a deposit paid before a balance session would the former)."""
     appointment = stored.appointment
     payment = appointment.payment
     if appointment.payment_status is PaymentStatus.NOT_REQUIRED:
         return True
     return (appointment.payment_status in SETTLED and stored.session is not None
             and stored.session.session_id == watch.session_id and payment is not None
-            and payment.provider == watch.provider and payment.paid_at >= watch.created_at - CLOCK_SKEW)
+            and payment.provider == watch.provider and payment.paid_at >= watch.created_at)
 
 
 def _gateway(deps: LinkReconcileDeps, watch: LinkWatch,

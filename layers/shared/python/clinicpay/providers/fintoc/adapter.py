@@ -17,11 +17,11 @@ from clinicpay.ports import (
     CheckoutSession,
     PaymentEvent,
     PaymentEventKind,
-    SessionAnswer,
-    asked_event_id,
     RefundNotice,
     RefundRequest,
     RefundResult,
+    SessionAnswer,
+    asked_event_id,
 )
 from clinicpay.providers.fintoc import schemas
 from clinicpay.providers.fintoc.client import FintocApiError, FintocClient
