@@ -90,6 +90,7 @@ class FakeAppointments:
                                                     appointment.amount_refunded, appointment.payment_status)
         appointment.payment = PaymentRecord(provider=event.provider, reference=event.payment_reference or "",
                                             amount=event.amount, fee=event.fee, paid_at=event.occurred_at)
+        stored.paid_session_id = event.session_id
         stored.ledger_version += 1
         self.payments.append({"reference": event.payment_reference})
         return EventAttempt("applied")

@@ -285,12 +285,18 @@ def test_a_watch_without_its_appointment_is_closed(world: World) -> None:
     assert result["outcomes"]["no_appointment"] == 1 and world.watches.closed["cs_9"] == "no_appointment"
 
 
-def test_a_session_made_after_the_last_payment_is_asked_about_even_though_money_came_in(world: World) -> None:
-    # the money the appointment holds came before this session was made (a deposit, say), so it
-    # proves nothing about this session: the provider is asked
-    paid = _answer("cs_1", "succeeded", settled=True).event.model_copy(
-        update={"event_id": "evt_before", "occurred_at": T0 - timedelta(minutes=1)})
+def test_money_that_came_through_another_session_proves_nothing_about_this_one(world: World) -> None:
+    # the appointment holds money paid through an earlier session (a deposit, say): this session
+    # is asked about all the same
+    _appointment(world.repo, "c1", "ap2", "cs_new")
+    stored = world.repo.get("c1", "ap2")
+    stored.session_ids = stored.session_ids | {"cs_old"}
+    paid = _answer("cs_old", "succeeded", settled=True, appointment_id="ap2").event.model_copy(
+        update={"event_id": "evt_old"})
     assert apply_payment_events("c1", [paid], world.repo, on_paid=lambda *_: None) == ["applied"]  # type: ignore[arg-type]
-    world.gateway.answers["cs_1"] = _answer("cs_1", "succeeded", settled=True)
-    result = world.run(T0 + timedelta(minutes=4))
-    assert result["asked"] == 1 and world.gateway.asked == ["cs_1"]
+    assert stored.appointment.payment_status is PaymentStatus.PAID and stored.session.session_id == "cs_new"
+    world.watches.add("c1", "ap2", "cs_new")
+    world.gateway.answers["cs_1"] = _answer("cs_1", "ignored", settled=False)
+    world.gateway.answers["cs_new"] = _answer("cs_new", "ignored", settled=False, appointment_id="ap2")
+    world.run(T0 + timedelta(minutes=4))
+    assert "cs_new" in world.gateway.asked

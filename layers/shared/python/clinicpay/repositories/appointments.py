@@ -63,6 +63,7 @@ class StoredAppointment:
     ledger_version: int = 0
     balance_requested: bool = False  # staff asked the link to collect the balance (deposit paid first)
     payment_keys: frozenset[str] = field(default_factory=frozenset)  # "{provider}#{reference}" of its payment rows
+    paid_session_id: str | None = None  # the provider session the last online payment came through
 
     def owns_session(self, session_id: str | None) -> bool:
         if not session_id:
@@ -328,7 +329,9 @@ class AppointmentRepository:
         assert event.appointment_id and event.payment_reference and event.session_id and event.amount
         payment = without_none({
             "provider": event.provider, "reference": event.payment_reference, "amount": event.amount.model_dump(),
-            "fee": event.fee.model_dump() if event.fee else None, "paid_at": event.occurred_at.isoformat()})
+            "fee": event.fee.model_dump() if event.fee else None, "paid_at": event.occurred_at.isoformat(),
+            # The session it came through: link reconciliation closes that session's watch unasked.
+            "session_id": event.session_id})
         key = appointment_key(clinic_id, event.appointment_id)
         values: dict[str, Any] = {":payment": payment, ":t": event.occurred_at.isoformat(), ":sid": event.session_id,
                                   ":ask": ask_key(event.session_id, event.amount),
@@ -518,4 +521,5 @@ def _stored(item: dict[str, Any]) -> StoredAppointment:
         ledger_version=int(item.get("ledger_version", 0)),
         balance_requested=bool(item.get("balance_requested")),
         payment_keys=frozenset(str(s) for s in item.get("payment_keys") or ()),
+        paid_session_id=(item.get("payment") or {}).get("session_id"),
     )

@@ -136,17 +136,13 @@ def _reconcile_one(deps: LinkReconcileDeps, watch: LinkWatch, stored: StoredAppo
 
 
 def _paid_through(stored: StoredAppointment, watch: LinkWatch) -> bool:
-    """Whether the appointment's money came through this very session: it is still the current one,
-    and the last online payment recorded (the paying webhook's) is at its provider, made after it.
-    Strict on purpose: a wrong "yes" would lose a payment, a wrong "no" costs one GET (a provider
-    clock behind ours makes the latter, a deposit paid before a balance session would the former)."""
-    appointment = stored.appointment
-    payment = appointment.payment
-    if appointment.payment_status is PaymentStatus.NOT_REQUIRED:
+    """Whether the appointment's money came through this very session: its last online payment
+    (recorded by the paying transaction, webhook or ours) names it. A deposit paid before a balance
+    session, a desk payment, or a payment recorded before sessions were named, proves nothing about
+    a session: it is asked about (a wrong "yes" would lose a payment, a wrong "no" costs one GET)."""
+    if stored.appointment.payment_status is PaymentStatus.NOT_REQUIRED:
         return True
-    return (appointment.payment_status in SETTLED and stored.session is not None
-            and stored.session.session_id == watch.session_id and payment is not None
-            and payment.provider == watch.provider and payment.paid_at >= watch.created_at)
+    return stored.appointment.payment_status in SETTLED and stored.paid_session_id == watch.session_id
 
 
 def _gateway(deps: LinkReconcileDeps, watch: LinkWatch,
