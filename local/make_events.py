@@ -76,6 +76,8 @@ BODIES: dict[str, Any] = {
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges": {"amount": {"amount": 4000, "currency": "EUR"},
                                                                    "appointment_id": "ap_0Jt5b2Wm",
                                                                    "reason": "no_show"},
+    "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": {
+        "amount": {"amount": 1500, "currency": "EUR"}, "reason": "requested_by_customer"},
     "POST /v1/public/clinics/{clinic_id}/card-setup": {"patient_token": PATIENT_TOKEN},
     "POST /v1/clinics/{clinic_id}/qr-registers/{qr_id}/amount": {"amount": {"amount": 85000, "currency": "UAH"},
                                                                  "appointment_id": "ap_0Jt5b2Wm"},

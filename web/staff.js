@@ -191,8 +191,9 @@
       }, function () { return { ok: false, status: 0, network: true, data: null, error: null, route: method + " " + path }; });
   }
 
-  // The same request sent again after no answer (network, 5xx, 429) keeps its Idempotency-Key, so
-  // a retried charge or booking happens once; a definitive answer (2xx, other 4xx) ends it.
+  // The same request sent again after no answer (network, 5xx, 429) or an undecided one (202: a
+  // charge still processing) keeps its Idempotency-Key, so a retried charge or booking happens once
+  // and reaches the same payment; a definitive answer (201/200, other 4xx) ends it.
   var pendingKeys = {};
   function stickyKey(scope, body) {
     var text = JSON.stringify(body);
@@ -201,7 +202,7 @@
     return pending.key;
   }
   function settleKey(scope, res) {
-    if (!res.network && res.status !== 429 && res.status < 500) delete pendingKeys[scope];
+    if (!res.network && res.status !== 429 && res.status !== 202 && res.status < 500) delete pendingKeys[scope];
   }
 
   function clinicPath(rest) { return "/v1/clinics/" + encodeURIComponent(state.clinicId) + (rest || ""); }

@@ -1,10 +1,13 @@
 """tokenize: cards on file with consent (tokens only), default/remove, off-session charges and
-no-show fees, card-request messages, our consent page, and Stripe's webhook (Stripe's events land
-here because only this function may read the cards table)."""
+no-show fees, their refunds, card-request messages, our consent page, Stripe's webhook (Stripe's
+events land here because only this function may read the cards table), and the reconciliation of
+charges and refunds still awaiting Stripe (job `card-reconcile`)."""
 
 
 import base64
 import importlib.util
+import json
+from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from types import ModuleType
 from typing import Annotated, Any, Literal
@@ -15,12 +18,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from clinicpay import secrets
+from clinicpay import fanout, secrets
 from clinicpay.api import pages as page_docs
 from clinicpay.api.auth import Access
 from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.resolver import header, make_resolver
-from clinicpay.deadline import lambda_deadline
+from clinicpay.deadline import lambda_deadline, provider_seconds_left
 from clinicpay.domain.card import ChargeReason, ConsentGrant
 from clinicpay.domain.errors import (
     ClinicpayError,
@@ -29,10 +32,11 @@ from clinicpay.domain.errors import (
     NotFound,
 )
 from clinicpay.domain.money import Money
+from clinicpay.domain.text import OneLine
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics, tracer
 from clinicpay.ports import CardVault
-from clinicpay.providers.stripe.adapter import StripeCardVault, StripeGateway
+from clinicpay.providers.stripe.adapter import StripeCardVault, StripeGateway, link_refund_events
 from clinicpay.repositories.card_requests import CardRequestRepository
 from clinicpay.repositories.cards import CardAppointments, CardRepository
 from clinicpay.repositories.clinics import ClinicRepository
@@ -40,8 +44,9 @@ from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.patients import PatientRepository
 from clinicpay.repositories.templates import TemplateRepository
 from clinicpay.settings import get_settings
-from clinicpay.usecases import card_setup, cards
+from clinicpay.usecases import card_reconcile, card_refunds, card_setup, cards
 from clinicpay.usecases.card_events import apply_card_events
+from clinicpay.usecases.card_reconcile import ReconcileDeps, reconcile_charges
 from clinicpay.usecases.cards_ports import CardDeps
 from clinicpay.usecases.patient_tokens import prove_patient
 
@@ -146,8 +151,19 @@ class ChargeRequest(BaseModel):
     reason: ChargeReason
 
 
+class RefundRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"amount": {"amount": 1500, "currency": "EUR"}, "reason": "requested_by_customer"}, {}]})
+
+    amount: Money | None = Field(default=None, description="What to give back; omitted: all that is left to refund.")
+    reason: OneLine | None = Field(default=None, min_length=1, max_length=200, description=(
+        "Kept with the refund. `requested_by_customer`, `duplicate` and `fraudulent` are also passed to Stripe."))
+
+
 # ------------------------------------------------------------------ cards (staff)
 BASE = "/v1/clinics/<clinic_id>/patients/<patient_id>"
+# How long a caller waits before asking again about a charge whose outcome is not known yet.
+PROCESSING_RETRY_AFTER = "10"
 
 
 @app.post(f"{BASE}/cards", access=Access.STAFF, status_code=201)
@@ -191,17 +207,52 @@ def card_request(clinic_id: Identifier, patient_id: Identifier, body: Annotated[
     return {"card_request": card_setup.send_card_request(_deps(clinic_id), clinic_id, patient_id, list(body.channels))}
 
 
-@app.post(f"{BASE}/charges", access=Access.STAFF, status_code=201)
+@app.post(f"{BASE}/charges", access=Access.STAFF, status_code=201,
+          responses={201: {"description": "The charge, decided by Stripe (succeeded, requires_action or failed)"},
+                     202: {"description": "Stripe has not said yet: the charge, processing; ask again (Retry-After, "
+                                          "Location) or send the same request with the same Idempotency-Key"}})
 @tracer.capture_method
-def charge(clinic_id: Identifier, patient_id: Identifier, body: Annotated[ChargeRequest, Body()]) -> dict[str, Any]:
-    return cards.charge_card(_deps(clinic_id), clinic_id, patient_id, reason=body.reason, amount=body.amount,
-                             card_id=body.card_id, appointment_id=body.appointment_id,
-                             idempotency_key=header(app, "idempotency-key"))
+def charge(clinic_id: Identifier, patient_id: Identifier, body: Annotated[ChargeRequest, Body()]) -> Response[Any]:
+    result = cards.charge_card(_deps(clinic_id), clinic_id, patient_id, reason=body.reason, amount=body.amount,
+                               card_id=body.card_id, appointment_id=body.appointment_id,
+                               idempotency_key=header(app, "idempotency-key"))
+    if result["status"] != "processing":
+        return Response(201, "application/json", json.dumps(result))
+    # Not known yet (Stripe has not said, or is still processing): 202, the charge as it stands, and
+    # where to ask. Not a 5xx: nothing failed, and the caller must not charge again with a new key.
+    # The answer carries Retry-After, so it is not remembered under the Idempotency-Key: the same
+    # request later asks Stripe again (same Stripe key, the same PaymentIntent).
+    location = f"/v1/clinics/{clinic_id}/patients/{patient_id}/charges/{result['charge_id']}"
+    return Response(202, "application/json", json.dumps(result),
+                    headers={"Retry-After": PROCESSING_RETRY_AFTER, "Location": location})
 
 
 @app.get(f"{BASE}/charges/<charge_id>", access=Access.STAFF)
 def get_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier) -> dict[str, Any]:
     return cards.get_charge(_deps(clinic_id), clinic_id, patient_id, charge_id)
+
+
+@app.post(f"{BASE}/charges/<charge_id>/refunds", access=Access.STAFF, status_code=201,
+          responses={201: {"description": "The refund, decided by Stripe (succeeded, pending at Stripe, or failed)"},
+                     202: {"description": "Sent, and Stripe has not said whether it made it: the refund, pending "
+                                          "and reserved; ask again (Retry-After, Location)"}})
+@tracer.capture_method
+def refund_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier,
+                  body: Annotated[RefundRequestBody | None, Body()] = None) -> Response[Any]:
+    refund = card_refunds.refund_charge(_deps(clinic_id), clinic_id, patient_id, charge_id,
+                                        amount=body.amount if body else None, reason=body.reason if body else None,
+                                        idempotency_key=header(app, "idempotency-key"))
+    if not refund.get("undecided"):
+        return Response(201, "application/json", json.dumps(refund))
+    # Sent, and Stripe has not said whether it made it: pending and reserved, 202 like a charge.
+    location = f"/v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds"
+    return Response(202, "application/json", json.dumps(refund),
+                    headers={"Retry-After": PROCESSING_RETRY_AFTER, "Location": location})
+
+
+@app.get(f"{BASE}/charges/<charge_id>/refunds", access=Access.STAFF)
+def list_charge_refunds(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier) -> dict[str, Any]:
+    return {"refunds": card_refunds.list_refunds(_deps(clinic_id), clinic_id, patient_id, charge_id)}
 
 
 # ------------------------------------------------------------------ booking widget
@@ -311,7 +362,20 @@ def stripe_webhook(clinic_id: Identifier) -> dict[str, Any]:
         vault = StripeCardVault(credentials, settings)
         card_events = vault.parse_webhook(raw, headers)
     card_outcomes = apply_card_events(_deps(clinic_id, vault), clinic_id, card_events)
-    link_events = [e for e in StripeGateway(credentials, settings).parse_webhook(raw, headers) if e.kind != "ignored"]
+    link_events = []
+    for event in StripeGateway(credentials, settings).parse_webhook(raw, headers):
+        if event.kind == "refunded" and event.refund is None and event.payment_reference:
+            # `charge.refunded` names no refund: ask Stripe which, so the appointment ledger sees each
+            # (a Dashboard refund of a link payment included). Unanswered: the event is kept as
+            # it is, and a later event about the refund settles it.
+            try:
+                observed = vault.observe_refunds(event.payment_reference)
+            except ClinicpayError as error:
+                logger.warning("stripe refunds not listed", extra={"clinic_id": clinic_id, "error_code": error.code})
+                observed = []
+            link_events += link_refund_events(event, observed) or [event]
+        elif event.kind != "ignored":
+            link_events.append(event)
     payment_outcomes: list[str] = []
     if link_events:
         from clinicpay.usecases.payment_events import apply_payment_events
@@ -322,6 +386,39 @@ def stripe_webhook(clinic_id: Identifier) -> dict[str, Any]:
     return {"received": len(card_events), "card_outcomes": card_outcomes, "payment_outcomes": payment_outcomes}
 
 
+# ------------------------------------------------------------------ jobs
+RECONCILE_JOB = "card-reconcile"
+RECONCILE_ITEM_SECONDS = 2.0
+
+
+def _reconcile_deps() -> ReconcileDeps:
+    settings = get_settings()
+    return ReconcileDeps(cards=CardRepository(settings.cards_table), deps_for=_deps,
+                         # An item takes a call or two to Stripe; none starts without time for them.
+                         has_time=lambda: provider_seconds_left() > RECONCILE_ITEM_SECONDS)
+
+
+def run_card_reconcile(shard: int) -> dict[str, Any]:
+    """One shard of `card-reconcile` (clinicpay.fanout): ask Stripe about its due charges and refunds."""
+    return card_reconcile.run_card_reconcile(_reconcile_deps(), shard, datetime.now(UTC))
+
+
+def run_job(event: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """By hand (and for tests at a chosen moment): `{"job": "card-reconcile", "shard": k}` runs one
+    shard, without "shard" every shard one after another, with "clinic_id" one clinic's items.
+    The deployed path is the fan-out below (schedule -> dispatcher -> one message per shard)."""
+    if event.get("job") != RECONCILE_JOB:
+        raise ValueError("unknown job")
+    shard, clinic_id = event.get("shard"), event.get("clinic_id")
+    result = reconcile_charges(_reconcile_deps(), now=now or datetime.now(UTC),
+                               shard=int(shard) if shard is not None else None,
+                               clinic_id=str(clinic_id) if clinic_id else None)
+    return {"job": RECONCILE_JOB, **result}
+
+
+jobs = fanout.Jobs({RECONCILE_JOB: run_card_reconcile}, queue_url=lambda: get_settings().tokenize_jobs_queue_url)
+
+
 _http = idempotent_http(app.resolve)
 
 
@@ -330,5 +427,7 @@ _http = idempotent_http(app.resolve)
 @metrics.log_metrics
 @lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if fanout.is_job_event(event):
+        return jobs.handle(event, context)
     return _http(event, context)
 

@@ -146,8 +146,12 @@ class FaultInjector:
     by_path: bool = False  # a fault may name the calls it hits (`path`, shown back in the pending list)
     # monobank's stricter reading of `count: true`; the other sandboxes have always taken it as 1.
     refuse_bool_count: bool = False
+    # Kinds the sandbox's own endpoint code acts on (the Fault is left in request.environ[FAULT_KEY]):
+    # faults that depend on the provider's idempotency layer, such as Stripe's stored 500s.
+    passed_on: tuple[str, ...] = ()
 
     DELAY_KEY = "sandbox.delay_seconds"  # set on the request's environ by a timeout fault
+    FAULT_KEY = "sandbox.fault"  # a `passed_on` fault taken by this request
 
     def install(self, app: Flask) -> None:
         """Hook into every request of `app`, and serve POST /_control/fail-next on it."""
@@ -180,6 +184,9 @@ class FaultInjector:
             return None
         fault = self._take(request.path)
         if fault is None:
+            return None
+        if fault.kind in self.passed_on:
+            request.environ[self.FAULT_KEY] = fault
             return None
         if fault.kind == "hang":
             self._hold(fault.seconds)

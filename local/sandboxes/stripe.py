@@ -15,7 +15,20 @@ own, on purpose: sharing our verifier's code would let one bug pass both sides.
     /_control/...           test controls, not Stripe's: faults, delivery log, redelivery, forced expiry,
                             holding deliveries and sending one event to one endpoint (/_control/hold,
                             /_control/deliver): an account's every endpoint gets every event, as at
-                            Stripe, so two clinics sharing an account each receive the other's events
+                            Stripe, so two clinics sharing an account each receive the other's events;
+                            refunds started in the Dashboard, refunds left pending and settled later
+                            (or failing after they succeeded), disputes opened, updated and closed
+
+Failure modes (/_control/fail-next {status, count, seconds?, path?}; `path` picks the calls it hits):
+    503        refused before the endpoint runs: nothing happens, nothing is stored under the key
+    timeout    the call runs and its answer is stored, but comes `seconds` late
+    hang       held `seconds` (or until reset) and then refused: nothing happens
+    hold       the call is in flight for `seconds` (or until POST /_control/release), then runs; meanwhile
+               another request with the same Idempotency-Key is answered 409 `idempotency_key_in_use`
+               (not stored), as Stripe does while a request holds the key
+    500        the endpoint runs (the charge is made) and answers 500; the 500 is stored under the
+               Idempotency-Key and replayed for it, with `Stripe-Should-Retry: false`, as Stripe does
+    500_unapplied  the endpoint starts and fails before applying anything; the 500 is stored all the same
 
 Test cards (typed on the hosted page only) and test PaymentMethods (`pm_card_*`, for API calls):
     4242424242424242  pm_card_visa                        succeeds
@@ -26,6 +39,13 @@ Test cards (typed on the hosted page only) and test PaymentMethods (`pm_card_*`,
     4000008260003178                                       authenticates, then declined: insufficient_funds
     4000000000009995  pm_card_visa_chargeDeclinedInsufficientFunds   declined: insufficient_funds
     4000000000000002  pm_card_chargeDeclined              declined: generic_decline
+
+Refunds (`POST /v1/refunds`): full or partial, never above what is left (`amount_too_large`,
+`charge_already_refunded`), not while disputed (`charge_disputed`). The account's API version is
+2024-06-20, whose card refunds send `charge.refunded` (the Charge, `amount_refunded` counting pending
+refunds too, no `refunds` list since 2022-11-15) when a refund is made and `charge.refund.updated`
+(the Refund) when it changes; `refund.created/updated/failed` for card refunds came with
+2024-10-28.acacia and are not sent here. Disputes send `charge.dispute.created/updated/closed`.
 
 Where Stripe's behaviour is not pinned down here the sandbox picks the stricter reading (unknown
 parameters are refused; upper-case currencies are refused), so it can only produce false failures.
@@ -62,9 +82,11 @@ from local.sandboxes.common import (
     add_hold_route,
     add_redeliver_route,
     add_reset_route,
+    is_int,
     json_response,
     new_id,
     post,
+    request_json,
 )
 
 app = Flask(__name__)
@@ -87,8 +109,18 @@ EVENT_TYPES = frozenset({
     "checkout.session.async_payment_failed", "customer.created", "payment_method.attached",
     "payment_method.detached", "setup_intent.created", "setup_intent.succeeded", "setup_intent.setup_failed",
     "setup_intent.requires_action", "payment_intent.created", "payment_intent.succeeded",
-    "payment_intent.payment_failed", "payment_intent.requires_action", "charge.succeeded", "charge.failed",
+    "payment_intent.payment_failed", "payment_intent.requires_action", "payment_intent.canceled", "charge.succeeded",
+    "charge.failed", "charge.refunded", "charge.refund.updated", "refund.created", "refund.updated", "refund.failed",
+    "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
 })
+REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+CANCELLATION_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer", "abandoned"})
+CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action")
+DISPUTE_REASONS = frozenset({"bank_cannot_process", "credit_not_processed", "customer_initiated", "debit_not_authorized",
+                             "duplicate", "fraudulent", "general", "incorrect_account_details", "insufficient_funds",
+                             "product_not_received", "product_unacceptable", "subscription_canceled", "unrecognized"})
+DISPUTE_STATUSES = frozenset({"warning_needs_response", "warning_under_review", "warning_closed", "needs_response",
+                              "under_review", "won", "lost"})
 
 
 @dataclass(frozen=True)
@@ -140,6 +172,10 @@ class Account:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     webhook_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, StoredResponse] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)  # Idempotency-Keys of requests still running
+    charges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    disputes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # What Stripe knows about a card but never returns: the test card behind each PaymentMethod.
     cards: dict[str, TestCard] = field(default_factory=dict)
     set_up: set[str] = field(default_factory=set)  # PaymentMethods authenticated for later off-session use
@@ -157,8 +193,10 @@ class _State(SandboxState):
     def clear(self) -> None:
         super().clear()  # pending faults and the delivery log
         self.accounts: dict[str, Account] = {}
-        self.owners: dict[str, str] = {}  # cs_/pi_/seti_ id -> account key, for the hosted pages
+        self.owners: dict[str, str] = {}  # cs_/pi_/seti_/re_/dp_ id -> account key, for the hosted pages and controls
         self.events: dict[str, StoredEvent] = {}
+        self.next_refunds: list[str] = []  # how the next refunds start: "pending" (else "succeeded")
+        self.releases = 0  # POST /_control/release lets every held ("hold") request go
 
 
 STATE = _State()
@@ -226,10 +264,35 @@ def _unavailable(_fault: Fault) -> Response:
     return StripeError(503, "api_error", "Stripe is temporarily unavailable (sandbox fault).").response()
 
 
-FAULTS = FaultInjector(STATE, api_prefix="/v1/", kinds=("503", "timeout", "hang"), default_kind="503",
-                       usage="expected {status: 503 | 'timeout' | 'hang', count: n >= 1, seconds?}",
-                       refuse=_unavailable, respond=_json)
+# Faults the idempotency layer below acts on: they need the request's Idempotency-Key.
+KEY_FAULTS = ("hold", "500", "500_unapplied")
+FAULTS = FaultInjector(STATE, api_prefix="/v1/", kinds=("503", "timeout", "hang", *KEY_FAULTS), default_kind="503",
+                       usage="expected {status: 503 | 'timeout' | 'hang' | 'hold' | 500 | '500_unapplied', "
+                             "count: n >= 1, seconds?, path?}",
+                       refuse=_unavailable, respond=_json, by_path=True, passed_on=KEY_FAULTS)
 FAULTS.install(app)
+
+
+def _server_error() -> Response:
+    # Stripe's 500: its idempotency layer replays it for the key, so it advises against retrying.
+    response = StripeError(500, "api_error", "An unknown error occurred (sandbox fault).").response()
+    response.headers["Stripe-Should-Retry"] = "false"
+    return response
+
+
+def _hold(seconds: float) -> bool:
+    """Keep this request in flight until released, reset or `seconds` pass; False after a reset."""
+    with STATE.lock:
+        generation, releases = STATE.generation, STATE.releases
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        with STATE.lock:
+            if STATE.generation != generation:
+                return False
+            if STATE.releases != releases:
+                return True
+        time.sleep(0.02)
+    return True
 
 
 # --- form decoding (bracket notation) ---------------------------------------------------------
@@ -375,43 +438,78 @@ Handler = Callable[..., Response]
 def api(handler: Handler) -> Handler:
     """Authenticate, then for POSTs with an Idempotency-Key store the first answer and replay it.
 
-    Like Stripe: a result is kept once the endpoint ran (successes and card errors); parameter
-    validation failures are not kept; the same key with other parameters is an idempotency_error.
+    Like Stripe: a result is kept once the endpoint ran (successes, card errors and 500s);
+    parameter validation failures are not kept; the same key with other parameters is an
+    idempotency_error; a request while another with the same key is still running is answered 409
+    `idempotency_key_in_use` and not kept (Stripe-Should-Retry: true).
     """
 
     @wraps(handler)
     def wrapper(**kwargs: Any) -> Response:
         key, account = _authenticate()
+        fault: Fault | None = request.environ.get(FaultInjector.FAULT_KEY)
         idempotency_key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
-        with STATE.lock:  # serialises requests: concurrent requests sharing a key cannot both run
-            if idempotency_key is None:
-                return handler(key, account, **kwargs)
+        if idempotency_key is None:
+            return _run(handler, key, account, fault, kwargs)
+        with STATE.lock:
             if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH:
                 raise _invalid("Idempotency-Key must be 1 to 255 characters.", code=None)
             form = sorted(request.form.items(multi=True)) if request.method == "POST" else []
             fingerprint = hashlib.sha256(f"{request.method} {request.path}\n{urlencode(form)}".encode()).hexdigest()
             stored = account.idempotency.get(idempotency_key)
             if stored is not None:
-                if stored.fingerprint != fingerprint:
-                    raise StripeError(400, "idempotency_error",
-                                      "Keys for idempotent requests can only be used with the same parameters they "
-                                      f"were first used with. Try using a key other than '{idempotency_key}' if you "
-                                      "meant to execute a different request.")
-                replay = Response(stored.body, status=stored.status, mimetype="application/json")
-                replay.headers["Idempotent-Replayed"] = "true"
-                replay.headers["Idempotency-Key"] = idempotency_key
-                return replay
-            try:
-                response = handler(key, account, **kwargs)
-            except StripeError as error:
-                response = error.response()
-            if response.status_code < 400 or response.status_code == 402:
-                account.idempotency[idempotency_key] = StoredResponse(fingerprint, response.status_code,
-                                                                      response.get_data())
-            response.headers["Idempotency-Key"] = idempotency_key
-            return response
+                return _replay(stored, fingerprint, idempotency_key)
+            if idempotency_key in account.in_flight:
+                busy = StripeError(409, "invalid_request_error",
+                                   "There is currently another in-progress request using this Stripe API Key and "
+                                   "Idempotency Key. Please try again later.", code="idempotency_key_in_use").response()
+                busy.headers["Stripe-Should-Retry"] = "true"
+                return busy
+            account.in_flight.add(idempotency_key)
+        try:
+            response = _run(handler, key, account, fault, kwargs)
+            with STATE.lock:
+                if response.status_code < 400 or response.status_code == 402 or response.status_code >= 500:
+                    account.idempotency[idempotency_key] = StoredResponse(fingerprint, response.status_code,
+                                                                          response.get_data())
+        finally:
+            with STATE.lock:
+                account.in_flight.discard(idempotency_key)
+        response.headers["Idempotency-Key"] = idempotency_key
+        return response
 
     return wrapper
+
+
+def _replay(stored: StoredResponse, fingerprint: str, idempotency_key: str) -> Response:
+    if stored.fingerprint != fingerprint:
+        raise StripeError(400, "idempotency_error",
+                          "Keys for idempotent requests can only be used with the same parameters they were first "
+                          f"used with. Try using a key other than '{idempotency_key}' if you meant to execute a "
+                          "different request.")
+    replay = Response(stored.body, status=stored.status, mimetype="application/json")
+    replay.headers["Idempotent-Replayed"] = "true"
+    replay.headers["Idempotency-Key"] = idempotency_key
+    if stored.status >= 500:
+        replay.headers["Stripe-Should-Retry"] = "false"
+    return replay
+
+
+def _run(handler: Handler, key: str, account: Account, fault: Fault | None, kwargs: dict[str, Any]) -> Response:
+    """The endpoint, as the fault this request took lets it run."""
+    if fault is not None and fault.kind == "hold" and not _hold(fault.seconds):
+        return _json({"error": {"type": "api_error", "message": "The sandbox was reset while this request was held; "
+                                                                "nothing was done."}}, 503)
+    if fault is not None and fault.kind == "500_unapplied":
+        return _server_error()
+    with STATE.lock:  # serialises requests: concurrent requests cannot interleave inside an endpoint
+        try:
+            response = handler(key, account, **kwargs)
+        except StripeError as error:
+            response = error.response()
+    if fault is not None and fault.kind == "500":
+        return _server_error()  # the endpoint ran: what it did stands, its answer is lost
+    return response
 
 
 def _owner_of(object_id: str) -> tuple[str, Account] | None:
@@ -801,10 +899,16 @@ def _payment_succeeded(key: str, intent: dict[str, Any]) -> list[StoredEvent]:
     charge_id = _new_id("ch_")
     intent.update(status="succeeded", amount_received=intent["amount"], latest_charge=charge_id, next_action=None,
                   last_payment_error=None)
+    # The PaymentIntent's metadata is copied onto its Charge, as at Stripe.
     charge = {"id": charge_id, "object": "charge", "amount": intent["amount"], "amount_captured": intent["amount"],
+              "amount_refunded": 0, "refunded": False, "captured": True, "disputed": False,
               "currency": intent["currency"], "customer": intent.get("customer"), "paid": True,
               "payment_intent": intent["id"], "payment_method": intent["payment_method"], "status": "succeeded",
-              "created": _now(), "metadata": intent["metadata"], "livemode": False}
+              "created": _now(), "metadata": dict(intent["metadata"]), "livemode": False, "failure_code": None}
+    with STATE.lock:
+        account = STATE.accounts[key]
+        account.charges[charge_id] = charge
+        STATE.owners[charge_id] = key
     return [_new_event(key, "payment_intent.succeeded", intent), _new_event(key, "charge.succeeded", charge)]
 
 
@@ -852,6 +956,68 @@ def get_payment_intent(_key: str, account: Account, intent_id: str) -> Response:
     return _json(_public(intent))
 
 
+@app.get("/v1/payment_intents")
+@api
+def list_payment_intents(_key: str, account: Account) -> Response:
+    params = _params()
+    _allow(params, {"customer", "created", "limit", "starting_after", "ending_before"})
+    customer = params.get("customer")
+    data = [_public(i) for i in account.payment_intents.values()
+            if (customer is None or i.get("customer") == customer) and _created_matches(i["created"], params)]
+    return _json(_list_page(list(reversed(data)), "/v1/payment_intents", params))
+
+
+def _created_matches(created: int, params: dict[str, Any]) -> bool:
+    wanted = params.get("created")
+    if wanted is None:
+        return True
+    if isinstance(wanted, str):
+        return created == _int(params, "created")
+    if not isinstance(wanted, dict):
+        raise _invalid("Invalid created filter", "created")
+    checks = {"gt": created.__gt__, "gte": created.__ge__, "lt": created.__lt__, "lte": created.__le__}
+    for name in wanted:
+        if name not in checks:
+            raise _invalid(f"Received unknown parameter: created[{name}]", f"created[{name}]", code="parameter_unknown")
+        if not checks[name](_int(wanted, name)):
+            return False
+    return True
+
+
+def _list_page(data: list[dict[str, Any]], url: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A list page, newest first, after `starting_after` when given."""
+    after = params.get("starting_after")
+    if after:
+        ids = [item["id"] for item in data]
+        if after not in ids:
+            raise _invalid(f"No such object: '{after}'", "starting_after", code="resource_missing")
+        data = data[ids.index(after) + 1:]
+    return _list(data, url, params)
+
+
+@app.post("/v1/payment_intents/<intent_id>/cancel")
+@api
+def cancel_payment_intent(key: str, account: Account, intent_id: str) -> Response:
+    """Stripe serialises this with the customer's authentication: one of them finds the other done."""
+    params = _params()
+    _allow(params, {"cancellation_reason"})
+    reason = params.get("cancellation_reason")
+    if reason is not None and reason not in CANCELLATION_REASONS:
+        raise _invalid(f"Invalid cancellation_reason: {reason}", "cancellation_reason")
+    intent = account.payment_intents.get(intent_id)
+    if intent is None:
+        raise _missing("payment_intent", intent_id, "intent")
+    if intent["status"] not in CANCELABLE:
+        raise StripeError(400, "invalid_request_error",
+                          f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}. Only a "
+                          "PaymentIntent with one of the following statuses may be canceled: "
+                          f"{', '.join(CANCELABLE)}.", code="payment_intent_unexpected_state",
+                          extra={"payment_intent": _public(intent)})
+    intent.update(status="canceled", canceled_at=_now(), cancellation_reason=reason, next_action=None)
+    _dispatch(key, [_new_event(key, "payment_intent.canceled", intent)])
+    return _json(_public(intent))
+
+
 @app.post("/v1/payment_intents/<intent_id>/confirm")
 @api
 def confirm_payment_intent(key: str, account: Account, intent_id: str) -> Response:
@@ -869,6 +1035,126 @@ def confirm_payment_intent(key: str, account: Account, intent_id: str) -> Respon
                               error_on_requires_action=_bool(params, "error_on_requires_action"))
     _dispatch(key, events)
     return _json(_public(intent))
+
+
+# --- refunds -----------------------------------------------------------------------------------
+
+REFUND_PARAMS = frozenset({"payment_intent", "charge", "amount", "reason", "metadata", "refund_application_fee",
+                           "reverse_transfer", "instructions_email"})
+
+
+@app.post("/v1/refunds")
+@api
+def create_refund(key: str, account: Account) -> Response:
+    params = _params()
+    _allow(params, REFUND_PARAMS)
+    charge = _refundable_charge(account, params)
+    remaining = charge["amount"] - charge["amount_refunded"]
+    amount = _int(params, "amount") if params.get("amount") is not None else remaining
+    reason = params.get("reason")
+    if reason is not None and reason not in REFUND_REASONS:
+        raise _invalid(f"Invalid reason: must be one of {', '.join(sorted(REFUND_REASONS))}", "reason")
+    if remaining <= 0:
+        raise _invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
+    if amount < 1:
+        raise _invalid("Amount must be at least 1.", "amount", code="amount_too_small")
+    if amount > remaining:
+        raise _invalid(f"Refund amount ({_format_amount(amount, charge['currency'])}) is greater than unrefunded amount "
+                       f"on charge ({_format_amount(remaining, charge['currency'])})", "amount", code="amount_too_large")
+    refund = _make_refund(key, account, charge, amount, reason=reason, metadata=_metadata(params))
+    return _json(_public(refund))
+
+
+def _refundable_charge(account: Account, params: dict[str, Any]) -> dict[str, Any]:
+    if params.get("charge"):
+        charge = account.charges.get(str(params["charge"]))
+        if charge is None:
+            raise _missing("charge", str(params["charge"]), "charge")
+    elif params.get("payment_intent"):
+        intent = account.payment_intents.get(str(params["payment_intent"]))
+        if intent is None:
+            raise _missing("payment_intent", str(params["payment_intent"]), "payment_intent")
+        if intent["status"] != "succeeded" or not intent.get("latest_charge"):
+            raise _invalid(f"This PaymentIntent ({intent['id']}) does not have a successful charge to refund.",
+                           "payment_intent", code="charge_not_refundable")
+        charge = account.charges[intent["latest_charge"]]
+    else:
+        raise _invalid("One of the following params should be provided for this request: payment_intent or charge.",
+                       code="parameter_missing")
+    if any(d["charge"] == charge["id"] and d["status"] not in ("won", "lost", "warning_closed")
+           for d in account.disputes.values()):
+        raise _invalid(f"Charge {charge['id']} has been charged back; cannot issue a refund.", code="charge_disputed")
+    return charge
+
+
+def _make_refund(key: str, account: Account, charge: dict[str, Any], amount: int, *, reason: str | None,
+                 metadata: dict[str, str]) -> dict[str, Any]:
+    with STATE.lock:
+        start = STATE.next_refunds.pop(0) if STATE.next_refunds else "succeeded"
+        refund: dict[str, Any] = {
+            "id": _new_id("re_"), "object": "refund", "amount": amount, "balance_transaction": None,
+            "charge": charge["id"], "created": _now(), "currency": charge["currency"], "metadata": metadata,
+            "payment_intent": charge["payment_intent"], "reason": reason, "receipt_number": None,
+            "source_transfer_reversal": None, "status": start, "transfer_reversal": None,
+            "destination_details": {"type": "card", "card": {"type": "refund"}}}
+        account.refunds[refund["id"]] = refund
+        STATE.owners[refund["id"]] = key
+        charge["amount_refunded"] += amount  # pending refunds count too, as at Stripe
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+    _dispatch(key, [_new_event(key, "charge.refunded", charge)])
+    return refund
+
+
+def _settle_refund(key: str, account: Account, refund: dict[str, Any], status: str, failure_reason: str | None) -> None:
+    """pending -> succeeded | failed, or succeeded -> failed (a card refund that fails later)."""
+    previous = {"status": refund["status"]}
+    refund["status"] = status
+    if status == "failed":
+        refund["failure_reason"] = failure_reason or "expired_or_canceled_card"
+        refund["failure_balance_transaction"] = None
+        previous["failure_reason"] = None
+        charge = account.charges[refund["charge"]]
+        charge["amount_refunded"] -= refund["amount"]  # the money went back to the merchant's balance
+        charge["refunded"] = False
+    _dispatch(key, [_new_event(key, "charge.refund.updated", refund, previous=previous)])
+
+
+@app.get("/v1/refunds")
+@api
+def list_refunds(_key: str, account: Account) -> Response:
+    params = _params()
+    _allow(params, {"payment_intent", "charge", "created", "limit", "starting_after", "ending_before"})
+    data = [_public(r) for r in account.refunds.values()
+            if params.get("payment_intent") in (None, r["payment_intent"]) and params.get("charge") in (None, r["charge"])
+            and _created_matches(r["created"], params)]
+    return _json(_list_page(list(reversed(data)), "/v1/refunds", params))
+
+
+@app.get("/v1/refunds/<refund_id>")
+@api
+def get_refund(_key: str, account: Account, refund_id: str) -> Response:
+    refund = account.refunds.get(refund_id)
+    if refund is None:
+        raise _missing("refund", refund_id)
+    return _json(_public(refund))
+
+
+@app.get("/v1/charges/<charge_id>")
+@api
+def get_charge(_key: str, account: Account, charge_id: str) -> Response:
+    charge = account.charges.get(charge_id)
+    if charge is None:
+        raise _missing("charge", charge_id)
+    return _json(_public(charge))
+
+
+@app.get("/v1/disputes/<dispute_id>")
+@api
+def get_dispute(_key: str, account: Account, dispute_id: str) -> Response:
+    dispute = account.disputes.get(dispute_id)
+    if dispute is None:
+        raise _missing("dispute", dispute_id)
+    return _json(_public(dispute))
 
 
 # --- checkout sessions -------------------------------------------------------------------------
@@ -1423,6 +1709,124 @@ def control_events() -> Response:
     with STATE.lock:
         rows = [e.envelope for e in STATE.events.values() if not wanted_type or e.event_type == wanted_type]
     return _json({"events": rows})
+
+
+@app.post("/_control/release")
+def control_release() -> Response:
+    """Let every request held by a `hold` fault run now."""
+    with STATE.lock:
+        STATE.releases += 1
+        return _json({"released": True})
+
+
+@app.post("/_control/refunds/next")
+def control_next_refund() -> Response:
+    """{"status": "pending"}: the next refund starts pending (until /_control/refunds/<id>/settle)."""
+    status = request_json().get("status", "pending")
+    if status not in ("pending", "succeeded"):
+        return _json({"error": "expected {status: pending | succeeded}"}, 400)
+    with STATE.lock:
+        STATE.next_refunds.append(status)
+        return _json({"next_refunds": list(STATE.next_refunds)})
+
+
+@app.post("/_control/refunds/<refund_id>/settle")
+def control_settle_refund(refund_id: str) -> Response:
+    """{"status": "succeeded" | "failed", "failure_reason"?}: a pending refund settles, or one that
+    succeeded fails afterwards (the card was closed), with the events Stripe sends for each."""
+    body = request_json()
+    status, reason = body.get("status"), body.get("failure_reason")
+    with STATE.lock:
+        found = _owner_of(refund_id)
+        refund = found[1].refunds.get(refund_id) if found else None
+        if found is None or refund is None:
+            return _json({"error": "unknown refund"}, 404)
+        allowed = {"pending": ("succeeded", "failed"), "succeeded": ("failed",)}.get(refund["status"], ())
+        if status not in allowed:
+            return _json({"error": f"a {refund['status']} refund cannot become {status}"}, 409)
+        _settle_refund(found[0], found[1], refund, str(status), reason if isinstance(reason, str) else None)
+        return _json(_public(refund))
+
+
+@app.post("/_control/dashboard/refunds")
+def control_dashboard_refund() -> Response:
+    """{"payment_intent", "amount"?, "reason"?}: a refund made by hand in the Stripe Dashboard: no
+    Idempotency-Key and none of our metadata; its events are the same as an API refund's."""
+    body = request_json()
+    intent_id = str(body.get("payment_intent", ""))
+    with STATE.lock:
+        found = _owner_of(intent_id)
+        if found is None:
+            return _json({"error": "unknown payment_intent"}, 404)
+        key, account = found
+        params = {"payment_intent": intent_id}
+        try:
+            charge = _refundable_charge(account, params)
+            remaining = charge["amount"] - charge["amount_refunded"]
+            amount = body.get("amount", remaining)
+            if not is_int(amount) or not 1 <= amount <= remaining:
+                raise _invalid("Refund amount is greater than unrefunded amount on charge", "amount",
+                               code="amount_too_large")
+            refund = _make_refund(key, account, charge, amount, reason=body.get("reason") or "requested_by_customer",
+                                  metadata={})
+        except StripeError as error:
+            return error.response()
+        return _json(_public(refund))
+
+
+@app.post("/_control/disputes")
+def control_open_dispute() -> Response:
+    """{"payment_intent", "reason"?, "amount"?, "status"?}: the cardholder's bank opens a dispute."""
+    body = request_json()
+    intent_id = str(body.get("payment_intent", ""))
+    reason, status = body.get("reason", "fraudulent"), body.get("status", "needs_response")
+    if reason not in DISPUTE_REASONS or status not in ("needs_response", "warning_needs_response"):
+        return _json({"error": "unknown reason or status"}, 400)
+    with STATE.lock:
+        found = _owner_of(intent_id)
+        intent = found[1].payment_intents.get(intent_id) if found else None
+        if found is None or intent is None or not intent.get("latest_charge"):
+            return _json({"error": "no successful charge for that payment_intent"}, 404)
+        key, account = found
+        charge = account.charges[intent["latest_charge"]]
+        amount = body.get("amount", charge["amount"])
+        if not is_int(amount) or not 1 <= amount <= charge["amount"]:
+            return _json({"error": "amount out of range"}, 400)
+        dispute: dict[str, Any] = {
+            "id": _new_id("dp_"), "object": "dispute", "amount": amount, "balance_transactions": [],
+            "charge": charge["id"], "created": _now(), "currency": charge["currency"], "evidence": {},
+            "evidence_details": {"due_by": _now() + 7 * 86400, "has_evidence": False, "past_due": False,
+                                 "submission_count": 0},
+            "is_charge_refundable": False, "livemode": False, "metadata": {}, "payment_intent": intent_id,
+            "reason": reason, "status": status}
+        account.disputes[dispute["id"]] = dispute
+        STATE.owners[dispute["id"]] = key
+        charge["disputed"] = True
+        events = [_new_event(key, "charge.dispute.created", dispute)]
+    _dispatch(key, events)
+    return _json(_public(dispute))
+
+
+@app.post("/_control/disputes/<dispute_id>/<action>")
+def control_change_dispute(dispute_id: str, action: str) -> Response:
+    """update {"status": "under_review" | ...}, or close {"status": "won" | "lost"}."""
+    status = request_json().get("status")
+    closing = action == "close"
+    if action not in ("update", "close") or status not in DISPUTE_STATUSES or closing != (status in ("won", "lost")):
+        return _json({"error": "expected update {status: not won/lost} or close {status: won | lost}"}, 400)
+    with STATE.lock:
+        found = _owner_of(dispute_id)
+        dispute = found[1].disputes.get(dispute_id) if found else None
+        if found is None or dispute is None:
+            return _json({"error": "unknown dispute"}, 404)
+        if dispute["status"] in ("won", "lost", "warning_closed"):
+            return _json({"error": "the dispute is closed"}, 409)
+        previous = {"status": dispute["status"]}
+        dispute["status"] = status
+        event = _new_event(found[0], "charge.dispute.closed" if closing else "charge.dispute.updated", dispute,
+                           previous=previous)
+    _dispatch(found[0], [event])
+    return _json(_public(dispute))
 
 
 add_redeliver_route(app, _json, WEBHOOKS.redeliver)

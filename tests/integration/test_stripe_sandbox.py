@@ -177,3 +177,179 @@ def test_a_503_fault_is_refused_before_anything_runs(base: str) -> None:
     assert failed.status_code == 503 and failed.json()["error"]["type"] == "api_error"
     retried = post(base, "/v1/customers", {}, key="k-503")
     assert retried.status_code == 200 and "Idempotent-Replayed" not in retried.headers
+
+
+# ------------------------------------------------------------------ failure modes of Stripe's idempotency layer
+def fail_next(base: str, status: Any, path: str, **extra: Any) -> None:
+    answer = requests.post(f"{base}/_control/fail-next", json={"status": status, "path": path, **extra}, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_request_in_flight_holds_its_key_a_second_one_gets_409_which_is_not_stored(base: str) -> None:
+    import threading
+
+    fail_next(base, "hold", "/v1/customers", seconds=20)
+    first: dict[str, requests.Response] = {}
+    thread = threading.Thread(target=lambda: first.setdefault("answer", post(base, "/v1/customers", {}, key="k-fly")))
+    thread.start()
+    wait_for(_in_flight)
+    # While the first is in flight, the same key is refused with 409 (and Stripe advises a retry)
+    busy = post(base, "/v1/customers", {}, key="k-fly")
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "idempotency_key_in_use"
+    assert busy.headers["Stripe-Should-Retry"] == "true" and "Idempotent-Replayed" not in busy.headers
+    # Once it finishes, the same key replays its answer (the 409 was never stored)
+    requests.post(f"{base}/_control/release", timeout=10)
+    thread.join(10)
+    assert first["answer"].status_code == 200
+    again = post(base, "/v1/customers", {}, key="k-fly")
+    assert again.json() == first["answer"].json() and again.headers["Idempotent-Replayed"] == "true"
+    assert len(requests.get(f"{base}/v1/customers", headers=AUTH, timeout=10).json()["data"]) == 1
+
+
+def _in_flight() -> bool:
+    """The held request has reached the sandbox and holds its key (the sandbox runs in this process)."""
+    account = sandbox.STATE.accounts.get(KEY)
+    return bool(account and account.in_flight)
+
+
+def test_a_500_is_stored_under_its_key_and_replayed_after_the_charge_was_made(base: str) -> None:
+    customer = post(base, "/v1/customers", {}).json()["id"]
+    method = post(base, "/v1/payment_methods/pm_card_visa/attach", {"customer": customer}).json()["id"]
+    params = [("amount", "5000"), ("currency", "cad"), ("customer", customer), ("payment_method", method),
+              ("off_session", "true"), ("confirm", "true"), ("metadata[clinicpay_charge_id]", "ch_x")]
+    fail_next(base, 500, "/v1/payment_intents")
+    failed = post(base, "/v1/payment_intents", params, key="k-500")
+    assert failed.status_code == 500 and failed.json()["error"]["type"] == "api_error"
+    assert failed.headers["Stripe-Should-Retry"] == "false"
+    # The endpoint ran: the PaymentIntent exists and succeeded, and lists under the customer
+    [intent] = requests.get(f"{base}/v1/payment_intents", params={"customer": customer, "created[gte]": "0"},
+                            headers=AUTH, timeout=10).json()["data"]
+    assert intent["status"] == "succeeded" and intent["metadata"] == {"clinicpay_charge_id": "ch_x"}
+    replayed = post(base, "/v1/payment_intents", params, key="k-500")
+    assert replayed.status_code == 500 and replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.headers["Stripe-Should-Retry"] == "false"
+    # A 500 before anything ran is stored too: no PaymentIntent, and the same key keeps answering 500
+    fail_next(base, "500_unapplied", "/v1/payment_intents")
+    assert post(base, "/v1/payment_intents", params, key="k-500-early").status_code == 500
+    assert post(base, "/v1/payment_intents", params, key="k-500-early").status_code == 500
+    assert len(requests.get(f"{base}/v1/payment_intents", params={"customer": customer}, headers=AUTH,
+                            timeout=10).json()["data"]) == 1
+
+
+# ------------------------------------------------------------------ refunds, cancellations, disputes
+def paid_intent(base: str, amount: int = 5000) -> dict[str, Any]:
+    customer = post(base, "/v1/customers", {}).json()["id"]
+    method = post(base, "/v1/payment_methods/pm_card_visa/attach", {"customer": customer}).json()["id"]
+    intent = post(base, "/v1/payment_intents", [
+        ("amount", str(amount)), ("currency", "cad"), ("customer", customer), ("payment_method", method),
+        ("off_session", "true"), ("confirm", "true"), ("metadata[appointment_id]", "ap_1")]).json()
+    assert intent["status"] == "succeeded"
+    return dict(intent)
+
+
+def events_of(base: str, event_type: str) -> list[dict[str, Any]]:
+    return list(requests.get(f"{base}/_control/events", params={"type": event_type}, timeout=10).json()["events"])
+
+
+def only_stripes_fields(obj: dict[str, Any], cls: type) -> bool:
+    """Every field the sandbox shows is one stripe-python declares for that object."""
+    return set(obj) <= set(cls.__annotations__) | {"object", "id", "livemode", "metadata"}
+
+
+def test_refunds_partial_full_and_refused_with_stripes_events(base: str) -> None:
+    intent = paid_intent(base)
+    part = post(base, "/v1/refunds", {"payment_intent": intent["id"], "amount": "2000", "reason": "requested_by_customer",
+                                      "metadata[clinicpay_refund_id]": "rf_1"}, key="rf-1")
+    assert part.status_code == 200, part.text
+    refund = part.json()
+    assert (refund["object"], refund["amount"], refund["status"], refund["payment_intent"]) == (
+        "refund", 2000, "succeeded", intent["id"])
+    assert only_stripes_fields(refund, stripe.Refund)
+    too_much = post(base, "/v1/refunds", {"payment_intent": intent["id"], "amount": "3001"}).json()["error"]
+    assert (too_much["type"], too_much["code"], too_much["param"]) == ("invalid_request_error", "amount_too_large", "amount")
+    rest = post(base, "/v1/refunds", {"payment_intent": intent["id"]}).json()
+    assert rest["amount"] == 3000
+    done = post(base, "/v1/refunds", {"payment_intent": intent["id"]}).json()["error"]
+    assert done["code"] == "charge_already_refunded"
+    # charge.refunded carries the Charge with the running total (no refunds list since 2022-11-15)
+    totals = [e["data"]["object"]["amount_refunded"] for e in events_of(base, "charge.refunded")]
+    assert totals == [2000, 5000]
+    last = events_of(base, "charge.refunded")[-1]
+    event = stripe.Event.construct_from(last, KEY)
+    assert isinstance(event.data.object, stripe.Charge) and event.data.object.refunded is True
+    assert "refunds" not in last["data"]["object"] and only_stripes_fields(last["data"]["object"], stripe.Charge)
+    # And card refunds at API 2024-06-20 send no refund.* events
+    assert events_of(base, "refund.created") == []
+    listed = requests.get(f"{base}/v1/refunds", params={"payment_intent": intent["id"]}, headers=AUTH, timeout=10).json()
+    assert [r["amount"] for r in listed["data"]] == [3000, 2000]
+
+
+def test_a_pending_refund_settles_and_a_succeeded_one_can_fail_later(base: str) -> None:
+    intent = paid_intent(base)
+    requests.post(f"{base}/_control/refunds/next", json={"status": "pending"}, timeout=10)
+    refund = post(base, "/v1/refunds", {"payment_intent": intent["id"], "amount": "1000"}).json()
+    assert refund["status"] == "pending"
+    settled = requests.post(f"{base}/_control/refunds/{refund['id']}/settle", json={"status": "succeeded"}, timeout=10)
+    assert settled.json()["status"] == "succeeded"
+    failed = requests.post(f"{base}/_control/refunds/{refund['id']}/settle",
+                           json={"status": "failed", "failure_reason": "expired_or_canceled_card"}, timeout=10).json()
+    assert (failed["status"], failed["failure_reason"]) == ("failed", "expired_or_canceled_card")
+    updates = events_of(base, "charge.refund.updated")
+    assert [e["data"]["previous_attributes"]["status"] for e in updates] == ["pending", "succeeded"]
+    event = stripe.Event.construct_from(updates[-1], KEY)
+    assert isinstance(event.data.object, stripe.Refund) and event.data.object.status == "failed"
+    # The failed amount is refundable again
+    charge = requests.get(f"{base}/v1/charges/{intent['latest_charge']}", headers=AUTH, timeout=10).json()
+    assert charge["amount_refunded"] == 0 and charge["refunded"] is False
+
+
+def test_a_dashboard_refund_has_none_of_our_metadata_and_sends_the_same_events(base: str) -> None:
+    intent = paid_intent(base)
+    made = requests.post(f"{base}/_control/dashboard/refunds", json={"payment_intent": intent["id"], "amount": 700},
+                         timeout=10).json()
+    assert made["metadata"] == {} and made["amount"] == 700 and made["status"] == "succeeded"
+    [event] = events_of(base, "charge.refunded")
+    assert event["data"]["object"]["amount_refunded"] == 700 and event["request"]["idempotency_key"] is None
+
+
+def test_cancelling_a_payment_intent_races_its_authentication(base: str) -> None:
+    customer = post(base, "/v1/customers", {}).json()["id"]
+    method = post(base, "/v1/payment_methods/pm_card_authenticationRequired/attach", {"customer": customer}).json()["id"]
+
+    def needs_action() -> dict[str, Any]:
+        created = post(base, "/v1/payment_intents", [("amount", "5000"), ("currency", "cad"), ("customer", customer),
+                                                     ("payment_method", method), ("confirm", "true"),
+                                                     ("return_url", "https://clinic.example/back")]).json()
+        assert created["status"] == "requires_action"
+        return dict(created)
+
+    first = needs_action()
+    canceled = post(base, f"/v1/payment_intents/{first['id']}/cancel", {"cancellation_reason": "abandoned"}, key="c-1")
+    assert canceled.json()["status"] == "canceled" and canceled.json()["cancellation_reason"] == "abandoned"
+    page = requests.post(first["next_action"]["redirect_to_url"]["url"], data={"result": "complete"}, timeout=10,
+                         allow_redirects=False)
+    assert page.status_code == 409  # too late to authenticate
+    second = needs_action()
+    requests.post(second["next_action"]["redirect_to_url"]["url"], data={"result": "complete"}, timeout=10,
+                  allow_redirects=False)
+    refused = post(base, f"/v1/payment_intents/{second['id']}/cancel", {}).json()["error"]
+    assert refused["code"] == "payment_intent_unexpected_state" and refused["payment_intent"]["status"] == "succeeded"
+    assert [e["data"]["object"]["id"] for e in events_of(base, "payment_intent.canceled")] == [first["id"]]
+
+
+def test_disputes_open_update_and_close_with_stripes_events(base: str) -> None:
+    intent = paid_intent(base)
+    dispute = requests.post(f"{base}/_control/disputes", json={"payment_intent": intent["id"], "reason": "fraudulent"},
+                            timeout=10).json()
+    assert dispute["status"] == "needs_response" and dispute["charge"] == intent["latest_charge"]
+    assert post(base, "/v1/refunds", {"payment_intent": intent["id"]}).json()["error"]["code"] == "charge_disputed"
+    requests.post(f"{base}/_control/disputes/{dispute['id']}/update", json={"status": "under_review"}, timeout=10)
+    requests.post(f"{base}/_control/disputes/{dispute['id']}/close", json={"status": "won"}, timeout=10)
+    kinds = [(e["type"], e["data"]["object"]["status"]) for e in
+             events_of(base, "charge.dispute.created") + events_of(base, "charge.dispute.updated")
+             + events_of(base, "charge.dispute.closed")]
+    assert kinds == [("charge.dispute.created", "needs_response"), ("charge.dispute.updated", "under_review"),
+                     ("charge.dispute.closed", "won")]
+    event = stripe.Event.construct_from(events_of(base, "charge.dispute.closed")[0], KEY)
+    assert isinstance(event.data.object, stripe.Dispute) and event.data.object.payment_intent == intent["id"]
+    assert only_stripes_fields(event.data.object.to_dict(), stripe.Dispute)

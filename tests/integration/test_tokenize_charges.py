@@ -166,21 +166,23 @@ def test_a_retried_request_with_the_same_idempotency_key_charges_once(clinic: Cl
     assert len(sandbox_events(stack, "payment_intent.succeeded")) == 1
 
 
-def test_stripe_down_is_a_503_and_the_retry_charges_once(clinic: ClinicKeys, stack: TestStack,
-                                                          appointment: dict[str, Any]) -> None:
-    # Given Stripe answers 503 to everything for a moment
+def test_stripe_5xx_after_our_retries_leaves_the_charge_processing_and_the_retry_charges_once(
+        clinic: ClinicKeys, stack: TestStack, appointment: dict[str, Any]) -> None:
+    # Given Stripe answers 503 to every attempt of our next call (it may or may not have run it)
     save_card(clinic, "p-1", VISA)
     requests.post(f"{stack.sandbox_url('stripe')}/_control/fail-next", json={"status": 503, "count": 3}, timeout=10)
     body = {"reason": "no_show", "appointment_id": appointment["appointment_id"]}
     # When staff charge the no-show fee
-    failed = charge(clinic, body, key="noshow-1")
-    # Then they are told to retry later, and nothing was charged
-    assert failed.status == 503 and failed.headers.get("Retry-After")
+    first = charge(clinic, body, key="noshow-1")
+    # Then the charge is processing, not failed: 202, with where to ask and when
+    assert first.status == 202 and first.json()["status"] == "processing" and first.json()["undecided"] is True
+    assert first.headers.get("Retry-After") and first.headers["Location"].endswith(first.json()["charge_id"])
     assert sandbox_events(stack, "payment_intent.succeeded") == []
     # When they retry the same request
     retried = charge(clinic, body, key="noshow-1")
-    # Then it is charged, once
+    # Then it is charged, once, as the same charge
     assert retried.status == 201 and retried.json()["status"] == "succeeded"
+    assert retried.json()["charge_id"] == first.json()["charge_id"]
     assert len(sandbox_events(stack, "payment_intent.succeeded")) == 1
 
 

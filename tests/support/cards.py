@@ -34,8 +34,10 @@ def connect_stripe(keys: ClinicKeys, stripe_base: str, public_base: str, *,
                                    *[("enabled_events[]", e) for e in (
                                        "setup_intent.succeeded", "setup_intent.setup_failed",
                                        "payment_intent.succeeded", "payment_intent.payment_failed",
-                                       "payment_method.detached", "checkout.session.completed",
-                                       "checkout.session.expired")]])
+                                       "payment_intent.canceled", "payment_method.detached",
+                                       "checkout.session.completed", "checkout.session.expired",
+                                       "charge.refunded", "charge.refund.updated", "charge.dispute.created",
+                                       "charge.dispute.updated", "charge.dispute.closed")]])
     assert endpoint.status_code == 200, endpoint.text
     secret = str(endpoint.json()["secret"])
     stored = keys.admin().put(keys.path("/gateways/stripe"), json={

@@ -232,3 +232,121 @@ def test_the_form_we_send_parses_back_to_the_same_pairs() -> None:
     # Then urlencode/parse round-trips them (what the sandbox and Stripe decode)
     from urllib.parse import urlencode
     assert parse_qsl(urlencode(pairs)) == [("metadata[note]", "a&b=c ü")]
+
+
+# ------------------------------------------------------------------ refunds, cancellations, disputes (issue 9)
+def _refund(status: str = "succeeded", **extra: Any) -> dict[str, Any]:
+    return {"id": "re_1", "object": "refund", "amount": 1500, "currency": "cad", "payment_intent": "pi_1",
+            "charge": "ch_1", "status": status, "metadata": {"clinic_id": "cl_1", "clinicpay_refund_id": "rf_1"}, **extra}
+
+
+def _refund_request(reason: str | None = None) -> Any:
+    from clinicpay.ports import RefundRequest
+
+    return RefundRequest(clinic_id="cl_1", refund_id="rf_1", payment_reference="pi_1",
+                         amount=Money(amount=1500, currency="CAD"), idempotency_key="clinicpay-cl_1-refund-rf_1",
+                         reason=reason)
+
+
+@pytest.mark.parametrize("adapter", [StripeCardVault, StripeGateway])
+def test_a_refund_is_a_form_encoded_post_under_the_refunds_own_key_naming_our_ids(wire: Wire, adapter: type) -> None:
+    wire.answers.append((200, _refund("pending")))
+    result = adapter(CREDENTIALS, SETTINGS).refund(_refund_request("requested_by_customer"))
+    assert (result.status, result.provider_refund_id, result.failure_code) == ("pending", "re_1", None)
+    [call] = wire.calls
+    assert call["url"] == "https://stripe.test/v1/refunds" and call["retry_post"] is True
+    assert call["headers"]["Idempotency-Key"] == "clinicpay-cl_1-refund-rf_1"
+    assert dict(call["form"]) == {"payment_intent": "pi_1", "amount": "1500", "reason": "requested_by_customer",
+                                  "metadata[clinic_id]": "cl_1", "metadata[clinicpay_refund_id]": "rf_1",
+                                  "metadata[clinicpay_source]": adapter.refund_source}
+
+
+def test_a_refund_reason_stripe_does_not_know_stays_with_us(wire: Wire) -> None:
+    wire.answers.append((200, _refund()))
+    StripeGateway(CREDENTIALS, SETTINGS).refund(_refund_request("appointment cancelled by the clinic"))
+    assert "reason" not in dict(wire.calls[0]["form"])
+
+
+def test_a_refused_refund_is_a_failed_result_and_a_lost_answer_is_raised(wire: Wire) -> None:
+    from clinicpay.domain.errors import ProviderOutcomeUnknown
+
+    wire.answers.append((400, {"error": {"type": "invalid_request_error", "code": "charge_already_refunded"}}))
+    refused = StripeGateway(CREDENTIALS, SETTINGS).refund(_refund_request())
+    assert (refused.status, refused.failure_code, refused.provider_refund_id) == ("failed", "charge_already_refunded", None)
+    wire.answers.append((0, ProviderOutcomeUnknown()))
+    with pytest.raises(ProviderOutcomeUnknown):
+        StripeGateway(CREDENTIALS, SETTINGS).refund(_refund_request())
+
+
+def test_cancelling_a_payment_intent_that_already_succeeded_reports_it_succeeded(wire: Wire) -> None:
+    vault = StripeCardVault(CREDENTIALS, SETTINGS)
+    wire.answers.append((200, _intent("canceled", cancellation_reason="abandoned")))
+    canceled = vault.cancel_charge("pi_1", idempotency_key="clinicpay-cl_1-cancel-ch_1")
+    assert (canceled.status, canceled.failure_code) == ("failed", "canceled")
+    assert dict(wire.calls[0]["form"]) == {"cancellation_reason": "abandoned"}
+    assert wire.calls[0]["url"].endswith("/v1/payment_intents/pi_1/cancel")
+    wire.answers += [(400, {"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state"}}),
+                     (200, _intent("succeeded"))]
+    won = vault.cancel_charge("pi_1", idempotency_key="k")
+    assert (won.status, won.reference) == ("succeeded", "pi_1")
+    assert wire.calls[-1]["method"] == "GET"
+    wire.answers.append((404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}))
+    assert vault.cancel_charge("pi_gone", idempotency_key="k2").failure_code == "not_created"
+
+
+def test_a_charge_we_never_learnt_is_found_by_our_id_among_the_customers_payment_intents(wire: Wire) -> None:
+    from datetime import UTC, datetime
+
+    wire.answers.append((200, {"object": "list", "has_more": False, "data": [
+        _intent("succeeded", id="pi_other", metadata={"clinicpay_charge_id": "ch_2"}),
+        _intent("processing", id="pi_mine", customer="cus_1", metadata={"clinicpay_charge_id": "ch_1",
+                                                                        "clinic_id": "cl_1"})]}))
+    found = StripeCardVault(CREDENTIALS, SETTINGS).find_charge("cus_1", "ch_1", datetime(2026, 1, 1, tzinfo=UTC))
+    assert found is not None and (found.kind, found.charge_reference, found.event_id) == (
+        "charge_processing", "pi_mine", "observed_pi_mine_processing")
+    query = dict(parse_qsl(wire.calls[0]["url"].split("?", 1)[1]))
+    assert query == {"customer": "cus_1", "created[gte]": str(1767225600 - 60), "limit": "100"}
+
+
+@pytest.mark.parametrize(("event_type", "obj", "kind", "check"), [
+    ("payment_intent.canceled", _intent("canceled"), "charge_failed", lambda e: e.failure_code == "canceled"),
+    ("charge.refunded", {"id": "ch_1", "object": "charge", "amount": 2500, "amount_refunded": 1500, "currency": "cad",
+                         "payment_intent": "pi_1", "refunded": False, "metadata": {"clinic_id": "cl_1"}},
+     "charge_refunded", lambda e: e.refunded_total == Money(amount=1500, currency="CAD") and e.charge_reference == "pi_1"),
+    ("charge.refund.updated", _refund("failed", failure_reason="expired_or_canceled_card"), "refund_updated",
+     lambda e: (e.refund.status, e.refund.failure_code) == ("failed", "expired_or_canceled_card")),
+    # At 2024-10-28.acacia and later Stripe also sends these for card refunds; they read the same way.
+    ("refund.created", _refund("pending"), "refund_updated",
+     lambda e: e.refund.status == "pending" and e.refund.metadata["clinicpay_refund_id"] == "rf_1"),
+    ("refund.failed", _refund("failed"), "refund_updated", lambda e: e.refund.status == "failed"),
+    ("charge.dispute.created", {"id": "dp_1", "object": "dispute", "amount": 2500, "currency": "cad",
+                                "charge": "ch_1", "payment_intent": "pi_1", "reason": "fraudulent",
+                                "status": "needs_response"},
+     "dispute_updated", lambda e: (e.dispute.dispute_id, e.dispute.status, e.charge_reference) == (
+         "dp_1", "needs_response", "pi_1")),
+])
+def test_refund_cancel_and_dispute_events_are_translated(event_type: str, obj: dict[str, Any], kind: str,
+                                                         check: Any) -> None:
+    body, headers = _signed(_event(event_type, obj))
+    [event] = StripeCardVault(CREDENTIALS, SETTINGS).parse_webhook(body, headers)
+    assert event.kind == kind and check(event)
+
+
+def test_the_endpoint_subscribes_to_refund_cancel_and_dispute_events() -> None:
+    from clinicpay.providers.stripe.adapter import SUBSCRIBED_EVENTS
+
+    assert {"payment_intent.canceled", "charge.refunded", "charge.refund.updated", "charge.dispute.created",
+            "charge.dispute.closed"} <= set(SUBSCRIBED_EVENTS)
+
+
+def test_the_link_ledger_leaves_a_card_charges_refund_events_alone() -> None:
+    charge = {"id": "ch_1", "object": "charge", "amount": 2500, "amount_refunded": 2500, "currency": "cad",
+              "payment_intent": "pi_1", "metadata": {"clinic_id": "cl_1", "clinicpay_charge_id": "ch_ours"}}
+    refund = _refund(metadata={"clinic_id": "cl_1", "clinicpay_refund_id": "rf_1", "clinicpay_source": "card_charge"})
+    link_refund = _refund(metadata={"clinic_id": "cl_1", "clinicpay_refund_id": "rf_2", "clinicpay_source": "payment_link"})
+    kinds = []
+    for event_type, obj in (("charge.refunded", charge), ("charge.refund.updated", refund),
+                            ("charge.refund.updated", link_refund)):
+        body, headers = _signed(_event(event_type, obj))
+        kinds.append(StripeGateway(CREDENTIALS, SETTINGS).parse_webhook(body, headers)[0].kind)
+    assert kinds == ["ignored", "ignored", "refunded"]

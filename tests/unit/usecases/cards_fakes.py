@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from clinicpay.domain.card import Card, CardSetup, Charge, SetupStatus
+from clinicpay.domain.card import Card, CardRefund, CardSetup, Charge, Dispute, SetupStatus
 from clinicpay.domain.clinic import Clinic, Locale, Service
 from clinicpay.domain.errors import ConditionFailed, NotFound
 from clinicpay.domain.money import Money
@@ -24,8 +24,12 @@ from clinicpay.ports import (
     ChargeResult,
     OffSessionCharge,
     OutgoingMessage,
+    RefundObservation,
+    RefundRequest,
+    RefundResult,
     VaultCard,
 )
+from clinicpay.repositories.shards import shard_of
 from clinicpay.usecases.cards_ports import CardDeps
 
 
@@ -40,6 +44,9 @@ class FakeCardStore:
         self.claims: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.events: dict[tuple[str, str, str], str] = {}
         self.reasons: dict[tuple[str, str, str], str | None] = {}
+        self.refunds: dict[tuple[str, str, str], CardRefund] = {}
+        self.notices: set[tuple[str, str, str]] = set()
+        self.recon: dict[tuple[str, str, str, str], dict[str, Any]] = {}  # (kind, clinic, patient, id) -> at, attempts
 
     def list_cards(self, clinic_id: str, patient_id: str) -> tuple[list[Card], str | None]:
         found = [v["card"] for (c, p, _), v in self.cards.items() if (c, p) == (clinic_id, patient_id)
@@ -127,11 +134,12 @@ class FakeCardStore:
         self.setups[key] = self.setups[key].model_copy(update={"status": status})
         return True
 
-    def create_charge(self, charge: Charge) -> bool:
+    def create_charge(self, charge: Charge, *, check_at: datetime) -> bool:
         key = (charge.clinic_id, charge.patient_id, charge.charge_id)
         if key in self.charges:
             return False
         self.charges[key] = charge
+        self.recon[("CHARGE", *key)] = {"at": check_at, "attempts": 0}
         return True
 
     def get_charge(self, clinic_id: str, patient_id: str, charge_id: str) -> Charge | None:
@@ -140,26 +148,170 @@ class FakeCardStore:
     def find_charge(self, provider: str, reference: str) -> Charge | None:
         return next((c for c in self.charges.values() if c.reference == reference and c.provider == provider), None)
 
-    def settle_charge(self, charge: Charge, result: ChargeResult, at: datetime) -> bool:
+    def settle_charge(self, charge: Charge, result: ChargeResult, at: datetime, *,
+                      check_at: datetime | None = None) -> bool:
         key = (charge.clinic_id, charge.patient_id, charge.charge_id)
-        stored = self.charges[key]
+        stored = self.charges.get(key)
+        if stored is None:
+            return False
         last = self.charge_meta.get(charge.charge_id, {}).get("status_at")
         if stored.status == "succeeded" or (result.status != "succeeded" and last is not None and last > at):
             return False
         self.charges[key] = stored.model_copy(update={
             "status": result.status, "failure_code": result.failure_code, "action_url": result.action_url,
-            "reference": result.reference or stored.reference, "updated_at": at})
+            "reference": result.reference or stored.reference, "updated_at": at, "undecided": False})
         self.charge_meta[charge.charge_id] = {"status_at": at}
+        if result.status in ("succeeded", "failed") or check_at is None:
+            self.recon.pop(("CHARGE", *key), None)
+        else:
+            self.recon[("CHARGE", *key)] = {"at": check_at, "attempts": 0}
         return True
 
-    def claim_appointment_charge(self, charge: Charge, *, stale_before: datetime) -> bool:
-        key = (charge.clinic_id, charge.patient_id, charge.appointment_id or "", charge.reason.value)
+    def mark_undecided(self, charge: Charge, at: datetime, *, check_at: datetime) -> bool:
+        key = (charge.clinic_id, charge.patient_id, charge.charge_id)
+        stored = self.charges.get(key)
+        if stored is None or not (stored.status is None or (stored.status == "processing" and stored.undecided)):
+            return False
+        self.charges[key] = stored.model_copy(update={"status": "processing", "undecided": True, "updated_at": at})
+        self.recon[("CHARGE", *key)] = {"at": check_at, "attempts": 0}
+        return True
+
+    def mark_not_sent(self, charge: Charge, at: datetime) -> bool:
+        key = (charge.clinic_id, charge.patient_id, charge.charge_id)
+        stored = self.charges.get(key)
+        if stored is None or stored.status is not None:
+            return False
+        self.charges[key] = stored.model_copy(update={"status": "failed", "failure_code": "provider_unavailable"})
+        self.charge_meta[charge.charge_id] = {"status_at": at}
+        self.recon.pop(("CHARGE", *key), None)
+        return True
+
+    def reopen_charge(self, charge: Charge, at: datetime) -> bool:
+        key = (charge.clinic_id, charge.patient_id, charge.charge_id)
+        stored = self.charges.get(key)
+        if stored is None or stored.status != "failed" or stored.failure_code not in ("provider_unavailable", "not_created"):
+            return False
+        self.charges[key] = stored.model_copy(update={"status": None, "failure_code": None})
+        self.charge_meta.pop(charge.charge_id, None)
+        return True
+
+    def _claim_key(self, charge: Charge) -> tuple[str, str, str, str]:
+        return (charge.clinic_id, charge.patient_id, charge.appointment_id or "", charge.reason.value)
+
+    def claim_appointment_charge(self, charge: Charge) -> bool:
+        key = self._claim_key(charge)
         claim = self.claims.get(key)
         ours = claim is not None and claim["charge_id"] == charge.charge_id and claim["status"] != "succeeded"
-        if claim and claim["status"] != "failed" and not ours and not (
-                claim["status"] == "pending" and claim["claimed_at"] < stale_before):
+        if claim and claim["status"] != "failed" and not ours:
             return False
-        self.claims[key] = {"charge_id": charge.charge_id, "status": "pending", "claimed_at": charge.created_at}
+        self.claims[key] = {"charge_id": charge.charge_id, "status": "pending", "claimed_at": charge.created_at.isoformat()}
+        return True
+
+    def appointment_claim(self, charge: Charge) -> dict[str, Any] | None:
+        claim = self.claims.get(self._claim_key(charge))
+        return dict(claim) if claim else None
+
+    def take_over_claim(self, charge: Charge, claim: dict[str, Any]) -> bool:
+        key = self._claim_key(charge)
+        current = self.claims.get(key)
+        if current is None or current["charge_id"] != claim["charge_id"] or current["claimed_at"] != claim["claimed_at"] \
+                or current["status"] == "succeeded":
+            return False
+        self.claims[key] = {"charge_id": charge.charge_id, "status": "pending", "claimed_at": charge.created_at.isoformat()}
+        return True
+
+    def record_dispute(self, charge: Charge, dispute: Dispute) -> str:
+        key = (charge.clinic_id, charge.patient_id, charge.charge_id)
+        stored = self.charges[key]
+        if stored.dispute is None or stored.dispute.dispute_id != dispute.dispute_id:
+            self.charges[key] = stored.model_copy(update={"dispute": dispute})
+            return "opened"
+        if stored.dispute.updated_at <= dispute.updated_at:
+            self.charges[key] = stored.model_copy(update={"dispute": dispute})
+            return "updated"
+        return "stale"
+
+    # ---------------------------------------------------------------- refunds (reserved on the charge)
+    def reserve_refund(self, refund: CardRefund, charge: Charge, *, check_at: datetime) -> str:
+        key = (refund.clinic_id, refund.patient_id, refund.refund_id)
+        existing = self.refunds.get(key)
+        if existing is not None and not (existing.status == "failed" and existing.failure_code == "provider_unavailable"):
+            return "exists"
+        ckey = (charge.clinic_id, charge.patient_id, charge.charge_id)
+        stored = self.charges[ckey]
+        if stored.status != "succeeded" or stored.amount_refunded > charge.amount.amount - refund.amount.amount:
+            return "exceeds"
+        self.charges[ckey] = stored.model_copy(update={"amount_refunded": stored.amount_refunded + refund.amount.amount})
+        self.refunds[key] = refund
+        self.recon[("REFUND", *key)] = {"at": check_at, "attempts": 0}
+        return "reserved"
+
+    def get_refund(self, clinic_id: str, patient_id: str, refund_id: str) -> CardRefund | None:
+        return self.refunds.get((clinic_id, patient_id, refund_id))
+
+    def find_refund(self, provider: str, provider_refund_id: str) -> CardRefund | None:
+        return next((r for r in self.refunds.values() if r.provider_refund_id == provider_refund_id), None)
+
+    def list_refunds(self, clinic_id: str, patient_id: str, charge_id: str) -> list[CardRefund]:
+        return sorted((r for (c, p, _), r in self.refunds.items() if (c, p) == (clinic_id, patient_id)
+                       and r.charge_id == charge_id), key=lambda r: r.created_at)
+
+    def settle_refund(self, refund: CardRefund, *, status: str, at: datetime, provider_refund_id: str | None = None,
+                      failure_code: str | None = None, check_at: datetime | None = None) -> bool:
+        key = (refund.clinic_id, refund.patient_id, refund.refund_id)
+        stored = self.refunds.get(key)
+        allowed = ("pending", "succeeded") if status == "failed" else ("pending",)
+        if stored is None or stored.status not in allowed:
+            return False
+        self.refunds[key] = stored.model_copy(update={
+            "status": status, "updated_at": at, "undecided": False,
+            "provider_refund_id": provider_refund_id or stored.provider_refund_id,
+            "failure_code": failure_code or stored.failure_code})
+        if status == "failed":
+            ckey = (refund.clinic_id, refund.patient_id, refund.charge_id)
+            charge = self.charges[ckey]
+            self.charges[ckey] = charge.model_copy(update={"amount_refunded": charge.amount_refunded - stored.amount.amount})
+        if status == "pending" and check_at is not None:
+            self.recon[("REFUND", *key)] = {"at": check_at, "attempts": 0}
+        else:
+            self.recon.pop(("REFUND", *key), None)
+        return True
+
+    def mark_refund_undecided(self, refund: CardRefund, at: datetime, *, check_at: datetime) -> bool:
+        key = (refund.clinic_id, refund.patient_id, refund.refund_id)
+        stored = self.refunds.get(key)
+        if stored is None or stored.status != "pending" or stored.provider_refund_id:
+            return False
+        self.refunds[key] = stored.model_copy(update={"undecided": True})
+        self.recon[("REFUND", *key)] = {"at": check_at, "attempts": 0}
+        return True
+
+    def claim_refund_notice(self, refund: CardRefund, at: datetime) -> bool:
+        key = (refund.clinic_id, refund.patient_id, refund.refund_id)
+        if key in self.notices:
+            return False
+        self.notices.add(key)
+        return True
+
+    # ---------------------------------------------------------------- reconciliation index
+    def awaiting_provider(self, shard: int, due_by: datetime, *, clinic_id: str | None = None,
+                          limit: int = 100) -> list[dict[str, Any]]:
+        found = []
+        for (kind, clinic, patient, object_id), entry in sorted(self.recon.items(), key=lambda kv: kv[1]["at"]):
+            if entry["at"] > due_by or shard_of(clinic) != shard or (clinic_id and clinic != clinic_id):
+                continue
+            stored = (self.charges if kind == "CHARGE" else self.refunds)[(clinic, patient, object_id)]
+            found.append({**stored.model_dump(mode="json"), "pk": (clinic, patient), "sk": f"{kind}#{object_id}",
+                          "recon_at": entry["at"].isoformat(), "recon_attempts": entry["attempts"]})
+        return found[:limit]
+
+    def check_again(self, item: dict[str, Any], *, was: str, at: datetime) -> bool:
+        kind, object_id = item["sk"].split("#", 1)
+        key = (kind, *item["pk"], object_id)
+        entry = self.recon.get(key)
+        if entry is None or entry["at"].isoformat() != was:
+            return False
+        self.recon[key] = {"at": at, "attempts": entry["attempts"] + 1}
         return True
 
     def update_appointment_claim(self, charge: Charge, status: str) -> None:
@@ -193,6 +345,13 @@ class FakeVault:
         self.charges: list[OffSessionCharge] = []
         self.outcomes: list[ChargeResult] = []  # what the next charges answer (default: succeeded)
         self.by_key: dict[str, ChargeResult] = {}
+        self.intents: dict[str, dict[str, Any]] = {}  # reference -> {status, request}: the processor's side
+        self.now: Any = lambda: datetime.now(UTC)  # the World's clock once it has one
+        self.cancelled: list[str] = []
+        self.refund_requests: list[RefundRequest] = []
+        self.refund_outcomes: list[RefundResult] = []
+        self.refunded_by_key: dict[str, RefundResult] = {}
+        self.refunds_at: dict[str, list[RefundObservation]] = {}  # reference -> refunds, as the processor lists them
 
     def add_card(self, token: str, brand: str = "visa", last4: str = "4242") -> str:
         self.cards[token] = VaultCard(token=token, brand=brand, last4=last4, exp_month=12, exp_year=2034)
@@ -224,6 +383,53 @@ class FakeVault:
         result = self.outcomes.pop(0) if self.outcomes else ChargeResult(
             status="succeeded", reference=f"pi_{len(self.charges)}")
         self.by_key[request.idempotency_key] = result
+        if result.reference:
+            self.intents[result.reference] = {"status": result.status, "request": request}
+        return result
+
+    def cancel_charge(self, reference: str, *, idempotency_key: str) -> ChargeResult:
+        intent = self.intents[reference]
+        if intent["status"] in ("requires_action", "processing_cancelable"):
+            intent["status"] = "failed"
+            self.cancelled.append(reference)
+            return ChargeResult(status="failed", reference=reference, failure_code="canceled")
+        return ChargeResult(status=intent["status"] if intent["status"] != "processing_cancelable" else "processing",
+                            reference=reference)
+
+    def _observed(self, reference: str) -> CardEvent:
+        intent = self.intents[reference]
+        request: OffSessionCharge = intent["request"]
+        kind = {"succeeded": "charge_succeeded", "failed": "charge_failed", "requires_action": "charge_requires_action",
+                "processing": "charge_processing"}[intent["status"]]
+        return CardEvent(provider="stripe", event_id=f"observed_{reference}_{intent['status']}", kind=kind,
+                         occurred_at=self.now(), charge_reference=reference, amount=request.amount,
+                         metadata={**request.metadata, "clinic_id": request.clinic_id, "patient_id": request.patient_id,
+                                   "clinicpay_charge_id": request.charge_id})
+
+    def observe_charge(self, reference: str) -> CardEvent:
+        return self._observed(reference)
+
+    def find_charge(self, customer_ref: str, charge_id: str, created_after: datetime) -> CardEvent | None:
+        found = next((ref for ref, i in self.intents.items() if i["request"].charge_id == charge_id), None)
+        return self._observed(found) if found else None
+
+    def observe_refunds(self, reference: str) -> list[CardEvent]:
+        return [CardEvent(provider="stripe", event_id=f"observed_{r.provider_refund_id}_{r.status}", kind="refund_updated",
+                          occurred_at=self.now(), charge_reference=reference, refund=r)
+                for r in self.refunds_at.get(reference, [])]
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        if request.idempotency_key in self.refunded_by_key:
+            return self.refunded_by_key[request.idempotency_key]
+        self.refund_requests.append(request)
+        result = self.refund_outcomes.pop(0) if self.refund_outcomes else RefundResult(
+            status="succeeded", provider_refund_id=f"re_{len(self.refund_requests)}")
+        self.refunded_by_key[request.idempotency_key] = result
+        if result.provider_refund_id:
+            self.refunds_at.setdefault(request.payment_reference, []).append(RefundObservation(
+                provider_refund_id=result.provider_refund_id, payment_reference=request.payment_reference,
+                amount=request.amount, status=result.status,
+                metadata={"clinic_id": request.clinic_id, "clinicpay_refund_id": request.refund_id}))
         return result
 
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> list[CardEvent]:
@@ -246,10 +452,44 @@ class FakeAppointments:
 
     def mark_paid(self, clinic_id: str, appointment_id: str, payment: dict[str, Any]) -> bool:
         item = self.items.get((clinic_id, appointment_id))
-        if not item or item["payment_status"] in ("paid", "refunded"):
+        if not item or item["payment_status"] in ("paid", "partially_refunded", "refunded"):
             return False
         item.update(payment_status="paid", payment=payment)
         return True
+
+    def apply_refund(self, clinic_id: str, appointment_id: str, *, payment_reference: str, refund_id: str,
+                     amount: Money) -> bool:
+        return self._move(clinic_id, appointment_id, payment_reference, refund_id, amount, +1)
+
+    def revert_refund(self, clinic_id: str, appointment_id: str, *, payment_reference: str, refund_id: str,
+                      amount: Money) -> bool:
+        return self._move(clinic_id, appointment_id, payment_reference, refund_id, amount, -1)
+
+    def _move(self, clinic_id: str, appointment_id: str, reference: str, refund_id: str, amount: Money, sign: int) -> bool:
+        item = self.items.get((clinic_id, appointment_id))
+        if not item or (item.get("payment") or {}).get("reference") != reference:
+            return False
+        ids = item.setdefault("refund_ids", set())
+        if (refund_id in ids) == (sign > 0):
+            return False
+        paid = item["payment"]["amount"]["amount"]
+        total = (item.get("amount_refunded") or {}).get("amount", 0) + sign * amount.amount
+        ids.add(refund_id) if sign > 0 else ids.discard(refund_id)
+        item["amount_refunded"] = {"amount": total, "currency": amount.currency}
+        item["payment_status"] = "paid" if total == 0 else "refunded" if total == paid else "partially_refunded"
+        return True
+
+    def record_dispute(self, clinic_id: str, appointment_id: str, *, payment_reference: str,
+                       dispute: dict[str, Any]) -> bool:
+        item = self.items.get((clinic_id, appointment_id))
+        if not item or (item.get("payment") or {}).get("reference") != payment_reference:
+            return False
+        item["dispute"] = dispute
+        return True
+
+    def paid_by(self, clinic_id: str, provider: str, reference: str) -> str | None:
+        return next((aid for (c, aid), item in self.items.items() if c == clinic_id
+                     and (item.get("payment") or {}).get("reference") == reference), None)
 
     def confirm_awaiting_card(self, clinic_id: str, patient_id: str) -> list[str]:
         confirmed = []
@@ -362,6 +602,7 @@ class World:
         self.notifier = FakeNotifier()
         self.templates = FakeTemplates()
         self.clock = Clock()
+        self.vault.now = self.clock
         self.clinics.add("cl_a")
         self.clinics.add("cl_b")
         self.clinics.add_service("cl_a", "consulta", no_show_fee=2500)

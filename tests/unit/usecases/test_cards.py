@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clinicpay.domain.card import ChargeReason, ConsentChannel, ConsentGrant
-from clinicpay.domain.errors import AlreadyPaid, NotFound, ProviderUnavailable, ValidationFailed
+from clinicpay.domain.errors import AlreadyPaid, NotFound, ProviderOutcomeUnknown, ProviderUnavailable, ValidationFailed
 from clinicpay.domain.money import Money
 from clinicpay.ports import ChargeResult
 from clinicpay.usecases import cards
@@ -186,15 +186,16 @@ def test_a_retried_request_with_the_same_idempotency_key_charges_once(world: Wor
     assert first == again and len(world.vault.charges) == 1
 
 
-def test_a_request_that_died_before_the_processor_answered_is_settled_by_its_retry(world: World) -> None:
-    # Given the processor did not answer the first time
+def test_a_charge_whose_answer_was_lost_stays_processing_and_is_settled_by_its_retry(world: World) -> None:
+    # Given the processor may have charged but we got no answer (a timeout, a 409, a 5xx)
     save(world, "pm_1")
     world.appointments.add("cl_a", "ap_1", "p-1")
     world.vault.outcomes.append(ChargeResult(status="succeeded", reference="pi_x"))
     original = world.vault.charge
-    world.vault.charge = lambda request: (_ for _ in ()).throw(ProviderUnavailable())  # type: ignore[method-assign]
-    with pytest.raises(ProviderUnavailable):
-        charge(world, reason=ChargeReason.NO_SHOW, amount=None, appointment_id="ap_1", idempotency_key="k1")
+    world.vault.charge = lambda request: (_ for _ in ()).throw(ProviderOutcomeUnknown())  # type: ignore[method-assign]
+    first = charge(world, reason=ChargeReason.NO_SHOW, amount=None, appointment_id="ap_1", idempotency_key="k1")
+    # Then the charge is processing (undecided), never failed
+    assert first["status"] == "processing" and first["undecided"] is True and "failure_code" not in first
     # And a different request for the same no-show is held off meanwhile
     world.vault.charge = original  # type: ignore[method-assign]
     with pytest.raises(cards.AlreadyCharged):
@@ -202,7 +203,24 @@ def test_a_request_that_died_before_the_processor_answered_is_settled_by_its_ret
     # When the same request is retried
     charged = charge(world, reason=ChargeReason.NO_SHOW, amount=None, appointment_id="ap_1", idempotency_key="k1")
     # Then it reaches one processor payment
-    assert charged["status"] == "succeeded" and len(world.vault.charges) == 1
+    assert charged["status"] == "succeeded" and "undecided" not in charged and len(world.vault.charges) == 1
+
+
+def test_a_charge_that_never_reached_the_processor_fails_and_frees_the_appointment(world: World) -> None:
+    # Given the processor could not be reached at all (nothing was sent)
+    save(world, "pm_1")
+    world.appointments.add("cl_a", "ap_1", "p-1")
+    original = world.vault.charge
+    world.vault.charge = lambda request: (_ for _ in ()).throw(ProviderUnavailable())  # type: ignore[method-assign]
+    with pytest.raises(ProviderUnavailable):
+        charge(world, reason=ChargeReason.NO_SHOW, amount=None, appointment_id="ap_1", idempotency_key="k1")
+    [stored] = world.cards.charges.values()
+    assert (stored.status, stored.failure_code) == ("failed", "provider_unavailable")
+    # When the same request is retried once the processor is back, it is sent and charged once
+    world.vault.charge = original  # type: ignore[method-assign]
+    retried = charge(world, reason=ChargeReason.NO_SHOW, amount=None, appointment_id="ap_1", idempotency_key="k1")
+    assert retried["status"] == "succeeded" and retried["charge_id"] == stored.charge_id
+    assert len(world.vault.charges) == 1
 
 
 def test_a_card_that_needs_authentication_gives_a_link_and_a_decline_gives_its_reason(world: World) -> None:

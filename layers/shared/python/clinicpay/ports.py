@@ -206,11 +206,35 @@ class ChargeResult(BaseModel):
 
 
 CardEventKind = Literal["setup_succeeded", "setup_failed", "charge_succeeded", "charge_failed",
-                        "charge_requires_action", "card_detached", "ignored"]
+                        "charge_requires_action", "charge_processing", "charge_refunded", "refund_updated",
+                        "dispute_updated", "card_detached", "ignored"]
+
+
+class RefundObservation(BaseModel):
+    """One refund as the processor reports it (its event, or our asking): ours, or one started in
+    the processor's dashboard."""
+
+    provider_refund_id: str
+    payment_reference: str | None = None  # the payment it gives money back from (Stripe PaymentIntent)
+    amount: Money | None = None
+    status: Literal["pending", "succeeded", "failed"]
+    failure_code: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)  # the refund's own (ours carry our refund id)
+
+
+class DisputeObservation(BaseModel):
+    """A cardholder's dispute (chargeback) of a payment, as the processor reports it."""
+
+    dispute_id: str
+    payment_reference: str | None = None
+    amount: Money | None = None
+    reason: str | None = None
+    status: str  # the processor's own: needs_response, under_review, won, lost, warning_* ...
 
 
 class CardEvent(BaseModel):
-    """A verified processor event about cards or off-session charges, in neutral terms."""
+    """A verified processor event about cards or off-session charges, in neutral terms. Also what
+    our own asking (reconciliation) observed, so both take one code path."""
 
     provider: str
     event_id: str
@@ -223,6 +247,9 @@ class CardEvent(BaseModel):
     amount: Money | None = None  # what a charge event says was charged
     failure_code: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    refunded_total: Money | None = None  # charge_refunded: all the processor has given back on the payment
+    refund: RefundObservation | None = None  # refund_updated
+    dispute: DisputeObservation | None = None  # dispute_updated
 
 
 class CardVault(Protocol):
@@ -247,7 +274,32 @@ class CardVault(Protocol):
         ...
 
     def charge(self, request: OffSessionCharge) -> ChargeResult:
-        """Charge a saved card with the patient absent. A decline is a result, not an exception."""
+        """Charge a saved card with the patient absent. A decline is a result, not an exception.
+        Raises ProviderOutcomeUnknown when the processor may have charged and did not say."""
+        ...
+
+    def cancel_charge(self, reference: str, *, idempotency_key: str) -> ChargeResult:
+        """Cancel a charge that has not completed. Returns the charge as it stands after: `failed`
+        when cancelled (or already failed), `succeeded` when it completed first, anything else
+        when it can no longer be cancelled but has not finished."""
+        ...
+
+    def observe_charge(self, reference: str) -> CardEvent:
+        """Ask the processor how a charge stands, as the event that state would have sent."""
+        ...
+
+    def find_charge(self, customer_ref: str, charge_id: str, created_after: datetime) -> CardEvent | None:
+        """A charge we may have created (our id in its metadata) without learning its reference,
+        as `observe_charge` would report it; None when the processor has no such charge."""
+        ...
+
+    def observe_refunds(self, reference: str) -> list[CardEvent]:
+        """Every refund of a charge, as the events that report them."""
+        ...
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """Give money back from a charge. A refusal is a `failed` result; ProviderOutcomeUnknown
+        when the processor may have refunded and did not say."""
         ...
 
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> list[CardEvent]:

@@ -25,6 +25,7 @@ class Settings(BaseModel):
     # Each function's job queue (clinicpay.fanout): its dispatcher sends one message per shard there.
     create_link_jobs_queue_url: str = ""
     fiscalize_jobs_queue_url: str = ""
+    tokenize_jobs_queue_url: str = ""
     provider_timeout_seconds: float = 8.0
     secrets_max_age_seconds: int = 300
     # Public routes (the booking widget): requests per fixed window, per client address and per

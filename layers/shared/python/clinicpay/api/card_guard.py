@@ -110,6 +110,8 @@ GUARDS: dict[str, Guard] = {
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/card-requests": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges": guard(ids="body.card_id body.appointment_id"),
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}": FREE_TEXT,
+    "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": FREE_TEXT,
+    "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": FREE_TEXT,
     "GET /cards/setup/{token}": FREE_TEXT,
     "POST /cards/setup/{token}": FREE_TEXT,  # our consent page's form
     "GET /cards/setup/{token}/done": FREE_TEXT,

@@ -5,6 +5,8 @@ never collide; a request without the header is not deduplicated at all (two iden
 two bookings). Only a success (2xx, 3xx) is remembered: a 4xx or 5xx changed nothing, so a retry with
 the same key runs again (a 429's retry after the wait books; a 503's once the provider is back), and a
 refused caller (no key, another clinic's key) leaves nothing behind.
+Nor is any answer that asks the caller to come back (`Retry-After`), such as a card charge still
+processing (202): its outcome is not decided yet, and the retry is how the caller learns it.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ def _idempotency() -> tuple[Any, Any, Any, Any]:
 def idempotent_http(resolve: Handler) -> Handler:
     def remembered(event: dict[str, Any], context: Any) -> dict[str, Any]:
         response = resolve(event, context)
-        if int(response.get("statusCode", 200)) >= 400:  # a 429 or 503 included: nothing was decided
-            raise _NotRemembered(response)
+        status = int(response.get("statusCode", 200))
+        come_back = any(name.lower() == "retry-after" for name in response.get("headers") or {})
+        if status >= 400 or come_back:  # a 4xx/5xx decided nothing; a come-back answer nothing yet
             raise _NotRemembered(response)
         return response
 

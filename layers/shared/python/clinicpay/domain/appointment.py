@@ -123,6 +123,7 @@ class Appointment(BaseModel):
     status: BookingStatus = BookingStatus.CONFIRMED
     payment_link: PaymentLink | None = None
     payment: PaymentRecord | None = None  # the latest online payment (desk payments are rows only)
+    dispute: dict[str, Any] | None = None  # the cardholder's dispute of `payment`: {status, amount, reason, ...}
     created_at: datetime
     # The ledger (domain/ledger.py): what came in and what went back, in the price's currency,
     # written only in the same transaction as the payment or refund row that changes them.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -77,6 +77,22 @@ class ChargeReason(StrEnum):
     OTHER = "other"
 
 
+class Dispute(BaseModel):
+    """A cardholder's dispute of a payment, as the processor last reported it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    dispute_id: str
+    status: str  # the processor's: needs_response, under_review, won, lost, warning_* ...
+    amount: Money | None = None
+    reason: str | None = None
+    updated_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        return {"dispute_id": self.dispute_id, "status": self.status,
+                "amount": self.amount.model_dump() if self.amount else None, "reason": self.reason}
+
+
 class Charge(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -90,20 +106,74 @@ class Charge(BaseModel):
     status: ChargeStatus | None = None  # None while the processor call is under way
     provider: str
     reference: str | None = None  # the processor's payment id
+    customer_ref: str | None = None  # the processor's customer: finds a charge whose reference we never learnt
+    # We sent the charge and got no answer that says whether it was made (a timeout, a 409, a 5xx):
+    # `processing` until the processor's event or our asking (reconciliation) says.
+    undecided: bool = False
     failure_code: str | None = None
     action_url: str | None = None
+    amount_refunded: int = 0  # minor units given back or being given back (refunds pending or succeeded)
+    dispute: Dispute | None = None
     created_at: datetime
     updated_at: datetime
 
+    @property
+    def refundable(self) -> int:
+        return self.amount.amount - self.amount_refunded if self.status == "succeeded" else 0
+
     def view(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"charge_id": self.charge_id, "status": self.status or "processing",
+        status: str = self.status or "processing"
+        if status == "succeeded" and self.amount_refunded > 0:
+            status = "refunded" if self.amount_refunded >= self.amount.amount else "partially_refunded"
+        body: dict[str, Any] = {"charge_id": self.charge_id, "status": status,
                                 "amount": self.amount.model_dump(), "card_id": self.card_id,
                                 "reason": self.reason.value, "appointment_id": self.appointment_id,
-                                "created_at": self.created_at.isoformat()}
+                                "created_at": self.created_at.isoformat(),
+                                "amount_refunded": {"amount": self.amount_refunded, "currency": self.amount.currency}}
+        if self.undecided and status == "processing":
+            body["undecided"] = True
         if self.failure_code:
             body["failure_code"] = self.failure_code
         if self.action_url:
             body["action_url"] = self.action_url
+        if self.dispute:
+            body["dispute"] = self.dispute.view()
+        return body
+
+
+RefundStatus = Literal["pending", "succeeded", "failed"]
+
+
+class CardRefund(BaseModel):
+    """Money given back from a card charge: asked for by staff, or started in the processor's
+    dashboard and learnt from its event. Its amount is reserved on the charge from the moment it is
+    recorded (`Charge.amount_refunded`), and released only if it fails."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    refund_id: str
+    clinic_id: str
+    patient_id: str
+    charge_id: str
+    provider: str
+    amount: Money
+    status: RefundStatus = "pending"
+    reason: str | None = None
+    source: Literal["staff", "processor"] = "staff"  # processor: started in the processor's dashboard
+    provider_refund_id: str | None = None
+    undecided: bool = False  # sent, no answer yet (see Charge.undecided)
+    failure_code: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"refund_id": self.refund_id, "charge_id": self.charge_id, "status": self.status,
+                                "amount": self.amount.model_dump(), "reason": self.reason, "source": self.source,
+                                "created_at": self.created_at.isoformat()}
+        if self.undecided and self.status == "pending":
+            body["undecided"] = True
+        if self.failure_code:
+            body["failure_code"] = self.failure_code
         return body
 
 

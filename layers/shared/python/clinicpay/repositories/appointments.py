@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -408,6 +409,72 @@ class AppointmentRepository:
                         "ExpressionAttributeValues": values, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
         ]
         return self._attempt(writes, appointment_at=1)
+
+    # ---------------------------------------------------------------- refunds and disputes of a payment
+    # A card charge that paid the appointment (tokenize) is refunded through its charge; the
+    # appointment's ledger follows here.
+    def apply_refund(self, clinic_id: str, appointment_id: str, *, payment_reference: str, refund_id: str,
+                     amount: Money) -> bool:
+        """Count a refund of the appointment's payment once (its id joins `refund_ids`):
+        `amount_refunded` grows and `payment_status` becomes partially_refunded or refunded. False
+        when it was counted already, or the appointment's payment is another one (or would be
+        refunded beyond what was paid: never)."""
+        return self._move_refunded(clinic_id, appointment_id, payment_reference, refund_id, amount, +1)
+
+    def revert_refund(self, clinic_id: str, appointment_id: str, *, payment_reference: str, refund_id: str,
+                      amount: Money) -> bool:
+        """Take back a refund counted before that failed afterwards (a card refund can)."""
+        return self._move_refunded(clinic_id, appointment_id, payment_reference, refund_id, amount, -1)
+
+    def _move_refunded(self, clinic_id: str, appointment_id: str, reference: str, refund_id: str, amount: Money,
+                       sign: int) -> bool:
+        """The appointment's ledger (`amount_refunded`, status from domain/ledger.settled_status),
+        moved once per refund id (`refund_ids`) and never beyond what was paid, by a write
+        conditional on `ledger_version` like every other ledger write (usecases/refunds.py's
+        included), so the two never overwrite each other; a write that lost a race reads again.
+        A card charge's refunds are already reserved on the charge (repositories/cards.py); this is
+        the appointment's view of them."""
+        key = appointment_key(clinic_id, appointment_id)
+        for _ in range(LEDGER_ATTEMPTS):
+            with translated_errors():
+                item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+            if not item:
+                return False
+            current = _stored(plain(item))
+            appointment = current.appointment
+            payment = appointment.payment
+            counted = refund_id in set(item.get("refund_ids") or ())
+            if payment is None or payment.reference != reference or amount.currency != appointment.amount_paid.currency \
+                    or counted == (sign > 0):
+                return False  # another payment, or counted already (taken back already)
+            refunded = appointment.amount_refunded.amount + sign * amount.amount
+            if not 0 <= refunded <= appointment.amount_paid.amount:
+                return False  # never beyond what was paid
+            total = Money(amount=refunded, currency=amount.currency)
+            status = settled_status(appointment.price, appointment.amount_paid, total, appointment.payment_status)
+            change = "ADD refund_ids :ids" if sign > 0 else "DELETE refund_ids :ids"
+            moved = conditional(partial(
+                self._table.update_item, Key=key,
+                UpdateExpression=f"SET amount_refunded = :money, payment_status = :status, ledger_version = :next {change}",
+                ConditionExpression=f"#pay.#ref = :ref AND {version_condition(current.ledger_version)}",
+                ExpressionAttributeNames={"#pay": "payment", "#ref": "reference"},
+                ExpressionAttributeValues={":money": total.model_dump(), ":status": status.value, ":ids": {refund_id},
+                                           ":ref": reference, ":version": current.ledger_version,
+                                           ":next": current.ledger_version + 1}))
+            if moved:
+                return True
+        raise StorageUnavailable("The appointment kept changing; try again.")
+
+    def record_dispute(self, clinic_id: str, appointment_id: str, *, payment_reference: str,
+                       dispute: dict[str, Any]) -> bool:
+        """Show the newest word on a dispute of the appointment's own payment."""
+        return conditional(lambda: self._table.update_item(
+            Key=appointment_key(clinic_id, appointment_id), UpdateExpression="SET dispute = :d",
+            ConditionExpression="#pay.#ref = :ref AND (attribute_not_exists(dispute) OR "
+                                "dispute.dispute_id <> :id OR dispute.updated_at <= :at)",
+            ExpressionAttributeNames={"#pay": "payment", "#ref": "reference"},
+            ExpressionAttributeValues={":d": _json(dispute), ":ref": payment_reference, ":id": dispute["dispute_id"],
+                                       ":at": dispute["updated_at"]}))
 
     def _attempt(self, writes: list[dict[str, Any]], *, appointment_at: int) -> EventAttempt:
         """Run an event transaction whose first write records the event; `appointment_at` is the

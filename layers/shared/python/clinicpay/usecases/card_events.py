@@ -11,15 +11,22 @@ event counts here only for a setup or charge of THIS clinic: its metadata must n
 clinic, a setup must be the SetupIntent we stored (or, before Stripe told us its id, for the
 customer we made), a charge the PaymentIntent we stored, for the amount and currency we charged.
 Anything else is `foreign` (usecases/ownership.py): recorded under this clinic's key and counted.
+Refunds and disputes count for a charge whose PaymentIntent we stored for this clinic; those of a
+payment through our link are the appointments ledger's (`not_a_card_charge` here), except that a
+dispute of one is shown on its appointment (found by its payment row).
+
+Our own asking (usecases/card_reconcile.py) comes through here too, as the events the processor's
+current state would have sent (`observed_<id>_<status>`), recorded per clinic like any event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from clinicpay.domain.card import Card, CardSetup, SetupStatus
+from clinicpay.domain.card import Card, CardSetup, Charge, Dispute, SetupStatus
 from clinicpay.observability import logger, metrics
 from clinicpay.ports import CardEvent, ChargeResult
+from clinicpay.usecases.card_refunds import apply_refund_observation
 from clinicpay.usecases.cards import apply_charge_result, forget_card, store_card
 from clinicpay.usecases.cards_ports import CardDeps
 from clinicpay.usecases.ownership import (
@@ -121,13 +128,81 @@ def _charge_event(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdict:
         return FOREIGN, UNKNOWN_OBJECT
     if event.amount is not None and event.amount != charge.amount:
         return FOREIGN, AMOUNT_MISMATCH
-    status = {"charge_succeeded": "succeeded", "charge_failed": "failed"}.get(event.kind, "requires_action")
+    status = {"charge_succeeded": "succeeded", "charge_failed": "failed",
+              "charge_processing": "processing"}.get(event.kind, "requires_action")
     result = ChargeResult(status=status,  # type: ignore[arg-type]
                           reference=event.charge_reference or charge.reference,
                           failure_code=event.failure_code if status != "succeeded" else None,
                           action_url=charge.action_url if status == "requires_action" else None)
     _, changed = apply_charge_result(deps, charge, result, event.occurred_at)
     return "applied" if changed else "stale"
+
+
+def _our_charge(deps: CardDeps, clinic_id: str, event: CardEvent) -> Charge | None:
+    """This clinic's card charge a refund or dispute event is about (by the PaymentIntent we stored)."""
+    charge = deps.cards.find_charge(event.provider, event.charge_reference) if event.charge_reference else None
+    return charge if charge is not None and charge.clinic_id == clinic_id else None
+
+
+def _charge_refunded(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdict:
+    """`charge.refunded` carries only the running total. When it is more than we have counted, a
+    refund we did not ask for was made (the dashboard); when one of ours still waits for its answer
+    (it was lost), this may be it: ask the processor for the charge's refunds and apply each the
+    way its own event would have."""
+    charge = _our_charge(deps, clinic_id, event)
+    if charge is None:
+        return "not_a_card_charge"  # a payment through our link: the ledger of appointments reads it
+    total = event.refunded_total
+    if total is None or total.currency != charge.amount.currency or (event.amount and event.amount != charge.amount):
+        return FOREIGN, AMOUNT_MISMATCH
+    waiting = [r for r in deps.cards.list_refunds(clinic_id, charge.patient_id, charge.charge_id) if r.status == "pending"]
+    if total.amount <= charge.amount_refunded and not waiting:
+        return "already_applied"  # every refund behind this total is counted and settled
+    assert charge.reference
+    outcomes = [_refund_updated(deps, clinic_id, observed)
+                for observed in deps.vault_for(charge.provider).observe_refunds(charge.reference)]
+    return "applied" if "applied" in outcomes else "already_applied"
+
+
+def _refund_updated(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdict:
+    charge = _our_charge(deps, clinic_id, event)
+    if charge is None or event.refund is None:
+        return "not_a_card_charge"
+    outcome = apply_refund_observation(deps, charge, event.refund)
+    if outcome in ("foreign", "amount_mismatch", "exceeds_charge"):
+        return FOREIGN, {"amount_mismatch": AMOUNT_MISMATCH, "exceeds_charge": AMOUNT_MISMATCH}.get(outcome, UNKNOWN_OBJECT)
+    return outcome
+
+
+def _dispute_updated(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdict:
+    """A dispute of one of this clinic's payments: shown on the card charge, and on the appointment
+    whose own payment it is (a card charge for the appointment, or a payment through our link)."""
+    observed = event.dispute
+    if observed is None or not event.charge_reference:
+        return FOREIGN, UNKNOWN_OBJECT
+    dispute = Dispute(dispute_id=observed.dispute_id, status=observed.status, amount=observed.amount,
+                      reason=observed.reason, updated_at=event.occurred_at)
+    charge = _our_charge(deps, clinic_id, event)
+    if charge is not None:
+        recorded = deps.cards.record_dispute(charge, dispute)
+        appointment_id = charge.appointment_id
+        opened = recorded == "opened"
+    else:
+        recorded, appointment_id = "updated", deps.appointments.paid_by(clinic_id, event.provider, event.charge_reference)
+        if appointment_id is None:
+            return FOREIGN, UNKNOWN_OBJECT
+        before = (deps.appointments.get(clinic_id, appointment_id) or {}).get("dispute") or {}
+        opened = before.get("dispute_id") != dispute.dispute_id
+    if appointment_id:
+        shown = deps.appointments.record_dispute(clinic_id, appointment_id, payment_reference=event.charge_reference,
+                                                 dispute=dispute.model_dump(mode="json"))
+        recorded = recorded if charge is not None else ("updated" if shown else "stale")
+    if opened and recorded != "stale":
+        metrics.add_metric(name="DisputeOpened", unit="Count", value=1)
+        logger.warning("payment disputed", extra={"clinic_id": clinic_id, "dispute_id": dispute.dispute_id,
+                                                  "payment_reference": event.charge_reference,
+                                                  "reason": dispute.reason, "status": dispute.status})
+    return "stale" if recorded == "stale" else "applied"
 
 
 def _card_detached(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdict:
@@ -144,5 +219,9 @@ _HANDLERS: dict[str, Callable[[CardDeps, str, CardEvent], Verdict]] = {
     "charge_succeeded": _charge_event,
     "charge_failed": _charge_event,
     "charge_requires_action": _charge_event,
+    "charge_processing": _charge_event,
+    "charge_refunded": _charge_refunded,
+    "refund_updated": _refund_updated,
+    "dispute_updated": _dispute_updated,
     "card_detached": _card_detached,
 }

@@ -11,11 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clinicpay.domain.card import Card, Charge, ChargeReason, Consent, ConsentGrant
+from clinicpay.domain.clinic import Clinic
 from clinicpay.domain.errors import (
     AlreadyPaid,
     Conflict,
     NotFound,
     ProviderError,
+    ProviderOutcomeUnknown,
     ProviderUnavailable,
     ValidationFailed,
 )
@@ -25,9 +27,12 @@ from clinicpay.observability import logger, metrics
 from clinicpay.ports import CardVault, ChargeResult, OffSessionCharge
 from clinicpay.usecases.cards_ports import CardDeps
 
-# A claim on an appointment's charge whose request died before the processor answered is taken over
-# after this long; by then the processor's webhook has told us if the charge went through.
+# A claim on an appointment's charge that has not finished (the patient never completed the bank's
+# authentication, or the answer was lost) may be taken over after this long, once that charge is
+# cancelled at the processor (see _claim).
 STALE_CLAIM = timedelta(minutes=15)
+# Failures that say the processor never had the charge: a retry with the same key sends it again.
+RESENDABLE_FAILURES = ("provider_unavailable", "not_created")
 
 
 class ConsentRequired(ValidationFailed):
@@ -180,15 +185,13 @@ def charge_card(deps: CardDeps, clinic_id: str, patient_id: str, *, reason: Char
     The charge id comes from the caller's Idempotency-Key when there is one, and the processor's
     idempotency key from the charge id, so a retried request reaches the same processor payment.
     Without a key, an appointment still gets at most one live charge per reason.
+
+    An answer we did not get (a timeout, Stripe's 409 for a key in flight, a 5xx after retries) is
+    not a failure: the charge stays `processing` (undecided), its appointment claim held, until the
+    processor's event, our asking (card_reconcile) or a retry with the same key settles it.
     """
     now = deps.clock()
     require_patient(deps, clinic_id, patient_id)
-    clinic = deps.clinics.get(clinic_id)
-    appointment = _appointment(deps, clinic_id, patient_id, appointment_id, reason)
-    amount = _amount(deps, clinic_id, reason, amount, appointment)
-    if amount.currency != clinic.currency:
-        raise ValidationFailed(details=[{"field": "amount.currency", "message": f"must be {clinic.currency}"}])
-    card = _charge_card(deps, clinic_id, patient_id, card_id)
     charge_id = id_from_digest("ch", clinic_id, patient_id, idempotency_key) if idempotency_key else new_id("ch", 12)
     stored = deps.cards.get_charge(clinic_id, patient_id, charge_id)
     if stored is None and idempotency_key:
@@ -198,42 +201,165 @@ def charge_card(deps: CardDeps, clinic_id: str, patient_id: str, *, reason: Char
         legacy = deps.cards.get_charge(clinic_id, patient_id, "ch_" + _digest(clinic_id, patient_id, idempotency_key)[:24])
         if legacy is not None:
             stored, charge_id = legacy, legacy.charge_id
-    charge = Charge(charge_id=charge_id, clinic_id=clinic_id, patient_id=patient_id, card_id=card.card_id,
-                    amount=amount, reason=reason, appointment_id=appointment_id, provider=card.provider,
-                    created_at=now, updated_at=now)
-    if stored and stored.status is not None:
-        return stored.view()  # the same request again: the same answer, no second payment
-    if appointment_id and reason is not ChargeReason.OTHER and not deps.cards.claim_appointment_charge(
-            charge, stale_before=now - STALE_CLAIM):
-        raise AlreadyCharged()
-    if stored is None and not deps.cards.create_charge(charge):
+    if stored is not None and not _to_send(stored):
+        return stored.view()  # the same request again: the same answer (even once the appointment is paid)
+    clinic = deps.clinics.get(clinic_id)
+    if stored is not None:
+        # Sent again exactly as first sent (its card, its amount): Stripe refuses a key reused with
+        # other parameters, and the first attempt may have charged.
+        charge, found = stored, deps.cards.get_card(clinic_id, patient_id, stored.card_id, removing_too=True)
+        if found is None:
+            return stored.view()  # its card is gone: its event or reconciliation says what the first attempt did
+        card = found
+    else:
+        charge, card = _new_charge(deps, clinic, patient_id, charge_id, now, reason=reason, amount=amount,
+                                   card_id=card_id, appointment_id=appointment_id)
+    target = stored or charge
+    if target.appointment_id and target.reason is not ChargeReason.OTHER:
+        _claim(deps, target, now)
+    if stored is None and not deps.cards.create_charge(charge, check_at=now + deps.check_after):
         stored = deps.cards.get_charge(clinic_id, patient_id, charge_id)  # a concurrent twin got here first
-        if stored and stored.status is not None:
+        if stored is not None and not _to_send(stored):
             return stored.view()
-    charge = stored or charge
+    if stored is not None and stored.status == "failed":
+        deps.cards.reopen_charge(stored, now)  # never reached the processor: send it again, same key
+    return _send(deps, clinic.name, clinic.locale, card, stored or charge)
+
+
+def _new_charge(deps: CardDeps, clinic: Clinic, patient_id: str, charge_id: str, now: datetime, *,
+                reason: ChargeReason, amount: Money | None, card_id: str | None,
+                appointment_id: str | None) -> tuple[Charge, Card]:
+    appointment = _appointment(deps, clinic.clinic_id, patient_id, appointment_id, reason)
+    amount = _amount(deps, clinic.clinic_id, reason, amount, appointment)
+    if amount.currency != clinic.currency:
+        raise ValidationFailed(details=[{"field": "amount.currency", "message": f"must be {clinic.currency}"}])
+    card = _charge_card(deps, clinic.clinic_id, patient_id, card_id)
+    charge = Charge(charge_id=charge_id, clinic_id=clinic.clinic_id, patient_id=patient_id, card_id=card.card_id,
+                    amount=amount, reason=reason, appointment_id=appointment_id, provider=card.provider,
+                    customer_ref=card.customer_ref, created_at=now, updated_at=now)
+    return charge, card
+
+
+def _to_send(charge: Charge) -> bool:
+    """A stored charge a retry (same Idempotency-Key) sends to the processor again: never answered,
+    undecided, or failed without reaching it. The processor's idempotency replays whatever the
+    first attempt did, so a second payment is impossible."""
+    if charge.status is None:
+        return True
+    if charge.status == "processing":
+        return charge.undecided and not charge.reference
+    return charge.status == "failed" and charge.failure_code in RESENDABLE_FAILURES
+
+
+def _send(deps: CardDeps, clinic_name: str, locale: str, card: Card, charge: Charge) -> dict[str, Any]:
     vault = deps.vault_for(card.provider)
-    description = f"{clinic.name}: {reason.value.replace('_', ' ')}" + (f" {appointment_id}" if appointment_id else "")
+    reason, appointment_id = charge.reason, charge.appointment_id
+    description = f"{clinic_name}: {reason.value.replace('_', ' ')}" + (f" {appointment_id}" if appointment_id else "")
     request = OffSessionCharge(
-        clinic_id=clinic_id, patient_id=patient_id, charge_id=charge.charge_id, customer_ref=card.customer_ref,
-        card_token=card.token, amount=amount, description=description[:300],
-        idempotency_key=f"clinicpay-{clinic_id}-charge-{charge.charge_id}", return_url=charge_return_url(deps, clinic.locale),
+        clinic_id=charge.clinic_id, patient_id=charge.patient_id, charge_id=charge.charge_id,
+        customer_ref=card.customer_ref, card_token=card.token, amount=charge.amount, description=description[:300],
+        idempotency_key=f"clinicpay-{charge.clinic_id}-charge-{charge.charge_id}",
+        return_url=charge_return_url(deps, locale),
         metadata={"reason": reason.value, **({"appointment_id": appointment_id} if appointment_id else {})})
     try:
         result = vault.charge(request)
+    except ProviderOutcomeUnknown:
+        # Stripe may have charged the card: processing, claim held, settled by its event or our asking.
+        at = deps.clock()
+        deps.cards.mark_undecided(charge, at, check_at=at + deps.check_after)
+        metrics.add_metric(name="ChargeUndecided", unit="Count", value=1)
+        logger.warning("card charge undecided", extra={"clinic_id": charge.clinic_id, "charge_id": charge.charge_id})
+        stored = deps.cards.get_charge(charge.clinic_id, charge.patient_id, charge.charge_id) or charge
+        return stored.view()
     except ProviderUnavailable:
-        # Undecided: the charge stays "processing"; the same Idempotency-Key (or the processor's
-        # webhook, which names our charge id) settles it without a second payment.
-        raise
+        # Nothing reached the processor this time: nothing was charged by this attempt. A charge
+        # never sent before fails (the same request may be sent again); one that an earlier attempt
+        # may have made keeps what it is (undecided, or what its event said meanwhile).
+        if deps.cards.mark_not_sent(charge, deps.clock()):
+            deps.cards.update_appointment_claim(charge, "failed")
+            raise
+        now_stored = deps.cards.get_charge(charge.clinic_id, charge.patient_id, charge.charge_id)
+        if now_stored is None or now_stored.status is None:
+            raise
+        return now_stored.view()
     except ProviderError as error:
+        if charge.undecided:
+            # A retry refused while an earlier attempt may have charged: that attempt decides.
+            logger.warning("card charge retry refused", extra={"clinic_id": charge.clinic_id,
+                                                               "charge_id": charge.charge_id, "error_code": error.code})
+            return (deps.cards.get_charge(charge.clinic_id, charge.patient_id, charge.charge_id) or charge).view()
         # The processor refused the request itself (not the card): nothing was charged.
         apply_charge_result(deps, charge, ChargeResult(status="failed", failure_code=error.code), deps.clock())
         raise
     settled, _ = apply_charge_result(deps, charge, result, deps.clock())
-    logger.info("card charged", extra={"clinic_id": clinic_id, "charge_id": charge.charge_id,
+    logger.info("card charged", extra={"clinic_id": charge.clinic_id, "charge_id": charge.charge_id,
                                        "status": result.status, "failure_code": result.failure_code,
                                        "payment_reference": result.reference})
     metrics.add_metric(name=f"Charge_{result.status}", unit="Count", value=1)
     return settled.view()
+
+
+def _claim(deps: CardDeps, charge: Charge, now: datetime) -> None:
+    """Hold the appointment's one live charge for this reason, or say why not. A claim left by a
+    charge that has not finished after STALE_CLAIM (its patient never authenticated, or its answer
+    was lost) is taken over only once that charge is over at the processor: we cancel it there
+    first; if it completed meanwhile (the patient finished 3-D Secure), it wins and this one is
+    refused, so one appointment and reason never gets two live charges."""
+    if deps.cards.claim_appointment_charge(charge):
+        return
+    claim = deps.cards.appointment_claim(charge)
+    if claim is None or claim.get("status") != "pending":
+        if claim is not None and claim.get("status") == "failed" and deps.cards.claim_appointment_charge(charge):
+            return  # the other charge failed between our two reads
+        raise _already(charge, claim)
+    if datetime.fromisoformat(str(claim["claimed_at"])) >= now - STALE_CLAIM:
+        raise _already(charge, claim)
+    old = deps.cards.get_charge(charge.clinic_id, charge.patient_id, str(claim["charge_id"]))
+    if not end_stale_charge(deps, old):
+        raise _already(charge, deps.cards.appointment_claim(charge))
+    if not deps.cards.take_over_claim(charge, claim):
+        raise _already(charge, deps.cards.appointment_claim(charge))
+    metrics.add_metric(name="ChargeClaimTakenOver", unit="Count", value=1)
+    logger.info("stale charge claim taken over", extra={"clinic_id": charge.clinic_id, "charge_id": charge.charge_id,
+                                                        "previous_charge_id": claim["charge_id"]})
+
+
+def _already(charge: Charge, claim: dict[str, Any] | None) -> Conflict:
+    status = (claim or {}).get("status")
+    if status == "succeeded" and charge.reason is ChargeReason.APPOINTMENT:
+        return AlreadyPaid()
+    details = [{"charge_id": claim.get("charge_id"), "status": status}] if claim else []
+    if status == "pending":
+        return AlreadyCharged("This appointment has a charge for that reason that is still processing or awaiting "
+                              "the patient's authentication.", details=details)
+    return AlreadyCharged(details=details)
+
+
+def end_stale_charge(deps: CardDeps, old: Charge | None) -> bool:
+    """Make sure a charge that has not finished never completes: True when it is over (failed or
+    cancelled at the processor, or never made), False when it succeeded or is still going."""
+    if old is None:
+        return True  # its request died before recording it: it was never sent
+    if old.status in ("succeeded", "failed"):
+        return old.status == "failed"
+    vault = deps.vault_for(old.provider)
+    cancel_key = f"clinicpay-{old.clinic_id}-cancel-{old.charge_id}"
+    if old.reference:
+        result = vault.cancel_charge(old.reference, idempotency_key=cancel_key)
+    else:
+        customer = old.customer_ref or deps.cards.customer_ref(old.clinic_id, old.patient_id, old.provider)
+        found = vault.find_charge(customer, old.charge_id, old.created_at) if customer else None
+        if found is None or not found.charge_reference:
+            result = ChargeResult(status="failed", failure_code="not_created")
+        elif found.kind in ("charge_failed", "charge_succeeded"):  # already over: nothing to cancel
+            result = ChargeResult(status="failed" if found.kind == "charge_failed" else "succeeded",
+                                  reference=found.charge_reference, failure_code=found.failure_code)
+        else:
+            result = vault.cancel_charge(found.charge_reference, idempotency_key=cancel_key)
+    apply_charge_result(deps, old, result, deps.clock())
+    logger.info("stale charge ended", extra={"clinic_id": old.clinic_id, "charge_id": old.charge_id,
+                                             "status": result.status, "failure_code": result.failure_code})
+    return result.status == "failed"
 
 
 def get_charge(deps: CardDeps, clinic_id: str, patient_id: str, charge_id: str) -> dict[str, Any]:
@@ -249,10 +375,13 @@ def charge_return_url(deps: CardDeps, locale: str) -> str:
 
 
 def apply_charge_result(deps: CardDeps, charge: Charge, result: ChargeResult, at: datetime) -> tuple[Charge, bool]:
-    """Record a processor outcome (the immediate answer or a webhook) and what follows from it:
-    the appointment claim, and for an appointment's own charge the appointment paid. Returns the
-    stored charge and whether this outcome changed it (False: stale or already succeeded)."""
-    changed = deps.cards.settle_charge(charge, result, at)
+    """Record a processor outcome (the immediate answer, a webhook, or our asking) and what follows
+    from it: the appointment claim, and for an appointment's own charge the appointment paid.
+    Returns the stored charge and whether this outcome changed it (False: stale or already succeeded)."""
+    # Not final (awaiting the patient's authentication, processing): asked about after a few minutes
+    # should its event not come, then less and less often (card_reconcile).
+    final = result.status in ("succeeded", "failed")
+    changed = deps.cards.settle_charge(charge, result, at, check_at=None if final else at + deps.check_after)
     stored = deps.cards.get_charge(charge.clinic_id, charge.patient_id, charge.charge_id) or charge
     if not changed:
         return stored, False
@@ -277,7 +406,8 @@ def _appointment(deps: CardDeps, clinic_id: str, patient_id: str, appointment_id
     appointment = deps.appointments.get(clinic_id, appointment_id)
     if not appointment or (appointment.get("patient") or {}).get("id") != patient_id:
         raise NotFound("No such appointment for this patient.")
-    if reason is ChargeReason.APPOINTMENT and appointment.get("payment_status") in ("paid", "refunded"):
+    if reason is ChargeReason.APPOINTMENT and appointment.get("payment_status") in ("paid", "partially_refunded",
+                                                                                   "refunded"):
         raise AlreadyPaid()
     return appointment
 

@@ -100,7 +100,13 @@ def _new_refund(deps: RefundDeps, clinic_id: str, appointment_id: str, refund_id
     price = stored.appointment.price
     if ask.amount is not None and ask.amount.currency != price.currency:
         raise ValidationFailed(details=[{"field": "amount.currency", "message": f"must be {price.currency}"}])
-    payment = _payment_to_refund(deps.ledger.payments_of(stored), ask.payment_reference)
+    payments = deps.ledger.payments_of(stored)
+    if not payments and stored.appointment.amount_paid.amount > 0:
+        # Paid by charging a card on file (tokenize): that money is the charge's, reserved and
+        # refunded on it; the appointment's totals follow (AppointmentRepository.apply_refund).
+        raise Conflict("This appointment was paid by a card charge: refund the charge "
+                       "(POST .../patients/{patient_id}/charges/{charge_id}/refunds).", code="refund_through_charge")
+    payment = _payment_to_refund(payments, ask.payment_reference)
     amount = ask.amount or payment.refundable
     if payment.refundable.amount <= 0:
         raise NothingToRefund()

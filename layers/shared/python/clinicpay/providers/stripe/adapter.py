@@ -1,14 +1,27 @@
 """Stripe adapters: `StripeCardVault` (the CardVault port: customers, Checkout in setup mode,
-PaymentMethods, off-session PaymentIntents) and `StripeGateway` (the PaymentGateway port: Checkout in
-payment mode behind `/pay/{token}`). One Stripe account per clinic; both read the same credentials
-`{secret_key, publishable_key, webhook_secret}` and verify the same Stripe-Signature header."""
+PaymentMethods, off-session PaymentIntents, their cancellation, refunds and disputes) and
+`StripeGateway` (the PaymentGateway port: Checkout in payment mode behind `/pay/{token}`; and the
+RefundingGateway port for those payments). One Stripe account per clinic; both read the same
+credentials `{secret_key, publishable_key, webhook_secret}` and verify the same Stripe-Signature header.
+
+Refund and dispute events, as Stripe sends them to an endpoint pinned at 2024-06-20:
+- `charge.refunded` (data.object: the Charge; `amount_refunded` is everything refunded so far, pending
+  refunds included; since 2022-11-15 the Charge no longer lists its refunds), sent for every refund,
+  full or partial, ours or started in the Dashboard;
+- `charge.refund.updated` (data.object: the Refund) when a refund changes, e.g. pending -> succeeded,
+  or succeeded -> failed when the card was closed (`failure_reason`);
+- `refund.created` / `refund.updated` / `refund.failed` (the Refund): sent for card refunds only to
+  endpoints at 2024-10-28.acacia or later; read the same way should the endpoint be upgraded;
+- `charge.dispute.created` / `.updated` / `.closed` (data.object: the Dispute, naming its
+  `payment_intent`, `amount`, `reason`, `status`).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -24,9 +37,14 @@ from clinicpay.ports import (
     ChargeStatus,
     CheckoutRequest,
     CheckoutSession,
+    DisputeObservation,
     OffSessionCharge,
     PaymentEvent,
     PaymentEventKind,
+    RefundNotice,
+    RefundObservation,
+    RefundRequest,
+    RefundResult,
     SessionAnswer,
     VaultCard,
     asked_event_id,
@@ -55,14 +73,32 @@ PAYMENT_INTENT_STATUSES: dict[str, ChargeStatus] = {
     "canceled": "failed",
 }
 
+# PaymentIntent status -> the event kind that reports it (our asking is read as the event would be).
+INTENT_EVENT_KINDS: dict[ChargeStatus, CardEventKind] = {
+    "succeeded": "charge_succeeded", "failed": "charge_failed", "requires_action": "charge_requires_action",
+    "processing": "charge_processing"}
+
+REFUND_EVENTS = ("charge.refund.updated", "refund.created", "refund.updated", "refund.failed")
+DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
+
 CARD_EVENT_KINDS: dict[str, CardEventKind] = {
     "setup_intent.succeeded": "setup_succeeded",
     "setup_intent.setup_failed": "setup_failed",
     "payment_intent.succeeded": "charge_succeeded",
     "payment_intent.payment_failed": "charge_failed",
+    "payment_intent.canceled": "charge_failed",
     "payment_intent.requires_action": "charge_requires_action",
     "payment_method.detached": "card_detached",
+    "charge.refunded": "charge_refunded",
+    **dict.fromkeys(REFUND_EVENTS, "refund_updated"),
+    **dict.fromkeys(DISPUTE_EVENTS, "dispute_updated"),
 }
+
+# Stripe's own refund reasons; any other reason staff give stays with us.
+STRIPE_REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+REFUND_STATUSES: dict[str, Literal["pending", "succeeded", "failed"]] = {
+    "pending": "pending", "requires_action": "pending", "succeeded": "succeeded", "failed": "failed",
+    "canceled": "failed"}
 
 # checkout.session.completed in payment mode: `unpaid` means a delayed method is still settling.
 COMPLETED_PAYMENT_STATUSES: dict[str, PaymentEventKind] = {"paid": "succeeded", "unpaid": "pending"}
@@ -84,6 +120,10 @@ SUBSCRIBED_EVENTS = sorted({*CARD_EVENT_KINDS, *LINK_SESSION_EVENTS, "checkout.s
 
 class _StripeAccount:
     """One clinic's Stripe account: the HTTP client and the webhook secret."""
+
+    # Whose refunds this adapter makes, in their metadata: both ledgers read every refund event of
+    # the account, and each leaves the other's alone.
+    refund_source = "card_charge"
 
     def __init__(self, credentials: Mapping[str, Any], settings: Settings):
         secret_key = str(credentials.get("secret_key") or "")
@@ -110,6 +150,33 @@ class _StripeAccount:
         if not endpoint.secret:
             raise ProviderError("Stripe did not return a secret for the new webhook endpoint.")
         return endpoint.secret
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """`POST /v1/refunds` for (part of) a PaymentIntent, under the request's Idempotency-Key, so a
+        retry reaches the same refund. Our ids travel in the refund's metadata: the refund's events
+        name our refund, and a refund without them was started elsewhere (the Dashboard). Stripe's
+        refusal (already refunded, more than is left, disputed ...) is a `failed` result; an answer
+        we did not get raises ProviderOutcomeUnknown."""
+        params: dict[str, Any] = {
+            "payment_intent": request.payment_reference, "amount": _stripe_amount(request.amount),
+            "metadata": {"clinic_id": request.clinic_id, "clinicpay_refund_id": request.refund_id,
+                         "clinicpay_source": self.refund_source},
+        }
+        if request.reason in STRIPE_REFUND_REASONS:
+            params["reason"] = request.reason
+        try:
+            refund = self.client.create_refund(params, idempotency_key=request.idempotency_key)
+        except StripeApiError as error:
+            code = error.detail.code or error.code
+            logger.info("stripe refund refused", extra={"provider": PROVIDER, "clinic_id": request.clinic_id,
+                                                        "refund_id": request.refund_id, "http_status": error.http_status,
+                                                        "provider_code": error.detail.code})
+            return RefundResult(status="failed", failure_code=code)
+        observed = _refund_observation(refund)
+        logger.info("stripe refund created", extra={"provider": PROVIDER, "clinic_id": request.clinic_id,
+                                                    "refund_id": request.refund_id, "provider_refund_id": refund.id,
+                                                    "status": refund.status})
+        return RefundResult(provider_refund_id=refund.id, status=observed.status, failure_code=observed.failure_code)
 
 
 class StripeCardVault(_StripeAccount):
@@ -223,6 +290,42 @@ class StripeCardVault(_StripeAccount):
                                 action_url=result.action_url)
         return result
 
+    def cancel_charge(self, reference: str, *, idempotency_key: str) -> ChargeResult:
+        """Cancel a PaymentIntent that has not finished. Stripe serialises this with the patient's
+        3-D Secure step: whichever comes first wins, and a PaymentIntent that succeeded first is
+        reported as succeeded (Stripe refuses to cancel it: `payment_intent_unexpected_state`)."""
+        try:
+            intent = self.client.cancel_payment_intent(reference, {"cancellation_reason": "abandoned"},
+                                                       idempotency_key=idempotency_key)
+        except StripeApiError as error:
+            if error.detail.code == "payment_intent_unexpected_state":
+                intent = self.client.retrieve_payment_intent(reference)
+            elif error.is_missing:
+                return ChargeResult(status="failed", reference=reference, failure_code="not_created")
+            else:
+                raise
+        logger.info("stripe payment intent cancel", extra={"provider": PROVIDER, "payment_reference": reference,
+                                                           "status": intent.status})
+        return _charge_result(intent)
+
+    def observe_charge(self, reference: str) -> CardEvent:
+        return _observed_intent(self.client.retrieve_payment_intent(reference))
+
+    def find_charge(self, customer_ref: str, charge_id: str, created_after: datetime) -> CardEvent | None:
+        # A minute of slack for clocks: Stripe's `created` is its own.
+        since = int(created_after.timestamp()) - 60
+        for intent in self.client.list_payment_intents(customer_ref, created_gte=since):
+            if intent.metadata.get("clinicpay_charge_id") == charge_id:
+                return _observed_intent(intent)
+        return None
+
+    def observe_refunds(self, reference: str) -> list[CardEvent]:
+        now = datetime.now(UTC)
+        return [CardEvent(provider=PROVIDER, event_id=f"observed_{refund.id}_{refund.status}", kind="refund_updated",
+                          occurred_at=now, charge_reference=refund.payment_intent or reference,
+                          refund=_refund_observation(refund), metadata=dict(refund.metadata))
+                for refund in self.client.list_refunds(reference)]
+
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> list[CardEvent]:
         event = self._verified_event(raw_body, headers)
         translated = _card_event(event)
@@ -235,6 +338,7 @@ class StripeGateway(_StripeAccount):
     """Stripe Checkout in payment mode behind our `/pay/{token}` links (Canada, Norway)."""
 
     name = PROVIDER
+    refund_source = "payment_link"
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         amount = request.amount
@@ -362,6 +466,41 @@ def _charge_result(intent: schemas.PaymentIntent) -> ChargeResult:
                         action_url=action_url if status == "requires_action" else None)
 
 
+def _observed_intent(intent: schemas.PaymentIntent) -> CardEvent:
+    """How a PaymentIntent stands now, as the event its state would have sent. The id names the
+    PaymentIntent and its state, so observing the same state twice changes nothing twice."""
+    result = _charge_result(intent)
+    return CardEvent(provider=PROVIDER, event_id=f"observed_{intent.id}_{intent.status}",
+                     kind=INTENT_EVENT_KINDS[result.status], occurred_at=datetime.now(UTC),
+                     charge_reference=intent.id, customer_ref=intent.customer,
+                     amount=_money(intent.amount, intent.currency), failure_code=result.failure_code,
+                     metadata=dict(intent.metadata))
+
+
+def _refund_observation(refund: schemas.Refund) -> RefundObservation:
+    status = REFUND_STATUSES.get(refund.status or "pending", "pending")
+    failure = (refund.failure_reason or refund.status) if status == "failed" else None
+    return RefundObservation(provider_refund_id=refund.id, payment_reference=refund.payment_intent,
+                             amount=_money(refund.amount, refund.currency), status=status, failure_code=failure,
+                             metadata=dict(refund.metadata))
+
+
+def _refund_from(data: dict[str, Any]) -> RefundObservation | None:
+    try:
+        return _refund_observation(schemas.Refund.model_validate(data))
+    except ValidationError:
+        return None
+
+
+def _dispute_from(data: dict[str, Any]) -> DisputeObservation | None:
+    dispute_id, status = _text(data.get("id")), _text(data.get("status"))
+    if not dispute_id or not status:
+        return None
+    return DisputeObservation(dispute_id=dispute_id, payment_reference=_object_id(data.get("payment_intent")),
+                              amount=_money(data.get("amount"), data.get("currency")), reason=_text(data.get("reason")),
+                              status=status)
+
+
 def _card_event(event: schemas.Event) -> CardEvent:
     data = event.data.object
     kind: CardEventKind = CARD_EVENT_KINDS.get(event.type, "ignored")
@@ -374,10 +513,24 @@ def _card_event(event: schemas.Event) -> CardEvent:
         return CardEvent(**common, setup_id=_text(data.get("id")), customer_ref=_text(data.get("customer")),
                          card_token=_object_id(data.get("payment_method")))
     if event.type.startswith("payment_intent."):
+        if event.type == "payment_intent.canceled" and not common["failure_code"]:
+            common["failure_code"] = "canceled"
         return CardEvent(**common, charge_reference=_text(data.get("id")), customer_ref=_text(data.get("customer")),
                          amount=_money(data.get("amount"), data.get("currency")))
     if event.type.startswith("payment_method."):
         return CardEvent(**common, card_token=_text(data.get("id")))
+    if event.type == "charge.refunded":
+        return CardEvent(**common, charge_reference=_object_id(data.get("payment_intent")),
+                         amount=_money(data.get("amount"), data.get("currency")),
+                         refunded_total=_money(data.get("amount_refunded"), data.get("currency")))
+    if kind == "refund_updated":
+        refund = _refund_from(data)
+        if refund is not None:
+            return CardEvent(**common, charge_reference=refund.payment_reference, refund=refund)
+    if kind == "dispute_updated":
+        dispute = _dispute_from(data)
+        if dispute is not None:
+            return CardEvent(**{**common, "metadata": {}}, charge_reference=dispute.payment_reference, dispute=dispute)
     return CardEvent(**{**common, "kind": "ignored"})
 
 
@@ -395,6 +548,8 @@ def _payment_event(event: schemas.Event) -> PaymentEvent:
             kind = COMPLETED_PAYMENT_STATUSES.get(str(data.get("payment_status")), "ignored")
         else:
             kind = LINK_SESSION_EVENTS.get(event.type, "ignored")
+    elif event.type in REFUND_EVENTS or event.type == "charge.refunded":
+        return _link_refund_event(event, metadata)
     return PaymentEvent(
         provider=PROVIDER,
         event_id=event.id,
@@ -408,3 +563,66 @@ def _payment_event(event: schemas.Event) -> PaymentEvent:
                                                "payment_status": _text(data.get("payment_status"))}.items()
                  if value is not None},
     )
+
+
+def _link_refund_event(event: schemas.Event, metadata: dict[str, str]) -> PaymentEvent:
+    """A refund of a payment made through our link (ours, from the ledger, or started in the
+    Dashboard), for the provider-neutral ledger: `refunded`, naming the PaymentIntent, the refund
+    and its status. `charge.refunded` carries only the running total (`amount_refunded`)."""
+    data = event.data.object
+    if metadata.get("clinicpay_charge_id") or metadata.get("clinicpay_source") == "card_charge":
+        # A card charge's (its Charge carries our charge id; our refunds of it say so): tokenize's cards
+        # ledger applies it. A Dashboard refund of one names neither: the ledger finds no payment row.
+        return PaymentEvent(provider=PROVIDER, event_id=event.id, kind="ignored",
+                            occurred_at=datetime.fromtimestamp(event.created, UTC),
+                            payment_reference=_object_id(data.get("payment_intent")),
+                            details={"stripe_event_type": event.type, "reason": "card_charge"})
+    details: dict[str, Any] = {"stripe_event_type": event.type, "clinic_id": metadata.get("clinic_id")}
+    refund: RefundObservation | None = None
+    if event.type == "charge.refunded":
+        amount = _money(data.get("amount_refunded"), data.get("currency"))
+        details["refunded_total"] = amount.model_dump() if amount else None
+    else:
+        refund = _refund_from(data)
+        amount = refund.amount if refund else None
+        if refund:
+            details.update(refund_id=refund.provider_refund_id, refund_status=refund.status,
+                           failure_code=refund.failure_code, clinicpay_refund_id=refund.metadata.get("clinicpay_refund_id"))
+    reference = _object_id(data.get("payment_intent"))
+    # One refund named (its own object): for the appointment ledger (usecases/refunds.py). A
+    # `charge.refunded` names only the running total: the webhook asks Stripe for the refunds
+    # (`link_refund_events`).
+    notice = _refund_notice(refund, reference) if event.type != "charge.refunded" and refund else None
+    return PaymentEvent(provider=PROVIDER, event_id=event.id, kind="refunded",
+                        occurred_at=datetime.fromtimestamp(event.created, UTC),
+                        payment_reference=reference, refund=notice,
+                        appointment_id=metadata.get("appointment_id"), amount=amount,
+                        details={k: v for k, v in details.items() if v is not None})
+
+
+def _refund_notice(refund: RefundObservation, reference: str | None) -> RefundNotice | None:
+    payment = refund.payment_reference or reference
+    if not payment or refund.amount is None:
+        return None
+    return RefundNotice(payment_reference=payment, amount=refund.amount, status=refund.status,
+                        provider_refund_id=refund.provider_refund_id,
+                        refund_id=refund.metadata.get("clinicpay_refund_id"), failure_code=refund.failure_code)
+
+
+def link_refund_events(event: PaymentEvent, observed: list[CardEvent]) -> list[PaymentEvent]:
+    """A `charge.refunded` of a link payment (no refund named) turned into one ledger event per refund
+    Stripe lists for the PaymentIntent: each under its own event id (`{event}:{refund}:{status}`), so
+    it is applied once per clinic and a later word on the same refund still counts. Our card
+    charges' refunds (`clinicpay_source: card_charge`) are left to the cards ledger."""
+    found = []
+    for card_event in observed:
+        refund = card_event.refund
+        if refund is None or refund.metadata.get("clinicpay_source") == "card_charge":
+            continue
+        notice = _refund_notice(refund, event.payment_reference)
+        if notice is None:
+            continue
+        found.append(event.model_copy(update={
+            "event_id": f"{event.event_id}:{refund.provider_refund_id}:{refund.status}", "refund": notice,
+            "amount": refund.amount}))
+    return found

@@ -139,6 +139,42 @@ class StripeClient:
     def retrieve_payment_intent(self, payment_intent_id: str) -> schemas.PaymentIntent:
         return _parse(schemas.PaymentIntent, self._get(f"/v1/payment_intents/{http.path_segment(payment_intent_id)}"))
 
+    def cancel_payment_intent(self, payment_intent_id: str, params: dict[str, Any], *,
+                              idempotency_key: str) -> schemas.PaymentIntent:
+        """Only a PaymentIntent that has not finished can be cancelled (requires_payment_method,
+        requires_confirmation, requires_action, requires_capture, some processing); Stripe refuses
+        any other with 400 `payment_intent_unexpected_state`."""
+        payload = self._post(f"/v1/payment_intents/{http.path_segment(payment_intent_id)}/cancel", params,
+                             idempotency_key)
+        return _parse(schemas.PaymentIntent, payload)
+
+    def list_payment_intents(self, customer: str, *, created_gte: int, max_pages: int = 5) -> list[schemas.PaymentIntent]:
+        """A customer's PaymentIntents created since `created_gte` (epoch seconds), newest first."""
+        found: list[schemas.PaymentIntent] = []
+        query: dict[str, Any] = {"customer": customer, "created": {"gte": created_gte}, "limit": 100}
+        for _ in range(max_pages):
+            page = _parse(schemas.PaymentIntentList, self._get("/v1/payment_intents", query))
+            found += page.data
+            if not page.has_more or not page.data:
+                break
+            query["starting_after"] = page.data[-1].id
+        return found
+
+    # ------------------------------------------------------------------ refunds
+    def create_refund(self, params: dict[str, Any], *, idempotency_key: str) -> schemas.Refund:
+        return _parse(schemas.Refund, self._post("/v1/refunds", params, idempotency_key))
+
+    def list_refunds(self, payment_intent: str, *, max_pages: int = 5) -> list[schemas.Refund]:
+        found: list[schemas.Refund] = []
+        query: dict[str, Any] = {"payment_intent": payment_intent, "limit": 100}
+        for _ in range(max_pages):
+            page = _parse(schemas.RefundList, self._get("/v1/refunds", query))
+            found += page.data
+            if not page.has_more or not page.data:
+                break
+            query["starting_after"] = page.data[-1].id
+        return found
+
     # ------------------------------------------------------------------ webhook endpoints
     def create_webhook_endpoint(self, url: str, enabled_events: list[str], *, description: str) -> \
             schemas.WebhookEndpoint:
@@ -177,8 +213,6 @@ class StripeClient:
             return response.json()
         except ValueError:
             raise ProviderError("Stripe answered with something that is not JSON.") from None
-
-
 
 
 def _parse(model: type[Model], payload: Any) -> Model:

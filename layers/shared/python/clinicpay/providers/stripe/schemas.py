@@ -74,11 +74,40 @@ class PaymentIntent(_Wire):
     amount: StrictInt
     currency: str
     status: str
+    created: StrictInt | None = None
     customer: str | None = None
     payment_method: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     last_payment_error: LastError | None = None
     next_action: NextAction | None = None
+    cancellation_reason: str | None = None
+
+
+class PaymentIntentList(_Wire):
+    data: list[PaymentIntent] = Field(default_factory=list)
+    has_more: bool = False
+
+
+class Refund(_Wire):
+    """A refund: `pending`, `requires_action`, `succeeded`, `failed` or `canceled`. A card refund
+    may go from `succeeded` to `failed` later (the card was closed): `failure_reason` says why."""
+
+    id: str
+    object: str = "refund"
+    amount: StrictInt
+    currency: str
+    status: str | None = None
+    payment_intent: str | None = None
+    charge: str | None = None
+    reason: str | None = None
+    failure_reason: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    created: StrictInt | None = None
+
+
+class RefundList(_Wire):
+    data: list[Refund] = Field(default_factory=list)
+    has_more: bool = False
 
 
 class CheckoutSession(_Wire):
