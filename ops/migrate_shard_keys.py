@@ -41,12 +41,18 @@ class ShardedIndex:
     attribute: str  # the index's partition key attribute
     kind: str  # shard_key(kind, clinic_id)
     legacy: str | None  # the constant partition it had before sharding
+    label: str = ""  # how the report names it, when one index holds several kinds
+
+    @property
+    def name(self) -> str:
+        return self.label or self.index
 
 
 INDEXES = (
     ShardedIndex("AwaitingFiscalization", "fiscal_pending_pk", "PENDING", "PENDING"),
     ShardedIndex("RemindersDue", "reminder_pk", "DUE", "DUE"),
     ShardedIndex("DueByShard", "due_pk", "OUTBOX", None),
+    ShardedIndex("DueByShard", "due_pk", "LINKWATCH", None, label="DueByShard LINKWATCH"),
 )
 
 
@@ -57,8 +63,8 @@ class Report:
     gone: dict[str, int] = field(default_factory=dict)  # left the index while we worked
 
     def lines(self) -> list[str]:
-        return [f"{i.index}: moved {self.moved.get(i.index, 0)}, already in their shard {self.in_place.get(i.index, 0)}, "
-                f"done meanwhile {self.gone.get(i.index, 0)}" for i in INDEXES]
+        return [f"{i.name}: moved {self.moved.get(i.name, 0)}, already in their shard {self.in_place.get(i.name, 0)}, "
+                f"done meanwhile {self.gone.get(i.name, 0)}" for i in INDEXES]
 
 
 def partitions(index: ShardedIndex, previous_shards: int | None) -> list[str]:
@@ -77,12 +83,12 @@ def migrate(table_name: str, *, apply: bool, previous_shards: int | None = None,
             for item in _items(table, index, partition):
                 wanted = shard_key(index.kind, str(item["clinic_id"]))
                 if wanted == partition:
-                    report.in_place[index.index] = report.in_place.get(index.index, 0) + 1
+                    report.in_place[index.name] = report.in_place.get(index.name, 0) + 1
                     continue
                 if apply and not _move(table, item, index.attribute, partition, wanted):
-                    report.gone[index.index] = report.gone.get(index.index, 0) + 1
+                    report.gone[index.name] = report.gone.get(index.name, 0) + 1
                     continue
-                report.moved[index.index] = report.moved.get(index.index, 0) + 1
+                report.moved[index.name] = report.moved.get(index.name, 0) + 1
     return report
 
 

@@ -377,12 +377,31 @@ def run_message_retry(shard: int) -> dict[str, Any]:
     return retry(deps, shard)
 
 
+def run_link_reconcile(shard: int) -> dict[str, Any]:
+    """Ask the providers about link sessions whose webhook has not come (usecases/link_reconcile.py)."""
+    from datetime import UTC, datetime
+
+    from clinicpay.repositories.link_watches import LinkWatchRepository
+    from clinicpay.usecases.link_reconcile import LinkReconcileDeps
+    from clinicpay.usecases.link_reconcile import run_link_reconcile as reconcile
+    from clinicpay.usecases.payment_events import apply_payment_events
+
+    settings = get_settings()
+    repo = AppointmentRepository(settings.app_table)
+    deps = LinkReconcileDeps(watches=LinkWatchRepository(settings.app_table), appointments=repo,
+                             gateway_for=link_gateway, apply=lambda cid, events: apply_payment_events(cid, events, repo),
+                             # each ask is a provider call and its writes: stop while they still fit
+                             has_time=lambda: provider_seconds_left() > 0)
+    return reconcile(deps, shard, datetime.now(UTC))
+
+
 def _message_given_up(kept: Any, why: str) -> None:
     # Summed over every service by the MessageGivenUp alarm; the log line names the clinic.
     metrics.add_metric(name="MessageGivenUp", unit="Count", value=1)
 
 
-jobs = fanout.Jobs({"reminders": run_reminders, "message-retry": run_message_retry},
+jobs = fanout.Jobs({"reminders": run_reminders, "message-retry": run_message_retry,
+                    "link-reconcile": run_link_reconcile},
                    queue_url=lambda: get_settings().create_link_jobs_queue_url)
 
 

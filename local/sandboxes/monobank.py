@@ -24,7 +24,8 @@ create fields are refused; a basket that does not add up to the amount is refuse
 failed invoice is final. A payment goes `processing` then `success` (or `failure`), each change a
 webhook with a later `modifiedDate` (whole seconds, like monobank's, so each one is at least a
 second after the one before); each is tried up to 3 times until the receiver answers 200.
-`expired` is not sent (the 2026 docs say so): it shows in invoice/status only.
+`expired` is not sent (the 2026 docs say so): it shows in invoice/status only, once the invoice's
+validity has run out (`/_control/invoices/<id>/expire` runs it out now).
 
 One key signs every merchant's webhooks, as at monobank: a webhook of another merchant's invoice
 verifies just as well, which is what the foreign-invoice tests replay. Invoices belong to the token
@@ -800,9 +801,19 @@ def fail_button(invoice_id: str) -> BaseResponse:
 
 @app.post("/_control/invoices/<invoice_id>/<action>")
 def control_pay(invoice_id: str, action: str) -> Response:
-    """Pay or fail without a browser: {"deliver": false} keeps the webhooks for /_control/events."""
+    """Pay or fail without a browser: {"deliver": false} keeps the webhooks for /_control/events.
+    `expire` ends an unpaid invoice's validity now (monobank sends no webhook for that)."""
+    if action == "expire":
+        with STATE.lock:
+            token = STATE.invoice_owner.get(invoice_id)
+            invoice = STATE.accounts[token].invoices.get(invoice_id) if token else None
+            if invoice is None:
+                return _json({"error": "unknown invoice"}, 404)
+            invoice["_expires"] = _now()
+            _expire_if_due(invoice)
+            return _json({"invoice": status_body(invoice), "events": []})
     if action not in ("pay", "fail"):
-        return _json({"error": "pay or fail"}, 404)
+        return _json({"error": "pay, fail or expire"}, 404)
     deliver = bool(request_json().get("deliver", True))
     snapshot, events = complete(invoice_id, succeeded=action == "pay", deliver=deliver)
     return _json({"invoice": snapshot, "events": [e.event_id for e in events]})

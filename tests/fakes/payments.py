@@ -39,8 +39,11 @@ class FakeAppointments:
     def find_link(self, token: str) -> tuple[str, str] | None:
         return self.links.get(token)
 
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredAppointment]:
+        return {key: self.stored[key] for key in keys if key in self.stored}
+
     def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int,
-                     *, expected_version: int = 0) -> bool:
+                     *, expected_version: int = 0, now: datetime | None = None) -> bool:
         stored = self.stored[(clinic_id, appointment_id)]
         if stored.session_attempts != expected_attempts or stored.ledger_version != expected_version:
             return False
@@ -87,6 +90,7 @@ class FakeAppointments:
                                                     appointment.amount_refunded, appointment.payment_status)
         appointment.payment = PaymentRecord(provider=event.provider, reference=event.payment_reference or "",
                                             amount=event.amount, fee=event.fee, paid_at=event.occurred_at)
+        stored.paid_session_id = event.session_id
         stored.ledger_version += 1
         self.payments.append({"reference": event.payment_reference})
         return EventAttempt("applied")

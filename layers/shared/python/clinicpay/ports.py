@@ -67,6 +67,21 @@ class PaymentEvent(Model):
     refund: RefundNotice | None = None  # kind "refunded": the refund, for the ledger (usecases/refunds.py)
 
 
+class SessionAnswer(Model):
+    """What a provider says when asked about one of our checkout sessions (link reconciliation):
+    the answer as the event its webhook would have carried, and whether the session is settled
+    (paid, expired, failed for good: nothing more will happen to it, so we stop asking)."""
+
+    event: PaymentEvent
+    settled: bool
+
+
+def asked_event_id(session_id: str, kind: str, payment_reference: str | None) -> str:
+    """The event id of an answer we asked for, where the provider's answer carries no event id:
+    the same answer asked twice is one event (recorded once per clinic, like a repeated webhook)."""
+    return f"asked:{session_id}:{kind}:{payment_reference or '-'}"
+
+
 class PaymentGateway(Protocol):
     """A provider that can sit behind `/pay/{token}` and tells us by webhook how it went."""
 
@@ -76,6 +91,11 @@ class PaymentGateway(Protocol):
 
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> list[PaymentEvent]:
         """Verify the signature over the raw bytes, then translate. Raises InvalidSignature."""
+        ...
+
+    def session_status(self, session_id: str) -> SessionAnswer:
+        """Ask the provider how the session stands (a GET: nothing changes). The event's kind is
+        `ignored` while nothing has happened yet. Raises a ClinicpayError when there is no answer."""
         ...
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 
@@ -18,13 +18,14 @@ from botocore.exceptions import ClientError
 
 from clinicpay.domain.appointment import Appointment, ProviderSession
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
-from clinicpay.domain.errors import Conflict, NotFound, StorageUnavailable
+from clinicpay.domain.errors import ConditionFailed, Conflict, NotFound, StorageUnavailable
 from clinicpay.domain.ledger import settled_status
 from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import Text
 from clinicpay.ports import PaymentEvent
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
 from clinicpay.repositories.events import event_item
+from clinicpay.repositories.link_watches import watch_item
 from clinicpay.repositories.shards import key_of, shard_key
 
 # reminder_pk = shard_key(REMINDER_KIND, clinic_id), e.g. "DUE#07" (repositories/shards.py): the
@@ -63,6 +64,7 @@ class StoredAppointment:
     ledger_version: int = 0
     balance_requested: bool = False  # staff asked the link to collect the balance (deposit paid first)
     payment_keys: frozenset[str] = field(default_factory=frozenset)  # "{provider}#{reference}" of its payment rows
+    paid_session_id: str | None = None  # the provider session the last online payment came through
 
     def owns_session(self, session_id: str | None) -> bool:
         if not session_id:
@@ -164,6 +166,19 @@ class AppointmentRepository:
             raise NotFound("No such appointment.")
         return _stored(plain(item))
 
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredAppointment]:
+        """Appointments by (clinic_id, appointment_id), in BatchGetItem calls; absent ones are left out."""
+        found: dict[tuple[str, str], StoredAppointment] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 100):  # BatchGetItem takes at most 100 keys
+            chunk = unique[start:start + 100]
+            items = self._batch_get([(f"CLINIC#{cid}", f"APPT#{aid}") for cid, aid in chunk])
+            for cid, aid in chunk:
+                item = items.get((f"CLINIC#{cid}", f"APPT#{aid}"))
+                if item:
+                    found[(cid, aid)] = _stored(item)
+        return found
+
     def find_link(self, token: str) -> tuple[str, str] | None:
         with translated_errors():
             item = self._table.get_item(Key={"pk": f"LINK#{token}", "sk": "LINK"}).get("Item")
@@ -234,9 +249,12 @@ class AppointmentRepository:
             self._table.meta.client.transact_write_items(TransactItems=writes)
 
     def save_session(self, clinic_id: str, appointment_id: str, session: ProviderSession, expected_attempts: int,
-                     *, expected_version: int = 0) -> bool:
+                     *, expected_version: int = 0, now: datetime | None = None) -> bool:
         """Store a fresh provider session unless another click stored one first, or the ledger moved
-        since the session's terms were worked out (returns False then)."""
+        since the session's terms were worked out (returns False then).
+
+        The session's watch (repositories/link_watches.py) is written in the same transaction, one
+        call as before: should the provider's webhook never come, the link-reconcile job asks."""
         values: dict[str, Any] = {":s": _json(session.model_dump(mode="json", exclude_none=True)),
                                   ":next": expected_attempts + 1, ":expected": expected_attempts,
                                   ":sid": {session.session_id}, ":version": expected_version}
@@ -246,11 +264,15 @@ class AppointmentRepository:
         if session.amount is not None:
             update += ", session_asks :ask"
             values[":ask"] = {ask_key(session.session_id, session.amount)}
-        return conditional(lambda: self._table.update_item(
-            Key=appointment_key(clinic_id, appointment_id), UpdateExpression=update,
-            ConditionExpression=f"session_attempts = :expected AND payment_status IN ({statuses}) "
-                                f"AND {version_condition(expected_version)}",
-            ExpressionAttributeValues=values))
+        watch = watch_item(clinic_id, appointment_id, session, now or datetime.now(UTC))
+        writes = [
+            {"Update": {"TableName": self._table_name, "Key": appointment_key(clinic_id, appointment_id),
+                        "UpdateExpression": update, "ExpressionAttributeValues": values,
+                        "ConditionExpression": f"session_attempts = :expected AND payment_status IN ({statuses}) "
+                                               f"AND {version_condition(expected_version)}"}},
+            {"Put": {"TableName": self._table_name, "Item": watch}},
+        ]
+        return _transacted(lambda: self._table.meta.client.transact_write_items(TransactItems=writes))
 
     def request_balance(self, clinic_id: str, appointment_id: str, expected_version: int) -> bool:
         """The link collects the balance from now on, and never expires (staff sent it)."""
@@ -308,7 +330,9 @@ class AppointmentRepository:
         assert event.appointment_id and event.payment_reference and event.session_id and event.amount
         payment = without_none({
             "provider": event.provider, "reference": event.payment_reference, "amount": event.amount.model_dump(),
-            "fee": event.fee.model_dump() if event.fee else None, "paid_at": event.occurred_at.isoformat()})
+            "fee": event.fee.model_dump() if event.fee else None, "paid_at": event.occurred_at.isoformat(),
+            # The session it came through: link reconciliation closes that session's watch unasked.
+            "session_id": event.session_id})
         key = appointment_key(clinic_id, event.appointment_id)
         values: dict[str, Any] = {":payment": payment, ":t": event.occurred_at.isoformat(), ":sid": event.session_id,
                                   ":ask": ask_key(event.session_id, event.amount),
@@ -479,6 +503,16 @@ class AppointmentRepository:
 _DESERIALIZER = TypeDeserializer()
 
 
+def _transacted(write: Any) -> bool:
+    """Run a transaction; False when a condition refused it (nothing was written)."""
+    try:
+        with translated_errors():
+            write()
+        return True
+    except ConditionFailed:
+        return False
+
+
 def _deserialized(item: dict[str, Any]) -> dict[str, Any]:
     # Cancellation reasons come back in DynamoDB's wire format ({"S": ...}), even through the
     # resource's client, which translates only successful answers.
@@ -554,4 +588,5 @@ def _stored(item: dict[str, Any]) -> StoredAppointment:
         ledger_version=int(item.get("ledger_version", 0)),
         balance_requested=bool(item.get("balance_requested")),
         payment_keys=frozenset(str(s) for s in item.get("payment_keys") or ()),
+        paid_session_id=(item.get("payment") or {}).get("session_id"),
     )

@@ -184,8 +184,9 @@ def _new_session(deps: PayDeps, clinic_id: str, stored: StoredAppointment, amoun
                               ledger_version=stored.ledger_version, paid_after=paid_after,
                               status_after=settled_status(appointment.price, paid_after, appointment.amount_refunded,
                                                           appointment.payment_status))
+    # Stored with its watch: should the provider's webhook never come, link-reconcile asks.
     if not deps.appointments.save_session(clinic_id, appointment.appointment_id, session, stored.session_attempts,
-                                          expected_version=stored.ledger_version):
+                                          expected_version=stored.ledger_version, now=deps.clock()):
         return None
     logger.info("provider session created", extra={"clinic_id": clinic_id, "provider": provider.value,
                                                    "appointment_id": appointment.appointment_id, "purpose": purpose})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +20,8 @@ from clinicpay.ports import (
     RefundNotice,
     RefundRequest,
     RefundResult,
+    SessionAnswer,
+    asked_event_id,
 )
 from clinicpay.providers.fintoc import schemas
 from clinicpay.providers.fintoc.client import FintocApiError, FintocClient
@@ -165,6 +168,39 @@ class FintocGateway:
             "provider": PROVIDER, "event_id": event.id, "event_type": event.type, "kind": translated.kind,
             "session_id": translated.session_id, "payment_reference": translated.payment_reference})
         return [translated]
+
+    def session_status(self, session_id: str) -> SessionAnswer:
+        """GET /v1/checkout_sessions/{id}: `created`/`in_progress` wait for the patient (a failed
+        attempt leaves it `in_progress`: the patient may try again), `expired` is over, `finished`
+        carries its payment at payment_resource.payment_intent, whose status decides (a `pending`
+        bank transfer is watched until Fintoc decides it)."""
+        session = self.client.get_checkout_session(session_id)
+        payment = session.payment_resource.payment_intent if session.payment_resource else None
+        kind: PaymentEventKind = "ignored"
+        settled = False
+        if session.status == "expired":
+            kind, settled = "expired", True
+        elif payment is not None:
+            kind = PAYMENT_STATUS_KINDS.get(payment.status, "ignored")
+            settled = session.status == "finished" and kind in ("succeeded", "failed")
+        source_amount = (payment.amount, payment.currency) if payment else (session.amount, session.currency)
+        amount = _money(*source_amount)
+        reference = payment.id if payment else None
+        when = (payment.transaction_date or payment.created_at) if payment else None
+        if kind == "expired":
+            when = session.expires_at
+        metadata = session.metadata
+        event = PaymentEvent(
+            provider=PROVIDER, event_id=asked_event_id(session.id, kind, reference), kind=kind,
+            occurred_at=when or datetime.now(UTC), session_id=session.id, payment_reference=reference,
+            appointment_id=_text(metadata.get("appointment_id")), amount=amount,
+            fee=fintoc_fee(amount) if kind == "succeeded" and amount is not None else None,
+            details={k: v for k, v in {"fintoc_session_status": session.status, "clinic_id": _text(metadata.get("clinic_id")),
+                                       "status": payment.status if payment else None, "asked": True}.items()
+                     if v is not None})
+        logger.info("fintoc checkout session asked", extra={"provider": PROVIDER, "session_id": session.id,
+                                                           "status": session.status, "kind": kind})
+        return SessionAnswer(event=event, settled=settled)
 
     def refund(self, request: RefundRequest) -> RefundResult:
         """POST /v1/refunds for a payment intent, under our key. Fintoc answers at once with the

@@ -32,6 +32,7 @@ from clinicpay.ports import (
     ProviderFiscalCheck,
     RefundRequest,
     RefundResult,
+    SessionAnswer,
 )
 from clinicpay.providers.monobank import schemas
 from clinicpay.providers.monobank.client import MonobankApiError, MonobankClient
@@ -59,6 +60,11 @@ LINK_EVENT_KINDS: dict[str, PaymentEventKind] = {
     # The invoice exists and waits for the patient: nothing has happened to the payment yet.
     "created": "ignored",
 }
+
+
+# An invoice in one of these states changes no more for a link payment (a later refund of a paid one
+# is the ledger's business, not the link's).
+FINAL_INVOICE_STATUSES = frozenset({"success", "failure", "reversed", "expired"})
 
 
 # invoice/cancel's answer -> our refund's state. Anything else is still being decided.
@@ -241,39 +247,52 @@ class MonobankGateway(_Monobank):
                                expires_at=datetime.now(UTC) + INVOICE_VALIDITY)
 
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> list[PaymentEvent]:
-        body = self.verified_body(raw_body, headers)
-        kind: PaymentEventKind = LINK_EVENT_KINDS.get(body.status, "ignored")
-        try:
-            update = to_update(body)
-        except UnsupportedInvoiceStatus:
-            update = None
-        occurred = update.modified_at if update else _order_moment(body)
-        info = body.payment_info
-        details: dict[str, Any] = {"monobank_status": body.status, "failure_reason": body.failure_reason,
-                                   "masked_pan": info.masked_pan if info else None}
-        if update is not None and update.cancels:
-            # Refunds of the invoice (partial ones leave the status `success`), for the ledger: each
-            # named by its cancel key (`ext:<our refund id>` for ours), decided or not.
-            details["refunds"] = [{"key": c.key, "ext_ref": c.ext_ref, "status": c.status,
-                                   "amount": c.amount.model_dump() if c.amount else None,
-                                   "created_at": c.created_raw} for c in update.cancels]
-        event = PaymentEvent(
-            provider=PROVIDER,
-            # monobank signs nothing time-related and sends no event id: invoice, status and
-            # modifiedDate name one change (without modifiedDate: what the body says, InvoiceUpdate).
-            event_id=update.event_id if update else f"{body.invoice_id}:{body.status}:{body.modified_date}",
-            kind=kind,
-            occurred_at=occurred,
-            session_id=body.invoice_id,
-            payment_reference=body.invoice_id,
-            appointment_id=body.reference or None,
-            amount=_money(body.amount, body.ccy),
-            fee=_money(info.fee, body.ccy) if info and info.fee is not None and kind == "succeeded" else None,
-            details={k: v for k, v in details.items() if v is not None},
-        )
-        logger.info("monobank event verified", extra={"provider": PROVIDER, "event_id": event.event_id,
-                                                      "kind": kind, "session_id": body.invoice_id})
-        return [event]
+        return [_link_event(self.verified_body(raw_body, headers))]
+
+    def session_status(self, session_id: str) -> SessionAnswer:
+        """GET invoice/status: the same body a webhook carries, so the same event (and event id: a
+        webhook that arrives after our asking is a repeat). `created` waits for the patient and
+        `processing`/`hold` for the card; `success`, `failure`, `reversed` and `expired` are final
+        (monobank sends no webhook for `expired` at all: asking is the only way to learn it)."""
+        body = self.client.invoice_status(session_id)
+        event = _link_event(body)
+        return SessionAnswer(event=event, settled=body.status in FINAL_INVOICE_STATUSES)
+
+
+def _link_event(body: schemas.InvoiceStatusBody) -> PaymentEvent:
+    """The link payment event an invoice status body says (webhook and invoice/status alike)."""
+    kind: PaymentEventKind = LINK_EVENT_KINDS.get(body.status, "ignored")
+    try:
+        update = to_update(body)
+    except UnsupportedInvoiceStatus:
+        update = None
+    occurred = update.modified_at if update else _order_moment(body)
+    info = body.payment_info
+    details: dict[str, Any] = {"monobank_status": body.status, "failure_reason": body.failure_reason,
+                               "masked_pan": info.masked_pan if info else None}
+    if update is not None and update.cancels:
+        # Refunds of the invoice (partial ones leave the status `success`), for the ledger: each
+        # named by its cancel key (`ext:<our refund id>` for ours), decided or not.
+        details["refunds"] = [{"key": c.key, "ext_ref": c.ext_ref, "status": c.status,
+                               "amount": c.amount.model_dump() if c.amount else None,
+                               "created_at": c.created_raw} for c in update.cancels]
+    event = PaymentEvent(
+        provider=PROVIDER,
+        # monobank signs nothing time-related and sends no event id: invoice, status and
+        # modifiedDate name one change (without modifiedDate: what the body says, InvoiceUpdate).
+        event_id=update.event_id if update else f"{body.invoice_id}:{body.status}:{body.modified_date}",
+        kind=kind,
+        occurred_at=occurred,
+        session_id=body.invoice_id,
+        payment_reference=body.invoice_id,
+        appointment_id=body.reference or None,
+        amount=_money(body.amount, body.ccy),
+        fee=_money(info.fee, body.ccy) if info and info.fee is not None and kind == "succeeded" else None,
+        details={k: v for k, v in details.items() if v is not None},
+    )
+    logger.info("monobank link event read", extra={"provider": PROVIDER, "event_id": event.event_id,
+                                                   "kind": kind, "session_id": body.invoice_id})
+    return event
 
 
 class MonobankQrAcquirer(_Monobank):

@@ -45,7 +45,9 @@ from clinicpay.ports import (
     RefundObservation,
     RefundRequest,
     RefundResult,
+    SessionAnswer,
     VaultCard,
+    asked_event_id,
 )
 from clinicpay.providers.stripe import schemas
 from clinicpay.providers.stripe.client import PROVIDER, StripeApiError, StripeClient
@@ -106,6 +108,11 @@ LINK_SESSION_EVENTS: dict[str, PaymentEventKind] = {
     "checkout.session.async_payment_failed": "failed",
     "checkout.session.expired": "expired",
 }
+
+# A completed Checkout Session left `unpaid` (a delayed payment method) is decided by its
+# PaymentIntent: still settling, failed for good, or paid (its webhook lost).
+LINK_INTENT_KINDS: dict[str, PaymentEventKind] = {
+    "succeeded": "succeeded", "processing": "pending", "requires_payment_method": "failed", "canceled": "failed"}
 
 # What our webhook endpoint subscribes to: both adapters read the same endpoint.
 SUBSCRIBED_EVENTS = sorted({*CARD_EVENT_KINDS, *LINK_SESSION_EVENTS, "checkout.session.completed"})
@@ -359,6 +366,36 @@ class StripeGateway(_StripeAccount):
             "appointment_id": request.appointment_id, "status": session.status})
         return CheckoutSession(provider=PROVIDER, session_id=session.id, url=session.url,
                                expires_at=_when(session.expires_at))
+
+    def session_status(self, session_id: str) -> SessionAnswer:
+        """GET /v1/checkout/sessions/{id}: `open` waits for the patient, `expired` is over, `complete`
+        with payment_status `paid` is paid; `complete` but `unpaid` (a delayed method) is settled by
+        its PaymentIntent (one more GET)."""
+        session = self.client.retrieve_checkout_session(session_id)
+        kind: PaymentEventKind = "ignored"
+        settled = False
+        if session.status == "expired":
+            kind, settled = "expired", True
+        elif session.status == "complete" and session.payment_status == "paid":
+            kind, settled = "succeeded", True
+        elif session.status == "complete" and session.payment_intent:
+            intent = self.client.retrieve_payment_intent(session.payment_intent)
+            kind = LINK_INTENT_KINDS.get(intent.status, "pending")
+            settled = kind in ("succeeded", "failed")
+        # What the answer reports happened by now: an expiry at its moment, anything else as of asking.
+        when = session.expires_at if kind == "expired" else None
+        metadata = session.metadata
+        event = PaymentEvent(
+            provider=PROVIDER, event_id=asked_event_id(session.id, kind, session.payment_intent), kind=kind,
+            occurred_at=_when(when) or datetime.now(UTC), session_id=session.id,
+            payment_reference=session.payment_intent, appointment_id=metadata.get("appointment_id"),
+            amount=_money(session.amount_total, session.currency),
+            details={k: v for k, v in {"stripe_session_status": session.status, "clinic_id": metadata.get("clinic_id"),
+                                       "payment_status": session.payment_status, "asked": True}.items()
+                     if v is not None})
+        logger.info("stripe checkout session asked", extra={"provider": PROVIDER, "session_id": session.id,
+                                                            "status": session.status, "kind": kind})
+        return SessionAnswer(event=event, settled=settled)
 
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> list[PaymentEvent]:
         event = self._verified_event(raw_body, headers)

@@ -98,6 +98,9 @@ class StripeClient:
     def create_checkout_session(self, params: dict[str, Any], *, idempotency_key: str) -> schemas.CheckoutSession:
         return _parse(schemas.CheckoutSession, self._post("/v1/checkout/sessions", params, idempotency_key))
 
+    def retrieve_checkout_session(self, session_id: str) -> schemas.CheckoutSession:
+        return _parse(schemas.CheckoutSession, self._get(f"/v1/checkout/sessions/{http.path_segment(session_id)}"))
+
     def expire_checkout_session(self, session_id: str) -> schemas.CheckoutSession:
         payload = self._post(f"/v1/checkout/sessions/{http.path_segment(session_id)}/expire", {}, f"expire-{session_id}")
         return _parse(schemas.CheckoutSession, payload)

@@ -126,6 +126,7 @@ class CheckoutSession(_Wire):
     currency: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     expires_at: StrictInt | None = None
+    created: StrictInt | None = None
 
 
 class WebhookEndpoint(_Wire):
