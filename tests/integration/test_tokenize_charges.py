@@ -344,3 +344,26 @@ def test_twenty_concurrent_deliveries_of_a_success_tell_the_patient_once(clinic:
     assert clinic.staff().get(path).json()["status"] == "succeeded"
     assert len(told("ana@example.ca")) == 1 and len(told("+15145550100")) == 1
     assert "(clinic services)" in told("+15145550100")[0]["body"]
+
+
+def test_a_charge_message_sns_throttles_waits_in_the_outbox_and_is_sent_once(clinic: ClinicKeys) -> None:
+    from clinicpay.deadline import AWS_TOTAL_ATTEMPTS
+    from local import apigw, aws_faults
+    from tests.integration.test_message_outbox import kept, make_due
+
+    book(clinic, "p-1", email="ana@example.ca", phone="+15145550101")
+    save_card(clinic, "p-1", VISA)
+    # Given SNS throttles the next SMS, each of botocore's own attempts
+    aws_faults.refuse_next("sns", AWS_TOTAL_ATTEMPTS, "Throttled")
+    # When staff charge the card
+    assert charge(clinic, {"reason": "other", "amount": {"amount": 1500, "currency": "CAD"}}).status == 201
+    # Then the email went, and the SMS waits in the message outbox
+    assert len(told("ana@example.ca")) == 1 and told("+15145550101") == []
+    [item] = [i for i in kept() if i.get("kind") == "card_charged"]
+    assert (item["channel"], item["last_error"]) == ("sms", "Throttled")
+    # When the message-retry job runs once it is due, twice
+    make_due(item)
+    apigw.invoke_job("message-retry")
+    apigw.invoke_job("message-retry")
+    # Then the patient got the SMS once
+    assert len(told("+15145550101")) == 1
