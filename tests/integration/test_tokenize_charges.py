@@ -367,3 +367,36 @@ def test_a_charge_message_sns_throttles_waits_in_the_outbox_and_is_sent_once(cli
     apigw.invoke_job("message-retry")
     # Then the patient got the SMS once
     assert len(told("+15145550101")) == 1
+
+
+def test_a_charge_settled_by_card_reconcile_is_told_once_then_its_late_webhook_says_nothing(
+        clinic: ClinicKeys, stack: TestStack) -> None:
+    from tests.integration.test_tokenize_undecided import run_reconcile
+    from tests.support.cards import settle
+    from tests.support.ownership import hold
+
+    book(clinic, "p-es", email="diego@example.cl", phone="+56961234568", locale="es")
+    save_card(clinic, "p-es", VISA)
+    sandbox = stack.sandbox_url("stripe")
+    # Given a charge left undecided, and Stripe's events held back (as if our endpoint were down)
+    hold(sandbox)
+    try:
+        requests.post(f"{sandbox}/_control/fail-next", json={"status": "hold", "seconds": 20}, timeout=10)
+        first = charge(clinic, {"reason": "other", "amount": {"amount": 3300, "currency": "CAD"}}, key="rec-1",
+                       patient="p-es")
+        assert first.status == 202 and first.json()["status"] == "processing"
+        requests.post(f"{sandbox}/_control/release", timeout=10)
+        wait_for(lambda: sandbox_events(stack, "payment_intent.succeeded") or None)
+        # When the card-reconcile job asks Stripe about it
+        assert run_reconcile(clinic, minutes=10)["outcomes"] == {"applied": 1}
+        assert len(told("diego@example.cl")) == 1 and len(told("+56961234568")) == 1
+    finally:
+        # And then the held events reach our endpoint after all
+        hold(sandbox, False)
+    redeliver(stack, "payment_intent.succeeded")
+    settle()
+    # Then the patient was told once, in Spanish
+    [mail], [sms] = told("diego@example.cl"), told("+56961234568")
+    assert mail["subject"] == "Clinique Laval cobró 33,00 CAD a tu tarjeta"
+    assert "Concepto: servicios de la clínica" in mail["body"]
+    assert sms["body"].startswith("Clinique Laval: cobramos 33,00 CAD a tu tarjeta Visa ····4242")
