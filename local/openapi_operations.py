@@ -34,7 +34,7 @@ _WIDGET, _CARDS, _QR, _WEBHOOKS, _PAGES, _SERVICE = ("Booking widget", "Cards on
                                                      "Webhooks", "Patient pages", "Service")
 
 _TEMPLATE_KINDS = ("kind: appointment_created, appointment_reminder, payment_link, card_request, payment_receipt, "
-                   "refund_issued; "
+                   "refund_issued, card_charged; "
                    "channel: email or sms; locale: es, en, fr, uk or nb.")
 _WEBHOOK = ("Verified on the raw bytes before anything is parsed; a verified event is recorded once per clinic "
             "(a repeat is 200 and changes nothing) and never undoes a newer state. An event about an object this "

@@ -101,6 +101,25 @@ def test_templates_resolve_clinic_over_org_over_builtin() -> None:
     assert clinic.staff().get(path).json()["body"] == "clinic $payment_link"
 
 
+def test_the_card_charged_message_is_listed_and_overridable_like_every_kind() -> None:
+    clinic = create_clinic(org_id="org-2")
+    listed = clinic.staff().get(clinic.path("/message-templates")).json()["templates"]
+    ours = [t for t in listed if t["kind"] == "card_charged"]
+    assert len(ours) == 10 and {t["source"] for t in ours} == {"builtin"}
+    assert {t["kind"] for t in listed} >= {"refund_issued", "card_charged"}
+    es = next(t for t in ours if (t["channel"], t["locale"]) == ("email", "es"))
+    assert "$card" in es["body"] and "$charge_reason" in es["body"]
+    operator = ApiClient().with_key(OPERATOR_KEY)
+    assert operator.put("/v1/orgs/org-2/message-templates/card_charged/sms/es",
+                        json={"body": "Org: $amount a $card"}).status == 200
+    path = clinic.path("/message-templates/card_charged/sms/es")
+    assert clinic.staff().get(path).json()["source"] == "org"
+    assert clinic.admin().put(path, json={"body": "Clínica: $amount a $card"}).status == 200
+    assert clinic.staff().get(path).json() == {"kind": "card_charged", "channel": "sms", "locale": "es",
+                                               "source": "clinic", "subject": "", "body": "Clínica: $amount a $card"}
+    assert clinic.staff().get(clinic.path("/message-templates/card_charges/sms/es")).status == 404
+
+
 def test_health_is_public_and_reads_the_tables() -> None:
     response = ApiClient().get("/health")
     assert response.status == 200

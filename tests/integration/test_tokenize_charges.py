@@ -208,3 +208,195 @@ def test_another_patients_card_or_another_clinics_patient_is_404(clinic: ClinicK
     assert charge(clinic, {"reason": "other", "card_id": card["card_id"], "amount": amount}, patient="p-2").status == 404
     assert other.staff().post(patient_path(other, "p-1", "/charges"),
                               json={"reason": "other", "amount": amount}).status == 404
+
+
+# ------------------------------------------------------------------ the patient is told (issue 11 item 1)
+def told(address: str) -> list[dict[str, Any]]:
+    """The `card_charged` messages the stack sent to one address (SES or SNS through moto)."""
+    from local import outbox
+
+    markers = ("····", "Ref. ch_", "Réf. ch_", "Номер платежу ch_")
+    return [m for m in outbox.messages(to=address) if any(marker in m["body"] for marker in markers)]
+
+
+def redeliver(stack: TestStack, event_type: str) -> None:
+    for event in sandbox_events(stack, event_type):
+        requests.post(f"{stack.sandbox_url('stripe')}/_control/redeliver/{event['id']}", timeout=10)
+
+
+def test_the_patient_is_told_of_a_charge_once_in_their_language(clinic: ClinicKeys, stack: TestStack) -> None:
+    from tests.support.cards import settle
+
+    # Given a patient who reads Ukrainian, with an email and a phone, and a card on file
+    appointment = book(clinic, "p-uk", email="olena@example.ua", phone="+380501234567", locale="uk")
+    save_card(clinic, "p-uk", VISA)
+    # When staff charge the appointment and Stripe answers at once
+    charged = charge(clinic, {"reason": "appointment", "appointment_id": appointment["appointment_id"],
+                              "amount": {"amount": 8000, "currency": "CAD"}}, patient="p-uk")
+    assert charged.status == 201 and charged.json()["status"] == "succeeded"
+    # And Stripe's payment_intent.succeeded comes, then comes again twice
+    settle()
+    redeliver(stack, "payment_intent.succeeded")
+    redeliver(stack, "payment_intent.succeeded")
+    settle()
+    # Then the patient got one email and one SMS, in Ukrainian, naming amount, card, appointment, reference
+    [mail], [sms] = told("olena@example.ua"), told("+380501234567")
+    charge_id = charged.json()["charge_id"]
+    assert mail["subject"] == "Clinique Laval: з вашої картки списано 80,00 CAD"
+    assert "З вашої картки Visa ····4242 списано 80,00 CAD." in mail["body"]
+    assert "Призначення: запис на " in mail["body"] and f"Номер платежу: {charge_id}" in mail["body"]
+    assert sms["body"].startswith("Від Clinique Laval: з вашої картки Visa ····4242 списано 80,00 CAD (запис на ")
+    # And no payment receipt besides it: one message for the event
+    assert not [m for m in told("olena@example.ua") + told("+380501234567") if "Дякуємо" in m["body"]]
+
+
+def test_a_charge_that_was_processing_is_told_once_when_stripe_settles_it(clinic: ClinicKeys,
+                                                                          stack: TestStack) -> None:
+    from tests.support.cards import settle
+
+    # Given a Norwegian patient's no-show fee, whose request Stripe holds longer than our timeout
+    appointment = book(clinic, "p-nb", email="kari@example.no", phone="+4791234567", locale="nb")
+    save_card(clinic, "p-nb", VISA)
+    requests.post(f"{stack.sandbox_url('stripe')}/_control/fail-next", json={"status": "hold", "seconds": 20},
+                  timeout=10)
+    body = {"reason": "no_show", "appointment_id": appointment["appointment_id"]}
+    first = charge(clinic, body, key="noshow-nb", patient="p-nb")
+    assert first.status == 202 and first.json()["status"] == "processing"
+    # Then nothing is said while it is processing
+    assert told("kari@example.no") == [] and told("+4791234567") == []
+    # When Stripe finishes it: its webhook settles the charge
+    requests.post(f"{stack.sandbox_url('stripe')}/_control/release", timeout=10)
+    path = patient_path(clinic, "p-nb", f"/charges/{first.json()['charge_id']}")
+    wait_for(lambda: clinic.staff().get(path).json()["status"] == "succeeded")
+    settle()
+    # And staff retry the same request, and the event comes again
+    assert charge(clinic, body, key="noshow-nb", patient="p-nb").json()["status"] == "succeeded"
+    redeliver(stack, "payment_intent.succeeded")
+    settle()
+    # Then one email and one SMS, in Norwegian, saying it is the no-show fee
+    [mail], [sms] = told("kari@example.no"), told("+4791234567")
+    assert mail["subject"] == "Clinique Laval har trukket 25,00 CAD fra kortet ditt"
+    assert "Gjelder: gebyr for uteblitt time, " in mail["body"]
+    assert sms["body"].startswith("Clinique Laval: Vi har trukket 25,00 CAD fra kortet ditt Visa ····4242 (gebyr")
+
+
+def test_a_charge_the_patient_authenticated_is_told_once_after_3ds(clinic: ClinicKeys, stack: TestStack) -> None:
+    from tests.support.cards import settle
+
+    appointment = book(clinic, "p-fr", email="luc@example.fr", locale="fr")
+    save_card(clinic, "p-fr", ALWAYS_AUTHENTICATE)
+    charged = charge(clinic, {"reason": "appointment", "appointment_id": appointment["appointment_id"],
+                              "amount": {"amount": 8000, "currency": "CAD"}}, patient="p-fr").json()
+    assert charged["status"] == "requires_action"
+    settle()
+    assert told("luc@example.fr") == []  # nothing was charged yet
+    requests.post(charged["action_url"], data={"result": "complete"}, allow_redirects=False, timeout=10)
+    path = patient_path(clinic, "p-fr", f"/charges/{charged['charge_id']}")
+    wait_for(lambda: clinic.staff().get(path).json()["status"] == "succeeded")
+    settle()
+    [mail] = told("luc@example.fr")
+    assert mail["subject"] == "Clinique Laval a débité 80,00 CAD de votre carte"
+    assert "Motif : votre rendez-vous " in mail["body"]
+
+
+def test_twenty_concurrent_deliveries_of_a_success_tell_the_patient_once(clinic: ClinicKeys, stack: TestStack) -> None:
+    import json
+    import threading
+    import time
+
+    from clinicpay import secrets
+    from local.sandboxes.stripe import sign
+    from tests.support.cards import settle
+    from tests.support.ownership import hold
+
+    book(clinic, "p-1", email="ana@example.ca", phone="+15145550100")
+    save_card(clinic, "p-1", VISA)
+    sandbox = stack.sandbox_url("stripe")
+    # Given a charge left processing (Stripe held our request), whose events Stripe holds back too
+    hold(sandbox)
+    try:
+        requests.post(f"{sandbox}/_control/fail-next", json={"status": "hold", "seconds": 20}, timeout=10)
+        first = charge(clinic, {"reason": "other", "amount": {"amount": 4200, "currency": "CAD"}}, key="race-1")
+        assert first.status == 202 and first.json()["status"] == "processing"
+        requests.post(f"{sandbox}/_control/release", timeout=10)
+        [event] = wait_for(lambda: sandbox_events(stack, "payment_intent.succeeded") or None)
+        # When twenty deliveries of its success (each a separate event) reach our endpoint at once
+        secret = str(secrets.read_credentials(clinic.clinic_id, "stripe", fresh=True)["webhook_secret"])
+        start, answers = threading.Barrier(20), []
+
+        def deliver(n: int) -> None:
+            raw = json.dumps({**event, "id": f"{event['id']}_{n}"}).encode()
+            start.wait()
+            answers.append(ApiClient().request("POST", f"/webhooks/stripe/{clinic.clinic_id}", raw=raw, headers={
+                "Content-Type": "application/json", "Stripe-Signature": sign(secret, raw, int(time.time()))}).status)
+
+        threads = [threading.Thread(target=deliver, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert answers == [200] * 20
+    finally:
+        hold(sandbox, False)
+    settle()
+    # Then the charge succeeded, and the patient got one email and one SMS
+    path = patient_path(clinic, "p-1", f"/charges/{first.json()['charge_id']}")
+    assert clinic.staff().get(path).json()["status"] == "succeeded"
+    assert len(told("ana@example.ca")) == 1 and len(told("+15145550100")) == 1
+    assert "(clinic services)" in told("+15145550100")[0]["body"]
+
+
+def test_a_charge_message_sns_throttles_waits_in_the_outbox_and_is_sent_once(clinic: ClinicKeys) -> None:
+    from clinicpay.deadline import AWS_TOTAL_ATTEMPTS
+    from local import apigw, aws_faults
+    from tests.integration.test_message_outbox import kept, make_due
+
+    book(clinic, "p-1", email="ana@example.ca", phone="+15145550101")
+    save_card(clinic, "p-1", VISA)
+    # Given SNS throttles the next SMS, each of botocore's own attempts
+    aws_faults.refuse_next("sns", AWS_TOTAL_ATTEMPTS, "Throttled")
+    # When staff charge the card
+    assert charge(clinic, {"reason": "other", "amount": {"amount": 1500, "currency": "CAD"}}).status == 201
+    # Then the email went, and the SMS waits in the message outbox
+    assert len(told("ana@example.ca")) == 1 and told("+15145550101") == []
+    [item] = [i for i in kept() if i.get("kind") == "card_charged"]
+    assert (item["channel"], item["last_error"]) == ("sms", "Throttled")
+    # When the message-retry job runs once it is due, twice
+    make_due(item)
+    apigw.invoke_job("message-retry")
+    apigw.invoke_job("message-retry")
+    # Then the patient got the SMS once
+    assert len(told("+15145550101")) == 1
+
+
+def test_a_charge_settled_by_card_reconcile_is_told_once_then_its_late_webhook_says_nothing(
+        clinic: ClinicKeys, stack: TestStack) -> None:
+    from tests.integration.test_tokenize_undecided import run_reconcile
+    from tests.support.cards import settle
+    from tests.support.ownership import hold
+
+    book(clinic, "p-es", email="diego@example.cl", phone="+56961234568", locale="es")
+    save_card(clinic, "p-es", VISA)
+    sandbox = stack.sandbox_url("stripe")
+    # Given a charge left undecided, and Stripe's events held back (as if our endpoint were down)
+    hold(sandbox)
+    try:
+        requests.post(f"{sandbox}/_control/fail-next", json={"status": "hold", "seconds": 20}, timeout=10)
+        first = charge(clinic, {"reason": "other", "amount": {"amount": 3300, "currency": "CAD"}}, key="rec-1",
+                       patient="p-es")
+        assert first.status == 202 and first.json()["status"] == "processing"
+        requests.post(f"{sandbox}/_control/release", timeout=10)
+        wait_for(lambda: sandbox_events(stack, "payment_intent.succeeded") or None)
+        # When the card-reconcile job asks Stripe about it
+        assert run_reconcile(clinic, minutes=10)["outcomes"] == {"applied": 1}
+        assert len(told("diego@example.cl")) == 1 and len(told("+56961234568")) == 1
+    finally:
+        # And then the held events reach our endpoint after all
+        hold(sandbox, False)
+    redeliver(stack, "payment_intent.succeeded")
+    settle()
+    # Then the patient was told once, in Spanish
+    [mail], [sms] = told("diego@example.cl"), told("+56961234568")
+    assert mail["subject"] == "Clinique Laval cobró 33,00 CAD a tu tarjeta"
+    assert "Concepto: servicios de la clínica" in mail["body"]
+    assert sms["body"].startswith("Clinique Laval: cobramos 33,00 CAD a tu tarjeta Visa ····4242")

@@ -8,6 +8,7 @@ tested for behaviour without AWS or a network.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from clinicpay.usecases.cards_ports import CardDeps
 
 class FakeCardStore:
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.cards: dict[tuple[str, str, str], dict[str, Any]] = {}  # (clinic, patient, card) -> {card, status}
         self.defaults: dict[tuple[str, str], str] = {}
         self.customers: dict[tuple[str, str, str], str] = {}
@@ -150,6 +152,11 @@ class FakeCardStore:
 
     def settle_charge(self, charge: Charge, result: ChargeResult, at: datetime, *,
                       check_at: datetime | None = None) -> bool:
+        with self.lock:  # one conditional write, as DynamoDB applies it
+            return self._settle_charge(charge, result, at, check_at=check_at)
+
+    def _settle_charge(self, charge: Charge, result: ChargeResult, at: datetime, *,
+                       check_at: datetime | None = None) -> bool:
         key = (charge.clinic_id, charge.patient_id, charge.charge_id)
         stored = self.charges.get(key)
         if stored is None:
@@ -157,9 +164,12 @@ class FakeCardStore:
         last = self.charge_meta.get(charge.charge_id, {}).get("status_at")
         if stored.status == "succeeded" or (result.status != "succeeded" and last is not None and last > at):
             return False
+        if result.status == "succeeded" and stored.told_at is not None:
+            return False
         self.charges[key] = stored.model_copy(update={
             "status": result.status, "failure_code": result.failure_code, "action_url": result.action_url,
-            "reference": result.reference or stored.reference, "updated_at": at, "undecided": False})
+            "reference": result.reference or stored.reference, "updated_at": at, "undecided": False,
+            **({"told_at": at} if result.status == "succeeded" else {})})
         self.charge_meta[charge.charge_id] = {"status_at": at}
         if result.status in ("succeeded", "failed") or check_at is None:
             self.recon.pop(("CHARGE", *key), None)

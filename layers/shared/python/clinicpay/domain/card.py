@@ -115,6 +115,13 @@ class Charge(Model):
     action_url: str | None = None
     amount_refunded: int = 0  # minor units given back or being given back (refunds pending or succeeded)
     dispute: Dispute | None = None
+    # The card as the patient knows it, kept with the charge so the message that tells them about
+    # it names the card even once it is removed.
+    card_brand: str | None = None
+    card_last4: str | None = None
+    # When the patient's `card_charged` message was claimed: set by the one write that moved the
+    # charge to succeeded (repositories/cards.py settle_charge), so it is sent once, whoever won.
+    told_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

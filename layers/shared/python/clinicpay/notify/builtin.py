@@ -58,6 +58,55 @@ _TEXTS: dict[str, dict[str, tuple[str, str, str]]] = {
         "uk": ("$clinic_name повернула вам $amount", "Вітаємо, $patient_name!\n\n$clinic_name повернула вам $amount з вашої оплати. Залежно від банку кошти можуть надійти за кілька днів.\n\n$clinic_name", "$clinic_name: повернули вам $amount. Кошти можуть надійти за кілька днів."),
         "nb": ("$clinic_name har refundert $amount", "Hei $patient_name,\n\n$clinic_name har refundert $amount av betalingen din. Avhengig av banken kan det ta noen dager før beløpet vises på kontoen din.\n\n$clinic_name", "$clinic_name: vi har refundert $amount. Det kan ta noen dager før det vises på kontoen din."),
     },
+    # $card is the brand and last four ("Visa ····4242"); $charge_reason says why (CHARGE_REASONS);
+    # $charge_reference is our charge id, which the clinic's staff see too.
+    "card_charged": {
+        "es": ("$clinic_name cobró $amount a tu tarjeta", "Hola $patient_name,\n\n$clinic_name cobró $amount a tu tarjeta $card.\n\nConcepto: $charge_reason\nReferencia del cobro: $charge_reference\n\nSi tienes dudas sobre este cobro, escríbenos o llámanos.\n\n$clinic_name", "$clinic_name: cobramos $amount a tu tarjeta $card ($charge_reason). Ref. $charge_reference"),
+        "en": ("$clinic_name charged $amount to your card", "Hello $patient_name,\n\n$clinic_name charged $amount to your card $card.\n\nFor: $charge_reason\nCharge reference: $charge_reference\n\nIf you have any questions about this charge, please get in touch.\n\n$clinic_name", "$clinic_name: we charged $amount to your card $card ($charge_reason). Ref. $charge_reference"),
+        "fr": ("$clinic_name a débité $amount de votre carte", "Bonjour $patient_name,\n\n$clinic_name a débité $amount de votre carte $card.\n\nMotif : $charge_reason\nRéférence du paiement : $charge_reference\n\nPour toute question sur ce paiement, contactez-nous.\n\n$clinic_name", "$clinic_name : débit de $amount sur votre carte $card ($charge_reason). Réf. $charge_reference"),
+        "uk": ("$clinic_name: з вашої картки списано $amount", "Вітаємо, $patient_name!\n\nЗ вашої картки $card списано $amount.\n\nПризначення: $charge_reason\nНомер платежу: $charge_reference\n\nЯкщо маєте запитання щодо цього платежу, звʼяжіться з нами.\n\n$clinic_name", "Від $clinic_name: з вашої картки $card списано $amount ($charge_reason). Номер платежу $charge_reference"),
+        "nb": ("$clinic_name har trukket $amount fra kortet ditt", "Hei $patient_name,\n\n$clinic_name har trukket $amount fra kortet ditt $card.\n\nGjelder: $charge_reason\nReferanse: $charge_reference\n\nHar du spørsmål om denne betalingen, ta gjerne kontakt med oss.\n\n$clinic_name", "$clinic_name: Vi har trukket $amount fra kortet ditt $card ($charge_reason). Ref. $charge_reference"),
+    },
+}
+
+# Why a card was charged ($charge_reason in card_charged): for an appointment (its service and local
+# date and time), a no-show fee (with its appointment when we can read it), anything else.
+CHARGE_REASONS: dict[str, dict[str, str]] = {
+    "appointment": {
+        "es": "tu hora de $service_name del $starts_at",
+        "en": "your $service_name appointment on $starts_at",
+        "fr": "votre rendez-vous $service_name du $starts_at",
+        "uk": "запис на $service_name, $starts_at",
+        "nb": "timen din for $service_name $starts_at",
+    },
+    "no_show_appointment": {
+        "es": "cargo por inasistencia a tu hora de $service_name del $starts_at",
+        "en": "no-show fee, $service_name appointment on $starts_at",
+        "fr": "frais de rendez-vous non honoré, $service_name du $starts_at",
+        "uk": "плата за неявку на прийом, $service_name, $starts_at",
+        "nb": "gebyr for uteblitt time, $service_name $starts_at",
+    },
+    "no_show": {
+        "es": "cargo por inasistencia",
+        "en": "no-show fee",
+        "fr": "frais de rendez-vous non honoré",
+        "uk": "плата за неявку на прийом",
+        "nb": "gebyr for uteblitt time",
+    },
+    "other_appointment": {
+        "es": "relacionado con tu hora de $service_name del $starts_at",
+        "en": "related to your $service_name appointment on $starts_at",
+        "fr": "en lien avec votre rendez-vous $service_name du $starts_at",
+        "uk": "щодо запису на $service_name, $starts_at",
+        "nb": "knyttet til timen din for $service_name $starts_at",
+    },
+    "other": {
+        "es": "servicios de la clínica",
+        "en": "clinic services",
+        "fr": "prestations de la clinique",
+        "uk": "послуги клініки",
+        "nb": "tjenester fra klinikken",
+    },
 }
 
 # The sentence that carries the link inside created/reminder messages, when there is one.

@@ -261,6 +261,10 @@ class CardRepository:
         values: dict[str, Any] = {":s": result.status, ":at": epoch_ms(at), ":u": at.isoformat(),
                                   ":succeeded": "succeeded"}
         sets = ["#s = :s", "status_at = :at", "updated_at = :u"]
+        if result.status == "succeeded":
+            # The condition lets one write move a charge to succeeded; that writer tells the patient
+            # (usecases/card_messages.py), and says so here, in the same write: no other call.
+            sets.append("told_at = :u")
         removes = ["undecided"]
         for name, value in (("#f", result.failure_code), ("#a", result.action_url)):
             if value:
@@ -283,6 +287,8 @@ class CardRepository:
         condition = "attribute_exists(pk) AND (attribute_not_exists(#s) OR #s <> :succeeded)"
         if result.status != "succeeded":
             condition += " AND (attribute_not_exists(status_at) OR status_at <= :at)"
+        else:
+            condition += " AND attribute_not_exists(told_at)"  # only ever set with succeeded: the same rule, named
         return _conditional(
             self._table.update_item,
             Key={"pk": patient_pk(charge.clinic_id, charge.patient_id), "sk": f"CHARGE#{charge.charge_id}"},

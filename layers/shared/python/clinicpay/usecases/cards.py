@@ -25,6 +25,7 @@ from clinicpay.domain.ids import id_from_digest, new_id
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger, metrics
 from clinicpay.ports import CardVault, ChargeResult, OffSessionCharge
+from clinicpay.usecases.card_messages import tell_patient_charged
 from clinicpay.usecases.cards_ports import CardDeps
 
 # A claim on an appointment's charge that has not finished (the patient never completed the bank's
@@ -236,7 +237,8 @@ def _new_charge(deps: CardDeps, clinic: Clinic, patient_id: str, charge_id: str,
     card = _charge_card(deps, clinic.clinic_id, patient_id, card_id)
     charge = Charge(charge_id=charge_id, clinic_id=clinic.clinic_id, patient_id=patient_id, card_id=card.card_id,
                     amount=amount, reason=reason, appointment_id=appointment_id, provider=card.provider,
-                    customer_ref=card.customer_ref, created_at=now, updated_at=now)
+                    customer_ref=card.customer_ref, card_brand=card.brand, card_last4=card.last4,
+                    created_at=now, updated_at=now)
     return charge, card
 
 
@@ -377,7 +379,8 @@ def charge_return_url(deps: CardDeps, locale: str) -> str:
 def apply_charge_result(deps: CardDeps, charge: Charge, result: ChargeResult, at: datetime) -> tuple[Charge, bool]:
     """Record a processor outcome (the immediate answer, a webhook, or our asking) and what follows
     from it: the appointment claim, and for an appointment's own charge the appointment paid.
-    Returns the stored charge and whether this outcome changed it (False: stale or already succeeded)."""
+    Returns the stored charge and whether this outcome changed it (False: stale or already succeeded).
+    The one call whose write moved the charge to succeeded tells the patient (usecases/card_messages.py)."""
     # Not final (awaiting the patient's authentication, processing): asked about after a few minutes
     # should its event not come, then less and less often (card_reconcile).
     final = result.status in ("succeeded", "failed")
@@ -394,6 +397,8 @@ def apply_charge_result(deps: CardDeps, charge: Charge, result: ChargeResult, at
         logger.info("appointment paid by card on file" if paid else "appointment was already paid",
                     extra={"clinic_id": charge.clinic_id, "appointment_id": stored.appointment_id,
                            "charge_id": stored.charge_id})
+    if result.status == "succeeded":
+        tell_patient_charged(deps, stored)
     return stored, True
 
 
