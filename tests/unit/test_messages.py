@@ -34,3 +34,25 @@ def test_admin_text_cannot_reach_python_attributes() -> None:
     # string.Template has no attribute access, unlike str.format
     rendered = render(Text("", "${patient_name} {patient_name.__class__}"), "en", {"patient_name": "Ana"})
     assert rendered.body == "Ana {patient_name.__class__}"
+
+
+def test_ukrainian_texts_keep_names_in_the_nominative_and_assume_no_gender() -> None:
+    # Issue 11 item 6: no past-tense verb whose ending assumes the clinic's gender, no name after a
+    # preposition or in a slot that needs another case, the typographic apostrophe only.
+    for kind in KINDS:
+        for channel in CHANNELS:
+            text = builtin(kind, channel, "uk")
+            words = text.subject + " " + text.body
+            assert "'" not in words, (kind, channel)
+            for gendered in ("отримала", "повернула", "списала", "отримав", "повернув"):
+                assert f"$clinic_name {gendered}" not in words, (kind, channel)
+            for needs_a_case in ("у $clinic_name", "Нагадування $clinic_name", "$patient_name,"):
+                assert needs_a_case not in words, (kind, channel)
+    assert builtin("payment_receipt", "email", "uk").subject == "$clinic_name: оплату отримано"
+    assert builtin("refund_issued", "email", "uk").subject == "$clinic_name: вам повернуто $amount"
+    assert builtin("appointment_created", "sms", "uk").body == "$clinic_name: вас записано на $starts_at ($service_name). $payment_line"
+
+
+def test_the_norwegian_booking_sms_has_a_verb() -> None:
+    assert builtin("appointment_created", "sms", "nb").body == (
+        "$clinic_name: timen din for $service_name er bestilt til $starts_at. $payment_line")
