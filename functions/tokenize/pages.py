@@ -82,7 +82,7 @@ _TEXT: dict[str, dict[str, str]] = {
     "authentication_failed": {"es": "El pago no se confirmó. La clínica se pondrá en contacto contigo.",
                               "en": "The payment was not confirmed. The clinic will be in touch.",
                               "fr": "Le paiement n'a pas été confirmé. La clinique vous recontactera.",
-                              "uk": "Оплату не підтверджено. Клініка зв'яжеться з вами.",
+                              "uk": "Оплату не підтверджено. Клініка звʼяжеться з вами.",
                               "nb": "Betalingen ble ikke bekreftet. Klinikken tar kontakt."},
     "try_again": {"es": "Intentar de nuevo", "en": "Try again", "fr": "Réessayer", "uk": "Спробувати ще раз",
                   "nb": "Prøv igjen"},

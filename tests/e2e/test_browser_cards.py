@@ -90,7 +90,7 @@ def test_patient_books_a_card_required_service_and_saves_a_card_then_staff_use_i
     page = open_page(clinic.demo_url(), size=PHONE, locale="fr-CA")
     expect(page.locator("#clinicpay-widget")).to_have_attribute("data-state", "form")
     implant = page.locator(".cpw-service:has([data-service=implant])")
-    expect(implant).to_contain_text("Une carte est enregistrée pour réserver")
+    expect(implant).to_contain_text("Carte bancaire requise pour réserver")
     expect(implant.locator(".cpw-price")).to_have_text(re.compile(r"^500,00\s\$CA$"))
 
     # When the patient books the card-required service
