@@ -50,7 +50,8 @@ def test_ukrainian_texts_keep_names_in_the_nominative_and_assume_no_gender() -> 
                 assert needs_a_case not in words, (kind, channel)
     assert builtin("payment_receipt", "email", "uk").subject == "$clinic_name: оплату отримано"
     assert builtin("refund_issued", "email", "uk").subject == "$clinic_name: вам повернуто $amount"
-    assert builtin("appointment_created", "sms", "uk").body == "$clinic_name: вас записано на $starts_at ($service_name). $payment_line"
+    assert builtin("appointment_created", "sms", "uk").body == (
+        "$clinic_name: вас записано на $starts_at ($service_name). $payment_line")
 
 
 def test_the_norwegian_booking_sms_has_a_verb() -> None:
