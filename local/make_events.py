@@ -70,7 +70,7 @@ BODIES: dict[str, Any] = {
         "amount": {"amount": 7500, "currency": "CLP"}, "payment_reference": "pi_2vKOKniSGXRhXTKr",
         "reason": "Hora cancelada por la clínica"},
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/cards": {
-        "payment_method": "pm_1QxYz2Ab3Cd4Ef5G", "consent": {"granted": True, "text_version": "cards-2026-01",
+        "payment_method": "pm_1QxYz2Ab3Cd4Ef5G", "consent": {"granted": True, "text_version": "cards-2026-02",
                                                              "channel": "staff", "granted_by": "Recepción"}},
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/card-requests": {"channels": ["email", "sms"]},
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges": {"amount": {"amount": 4000, "currency": "EUR"},
@@ -105,7 +105,7 @@ BODIES: dict[str, Any] = {
 }
 # HTML form posts (application/x-www-form-urlencoded), by route key.
 FORMS = {
-    "POST /cards/setup/{token}": "consent=yes&text_version=cards-2026-01&lang=es",
+    "POST /cards/setup/{token}": "consent=yes&text_version=cards-2026-02&lang=es",
 }
 QUERIES = {
     "GET /cards/authentication-complete": "payment_intent=pi_3QxYz2Ab3Cd4&redirect_status=succeeded&lang=es",

@@ -19,7 +19,7 @@
   var PROVIDER_NAMES = { fintoc: "Fintoc", monobank: "monobank", stripe: "Stripe", checkbox: "Checkbox" };
   var KINDS = ["appointment_created", "appointment_reminder", "payment_link", "card_request", "payment_receipt", "refund_issued"];
   // The consent text shown to the patient at the desk; the same words and version as the card page.
-  var CONSENT_TEXT_VERSION = "cards-2026-01";
+  var CONSENT_TEXT_VERSION = "cards-2026-02";
   var SESSION = "clinicpay.staff";
   // Same origin as the API by default (as the local stack serves it); a page hosted elsewhere names
   // the API with <meta name="clinicpay-api" content="https://pay.example.com"> (the API then needs CORS).

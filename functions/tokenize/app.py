@@ -101,7 +101,7 @@ def _html(status: int, body: str, headers: dict[str, str] | None = None) -> Resp
 
 
 # ------------------------------------------------------------------ request bodies
-_CONSENT_EXAMPLE: dict[str, JsonValue] = {"granted": True, "text_version": "cards-2026-01", "channel": "staff",
+_CONSENT_EXAMPLE: dict[str, JsonValue] = {"granted": True, "text_version": "cards-2026-02", "channel": "staff",
                                            "granted_by": "reception"}
 
 

@@ -18,7 +18,7 @@ from tests.e2e.conftest import LocalStack
 pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
-CONSENT = {"granted": True, "text_version": "cards-2026-01", "channel": "staff", "granted_by": "reception"}
+CONSENT = {"granted": True, "text_version": "cards-2026-02", "channel": "staff", "granted_by": "reception"}
 EVENTS = ("setup_intent.succeeded", "setup_intent.setup_failed", "payment_intent.succeeded",
           "payment_intent.payment_failed", "payment_method.detached", "checkout.session.completed",
           "checkout.session.expired")

@@ -67,7 +67,7 @@ def test_staff_save_a_card_typed_on_the_processors_page_with_the_consent_recorde
     assert (card["brand"], card["last4"], card["exp_month"], card["exp_year"]) == ("visa", "4242", 12, 2034)
     assert card["is_default"] is True
     assert card["consent"]["granted_by"] == "reception" and card["consent"]["channel"] == "staff"
-    assert card["consent"]["text_version"] == "cards-2026-01" and card["consent"]["granted_at"]
+    assert card["consent"]["text_version"] == "cards-2026-02" and card["consent"]["granted_at"]
     # And the booking flow's flag says a card is on file
     assert patient_item(clinic)["cards_on_file"] == 1
     # And the done page (which refreshes itself) says so
@@ -129,15 +129,15 @@ def test_a_patient_saves_a_card_through_our_consent_page(clinic: ClinicKeys) -> 
     # When the patient opens it: our page, in French, with the consent text, its version and a checkbox
     page = ApiClient().get(path)
     html = page.body.decode()
-    assert page.status == 200 and '<html lang="fr">' in html and "cards-2026-01" in html
+    assert page.status == 200 and '<html lang="fr">' in html and "cards-2026-02" in html
     assert re.search(r'<input type="checkbox" id="consent" name="consent"[^>]*required', html)
     assert '<label for="consent">' in html and "Clinique Laval" in html
     assert page.headers.get("Referrer-Policy") == "no-referrer"
     # And continues without ticking the box: the page again, with an error, nothing started
-    unticked = form_post(ApiClient(), path, {"text_version": "cards-2026-01", "lang": "fr"})
+    unticked = form_post(ApiClient(), path, {"text_version": "cards-2026-02", "lang": "fr"})
     assert unticked.status == 422 and 'role="alert"' in unticked.body.decode()
     # And ticks it
-    ticked = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-01", "lang": "fr"},
+    ticked = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-02", "lang": "fr"},
                        user_agent="Mozilla/5.0 (iPad)")
     assert ticked.status == 303 and "/_sandbox/stripe/checkout/" in ticked.headers["Location"]
     assert type_card(ticked.headers["Location"], VISA).status_code == 303
@@ -165,7 +165,7 @@ def test_a_card_request_goes_out_by_email_and_sms_and_leads_to_the_consent_page(
     # And the page there is in the patient's language, with the card-request channel recorded on consent
     path = local_path(link)
     assert '<html lang="nb">' in ApiClient().get(path).body.decode()
-    location = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-01"}).headers["Location"]
+    location = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-02"}).headers["Location"]
     type_card(location, VISA)
     assert wait_for(lambda: cards_of(clinic))[0]["consent"]["channel"] == "card_request"
 
@@ -194,7 +194,7 @@ def test_a_card_required_online_booking_is_confirmed_once_the_card_is_saved(clin
     assert appointment["status"] == "awaiting_card" and action["type"] == "save_card"
     # And saves a card through our consent page and Stripe's page
     path = local_path(action["url"])
-    location = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-01"}).headers["Location"]
+    location = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-02"}).headers["Location"]
     type_card(location, VISA)
     # Then the booking is confirmed, and the consent says it came from the online booking
     def confirmed() -> bool:
@@ -243,7 +243,7 @@ def test_the_page_after_saving_the_card_names_the_booking_it_confirmed(clinic: C
         "patient": {"name": "Jean Roy", "email": "jean@example.ca", "locale": "fr"},
         "service_id": "implant", "starts_at": "2030-01-10T15:00:00-05:00"}).json()
     path = local_path(booked["next_action"]["url"])
-    location = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-01"}).headers["Location"]
+    location = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-02"}).headers["Location"]
     # When the patient saves the card and comes back
     assert type_card(location, VISA).headers["Location"].endswith(f"{path}/done")
     # Then the page names the booking, confirmed, at the clinic's time with its zone
@@ -257,7 +257,7 @@ def test_leaving_the_card_page_unsaved_returns_to_the_consent_page_saying_so(cli
     # Given a patient on the processor's card page, from our consent page
     book(clinic, "p-1", locale="fr")
     path = local_path(clinic.staff().post(patient_path(clinic, "p-1", "/card-setup")).json()["url"])
-    location = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-01"}).headers["Location"]
+    location = form_post(ApiClient(), path, {"consent": "yes", "text_version": "cards-2026-02"}).headers["Location"]
     # When they leave it without saving a card
     back = requests.post(f"{location}/cancel", allow_redirects=False, timeout=10)
     assert back.status_code == 303 and back.headers["Location"].endswith(f"{path}?cancelled=1")

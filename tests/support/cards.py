@@ -21,7 +21,7 @@ ALWAYS_AUTHENTICATE = "4000002760003184"
 INSUFFICIENT_FUNDS = "4000008260003178"
 ALREADY_SET_UP = "4000003800000446"
 
-STAFF_CONSENT = {"granted": True, "text_version": "cards-2026-01", "channel": "staff", "granted_by": "reception"}
+STAFF_CONSENT = {"granted": True, "text_version": "cards-2026-02", "channel": "staff", "granted_by": "reception"}
 
 
 def connect_stripe(keys: ClinicKeys, stripe_base: str, public_base: str, *,

@@ -129,7 +129,7 @@ def test_our_consent_page_form_is_free_text() -> None:
     form = {"routeKey": "POST /cards/setup/{token}", "rawPath": "/cards/setup/x", "rawQueryString": "",
             "pathParameters": {"token": "x"}, "body": "consent=yes&text_version=v1&x=4242+4242+4242+4242"}
     assert card_data_refusal(form) is not None
-    assert card_data_refusal({**form, "body": "consent=yes&text_version=cards-2026-01&lang=es"}) is None
+    assert card_data_refusal({**form, "body": "consent=yes&text_version=cards-2026-02&lang=es"}) is None
 
 
 def test_stripes_return_parameters_are_not_scanned() -> None:

@@ -24,7 +24,7 @@ from clinicpay.usecases.card_messages import card_label
 from clinicpay.usecases.card_reconcile import ReconcileDeps, reconcile_charges
 from tests.unit.usecases.cards_fakes import World
 
-GRANT = ConsentGrant(granted=True, text_version="cards-2026-01", channel=ConsentChannel.STAFF, granted_by="reception")
+GRANT = ConsentGrant(granted=True, text_version="cards-2026-02", channel=ConsentChannel.STAFF, granted_by="reception")
 STARTS = "2026-03-05T15:30:00+00:00"  # 10:30 in Toronto
 
 

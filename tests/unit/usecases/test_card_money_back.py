@@ -18,7 +18,7 @@ from clinicpay.usecases.card_events import apply_card_event
 from clinicpay.usecases.card_reconcile import ReconcileDeps, reconcile_charges
 from tests.unit.usecases.cards_fakes import World
 
-GRANT = ConsentGrant(granted=True, text_version="cards-2026-01", channel=ConsentChannel.STAFF, granted_by="reception")
+GRANT = ConsentGrant(granted=True, text_version="cards-2026-02", channel=ConsentChannel.STAFF, granted_by="reception")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from clinicpay.domain.card import ChargeReason, ConsentChannel, ConsentGrant
-from clinicpay.domain.card_consent import CONSENT_TEXT_VERSION
+from clinicpay.domain.card_consent import CONSENT_TEXT_VERSION, consent_text
 from clinicpay.domain.errors import NotFound
 from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import Text
@@ -17,7 +17,7 @@ from clinicpay.usecases import card_setup, cards
 from clinicpay.usecases.card_events import apply_card_event, apply_card_events
 from tests.unit.usecases.cards_fakes import World
 
-GRANT = ConsentGrant(granted=True, text_version="cards-2026-01", channel=ConsentChannel.STAFF, granted_by="reception")
+GRANT = ConsentGrant(granted=True, text_version="cards-2026-02", channel=ConsentChannel.STAFF, granted_by="reception")
 
 
 @pytest.fixture
@@ -255,3 +255,15 @@ def test_a_card_detached_at_the_processor_leaves_our_list(world: World) -> None:
 def test_an_amount_is_money_in_minor_units() -> None:
     with pytest.raises(ValueError):
         Money(amount=12.5, currency="CAD")  # type: ignore[arg-type]
+
+
+def test_the_consent_wording_says_what_is_charged_and_names_the_clinic_in_the_nominative() -> None:
+    # Issue 11 item 6: "a cobrarle" had no referent; the Ukrainian text put the clinic's name where the
+    # dative is needed. New words, new version: consents stored under cards-2026-01 keep their text.
+    assert CONSENT_TEXT_VERSION == "cards-2026-02"
+    spanish = consent_text("es", "Clínica Demo")
+    assert spanish.startswith("Autorizo a Clínica Demo a guardar mi tarjeta con su procesador de pagos y a cobrar en "
+                              "ella, sin que yo esté presente,") and "cobrarle" not in spanish
+    ukrainian = consent_text("uk", "Клініка Демо")
+    assert ukrainian.startswith("Я дозволяю клініці (Клініка Демо) зберігати мою картку")
+    assert "зазначену в прайс-листі клініки." in ukrainian and "'" not in ukrainian

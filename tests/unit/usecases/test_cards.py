@@ -11,7 +11,7 @@ from clinicpay.ports import ChargeResult
 from clinicpay.usecases import cards
 from tests.unit.usecases.cards_fakes import World
 
-GRANT = ConsentGrant(granted=True, text_version="cards-2026-01", channel=ConsentChannel.STAFF, granted_by="reception")
+GRANT = ConsentGrant(granted=True, text_version="cards-2026-02", channel=ConsentChannel.STAFF, granted_by="reception")
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_a_saved_card_keeps_who_when_where_and_which_text_and_never_shows_its_to
     # Then the card shows display data and the consent, not the token
     assert (card["brand"], card["last4"], card["exp_month"], card["exp_year"]) == ("visa", "4242", 12, 2034)
     assert card["consent"]["granted_by"] == "reception" and card["consent"]["channel"] == "staff"
-    assert card["consent"]["text_version"] == "cards-2026-01" and card["consent"]["ip"] == "203.0.113.9"
+    assert card["consent"]["text_version"] == "cards-2026-02" and card["consent"]["ip"] == "203.0.113.9"
     assert "pm_secret_1" not in str(card)
     # And the token went to the processor for this patient's customer
     assert world.vault.attached == {"pm_secret_1": "cus_1"}

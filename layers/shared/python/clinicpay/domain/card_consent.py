@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from string import Template
 
-CONSENT_TEXT_VERSION = "cards-2026-01"
+CONSENT_TEXT_VERSION = "cards-2026-02"
 
 _TEXTS: dict[str, str] = {
-    "es": ("Autorizo a $clinic_name a guardar mi tarjeta con su procesador de pagos y a cobrarle, sin que yo "
+    "es": ("Autorizo a $clinic_name a guardar mi tarjeta con su procesador de pagos y a cobrar en ella, sin que yo "
            "esté presente, el precio de mis atenciones una vez realizadas y, si no asisto o cancelo fuera de "
            "plazo, el cargo por inasistencia indicado en su lista de precios. Cada cobro corresponde a una "
            "atención o inasistencia concreta y me será informado. Puedo pedir que se elimine la tarjeta en "
@@ -27,9 +27,9 @@ _TEXTS: dict[str, str] = {
            "j'annule trop tard, des frais d'absence indiqués dans sa grille tarifaire. Chaque débit correspond à "
            "un rendez-vous ou à une absence précis et m'est notifié. Je peux demander la suppression de la carte "
            "à tout moment."),
-    "uk": ("Я дозволяю $clinic_name зберігати мою картку в її платіжного провайдера і списувати з неї без моєї "
+    "uk": ("Я дозволяю клініці ($clinic_name) зберігати мою картку в її платіжного провайдера і списувати з неї без моєї "
            "присутності вартість моїх візитів після того, як вони відбулися, а якщо я не прийду або скасую "
-           "запис надто пізно, — плату за неявку, зазначену в її прайс-листі. Кожне списання стосується "
+           "запис надто пізно, — плату за неявку, зазначену в прайс-листі клініки. Кожне списання стосується "
            "конкретного візиту чи неявки, і мене про нього повідомлять. Я можу будь-коли попросити видалити "
            "картку."),
     "nb": ("Jeg gir $clinic_name tillatelse til å lagre kortet mitt hos betalingsleverandøren og å belaste det, "
