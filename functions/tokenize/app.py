@@ -229,6 +229,11 @@ def charge(clinic_id: Identifier, patient_id: Identifier, body: Annotated[Charge
                     headers={"Retry-After": PROCESSING_RETRY_AFTER, "Location": location})
 
 
+@app.get(f"{BASE}/charges", access=Access.STAFF)
+def list_charges(clinic_id: Identifier, patient_id: Identifier) -> dict[str, Any]:
+    return {"charges": cards.list_charges(_deps(clinic_id), clinic_id, patient_id)}
+
+
 @app.get(f"{BASE}/charges/<charge_id>", access=Access.STAFF)
 def get_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier) -> dict[str, Any]:
     return cards.get_charge(_deps(clinic_id), clinic_id, patient_id, charge_id)

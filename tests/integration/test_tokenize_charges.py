@@ -400,3 +400,48 @@ def test_a_charge_settled_by_card_reconcile_is_told_once_then_its_late_webhook_s
     assert mail["subject"] == "Clinique Laval cobró 33,00 CAD a tu tarjeta"
     assert "Concepto: servicios de la clínica" in mail["body"]
     assert sms["body"].startswith("Clinique Laval: cobramos 33,00 CAD a tu tarjeta Visa ····4242")
+
+
+# ------------------------------------------------------------------ listing a patient's charges (issue 11)
+def test_the_list_shows_only_this_patients_charges_at_this_clinic_newest_first(clinic: ClinicKeys,
+                                                                                stack: TestStack) -> None:
+    # Given a patient charged twice (the first partly refunded), another patient charged once, and the
+    # same patient id at another clinic, charged too
+    book(clinic, "p-1")
+    card = save_card(clinic, "p-1", VISA)
+    first = charge(clinic, {"reason": "other", "amount": {"amount": 3000, "currency": "CAD"}})
+    second = charge(clinic, {"reason": "other", "amount": {"amount": 4500, "currency": "CAD"}})
+    assert first.status == second.status == 201, (first.body, second.body)
+    refunded = clinic.staff().post(patient_path(clinic, "p-1", f"/charges/{first.json()['charge_id']}/refunds"),
+                                   json={"amount": {"amount": 1000, "currency": "CAD"}})
+    assert refunded.status == 201 and refunded.json()["status"] == "succeeded", refunded.body
+    book(clinic, "p-2")
+    save_card(clinic, "p-2", VISA)
+    assert charge(clinic, {"reason": "other", "amount": {"amount": 999, "currency": "CAD"}}, patient="p-2").status == 201
+    other = new_clinic(stack)
+    book(other, "p-1")
+    save_card(other, "p-1", VISA)
+    assert charge(other, {"reason": "other", "amount": {"amount": 777, "currency": "CAD"}}).status == 201
+
+    # When staff list p-1's charges
+    listed = clinic.staff().get(patient_path(clinic, "p-1", "/charges"))
+
+    # Then only p-1's two charges at this clinic, newest first, with what was given back and the card
+    assert listed.status == 200, listed.body
+    charges = listed.json()["charges"]
+    assert [c["charge_id"] for c in charges] == [second.json()["charge_id"], first.json()["charge_id"]]
+    assert [c["amount"]["amount"] for c in charges] == [4500, 3000]
+    assert [c["status"] for c in charges] == ["succeeded", "partially_refunded"]
+    assert [c["amount_refunded"]["amount"] for c in charges] == [0, 1000]
+    assert all(c["reason"] == "other" and c["appointment_id"] is None and c["created_at"] for c in charges)
+    assert charges[0]["card"] == {"brand": card["brand"], "last4": card["last4"]}
+    # The admin may read it too
+    assert clinic.admin().get(patient_path(clinic, "p-1", "/charges")).json()["charges"] == charges
+    # The other clinic sees its own p-1 only, and p-2 is no patient of it
+    assert [c["amount"]["amount"] for c in other.staff().get(patient_path(other, "p-1", "/charges")).json()[
+        "charges"]] == [777]
+    missing = other.staff().get(patient_path(other, "p-2", "/charges"))
+    assert missing.status == 404 and missing.json()["error"]["code"] == "not_found", missing.body
+    # A publishable key is not a staff key; another clinic's staff key does not open this clinic's list
+    assert clinic.widget().get(patient_path(clinic, "p-1", "/charges")).status == 401
+    assert other.staff().get(patient_path(clinic, "p-1", "/charges")).status == 404

@@ -147,6 +147,10 @@ class FakeCardStore:
     def get_charge(self, clinic_id: str, patient_id: str, charge_id: str) -> Charge | None:
         return self.charges.get((clinic_id, patient_id, charge_id))
 
+    def list_charges(self, clinic_id: str, patient_id: str) -> list[Charge]:
+        found = [c for (cl, p, _), c in self.charges.items() if (cl, p) == (clinic_id, patient_id)]
+        return sorted(found, key=lambda c: c.created_at, reverse=True)
+
     def find_charge(self, provider: str, reference: str) -> Charge | None:
         return next((c for c in self.charges.values() if c.reference == reference and c.provider == provider), None)
 

@@ -110,6 +110,7 @@ GUARDS: dict[str, Guard] = {
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/card-setup": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/card-requests": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges": guard(ids="body.card_id body.appointment_id"),
+    "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges": FREE_TEXT,
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": FREE_TEXT,
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": FREE_TEXT,

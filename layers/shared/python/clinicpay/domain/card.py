@@ -138,6 +138,8 @@ class Charge(Model):
                                 "reason": self.reason.value, "appointment_id": self.appointment_id,
                                 "created_at": self.created_at.isoformat(),
                                 "amount_refunded": {"amount": self.amount_refunded, "currency": self.amount.currency}}
+        if self.card_brand or self.card_last4:
+            body["card"] = {"brand": self.card_brand, "last4": self.card_last4}
         if self.undecided and status == "processing":
             body["undecided"] = True
         if self.failure_code:

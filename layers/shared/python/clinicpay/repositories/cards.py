@@ -247,6 +247,11 @@ class CardRepository:
         item = self._get(patient_pk(clinic_id, patient_id), f"CHARGE#{charge_id}")
         return Charge.model_validate(item) if item else None
 
+    def list_charges(self, clinic_id: str, patient_id: str) -> list[Charge]:
+        """The patient's charges, newest first: one Query on the patient's partition."""
+        charges = [Charge.model_validate(item) for item in self._query(patient_pk(clinic_id, patient_id), "CHARGE#")]
+        return sorted(charges, key=lambda c: c.created_at, reverse=True)
+
     def find_charge(self, provider: str, reference: str) -> Charge | None:
         item = self._by_ref(provider, reference, "CHARGE")
         return Charge.model_validate(item) if item else None

@@ -372,6 +372,12 @@ def get_charge(deps: CardDeps, clinic_id: str, patient_id: str, charge_id: str) 
     return charge.view()
 
 
+def list_charges(deps: CardDeps, clinic_id: str, patient_id: str) -> list[dict[str, Any]]:
+    """The patient's charges at this clinic, newest first (another clinic's patient: not found)."""
+    require_patient(deps, clinic_id, patient_id)
+    return [charge.view() for charge in deps.cards.list_charges(clinic_id, patient_id)]
+
+
 def charge_return_url(deps: CardDeps, locale: str) -> str:
     return f"{deps.public_base_url.rstrip('/')}/cards/authentication-complete?lang={locale}"
 
