@@ -29,7 +29,7 @@
   var state = {
     clinicId: null, key: null, clinic: null, role: null, locale: "es",
     services: [], appointments: [], settings: null, gateways: null,
-    cardsPatient: null, cards: [], registers: [], shift: null, report: [], loaded: {}, fixedDeposit: null
+    cardsPatient: null, cards: [], charges: [], registers: [], shift: null, report: [], loaded: {}, fixedDeposit: null
   };
 
   // ------------------------------------------------------------------ text and formatting
@@ -721,6 +721,122 @@
       say("cards-status", null);
       state.cards = Array.isArray(res.data) ? res.data : ((res.data && res.data.cards) || []);
       renderCards();
+      return loadCharges();
+    });
+  }
+
+  // ------------------------------------------------------------------ the patient's card charges
+  // Newest first, as the API lists them; each with something left to give back has a Refund button.
+  function loadCharges() {
+    return api("GET", cardsPath("/charges")).then(function (res) {
+      if (!res.ok) { state.charges = []; clear($("charges-list")); sayError("cards-status", res); return; }
+      state.charges = (res.data && res.data.charges) || [];
+      renderCharges();
+    });
+  }
+
+  // What a refund may still give back: a charge that succeeded, less what its refunds (pending ones
+  // included) already give back. The API decides; this only spares staff a form that would be refused.
+  function chargeRefundable(c) {
+    var refundable = ["succeeded", "partially_refunded"].indexOf(c.status) >= 0;
+    return refundable ? amountOf(c.amount) - amountOf(c.amount_refunded) : 0;
+  }
+
+  function chargeStatusText(c) {
+    var key = { succeeded: "charge_st_succeeded", processing: "ps_pending", requires_action: "charge_st_requires_action",
+                failed: "charge_st_failed", refunded: "ps_refunded", partially_refunded: "ps_partially_refunded" }[c.status];
+    return key ? t(key) : c.status;
+  }
+
+  function renderCharges() {
+    var box = clear($("charges-list"));
+    box.appendChild(h("h2", { style: "margin-top:.75rem", text: t("charges_title") }));
+    if (!state.charges.length) { box.appendChild(h("p", { "class": "hint", text: t("no_charges") })); return; }
+    box.appendChild(h("ul", { "class": "cards-list charges-list", id: "charges" }, state.charges.map(function (c) {
+      var status = h("div", { "class": "row-status", role: "status", "aria-live": "polite", id: "charge-status-" + c.charge_id });
+      var panel = h("div", { "class": "row-panel" });
+      var left = chargeRefundable(c);
+      var badge = { succeeded: "badge-ok", refunded: "badge-muted", partially_refunded: "badge-muted", processing: "badge-info",
+                    failed: "badge-err" }[c.status] || "badge-warn";
+      var details = [formatWhen(c.created_at), t("reason_" + c.reason)];
+      if (c.card && c.card.last4) details.push(t("card_line", { brand: brandName(c.card), last4: c.card.last4 }));
+      if (amountOf(c.amount_refunded) > 0) details.push(t("amt_refunded", { amount: formatMoney(c.amount_refunded) }));
+      var actions = [];
+      if (left > 0) {
+        actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", "data-action": "refund-charge",
+          onclick: function () { openChargeRefund(c, left, panel, status); }, text: t("refund_button") }));
+      }
+      return h("li", { "class": "charge-item", "data-charge": c.charge_id, "data-status": c.status }, [
+        h("div", {}, [
+          h("div", { "class": "what" }, [formatMoney(c.amount), " ", h("span", { "class": "badge " + badge, text: chargeStatusText(c) })]),
+          h("div", { "class": "hint", text: details.join(" · ") }),
+          panel, status
+        ]),
+        h("div", { "class": "actions" }, actions)
+      ]);
+    })));
+  }
+
+  function chargePath(c, rest) { return cardsPath("/charges/" + encodeURIComponent(c.charge_id) + (rest || "")); }
+
+  function openChargeRefund(c, left, panel, region) {
+    var amountId = "charge-refund-amount-" + c.charge_id, reasonId = "charge-refund-reason-" + c.charge_id;
+    var cur = c.amount.currency;
+    say(region, null);
+    openPanel(panel, t("refund_button"), [
+      amountField(amountId, t("refund_amount", { currency: cur }), { amount: left, currency: cur }),
+      h("div", { "class": "field" }, [h("label", { "for": reasonId }, [t("refund_reason"), " ", h("span", { "class": "opt", text: "(" + t("optional") + ")" })]),
+        h("input", { id: reasonId, type: "text", maxlength: "200", autocomplete: "off" })]),
+      h("div", { "class": "actions" }, [h("button", { type: "submit", "class": "btn btn-small", text: t("refund_continue") }), closeButton(panel)])
+    ], function () {
+      var input = $(amountId);
+      var minor = toMinor(input.value, cur);
+      var bad = !minor || minor > left;
+      fieldError(input, bad);
+      if (bad) { say(region, "error", minor ? t("code_refund_exceeds_remaining") : t("err_422")); input.focus(); return; }
+      var body = { amount: { amount: minor, currency: cur } };
+      if ($(reasonId).value.trim()) body.reason = $(reasonId).value.trim();
+      confirmChargeRefund(c, body, panel, region);
+    });
+  }
+
+  // The second step names the amount and the patient, as the appointment refund does.
+  function confirmChargeRefund(c, body, panel, region) {
+    var patient = state.cardsPatientName || state.cardsPatient;
+    var shown = formatMoney(body.amount);
+    say(region, null);
+    clear(panel);
+    var yes = h("button", { type: "button", "class": "btn btn-small btn-danger", "data-action": "confirm-refund", text: t("refund_confirm", { amount: shown }) });
+    panel.appendChild(h("div", { "class": "row-form", role: "group", "aria-label": t("refund_button") }, [
+      h("p", { "class": "row-form-title", text: t("refund_confirm_q", { amount: shown, patient: patient }) }),
+      h("div", { "class": "actions" }, [yes, closeButton(panel)])]));
+    yes.focus();
+    yes.addEventListener("click", function () {
+      busy(yes, true);
+      say(region, "info", t("sending"));
+      // Kept until a definitive answer: a click again after no answer is the same refund at Stripe.
+      var scope = "charge-refund:" + state.cardsPatient + ":" + c.charge_id;
+      api("POST", chargePath(c, "/refunds"), { body: body, idempotencyKey: stickyKey(scope, body) }).then(function (res) {
+        busy(yes, false);
+        settleKey(scope, res);
+        if (!res.ok) { sayError(region, res); return; }
+        clear(panel);
+        var refund = res.data || {};
+        var provider = PROVIDER_NAMES.stripe;  // cards on file are Stripe's (tokenize)
+        if (refund.status === "succeeded") say(region, "ok", t("refund_done_msg", { amount: shown, patient: patient }));
+        else if (refund.status === "pending") say(region, "info", t("refund_pending_msg", { amount: shown, patient: patient, provider: provider }));
+        else say(region, "error", t("refund_failed_msg", { provider: provider, code: refund.failure_code || "" }));
+        reloadCharges(c, region);
+      });
+    });
+  }
+
+  // The list again, with the charge's new status; what its row said stays.
+  function reloadCharges(c, region) {
+    var said = region.firstChild ? region.firstChild.cloneNode(true) : null;
+    loadCharges().then(function () {
+      var fresh = $("charge-status-" + c.charge_id);
+      if (fresh && said) { clear(fresh); fresh.appendChild(said); }
     });
   }
 
@@ -854,6 +970,7 @@
       busy(button, false);
       settleKey(scope, res);
       var result = res.data || {};
+      loadCharges();
       if (!res.ok && !(result && result.status)) { sayError(region, res); return; }
       if (result.status === "succeeded") say(region, "ok", t("charge_succeeded", { amount: formatMoney(result.amount || body.amount) }));
       else if (result.status === "processing") say(region, "info", t("charge_processing"));

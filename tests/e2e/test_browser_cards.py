@@ -144,6 +144,9 @@ def test_patient_books_a_card_required_service_and_saves_a_card_then_staff_use_i
     keys: list[str] = []
 
     def drop_the_first(route: Route) -> None:
+        if route.request.method != "POST":  # the list of charges, reloaded after each charge
+            route.continue_()
+            return
         keys.append(route.request.headers.get("idempotency-key", ""))
         if len(keys) == 1:
             route.abort("internetdisconnected")
@@ -168,6 +171,13 @@ def test_patient_books_a_card_required_service_and_saves_a_card_then_staff_use_i
     expect(staff.locator("#charge-status")).to_have_text(re.compile(r"^80,00\s\$CA débité\.$"))
     staff.unroute(CHARGES)
     assert len(keys) == 2 and keys[0] == keys[1] != ""
+    # and the list of the patient's charges shows it
+    charged = staff.locator("li.charge-item")
+    expect(charged).to_have_count(1)
+    expect(charged.first).to_contain_text(re.compile(r"80,00\s\$CA"))
+    expect(charged.first).to_contain_text("Débité")
+    expect(charged.first).to_contain_text("Rendez-vous")
+    expect(charged.first).to_contain_text("Visa se terminant par 4242")
     # and the no-show fee of the booked service (amount left empty)
     charge.get_by_label("Montant (CAD)").fill("")
     charge.get_by_label("Identifiant du rendez-vous").fill(booked["appointment_id"])
@@ -180,6 +190,33 @@ def test_patient_books_a_card_required_service_and_saves_a_card_then_staff_use_i
     charge.get_by_role("button", name="Débiter les frais d'absence").click()
     question.get_by_role("button", name="Oui, débiter les frais").click()
     expect(staff.locator("#charge-status")).to_contain_text("Ce rendez-vous a déjà un débit pour ce motif.")
+    # the list has both, newest first
+    expect(charged).to_have_count(2)
+    expect(charged.first).to_contain_text(re.compile(r"100,00\s\$CA"))
+    expect(charged.first).to_contain_text("Frais d'absence")
+
+    # they refund part of the 80 CAD charge: the form offers what is left, the second step names
+    # the amount and the patient, and the answer shows in place
+    eighty = charged.nth(1)
+    eighty.get_by_role("button", name="Rembourser", exact=True).click()
+    amount = eighty.get_by_label("Montant à rembourser (CAD)")
+    expect(amount).to_have_value("80,00")
+    amount.fill("30")
+    eighty.get_by_role("button", name="Continuer").click()
+    expect(eighty).to_contain_text(re.compile(r"Rembourser 30,00\s\$CA à Julie Tremblay \?"))
+    eighty.get_by_role("button", name=re.compile(r"^Oui, rembourser 30,00\s\$CA$")).click()
+    eighty = staff.locator("li.charge-item").nth(1)
+    expect(eighty.get_by_role("status")).to_have_text(re.compile(r"^30,00\s\$CA remboursé à Julie Tremblay\.$"))
+    # and the list, reloaded, shows it partly refunded, with 50 CAD still refundable
+    expect(eighty).to_have_attribute("data-status", "partially_refunded")
+    expect(eighty).to_contain_text("Remboursé en partie")
+    expect(eighty).to_contain_text(re.compile(r"Remboursé 30,00\s\$CA"))
+    eighty.get_by_role("button", name="Rembourser", exact=True).click()
+    expect(eighty.get_by_label("Montant à rembourser (CAD)")).to_have_value("50,00")
+    eighty.get_by_role("button", name="Annuler").click()
+    # (the charges list; the staff page as a whole has a landmark-unique finding of its own: each
+    # view's section and its first panel share one label)
+    assert axe_violations(staff, include="#charges-list") == []
 
     # they send a card request by email, and the patient has it
     staff.get_by_role("region", name="Demander une carte au patient").get_by_role("button", name="Envoyer la demande").click()
