@@ -237,3 +237,19 @@ def test_a_card_that_needs_authentication_gives_a_link_and_a_decline_gives_its_r
     assert "action_url" not in declined
     # The patient lands on our page after authenticating
     assert world.vault.charges[0].return_url.startswith("https://pay.example/cards/authentication-complete")
+
+
+# ------------------------------------------------------------------ listing charges
+def test_a_patients_charges_are_listed_newest_first_with_the_card_charged(world: World) -> None:
+    save(world, "pm_1", last4="4242")
+    first = charge(world, amount=Money(amount=1500, currency="CAD"))
+    world.clock.advance(minutes=5)
+    second = charge(world, amount=Money(amount=2500, currency="CAD"))
+
+    listed = cards.list_charges(world.deps, "cl_a", "p-1")
+
+    assert [c["charge_id"] for c in listed] == [second["charge_id"], first["charge_id"]]
+    assert [c["amount"]["amount"] for c in listed] == [2500, 1500]
+    assert listed[0]["card"]["last4"] == "4242"
+    with pytest.raises(NotFound):
+        cards.list_charges(world.deps, "cl_b", "p-1")
