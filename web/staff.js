@@ -609,30 +609,38 @@
     say(region, null);
     var body = { amount: { amount: minor, currency: a.price.currency }, payment_reference: payment.reference };
     if ($(reasonId).value.trim()) body.reason = $(reasonId).value.trim();
-    var patient = (a.patient || {}).name;
-    var shown = formatMoney(body.amount);
-    // The second step names the amount and the patient, so a slip of the finger refunds nothing.
-    clear(panel);
+    refundStep({ panel: panel, region: region, body: body, patient: (a.patient || {}).name,
+                 path: apptPath(a, "/refunds"), scope: "refund-" + a.appointment_id,
+                 provider: function (refund) { return PROVIDER_NAMES[refund.provider] || refund.provider; },
+                 reload: function () { reloadAppointment(a, region); } });
+  }
+
+  // The refund's second step, for an appointment's payment or a card charge: it names the amount and
+  // the patient, so a slip of the finger refunds nothing, then sends under a key kept until a
+  // definitive answer (a click again after no answer is the same refund at the provider).
+  function refundStep(o) {
+    var shown = formatMoney(o.body.amount);
+    say(o.region, null);
+    clear(o.panel);
     var yes = h("button", { type: "button", "class": "btn btn-small btn-danger", "data-action": "confirm-refund", text: t("refund_confirm", { amount: shown }) });
-    panel.appendChild(h("div", { "class": "row-form", role: "group", "aria-label": t("refund_button") }, [
-      h("p", { "class": "row-form-title", text: t("refund_confirm_q", { amount: shown, patient: patient }) }),
-      h("div", { "class": "actions" }, [yes, closeButton(panel)])]));
+    o.panel.appendChild(h("div", { "class": "row-form", role: "group", "aria-label": t("refund_button") }, [
+      h("p", { "class": "row-form-title", text: t("refund_confirm_q", { amount: shown, patient: o.patient }) }),
+      h("div", { "class": "actions" }, [yes, closeButton(o.panel)])]));
     yes.focus();
     yes.addEventListener("click", function () {
       busy(yes, true);
-      say(region, "info", t("sending"));
-      var scope = "refund-" + a.appointment_id;
-      api("POST", apptPath(a, "/refunds"), { body: body, idempotencyKey: stickyKey(scope, body) }).then(function (res) {
+      say(o.region, "info", t("sending"));
+      api("POST", o.path, { body: o.body, idempotencyKey: stickyKey(o.scope, o.body) }).then(function (res) {
         busy(yes, false);
-        settleKey(scope, res);
-        if (!res.ok) { sayError(region, res); return; }
-        clear(panel);
+        settleKey(o.scope, res);
+        if (!res.ok) { sayError(o.region, res); return; }
+        clear(o.panel);
         var refund = res.data || {};
-        var provider = PROVIDER_NAMES[refund.provider] || refund.provider;
-        if (refund.status === "succeeded") say(region, "ok", t("refund_done_msg", { amount: shown, patient: patient }));
-        else if (refund.status === "pending") say(region, "info", t("refund_pending_msg", { amount: shown, patient: patient, provider: provider }));
-        else say(region, "error", t("refund_failed_msg", { provider: provider, code: refund.failure_code || "" }));
-        reloadAppointment(a, region);
+        var provider = o.provider(refund);
+        if (refund.status === "succeeded") say(o.region, "ok", t("refund_done_msg", { amount: shown, patient: o.patient }));
+        else if (refund.status === "pending") say(o.region, "info", t("refund_pending_msg", { amount: shown, patient: o.patient, provider: provider }));
+        else say(o.region, "error", t("refund_failed_msg", { provider: provider, code: refund.failure_code || "" }));
+        o.reload();
       });
     });
   }
@@ -800,35 +808,11 @@
     });
   }
 
-  // The second step names the amount and the patient, as the appointment refund does.
   function confirmChargeRefund(c, body, panel, region) {
-    var patient = state.cardsPatientName || state.cardsPatient;
-    var shown = formatMoney(body.amount);
-    say(region, null);
-    clear(panel);
-    var yes = h("button", { type: "button", "class": "btn btn-small btn-danger", "data-action": "confirm-refund", text: t("refund_confirm", { amount: shown }) });
-    panel.appendChild(h("div", { "class": "row-form", role: "group", "aria-label": t("refund_button") }, [
-      h("p", { "class": "row-form-title", text: t("refund_confirm_q", { amount: shown, patient: patient }) }),
-      h("div", { "class": "actions" }, [yes, closeButton(panel)])]));
-    yes.focus();
-    yes.addEventListener("click", function () {
-      busy(yes, true);
-      say(region, "info", t("sending"));
-      // Kept until a definitive answer: a click again after no answer is the same refund at Stripe.
-      var scope = "charge-refund:" + state.cardsPatient + ":" + c.charge_id;
-      api("POST", chargePath(c, "/refunds"), { body: body, idempotencyKey: stickyKey(scope, body) }).then(function (res) {
-        busy(yes, false);
-        settleKey(scope, res);
-        if (!res.ok) { sayError(region, res); return; }
-        clear(panel);
-        var refund = res.data || {};
-        var provider = PROVIDER_NAMES.stripe;  // cards on file are Stripe's (tokenize)
-        if (refund.status === "succeeded") say(region, "ok", t("refund_done_msg", { amount: shown, patient: patient }));
-        else if (refund.status === "pending") say(region, "info", t("refund_pending_msg", { amount: shown, patient: patient, provider: provider }));
-        else say(region, "error", t("refund_failed_msg", { provider: provider, code: refund.failure_code || "" }));
-        reloadCharges(c, region);
-      });
-    });
+    refundStep({ panel: panel, region: region, body: body, patient: state.cardsPatientName || state.cardsPatient,
+                 path: chargePath(c, "/refunds"), scope: "charge-refund:" + state.cardsPatient + ":" + c.charge_id,
+                 provider: function () { return PROVIDER_NAMES.stripe; },  // cards on file are Stripe's (tokenize)
+                 reload: function () { reloadCharges(c, region); } });
   }
 
   // The list again, with the charge's new status; what its row said stays.
