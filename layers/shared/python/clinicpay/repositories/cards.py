@@ -75,6 +75,12 @@ def _recon(clinic_id: str, check_at: datetime) -> dict[str, str]:
     return {"recon_pk": shard_key(RECON_KIND, clinic_id), "recon_at": check_at.isoformat()}
 
 
+def _claim_key(charge: Charge) -> dict[str, str]:
+    """The appointment's claim for one reason: at most one live charge per appointment and reason."""
+    return {"pk": patient_pk(charge.clinic_id, charge.patient_id),
+            "sk": f"APPTCHARGE#{charge.appointment_id}#{charge.reason.value}"}
+
+
 class CardRepository:
     def __init__(self, table_name: str):
         self._table_name = table_name
@@ -347,26 +353,24 @@ class CardRepository:
         assert charge.appointment_id
         return _conditional(
             self._table.put_item,
-            Item={"pk": patient_pk(charge.clinic_id, charge.patient_id),
-                  "sk": f"APPTCHARGE#{charge.appointment_id}#{charge.reason.value}", "charge_id": charge.charge_id,
-                  "status": "pending", "claimed_at": charge.created_at.isoformat()},
+            Item={**_claim_key(charge), "charge_id": charge.charge_id, "status": "pending",
+                  "claimed_at": charge.created_at.isoformat()},
             ConditionExpression="attribute_not_exists(pk) OR #s = :failed OR (charge_id = :cid AND #s <> :succeeded)",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":failed": "failed", ":cid": charge.charge_id, ":succeeded": "succeeded"})
 
     def appointment_claim(self, charge: Charge) -> dict[str, Any] | None:
         assert charge.appointment_id
-        return self._get(patient_pk(charge.clinic_id, charge.patient_id),
-                         f"APPTCHARGE#{charge.appointment_id}#{charge.reason.value}")
+        key = _claim_key(charge)
+        return self._get(key["pk"], key["sk"])
 
     def take_over_claim(self, charge: Charge, claim: dict[str, Any]) -> bool:
         """Replace a claim exactly as it was read (same charge, same claim time, not succeeded)."""
         assert charge.appointment_id
         return _conditional(
             self._table.put_item,
-            Item={"pk": patient_pk(charge.clinic_id, charge.patient_id),
-                  "sk": f"APPTCHARGE#{charge.appointment_id}#{charge.reason.value}", "charge_id": charge.charge_id,
-                  "status": "pending", "claimed_at": charge.created_at.isoformat()},
+            Item={**_claim_key(charge), "charge_id": charge.charge_id, "status": "pending",
+                  "claimed_at": charge.created_at.isoformat()},
             ConditionExpression="charge_id = :old AND claimed_at = :old_at AND #s <> :succeeded",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":old": claim["charge_id"], ":old_at": claim["claimed_at"],
@@ -377,9 +381,7 @@ class CardRepository:
             return
         _conditional(
             self._table.update_item,
-            Key={"pk": patient_pk(charge.clinic_id, charge.patient_id),
-                 "sk": f"APPTCHARGE#{charge.appointment_id}#{charge.reason.value}"},
-            UpdateExpression="SET #s = :s", ConditionExpression="charge_id = :cid AND #s <> :succeeded",
+            Key=_claim_key(charge), UpdateExpression="SET #s = :s", ConditionExpression="charge_id = :cid AND #s <> :succeeded",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": status, ":cid": charge.charge_id, ":succeeded": "succeeded"})
 
