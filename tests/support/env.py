@@ -72,6 +72,11 @@ def start_test_stack(extra_routes: dict[str, Any] | None = None,
     })
     for name in SANDBOXES:
         os.environ.setdefault(f"{name.upper()}_API_BASE", f"{base}/_sandbox/{name}")
+    # Settings are read from the environment once per process: drop what a test that ran before the
+    # stack (a unit test on the same xdist worker) cached from the environment it had then.
+    from clinicpay.settings import get_settings
+
+    get_settings.cache_clear()
     # Handlers may make only the calls their role in template.yaml allows, as in AWS.
     iam.enforce({"EmailSender": SENDER, "PublicBaseUrl": base})
     app: WSGIApp = LocalApp(extra_routes)
