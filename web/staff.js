@@ -696,10 +696,12 @@
       var extra = [];
       if (created.payment_link) extra.push(linkBox(t("payment_link_is"), created.payment_link.url));
       if (created.next_action && created.next_action.url) extra.push(linkBox(t("card_link_is"), created.next_action.url));
-      say("new-appt-status", "ok", t("appt_created", { patient: patient.name }), extra);
       name.value = ""; id.value = ""; email.value = ""; phone.value = "";
       id.removeAttribute("data-touched");
-      loadAppointments();
+      // Said once the list shows the new row, so nothing re-renders under what staff do next.
+      return loadAppointments().then(function () {
+        say("new-appt-status", "ok", t("appt_created", { patient: patient.name }), extra);
+      });
     });
   }
 
@@ -954,18 +956,23 @@
       busy(button, false);
       settleKey(scope, res);
       var result = res.data || {};
-      loadCharges();
-      if (!res.ok && !(result && result.status)) { sayError(region, res); return; }
-      if (result.status === "succeeded") say(region, "ok", t("charge_succeeded", { amount: formatMoney(result.amount || body.amount) }));
-      else if (result.status === "processing") say(region, "info", t("charge_processing"));
-      else if (result.status === "requires_action") {
-        say(region, "warn", t("charge_action"), [result.action_url ? linkBox(t("open_card_page"), result.action_url) : null]);
-      } else {
-        var code = result.failure_code || (res.error && res.error.code) || "unknown";
-        var reasonText = TEXT.en["decline_" + code] ? t("decline_" + code) : t("decline_other", { code: code });
-        say(region, "error", t("charge_failed", { reason: reasonText }), [res.error && res.error.message ? h("p", { "class": "detail", text: t("api_said") + ": " + res.error.message }) : null]);
-      }
+      // The answer is announced once the list below shows it: a list that re-rendered after the
+      // announcement would close a refund form staff had just opened on one of its rows.
+      return loadCharges().then(function () { announceCharge(res, result, body, region); });
     });
+  }
+
+  function announceCharge(res, result, body, region) {
+    if (!res.ok && !(result && result.status)) { sayError(region, res); return; }
+    if (result.status === "succeeded") say(region, "ok", t("charge_succeeded", { amount: formatMoney(result.amount || body.amount) }));
+    else if (result.status === "processing") say(region, "info", t("charge_processing"));
+    else if (result.status === "requires_action") {
+      say(region, "warn", t("charge_action"), [result.action_url ? linkBox(t("open_card_page"), result.action_url) : null]);
+    } else {
+      var code = result.failure_code || (res.error && res.error.code) || "unknown";
+      var reasonText = TEXT.en["decline_" + code] ? t("decline_" + code) : t("decline_other", { code: code });
+      say(region, "error", t("charge_failed", { reason: reasonText }), [res.error && res.error.message ? h("p", { "class": "detail", text: t("api_said") + ": " + res.error.message }) : null]);
+    }
   }
 
   function sendCardRequest(event) {
