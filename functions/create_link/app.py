@@ -378,7 +378,8 @@ def run_message_retry(shard: int) -> dict[str, Any]:
 
 
 def run_link_reconcile(shard: int) -> dict[str, Any]:
-    """Ask the providers about link sessions whose webhook has not come (usecases/link_reconcile.py)."""
+    """Ask the providers about link sessions whose webhook has not come (usecases/link_reconcile.py),
+    then about refunds still pending for want of an answer (usecases/refunds.reconcile_refunds)."""
     from datetime import UTC, datetime
 
     from clinicpay.repositories.link_watches import LinkWatchRepository
@@ -392,7 +393,12 @@ def run_link_reconcile(shard: int) -> dict[str, Any]:
                              gateway_for=link_gateway, apply=lambda cid, events: apply_payment_events(cid, events, repo),
                              # each ask is a provider call and its writes: stop while they still fit
                              has_time=lambda: provider_seconds_left() > 0)
-    return reconcile(deps, shard, datetime.now(UTC))
+    now = datetime.now(UTC)
+    counts = reconcile(deps, shard, now)
+    # and the shard's refunds whose provider answer or event never came (usecases/refunds.py)
+    counts["refunds"] = refunds.reconcile_refunds(_refund_deps(), shard, now,
+                                                  has_time=lambda: provider_seconds_left() > 0)
+    return counts
 
 
 def _message_given_up(kept: Any, why: str) -> None:

@@ -132,6 +132,14 @@ class RefundingGateway(Protocol):
     def refund(self, request: RefundRequest) -> RefundResult: ...
 
 
+class RefundLookup(Protocol):
+    """A refunding gateway that can also be asked what became of a refund (the reconciliation job,
+    when the provider's answer or event never came): the provider's refund by its id when we know
+    it, else the one our metadata names; None when the provider has no such refund."""
+
+    def find_refund(self, request: RefundRequest, provider_refund_id: str | None) -> RefundResult | None: ...
+
+
 class OutgoingMessage(Model):
     channel: Literal["email", "sms"]
     to: str

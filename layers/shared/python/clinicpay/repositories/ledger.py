@@ -6,6 +6,10 @@ Items (pk `CLINIC#{cid}`):
   every refund not failed, `refund_pending` the part not confirmed yet, `pending_refunds` the ids
   of those refunds.
 - `REFUND#{appointment_id}#{refund_id}`: one per refund, listed per appointment with one Query.
+  While it is `pending` it is also on the DueByShard index (due_pk `REFUNDWATCH#{shard}`, due_sk
+  `{next ask}#{cid}#{appointment_id}#{refund_id}`): the `link-reconcile` job asks the provider about
+  refunds whose event has not come (usecases/refunds.reconcile_refunds). The write that settles or
+  fails it takes it off the index, so waiting costs no extra write.
 
 Every write is one transaction with the items it keeps consistent, each conditional:
 - a refund reserves its amount on its payment row (`refunded <= amount - this refund`, a condition
@@ -21,7 +25,8 @@ A refused condition is reported by name; the use case decides (read again, or an
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Key
@@ -31,10 +36,40 @@ from clinicpay.domain.appointment import PaymentStatus
 from clinicpay.domain.ledger import Payment, PaymentMethod, Refund
 from clinicpay.domain.money import Money
 from clinicpay.repositories.appointments import StoredAppointment, appointment_key, version_condition
-from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
+from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
 from clinicpay.repositories.events import event_item
+from clinicpay.repositories.shards import key_of, shard_key
 
 TRANSACTION_ATTEMPTS = 3
+REFUND_WATCH_KIND = "REFUNDWATCH"
+DUE_INDEX = "DueByShard"
+# Younger than this, the provider's answer or event is most likely on its way: the first ask waits.
+FIRST_REFUND_ASK = timedelta(minutes=5)
+# Then each ask waits longer; the last interval repeats for as long as the refund is pending (a
+# Fintoc refund waits for the next payout batch, business days only).
+REFUND_ASK_BACKOFF = (timedelta(minutes=10), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
+
+
+def next_refund_ask(asks: int, now: datetime) -> datetime:
+    return now + REFUND_ASK_BACKOFF[min(max(asks, 1), len(REFUND_ASK_BACKOFF)) - 1]
+
+
+def _due_iso(moment: datetime) -> str:
+    """Fixed-width UTC, so due_sk values compare as times."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def refund_due_sk(refund: Refund, at: datetime) -> str:
+    return f"{_due_iso(at)}#{refund.clinic_id}#{refund.appointment_id}#{refund.refund_id}"
+
+
+@dataclass(frozen=True)
+class WaitingRefund:
+    """A pending refund as the reconciliation job reads it from the index."""
+
+    refund: Refund
+    due_sk: str
+    asks: int
 
 
 def payment_key(clinic_id: str, provider: str, reference: str) -> dict[str, str]:
@@ -136,11 +171,14 @@ class LedgerRepository:
             return "exceeds"
         writes = [self._refund_put(refund) if not again else {"Update": {
             "TableName": self._table_name, "Key": refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
-            "UpdateExpression": "SET #s = :pending, updated_at = :now REMOVE failure_code",
+            "UpdateExpression": "SET #s = :pending, updated_at = :now, due_pk = :due_pk, due_sk = :due_sk "
+                                "REMOVE failure_code",
             "ConditionExpression": "#s = :failed AND failure_code = :unavailable",
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": {":pending": "pending", ":failed": "failed", ":unavailable": "provider_unavailable",
-                                          ":now": _iso(refund.updated_at or refund.created_at)}}},
+                                          ":now": _iso(refund.updated_at or refund.created_at),
+                                          **{f":{k}": v for k, v in _refund_due(
+                                              refund, refund.updated_at or refund.created_at).items()}}}},
             self._reserve(refund, payment, pending=True)]
         if event:
             writes.append(self._event_put(event))
@@ -151,6 +189,7 @@ class LedgerRepository:
                       provider_refund_id: str | None, at: datetime, event: EventRecord | None = None) -> Settled:
         """pending -> succeeded, with the appointment's new `amount_refunded` and status."""
         sets = "SET #s = :succeeded, updated_at = :now" + (", provider_refund_id = :prid" if provider_refund_id else "")
+        sets += " REMOVE due_pk, due_sk"  # off the reconciliation index
         values: dict[str, Any] = {":succeeded": "succeeded", ":pending": "pending", ":now": _iso(at)}
         if provider_refund_id:
             values[":prid"] = provider_refund_id
@@ -174,7 +213,7 @@ class LedgerRepository:
                     event: EventRecord | None = None) -> Failed:
         """pending -> failed, and its reservation released: the amount can be refunded again."""
         sets = "SET #s = :failed, updated_at = :now" + (", provider_refund_id = :prid" if provider_refund_id else "") \
-            + (", failure_code = :code" if failure_code else "")
+            + (", failure_code = :code" if failure_code else "") + " REMOVE due_pk, due_sk"
         values: dict[str, Any] = {":failed": "failed", ":pending": "pending", ":now": _iso(at)}
         if provider_refund_id:
             values[":prid"] = provider_refund_id
@@ -223,6 +262,37 @@ class LedgerRepository:
         reason = self._transact(writes)
         return {None: "recorded", 0: "exists", 1: "exceeds", 2: "moved", 3: "duplicate"}[reason]  # type: ignore[return-value]
 
+    # ---------------------------------------------------------------- refunds the provider has not settled
+    def due_refunds(self, shard: int, now: datetime, *, limit: int = 100,
+                    after: dict[str, Any] | None = None) -> tuple[list[WaitingRefund], dict[str, Any] | None]:
+        """One page of the shard's pending refunds due for an ask by `now`, the most overdue first,
+        and where the next page starts (None: no more)."""
+        args: dict[str, Any] = {"IndexName": DUE_INDEX, "Limit": limit,
+                                "KeyConditionExpression": Key("due_pk").eq(key_of(REFUND_WATCH_KIND, shard))
+                                & Key("due_sk").lte(f"{_due_iso(now)}~")}
+        if after:
+            args["ExclusiveStartKey"] = after
+        with translated_errors():
+            page = self._table.query(**args)
+        waiting = [WaitingRefund(Refund.model_validate(item), str(item["due_sk"]), int(item.get("refund_asks", 0)))
+                   for item in map(plain, page["Items"])]
+        return waiting, page.get("LastEvaluatedKey")
+
+    def claim_refund_ask(self, waiting: WaitingRefund, now: datetime) -> WaitingRefund | None:
+        """Take the refund for this ask: move it to its next ask, on condition nobody moved it since it
+        was read and it is still pending (a shard run twice asks once). None when another run took
+        it. Should the run die after this, the refund simply comes back at its next time."""
+        refund = waiting.refund
+        asks = waiting.asks + 1
+        due_sk = refund_due_sk(refund, next_refund_ask(asks, now))
+        claimed = conditional(lambda: self._table.update_item(
+            Key=refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
+            UpdateExpression="SET due_sk = :next, refund_asks = :asks, last_asked_at = :now",
+            ConditionExpression="due_sk = :current AND #s = :pending", ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":next": due_sk, ":asks": asks, ":now": _due_iso(now),
+                                       ":current": waiting.due_sk, ":pending": "pending"}))
+        return WaitingRefund(refund, due_sk, asks) if claimed else None
+
     # ---------------------------------------------------------------- desk payments
     def record_desk_payment(self, payment: Payment, stored: StoredAppointment, *, paid: Money,
                             status: PaymentStatus) -> Literal["recorded", "exists", "moved"]:
@@ -244,6 +314,8 @@ class LedgerRepository:
     def _refund_put(self, refund: Refund) -> dict[str, Any]:
         item = without_none({**refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
                              **refund.model_dump(mode="json", exclude_none=True)})
+        if refund.status == "pending":
+            item.update(_refund_due(refund, refund.created_at))
         return {"Put": {"TableName": self._table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
 
     def _reserve(self, refund: Refund, payment: Payment, *, pending: bool) -> dict[str, Any]:
@@ -304,6 +376,11 @@ class LedgerRepository:
                 with translated_errors():
                     raise
         raise AssertionError("unreachable")
+
+
+def _refund_due(refund: Refund, created: datetime) -> dict[str, str]:
+    return {"due_pk": shard_key(REFUND_WATCH_KIND, refund.clinic_id),
+            "due_sk": refund_due_sk(refund, created + FIRST_REFUND_ASK)}
 
 
 def _payment(item: dict[str, Any]) -> Payment:

@@ -15,14 +15,19 @@ One ledger for both (repositories/ledger.py):
   a refund we know settles or fails; one we do not know (started at the provider's dashboard) is
   recorded, never above what is left, only when its payment is one we recorded for this clinic.
 - The patient is told (`refund_issued`) once per refund, when it succeeds.
+- A refund still pending because the provider's answer or event never came is asked about by the
+  `link-reconcile` job (`reconcile_refunds`), from 5 minutes after it was made and then less and
+  less often for as long as it is pending: a refund the provider has is settled as its event would
+  have; one it never received is sent again under the same key while the provider still keeps keys
+  (23 h), and after that released (`failed`, `not_received_by_provider`) for staff to refund again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, NoReturn
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from clinicpay.domain.errors import (
     ClinicpayError,
@@ -41,12 +46,18 @@ from clinicpay.domain.ledger import DESK, Payment, PaymentMethod, Refund
 from clinicpay.domain.ledger import settled_status as status_for
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import PaymentEvent, RefundingGateway, RefundNotice, RefundRequest, RefundResult
+from clinicpay.ports import PaymentEvent, RefundingGateway, RefundLookup, RefundNotice, RefundRequest, RefundResult
 from clinicpay.repositories.appointments import LEDGER_ATTEMPTS, AppointmentRepository
 from clinicpay.repositories.ledger import EventRecord, LedgerRepository
 from clinicpay.usecases.ownership import AMOUNT_MISMATCH, FOREIGN, OTHER_CLINIC, UNKNOWN_OBJECT, names_other_clinic
 
+if TYPE_CHECKING:
+    from clinicpay.repositories.ledger import WaitingRefund
+
 RefundNotifier = Callable[[str, str, Money], object]  # (clinic_id, appointment_id, amount refunded)
+# A refund the provider never received may be sent again under the same key only while the provider
+# still keeps that key: Stripe keeps idempotency keys at least 24 hours; Fintoc's are treated alike.
+RESEND_WITHIN = timedelta(hours=23)
 
 
 @dataclass
@@ -202,11 +213,15 @@ def _again(deps: RefundDeps, existing: Refund, ask: RefundAsk, *, ask_provider: 
     return existing
 
 
+def _request(refund: Refund) -> RefundRequest:
+    return RefundRequest(clinic_id=refund.clinic_id, refund_id=refund.refund_id,
+                         payment_reference=refund.payment_reference, amount=refund.amount,
+                         idempotency_key=provider_idempotency_key(refund.clinic_id, refund.refund_id),
+                         reason=refund.reason)
+
+
 def _ask_provider(deps: RefundDeps, gateway: RefundingGateway, refund: Refund) -> Refund:
-    request = RefundRequest(clinic_id=refund.clinic_id, refund_id=refund.refund_id,
-                            payment_reference=refund.payment_reference, amount=refund.amount,
-                            idempotency_key=provider_idempotency_key(refund.clinic_id, refund.refund_id),
-                            reason=refund.reason)
+    request = _request(refund)
     log = {"clinic_id": refund.clinic_id, "appointment_id": refund.appointment_id, "refund_id": refund.refund_id,
            "provider": refund.provider}
     try:
@@ -295,6 +310,68 @@ def _refunded(deps: RefundDeps, refund: Refund) -> None:
         deps.notify(refund.clinic_id, refund.appointment_id, refund.amount)
     except ClinicpayError as error:  # the refund is recorded; the message is best effort
         logger.warning("refund message not sent", extra={"refund_id": refund.refund_id, "error_code": error.code})
+
+
+# ------------------------------------------------------------------ refunds whose answer never came
+def reconcile_refunds(deps: RefundDeps, shard: int, now: datetime,
+                      has_time: Callable[[], bool] = lambda: True) -> dict[str, int]:
+    """Ask the providers about one shard's pending refunds that are due, the most overdue first, while
+    there is time. Each is claimed first (a shard run twice asks once); each ask ends in one of:
+    settled / failed (the provider decided: applied as its event would be, the patient told once),
+    pending (still at the provider), asked_again (the provider never received it: sent again under
+    the same key), released (never received and too old to send again), unanswered (no answer:
+    it comes back at its next time), no_lookup (the provider cannot be asked), taken (another run)."""
+    counts: dict[str, int] = {}
+    after: dict[str, Any] | None = None
+    while has_time():
+        page, after = deps.ledger.due_refunds(shard, now, after=after)
+        for waiting in page:
+            if not has_time():
+                break
+            outcome = _reconcile_refund(deps, waiting, now)
+            counts[outcome] = counts.get(outcome, 0) + 1
+        if after is None:
+            break
+    if counts:
+        logger.info("refunds reconciled", extra={"shard": shard, **counts})
+    return counts
+
+
+def _reconcile_refund(deps: RefundDeps, waiting: WaitingRefund, now: datetime) -> str:
+    claimed = deps.ledger.claim_refund_ask(waiting, now)
+    if claimed is None:
+        return "taken"
+    refund = claimed.refund
+    log = {"clinic_id": refund.clinic_id, "appointment_id": refund.appointment_id, "refund_id": refund.refund_id,
+           "provider": refund.provider, "asks": claimed.asks}
+    try:
+        gateway = deps.gateway_for(refund.clinic_id, refund.provider)
+        if not callable(getattr(gateway, "find_refund", None)):
+            return "no_lookup"
+        lookup: RefundLookup = gateway  # type: ignore[assignment]
+        found = lookup.find_refund(_request(refund), refund.provider_refund_id)
+        if found is None and refund.provider_refund_id is None:
+            if now - refund.created_at < RESEND_WITHIN:
+                logger.warning("refund never reached the provider: sent again under its key", extra=log)
+                after = _ask_provider(deps, gateway, refund)
+                return "asked_again" if after.status == "pending" else _settled_outcome(after)
+            if deps.ledger.fail_refund(refund, failure_code="not_received_by_provider", provider_refund_id=None,
+                                       at=now) == "failed":
+                metrics.add_metric(name="RefundNotReceivedByProvider", unit="Count", value=1)
+                logger.warning("refund never reached the provider and is too old to send again: released",
+                               extra=log)
+                return "released"
+            return "taken"
+        if found is None:  # the provider gave us its id: it has the refund, whatever this answer says
+            return "unanswered"
+    except ClinicpayError as error:  # no answer, nothing configured, storage: asked again next time
+        logger.warning("refund not reconciled this time", extra={**log, "error_code": error.code})
+        return "unanswered"
+    return _settled_outcome(apply_provider_answer(deps, refund, found))
+
+
+def _settled_outcome(refund: Refund) -> str:
+    return {"succeeded": "settled", "failed": "failed"}.get(refund.status, "pending")
 
 
 # ------------------------------------------------------------------ provider events

@@ -228,6 +228,29 @@ class FintocGateway:
         return RefundResult(provider_refund_id=refund.id, status=status,  # type: ignore[arg-type]
                             failure_code=refund.failure_code)
 
+    def find_refund(self, request: RefundRequest, provider_refund_id: str | None) -> RefundResult | None:
+        """What became of a refund whose answer or event never came: Fintoc's refund by its id when
+        we have it (None if Fintoc has no such refund), else the account's refund whose metadata
+        names our refund and clinic. A timeout or a 5xx raises ProviderOutcomeUnknown."""
+        if provider_refund_id:
+            try:
+                refund = self.client.get_refund(provider_refund_id)
+            except FintocApiError as error:
+                if error.http_status == 404:
+                    return None
+                raise
+        else:
+            found = next((r for r in self.client.list_refunds()
+                          if r.metadata.get("refund_id") == request.refund_id
+                          and r.metadata.get("clinic_id") == request.clinic_id
+                          and r.resource_id == request.payment_reference), None)
+            if found is None:
+                return None
+            refund = found
+        status = REFUND_STATUSES.get(refund.status, "pending")
+        return RefundResult(provider_refund_id=refund.id, status=status,  # type: ignore[arg-type]
+                            failure_code=refund.failure_code or (refund.status if status == "failed" else None))
+
     def register_webhook_endpoint(self, url: str, *, description: str = "clinicpay") -> str:
         """Subscribe `url` to the events we read; returns the endpoint secret, which Fintoc shows only now."""
         endpoint = self.client.create_webhook_endpoint(url, SUBSCRIBED_EVENTS, description=description)

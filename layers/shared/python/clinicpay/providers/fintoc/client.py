@@ -66,6 +66,13 @@ class FintocClient:
     def get_refund(self, refund_id: str) -> schemas.Refund:
         return _parse(schemas.Refund, self._call("GET", f"/v1/refunds/{http.path_segment(refund_id)}"))
 
+    def list_refunds(self) -> list[schemas.Refund]:
+        """The account's refunds, newest first (the first page: the refunds we look for are recent)."""
+        payload = self._call("GET", "/v1/refunds")
+        if not isinstance(payload, list):
+            raise ProviderError("Fintoc answered with an unexpected shape.")
+        return [_parse(schemas.Refund, item) for item in payload]
+
     def create_webhook_endpoint(self, url: str, enabled_events: list[str], *, description: str,
                                 idempotency_key: str | None = None) -> schemas.WebhookEndpoint:
         body = {"url": url, "enabled_events": enabled_events, "description": description}

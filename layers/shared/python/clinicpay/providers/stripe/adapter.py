@@ -178,6 +178,27 @@ class _StripeAccount:
                                                     "status": refund.status})
         return RefundResult(provider_refund_id=refund.id, status=observed.status, failure_code=observed.failure_code)
 
+    def find_refund(self, request: RefundRequest, provider_refund_id: str | None) -> RefundResult | None:
+        """What became of a refund whose answer or event never came: Stripe's refund by its id when we
+        have it (None if Stripe has none), else the PaymentIntent's refund whose metadata names ours
+        and this clinic. A timeout or a 5xx raises ProviderOutcomeUnknown."""
+        if provider_refund_id:
+            try:
+                refund = self.client.get_refund(provider_refund_id)
+            except StripeApiError as error:
+                if error.http_status == 404:
+                    return None
+                raise
+        else:
+            found = next((r for r in self.client.list_refunds(request.payment_reference)
+                          if r.metadata.get("clinicpay_refund_id") == request.refund_id
+                          and r.metadata.get("clinic_id") == request.clinic_id), None)
+            if found is None:
+                return None
+            refund = found
+        observed = _refund_observation(refund)
+        return RefundResult(provider_refund_id=refund.id, status=observed.status, failure_code=observed.failure_code)
+
 
 class StripeCardVault(_StripeAccount):
     """Cards on file at Stripe: a Customer per patient, cards saved through Checkout in setup mode

@@ -164,6 +164,9 @@ class StripeClient:
     def create_refund(self, params: dict[str, Any], *, idempotency_key: str) -> schemas.Refund:
         return _parse(schemas.Refund, self._post("/v1/refunds", params, idempotency_key))
 
+    def get_refund(self, refund_id: str) -> schemas.Refund:
+        return _parse(schemas.Refund, self._get(f"/v1/refunds/{http.path_segment(refund_id)}"))
+
     def list_refunds(self, payment_intent: str, *, max_pages: int = 5) -> list[schemas.Refund]:
         found: list[schemas.Refund] = []
         query: dict[str, Any] = {"payment_intent": payment_intent, "limit": 100}
