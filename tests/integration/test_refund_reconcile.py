@@ -228,3 +228,30 @@ def test_refunds_left_pending_before_the_deploy_are_put_on_the_index_by_the_oper
         hold(stack.sandbox_url("fintoc"), False)
     assert refunds_of(clinic, aid)[0]["status"] == "succeeded"
     assert "due_pk" not in refund_items(clinic.clinic_id)[0]
+
+
+def test_a_stripe_link_refund_that_fails_after_it_succeeded_gives_the_money_back_to_the_ledger(
+        stack: TestStack) -> None:
+    from tests.integration.test_link_reconcile import act, stripe_clinic
+
+    link = stripe_clinic(stack)
+    appointment_id, checkout = link.book(1)
+    act(link, checkout, "paid")
+    wait_for(lambda: link.appointment(appointment_id)["payment_status"] == "paid")
+    made = refund(link.keys, appointment_id, {"amount": {"amount": 5000, "currency": "CAD"}}).json()
+    assert made["status"] == "succeeded"
+    assert link.appointment(appointment_id)["payment_status"] == "partially_refunded"
+    # days later the card turns out closed: Stripe fails the refund and says so (charge.refund.updated)
+    stripe = stack.sandbox_url("stripe")
+    assert requests.post(f"{stripe}/_control/refunds/{made['provider_refund_id']}/settle",
+                         json={"status": "failed", "failure_reason": "expired_or_canceled_card"}, timeout=10).ok
+    shown = wait_for(lambda: (a := link.appointment(appointment_id))["payment_status"] == "paid" and a)
+    assert shown["amount_refunded"] == {"amount": 0, "currency": "CAD"}
+    [failed] = refunds_of(link.keys, appointment_id)
+    assert (failed["status"], failed["failure_code"]) == ("failed", "expired_or_canceled_card")
+    # the whole payment is refundable again, and a new refund of all of it is accepted
+    [payment] = payments(link.keys, appointment_id)["payments"]
+    assert payment["refundable"] == {"amount": 12000, "currency": "CAD"}
+    again = refund(link.keys, appointment_id)
+    assert again.status == 201 and again.json()["amount"] == {"amount": 12000, "currency": "CAD"}
+    assert link.appointment(appointment_id)["payment_status"] == "refunded"

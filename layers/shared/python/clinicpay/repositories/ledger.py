@@ -93,6 +93,7 @@ Reserved = Literal["reserved", "exists", "exceeds", "duplicate"]
 Settled = Literal["settled", "not_pending", "moved", "duplicate"]
 Failed = Literal["failed", "not_pending", "duplicate"]
 Recorded = Literal["recorded", "exists", "exceeds", "moved", "duplicate"]
+Reverted = Literal["reverted", "not_succeeded", "moved", "duplicate"]
 
 
 class LedgerRepository:
@@ -234,6 +235,36 @@ class LedgerRepository:
             writes.append(self._event_put(event))
         reason = self._transact(writes)
         return {None: "failed", 0: "not_pending", 2: "duplicate"}[reason]  # type: ignore[return-value]
+
+    def revert_settled_refund(self, refund: Refund, stored: StoredAppointment, *, refunded: Money,
+                              status: PaymentStatus, failure_code: str | None, at: datetime,
+                              event: EventRecord | None = None) -> Reverted:
+        """succeeded -> failed (the provider failed it after it had succeeded: the money never
+        reached the patient), with the payment row's `refunded` and the appointment's totals and
+        status given back."""
+        values: dict[str, Any] = {":failed": "failed", ":succeeded": "succeeded", ":now": _iso(at)}
+        sets = "SET #s = :failed, updated_at = :now, failed_after_success = :true"
+        values[":true"] = True
+        if failure_code:
+            sets += ", failure_code = :code"
+            values[":code"] = failure_code
+        writes = [
+            {"Update": {"TableName": self._table_name,
+                        "Key": refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
+                        "UpdateExpression": sets, "ConditionExpression": "#s = :succeeded",
+                        "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values}},
+            {"Update": {"TableName": self._table_name,
+                        "Key": payment_key(refund.clinic_id, refund.provider, refund.payment_reference),
+                        "UpdateExpression": "SET refunded = refunded - :a",
+                        "ConditionExpression": "refunded >= :a",
+                        "ExpressionAttributeValues": {":a": refund.amount.amount}}},
+            self._ledger_update(stored, {"amount_refunded": refunded.model_dump()}, status),
+        ]
+        if event:
+            writes.append(self._event_put(event))
+        reason = self._transact(writes)
+        return {None: "reverted", 0: "not_succeeded", 1: "not_succeeded", 2: "moved",  # type: ignore[return-value]
+                3: "duplicate"}[reason]
 
     def note_provider_refund(self, refund: Refund, provider_refund_id: str, at: datetime) -> None:
         """Remember the provider's id of a refund still pending (its events may not echo ours)."""

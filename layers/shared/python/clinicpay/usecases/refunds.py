@@ -396,6 +396,8 @@ def apply_refund_notice(deps: RefundDeps, clinic_id: str, event: PaymentEvent) -
                         occurred_at=event.occurred_at, appointment_id=payment.appointment_id)
     if refund is None:
         return _unknown_refund(deps, clinic_id, event, notice, payment, entry, record)
+    if refund.status == "succeeded" and notice.status == "failed":
+        return _failed_after_success(deps, refund, notice, entry, record)
     if refund.status != "pending":
         return record("stale", f"refund_{refund.status}")
     if notice.status == "succeeded":
@@ -411,6 +413,34 @@ def apply_refund_notice(deps: RefundDeps, clinic_id: str, event: PaymentEvent) -
     if notice.provider_refund_id and refund.provider_refund_id is None:
         deps.ledger.note_provider_refund(refund, notice.provider_refund_id, at)
     return record("recorded", "refund_pending")
+
+
+def _failed_after_success(deps: RefundDeps, refund: Refund, notice: RefundNotice, entry: EventRecord,
+                          record: Callable[[str, str | None], tuple[str, str | None]]) -> tuple[str, str | None]:
+    """A refund the provider failed after it had succeeded (Stripe: the card was closed, the bank
+    sent it back): the money never reached the patient, so the ledger gives it back to the payment
+    (refundable again) and the appointment's totals and status move back; staff are alerted."""
+    for _ in range(LEDGER_ATTEMPTS):
+        stored = deps.appointments.get(refund.clinic_id, refund.appointment_id, consistent=True)
+        appointment = stored.appointment
+        refunded = Money(amount=max(0, appointment.amount_refunded.amount - refund.amount.amount),
+                         currency=appointment.price.currency)
+        status = status_for(appointment.price, appointment.amount_paid, refunded, appointment.payment_status)
+        outcome = deps.ledger.revert_settled_refund(refund, stored, refunded=refunded, status=status,
+                                                    failure_code=notice.failure_code, at=deps.clock(), event=entry)
+        if outcome == "moved":
+            continue
+        if outcome == "reverted":
+            metrics.add_metric(name="RefundFailedAfterSuccess", unit="Count", value=1)
+            logger.error("refund failed after it had succeeded: the money is back on the payment",
+                         extra={"clinic_id": refund.clinic_id, "appointment_id": refund.appointment_id,
+                                "refund_id": refund.refund_id, "provider": refund.provider,
+                                "failure_code": notice.failure_code})
+            return "applied", None
+        if outcome == "duplicate":
+            return _after(outcome, record)
+        return record("stale", f"refund_{refund.status}")
+    raise StorageUnavailable("The appointment kept changing; try again.")
 
 
 def _known_refund(deps: RefundDeps, clinic_id: str, payment: Payment, notice: RefundNotice) -> Refund | None:
