@@ -423,7 +423,9 @@
       }
       state.clinic = res.data.clinic;
       // Admin keys may read the gateways; staff keys get 403: that tells the role.
-      return api("GET", clinicPath("/gateways")).then(function (gw) {
+      // The first view is known before the page shows, so it never opens on an empty one.
+      return Promise.all([api("GET", clinicPath("/gateways")), chooseFirstView()]).then(function (answers) {
+        var gw = answers[0];
         busy(button, false);
         state.role = gw.ok ? "admin" : "staff";
         state.gateways = gw.ok ? (gw.data.gateways || []) : null;
@@ -437,7 +439,7 @@
         $("tpl-locale").value = pickLocale(state.clinic.locale) || state.locale;
         Array.prototype.forEach.call(document.querySelectorAll(".admin-only"), function (fs) { fs.disabled = state.role !== "admin"; });
         $("settings-readonly").hidden = state.role === "admin";
-        return chooseFirstView().then(route);
+        route();
       });
     });
   }
