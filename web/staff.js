@@ -444,10 +444,14 @@
     });
   }
 
-  function route() {
+  function route(event) {
     if (!state.clinic) return;
     var view = (window.location.hash || "#" + (state.firstView || "appointments")).slice(1).split("/")[0];
     if (["appointments", "cards", "qr", "settings"].indexOf(view) < 0) view = "appointments";
+    // The tab of the view the page opened on (no # yet) changes the address, not the view: loading it
+    // again would re-render what staff have started on.
+    if (event && event.type === "hashchange" && view === state.view) return;
+    state.view = view;
     Array.prototype.forEach.call(document.querySelectorAll(".view"), function (section) { section.hidden = section.id !== "view-" + view; });
     Array.prototype.forEach.call(document.querySelectorAll("nav.tabs a"), function (a) {
       if (a.getAttribute("data-view") === view) { a.setAttribute("aria-current", "page"); showTab(a); } else a.removeAttribute("aria-current");
