@@ -232,19 +232,104 @@
     else if (res.status >= 500) text = t("err_500");
     else text = t("err_400");
     var fields = (error.details || []).filter(function (d) { return d && d.field; }).map(function (d) {
-      return t("field_error", { field: d.field, message: d.message || d.type || "" });
+      return t("field_error", { field: fieldKey(d), message: fieldMessage(d) });
     });
     var detail = error.message ? t("api_said") + ": " + error.message + (error.code ? " (" + error.code + ")" : "") : null;
     return { text: text, detail: detail, fields: fields };
   }
 
-  function sayError(region, res) {
+  // `fields` (optional) names the form's inputs by the API's field paths ({"patient.id": "na-id"}): a
+  // 422's details are then said on their inputs, in the page's language, and the region only points there.
+  function sayError(region, res, fields) {
     var why = explain(res);
     var extra = [];
+    var placed = fields && res.status === 422 ? placeFieldErrors(res.error, fields) : null;
+    if (placed && placed.inputs.length) {
+      why = { text: t("err_fields", { n: placed.inputs.length }), fields: placed.rest };
+    }
     if (why.fields && why.fields.length) extra.push(h("ul", {}, why.fields.map(function (f) { return h("li", { text: f }); })));
     if (why.detail) extra.push(h("p", { "class": "detail", text: why.detail }));
     say(region, why.missing ? "warn" : "error", why.text, extra);
+    if (placed && placed.inputs.length) placed.inputs[0].focus();
     if (res.status === 401) window.setTimeout(signOut, 1500);
+  }
+
+  // ------------------------------------------------------------------ field errors, on their fields
+  // A 422 names each field by `path` and its rule by `kind` (docs/API.md, "Validation details"). The
+  // words are ours: the API's `message` is English and may quote a regular expression.
+  function fieldKey(detail) {
+    var parts = Array.isArray(detail.path) ? detail.path.map(String) : String(detail.field || "").split(".");
+    if (parts[0] === "body" || parts[0] === "path" || parts[0] === "query") parts = parts.slice(1);
+    return parts.filter(function (p) { return !/^\d+$/.test(p); }).join(".");
+  }
+
+  // "Only letters, digits…" for a patient id's pattern; else the kind's sentence, with its bound.
+  function fieldMessage(detail) {
+    var kind = detail.kind || (detail.type === "missing" ? "missing" : "invalid");
+    var dotted = fieldKey(detail), last = dotted.split(".").pop();
+    var vars = { limit: detail.limit != null ? String(detail.limit) : "" };
+    var tries = ["ferr_" + dotted.replace(/\./g, "_") + "_" + kind, "ferr_" + last + "_" + kind, "ferr_type_" + (detail.type || ""),
+                 "ferr_" + kind + (detail.exclusive ? "_x" : "")];
+    for (var i = 0; i < tries.length; i++) if (TEXT.en[tries[i]]) return t(tries[i], vars);
+    return t("ferr_invalid");
+  }
+
+  // The message under the input (aria-describedby), the input marked invalid; `false` takes both away.
+  function fieldError(input, on, message) {
+    if (!input) return;
+    var errorId = input.id + "-error";
+    var old = $(errorId);
+    var described = (input.getAttribute("aria-describedby") || "").split(/\s+/).filter(function (id) { return id && id !== errorId; });
+    if (old) old.remove();
+    if (on) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+    if (on && message) {
+      var note = h("span", { id: errorId, "class": "field-error", text: message });
+      input.insertAdjacentElement("afterend", note);
+      described.unshift(errorId);
+    }
+    if (described.length) input.setAttribute("aria-describedby", described.join(" ")); else input.removeAttribute("aria-describedby");
+  }
+
+  function clearFieldErrors(form) {
+    Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (input) { fieldError(input, false); });
+  }
+
+  // A check made here, said as the API would say it: the same words on the same input.
+  function markField(fields, input, kind) {
+    var path = Object.keys(fields).filter(function (k) { return fields[k] === input.id; })[0] || input.id;
+    fieldError(input, true, fieldMessage({ field: path, kind: kind }));
+  }
+
+  // Which input holds which of the API's field paths, per form.
+  var NEW_APPT_FIELDS = { "patient": "na-name", "patient.name": "na-name", "patient.id": "na-id", "patient.email": "na-email",
+    "patient.phone": "na-phone", "patient.locale": "na-locale", "service_id": "na-service", "starts_at": "na-when" };
+  var CHARGE_FIELDS = { "amount": "charge-amount", "reason": "charge-reason", "card_id": "charge-card", "appointment_id": "charge-appt" };
+  var SERVICE_FIELDS = { "service_id": "sv-id", "name": "sv-name", "price": "sv-price", "no_show_fee": "sv-noshow", "deposit": "sv-deposit",
+    "requires_online_payment": "sv-online", "requires_card_on_file": "sv-card" };
+  var SETTINGS_FIELDS = { "show_payment_link_in_email": "st-link", "card_required_for_online_booking": "st-card",
+    "online_link_ttl_minutes": "st-ttl", "reminder_hours_before": "st-reminders", "default_gateway": "st-gateway",
+    "fiscalization": "st-fiscalization", "fiscal_shift_schedule": "st-shift-open", "fiscal_shift_schedule.open": "st-shift-open",
+    "fiscal_shift_schedule.close": "st-shift-close" };
+  var TEMPLATE_FIELDS = { "subject": "tpl-subject", "body": "tpl-body" };
+
+  // Each detail on the input its path names (the longest mapped prefix: "amount.amount" -> "amount");
+  // the ones no input holds are listed, in words, with their field.
+  function placeFieldErrors(error, fields) {
+    var inputs = [], rest = [];
+    Object.keys(fields).forEach(function (k) { var el = typeof fields[k] === "string" ? $(fields[k]) : fields[k]; if (el) fieldError(el, false); });
+    ((error && error.details) || []).forEach(function (d) {
+      if (!d || d.field == null) return;
+      var key = fieldKey(d), input = null;
+      for (var parts = key.split("."); parts.length && !input; parts.pop()) {
+        var target = fields[parts.join(".")];
+        input = typeof target === "string" ? $(target) : target || null;
+      }
+      if (!input) { rest.push(t("field_error", { field: key || "—", message: fieldMessage(d) })); return; }
+      if (inputs.indexOf(input) >= 0) return;  // one message per input: the first rule it broke
+      fieldError(input, true, fieldMessage(d));
+      inputs.push(input);
+    });
+    return { inputs: inputs, rest: rest };
   }
 
   // ------------------------------------------------------------------ static texts and language
@@ -294,6 +379,7 @@
     sessionStorage.setItem(LOCALE_KEY, state.locale);
     applyTexts();
     renderAll();
+    tabCue();
   }
 
   function renderAll() {
@@ -316,7 +402,7 @@
 
   function signOut() {
     sessionStorage.removeItem(SESSION);
-    state.key = null; state.clinic = null; state.loaded = {};
+    state.key = null; state.clinic = null; state.loaded = {}; state.firstView = null;
     state.cardsPatient = null;
     showSignIn();
   }
@@ -337,7 +423,9 @@
       }
       state.clinic = res.data.clinic;
       // Admin keys may read the gateways; staff keys get 403: that tells the role.
-      return api("GET", clinicPath("/gateways")).then(function (gw) {
+      // The first view is known before the page shows, so it never opens on an empty one.
+      return Promise.all([api("GET", clinicPath("/gateways")), chooseFirstView()]).then(function (answers) {
+        var gw = answers[0];
         busy(button, false);
         state.role = gw.ok ? "admin" : "staff";
         state.gateways = gw.ok ? (gw.data.gateways || []) : null;
@@ -356,16 +444,57 @@
     });
   }
 
-  function route() {
+  function route(event) {
     if (!state.clinic) return;
-    var view = (window.location.hash || "#appointments").slice(1).split("/")[0];
+    var view = (window.location.hash || "#" + (state.firstView || "appointments")).slice(1).split("/")[0];
     if (["appointments", "cards", "qr", "settings"].indexOf(view) < 0) view = "appointments";
+    // The tab of the view the page opened on (no # yet) changes the address, not the view: loading it
+    // again would re-render what staff have started on.
+    if (event && event.type === "hashchange" && view === state.view) return;
+    state.view = view;
     Array.prototype.forEach.call(document.querySelectorAll(".view"), function (section) { section.hidden = section.id !== "view-" + view; });
     Array.prototype.forEach.call(document.querySelectorAll("nav.tabs a"), function (a) {
-      if (a.getAttribute("data-view") === view) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+      if (a.getAttribute("data-view") === view) { a.setAttribute("aria-current", "page"); showTab(a); } else a.removeAttribute("aria-current");
     });
     var loaders = { appointments: loadAppointmentsView, cards: loadCardsView, qr: loadQrView, settings: loadSettingsView };
     loaders[view]();
+  }
+
+  // The view a clinic opens on (no #view in the address): the appointments, unless the clinic takes
+  // monobank QR payments and has no appointments, as a Ukrainian clinic at its registers does: then
+  // the QR payments, where its day's work is. Two reads, once per sign-in.
+  function chooseFirstView() {
+    if (window.location.hash) return Promise.resolve();
+    return Promise.all([api("GET", clinicPath("/qr-registers")), api("GET", clinicPath("/appointments"))]).then(function (answers) {
+      var registers = answers[0].ok && answers[0].data && answers[0].data.registers;
+      var appointments = answers[1].ok && answers[1].data && answers[1].data.appointments;
+      state.firstView = registers && registers.length && !(appointments && appointments.length) ? "qr" : "appointments";
+    });
+  }
+
+  // The tabs scroll sideways when they do not fit; the side with more shows a cue, and the current
+  // tab is brought into view.
+  function tabCue() {
+    var nav = $("tabs"), list = nav.querySelector("ul");
+    nav.classList.toggle("more-before", list.scrollLeft > 2);
+    nav.classList.toggle("more-after", list.scrollLeft + list.clientWidth < list.scrollWidth - 2);
+  }
+
+  function showTab(a) {
+    var list = a.closest("ul");
+    var left = a.offsetLeft - list.offsetLeft, right = left + a.offsetWidth;
+    if (left < list.scrollLeft + 40 || right > list.scrollLeft + list.clientWidth - 40) list.scrollLeft = Math.max(0, left - 40);
+    tabCue();
+  }
+
+  // On a phone the new-appointment form is folded at the top of the list; this button opens it.
+  function toggleNewAppointment(open) {
+    var panel = $("new-appt-panel"), button = $("new-appt-toggle");
+    panel.classList.toggle("open", open);
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    button.setAttribute("data-i18n", open ? "new_appt_close" : "new_appt_open");
+    button.textContent = t(open ? "new_appt_close" : "new_appt_open");
+    if (open) $("na-name").focus();
   }
 
   // ------------------------------------------------------------------ appointments
@@ -667,20 +796,20 @@
     return String(text || "").normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40);
   }
 
-  function fieldError(input, on) { if (on) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid"); }
-
   function createAppointment(event) {
     event.preventDefault();
     var form = $("new-appt");
     var button = form.querySelector("button[type=submit]");
     var name = $("na-name"), id = $("na-id"), email = $("na-email"), phone = $("na-phone"), when = $("na-when"), service = $("na-service");
+    clearFieldErrors(form);
     var bad = [];
-    [name, id, when, service].forEach(function (input) { var empty = !input.value.trim(); fieldError(input, empty); if (empty) bad.push(input); });
-    if (id.value && !/^[A-Za-z0-9_\-.@]+$/.test(id.value)) { fieldError(id, true); bad.push(id); }
-    if (email.value && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email.value.trim())) { fieldError(email, true); bad.push(email); } else fieldError(email, false);
+    var mark = function (input, kind) { if (bad.indexOf(input) < 0) { markField(NEW_APPT_FIELDS, input, kind); bad.push(input); } };
+    [name, id, when, service].forEach(function (input) { if (!input.value.trim()) mark(input, "missing"); });
+    if (id.value && !/^[A-Za-z0-9_\-.@]+$/.test(id.value)) mark(id, "pattern");
+    if (email.value && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email.value.trim())) mark(email, "pattern");
     var phoneValue = phone.value.replace(/[\s\-().]/g, "");
-    if (phoneValue && !/^\+[1-9]\d{6,14}$/.test(phoneValue)) { fieldError(phone, true); bad.push(phone); } else fieldError(phone, false);
-    if (bad.length) { say("new-appt-status", "error", t("err_422")); bad[0].focus(); return; }
+    if (phoneValue && !/^\+[1-9]\d{6,14}$/.test(phoneValue)) mark(phone, "pattern");
+    if (bad.length) { say("new-appt-status", "error", t("err_fields", { n: bad.length })); bad[0].focus(); return; }
     var patient = { id: id.value.trim(), name: name.value.trim() };
     if (email.value.trim()) patient.email = email.value.trim();
     if (phoneValue) patient.phone = phoneValue;
@@ -691,7 +820,7 @@
     api("POST", clinicPath("/appointments"), { body: body, idempotencyKey: stickyKey("appointment", body) }).then(function (res) {
       busy(button, false);
       settleKey("appointment", res);
-      if (!res.ok) { sayError("new-appt-status", res); return; }
+      if (!res.ok) { sayError("new-appt-status", res, NEW_APPT_FIELDS); return; }
       var created = res.data || {};
       var extra = [];
       if (created.payment_link) extra.push(linkBox(t("payment_link_is"), created.payment_link.url));
@@ -727,7 +856,7 @@
     say("cards-status", "info", t("loading"));
     return api("GET", cardsPath("/cards")).then(function (res) {
       $("cards-tools").hidden = false;
-      if (!res.ok) { state.cards = []; clear($("cards-list")); sayError("cards-status", res); return; }
+      if (!res.ok) { state.cards = []; clear($("cards-list")); sayError("cards-status", res, { patient_id: "cards-patient" }); return; }
       say("cards-status", null);
       state.cards = Array.isArray(res.data) ? res.data : ((res.data && res.data.cards) || []);
       renderCards();
@@ -912,7 +1041,7 @@
     var reason = noShow ? "no_show" : $("charge-reason").value;
     var body = { reason: reason };
     var minor = toMinor(amountText, currency());
-    if (amountText && minor == null) { fieldError($("charge-amount"), true); say(region, "error", t("err_422")); $("charge-amount").focus(); return; }
+    if (amountText && minor == null) { markField(CHARGE_FIELDS, $("charge-amount"), "type"); say(region, "error", t("err_fields", { n: 1 })); $("charge-amount").focus(); return; }
     fieldError($("charge-amount"), false);
     if (minor != null) body.amount = { amount: minor, currency: currency() };
     else if (reason !== "no_show") { fieldError($("charge-amount"), true); say(region, "error", t("required")); $("charge-amount").focus(); return; }
@@ -963,7 +1092,7 @@
   }
 
   function announceCharge(res, result, body, region) {
-    if (!res.ok && !(result && result.status)) { sayError(region, res); return; }
+    if (!res.ok && !(result && result.status)) { sayError(region, res, CHARGE_FIELDS); return; }
     if (result.status === "succeeded") say(region, "ok", t("charge_succeeded", { amount: formatMoney(result.amount || body.amount) }));
     else if (result.status === "processing") say(region, "info", t("charge_processing"));
     else if (result.status === "requires_action") {
@@ -1119,6 +1248,8 @@
     say("shift-status", "info", t("loading"));
     api("POST", clinicPath("/fiscal/shift/" + action), { body: {} }).then(function (res) {
       busy(button, false);
+      // No money moves at a shift: the register's trouble is said as what it is, not "nothing was charged".
+      if (!res.ok && (res.network || res.status >= 500)) { say("shift-status", "warn", t("shift_unavailable")); return; }
       if (!res.ok) { sayError("shift-status", res); return; }
       state.shift = res.data;
       renderShift();
@@ -1145,10 +1276,13 @@
     });
   }
 
-  // Why a receipt is still missing, in words; the register's own code stays visible in brackets.
+  // Why a receipt is still missing, in words; the register's own code stays visible in brackets, and
+  // what Checkbox itself said ("fiscal_receipt_rejected: <its text>") only as a labelled detail.
   function fiscalReason(fiscal) {
     var code = fiscal && fiscal.last_error;
     if (!code) return "";
+    var said = /^([a-z_]+): (.+)$/.exec(code);
+    if (said) return fiscalReason({ last_error: said[1] }) + " · " + t("checkbox_said", { text: said[2] });
     var known = ["fiscal_shift_closed", "provider_unavailable", "fiscal_register_not_configured", "fiscal_register_busy",
       "waiting_for_sale_receipt"];
     var key = known.indexOf(code) >= 0 ? "why_" + code : /^receipt_error|^fiscal_receipt_rejected/.test(code) ? "why_receipt_error" : null;
@@ -1237,6 +1371,21 @@
     return document.querySelector("tr[data-payment='" + paymentId + "'] .row-status") || $("report-status");
   }
 
+  // A receipt that could not be made now. The patient has paid: the money is in, only the receipt
+  // waits (and is retried), so never "nothing was charged"; the register's words only as a labelled detail.
+  function sayFiscalError(region, res) {
+    var error = res.error || {};
+    var rejected = error.code === "fiscal_receipt_rejected";
+    if (!rejected && !res.network && res.status < 500) { sayError(region, res); return; }
+    var payment = ((error.details || []).filter(function (d) { return d && d.payment; })[0] || {}).payment || {};
+    var lastError = (payment.fiscal && payment.fiscal.last_error) || "";
+    var said = /^[a-z_]+: (.+)$/.exec(lastError);
+    var extra = [];
+    if (payment.fiscal && payment.fiscal.next_attempt_at) extra.push(h("p", { "class": "detail", text: t("next_attempt", { time: formatWhen(payment.fiscal.next_attempt_at) }) }));
+    if (said || (rejected && error.message)) extra.push(h("p", { "class": "detail", "data-provider-said": "", text: t("checkbox_said", { text: said ? said[1] : error.message }) }));
+    say(region, rejected ? "error" : "warn", t(rejected ? "fiscal_rejected_paid" : "fiscal_unavailable_paid"), extra);
+  }
+
   function fiscalize(row, button, region) {
     busy(button, true);
     say(region, "info", t("loading"));
@@ -1245,7 +1394,7 @@
       if (!res.ok) {
         // A conflict may mean the row changed meanwhile: show it fresh, with the reason on it.
         if (res.status === 409) loadReport().then(function () { sayError(rowStatus(row.payment_id), res); });
-        else sayError(region, res);
+        else loadReport().then(function () { sayFiscalError(rowStatus(row.payment_id), res); });
         return;
       }
       var result = res.data || {};
@@ -1358,7 +1507,7 @@
     event.preventDefault();
     var reminders = $("st-reminders").value.split(/[,;\s]+/).filter(Boolean);
     var hours = reminders.map(function (x) { return parseInt(x, 10); });
-    if (hours.some(function (n, i) { return isNaN(n) || String(n) !== reminders[i]; })) { fieldError($("st-reminders"), true); say("settings-status", "error", t("err_422")); return; }
+    if (hours.some(function (n, i) { return isNaN(n) || String(n) !== reminders[i]; })) { markField(SETTINGS_FIELDS, $("st-reminders"), "type"); say("settings-status", "error", t("err_fields", { n: 1 })); $("st-reminders").focus(); return; }
     fieldError($("st-reminders"), false);
     var ttl = $("st-ttl").value.trim();
     // Both times or neither: a schedule needs its open and its close.
@@ -1380,7 +1529,7 @@
     busy(button, true);
     api("PATCH", clinicPath("/settings"), { body: body }).then(function (res) {
       busy(button, false);
-      if (!res.ok) { sayError("settings-status", res); return; }
+      if (!res.ok) { sayError("settings-status", res, SETTINGS_FIELDS); return; }
       state.settings = res.data;
       renderSettings();
       say("settings-status", "ok", t("settings_saved"));
@@ -1431,16 +1580,18 @@
     PROVIDERS[provider].forEach(function (field) {
       var input = form.querySelector("input[name='" + field + "']");
       var value = input.value.trim();
-      fieldError(input, !value);
+      fieldError(input, !value, value ? null : t("ferr_missing"));
       if (!value && !missing) missing = input;
       body[field] = value;
     });
     if (missing) { say(region, "error", t("required")); missing.focus(); return; }
     var button = form.querySelector("button[type=submit]");
     busy(button, true);
+    var fields = {};
+    PROVIDERS[provider].forEach(function (field) { fields[field] = "gw-" + provider + "-" + field; });
     api("PUT", clinicPath("/gateways/" + provider), { body: body }).then(function (res) {
       busy(button, false);
-      if (!res.ok) { sayError(region, res); return; }
+      if (!res.ok) { sayError(region, res, fields); return; }
       var others = (state.gateways || []).filter(function (g) { return g.provider !== provider; });
       others.push({ provider: provider, masked: res.data.masked, verified: res.data.verified });
       state.gateways = others;
@@ -1472,7 +1623,7 @@
     var yes = function (flag) { return h("span", { "class": "badge " + (flag ? "badge-info" : "badge-muted"), text: flag ? t("yes") : t("no") }); };
     box.appendChild(h("table", { "class": "data" }, [
       h("caption", { "class": "visually-hidden", text: t("services_title") }),
-      h("thead", {}, [h("tr", {}, [t("svc_id"), t("svc_name"), t("col_price"), t("svc_online"), t("svc_card"), t("reason_no_show"), t("svc_deposit_col"), ""].map(function (label) { return h("th", { scope: "col", text: label }); }))]),
+      h("thead", {}, [h("tr", {}, [t("svc_id"), t("svc_name"), t("col_price"), t("svc_online"), t("svc_card"), t("reason_no_show"), t("svc_deposit_col"), t("col_actions")].map(function (label) { return h("th", { scope: "col", text: label }); }))]),
       h("tbody", {}, state.services.map(function (s) {
         return h("tr", { "data-service": s.service_id }, [
           h("td", { "data-label": t("svc_id") }, [h("code", { text: s.service_id })]),
@@ -1517,13 +1668,15 @@
     var id = $("sv-id"), name = $("sv-name"), price = $("sv-price"), noShow = $("sv-noshow");
     var priceMinor = toMinor(price.value, cur), noShowMinor = toMinor(noShow.value, cur);
     var bad = [];
-    fieldError(id, !/^[A-Za-z0-9_\-]{1,64}$/.test(id.value)); if (id.getAttribute("aria-invalid")) bad.push(id);
-    fieldError(name, !name.value.trim()); if (!name.value.trim()) bad.push(name);
-    fieldError(price, priceMinor == null); if (priceMinor == null) bad.push(price);
-    fieldError(noShow, noShow.value && noShowMinor == null); if (noShow.value && noShowMinor == null) bad.push(noShow);
+    var mark = function (input, kind) { markField(SERVICE_FIELDS, input, kind); bad.push(input); };
+    clearFieldErrors($("service-form"));
+    if (!/^[A-Za-z0-9_\-]{1,64}$/.test(id.value)) mark(id, id.value ? "pattern" : "missing");
+    if (!name.value.trim()) mark(name, "missing");
+    if (priceMinor == null) mark(price, price.value.trim() ? "type" : "missing");
+    if (noShow.value && noShowMinor == null) mark(noShow, "type");
     var deposit = depositOf(id.value, $("sv-deposit"));
-    fieldError($("sv-deposit"), deposit === undefined); if (deposit === undefined) bad.push($("sv-deposit"));
-    if (bad.length) { say("service-status", "error", t("err_422")); bad[0].focus(); return; }
+    if (deposit === undefined) mark($("sv-deposit"), "invalid");
+    if (bad.length) { say("service-status", "error", t("err_fields", { n: bad.length })); bad[0].focus(); return; }
     var body = { name: name.value.trim(), price: { amount: priceMinor, currency: cur }, requires_online_payment: $("sv-online").checked,
       requires_card_on_file: $("sv-card").checked, no_show_fee: noShowMinor == null ? null : { amount: noShowMinor, currency: cur },
       deposit: deposit };
@@ -1531,7 +1684,7 @@
     busy(button, true);
     api("PUT", clinicPath("/services/" + encodeURIComponent(id.value)), { body: body }).then(function (res) {
       busy(button, false);
-      if (!res.ok) { sayError("service-status", res); return; }
+      if (!res.ok) { sayError("service-status", res, SERVICE_FIELDS); return; }
       say("service-status", "ok", t("svc_saved", { id: id.value }));
       loadServices().then(renderServices);
     });
@@ -1566,7 +1719,7 @@
     busy(button, true);
     api("PUT", templatePath(), { body: { subject: $("tpl-channel").value === "sms" ? "" : $("tpl-subject").value, body: $("tpl-body").value } }).then(function (res) {
       busy(button, false);
-      if (!res.ok) { sayError("tpl-status", res); return; }
+      if (!res.ok) { sayError("tpl-status", res, TEMPLATE_FIELDS); return; }
       $("tpl-source").textContent = t("tpl_source", { source: t("src_" + (res.data.source || "clinic")) });
       say("tpl-status", "ok", t("tpl_saved"));
     });
@@ -1587,6 +1740,9 @@
     });
     $("sign-out").addEventListener("click", signOut);
     window.addEventListener("hashchange", route);
+    $("tabs").querySelector("ul").addEventListener("scroll", tabCue, { passive: true });
+    window.addEventListener("resize", tabCue);
+    $("new-appt-toggle").addEventListener("click", function () { toggleNewAppointment(!$("new-appt-panel").classList.contains("open")); });
     $("appts-filters").addEventListener("submit", function (e) { e.preventDefault(); loadAppointments(); });
     $("new-appt").addEventListener("submit", createAppointment);
     $("na-name").addEventListener("input", function () {

@@ -174,7 +174,8 @@ def test_a_body_must_be_an_object(clinic: ClinicKeys) -> None:
     for body in ([None, None], "text", 3):
         answer = clinic.staff().post(clinic.path("/patients/p-1/card-setup"), json=body)
         assert answer.status == 422, body
-        assert _error(answer)["details"] == [{"field": "", "message": "The body must be a JSON object."}]
+        assert _error(answer)["details"] == [{"field": "", "message": "The body must be a JSON object.", "type": "",
+                                              "path": [], "kind": "invalid"}]
 
 
 # ------------------------------------------------------------------ paths: 404/405 in the error shape

@@ -86,9 +86,58 @@ def _domain_error(error: ClinicpayError) -> Response:
             error.details = [*error.details, {"retry_after": retry_after}]
     if isinstance(error, MethodNotAllowed):
         headers["Allow"] = ", ".join(error.allowed)
+    if error.status == 422:
+        error.details = with_field_paths(error.details)
     if error.status >= 500:
         logger.warning("request failed", extra={"error_code": error.code, "error_class": type(error).__name__})
     return error_response(error.status, error.code, error.message, error.details, headers or None)
+
+
+# pydantic's error types -> the small, stable vocabulary of `kind` a client maps to its own words
+# (docs/API.md, "Validation details"). pydantic's `message` stays for developers; it may hold a regex.
+_KINDS = {
+    "missing": "missing", "string_pattern_mismatch": "pattern", "string_too_short": "too_short",
+    "string_too_long": "too_long", "too_short": "too_few", "too_long": "too_many",
+    "greater_than": "too_small", "greater_than_equal": "too_small", "less_than": "too_large",
+    "less_than_equal": "too_large", "literal_error": "choice", "enum": "choice", "extra_forbidden": "unexpected",
+    "string_type": "type", "int_type": "type", "int_parsing": "type", "int_from_float": "type", "bool_type": "type",
+    "bool_parsing": "type", "dict_type": "type", "list_type": "type", "model_type": "type", "model_attributes_type": "type",
+    "float_type": "type", "float_parsing": "type", "datetime_type": "format", "datetime_parsing": "format",
+    "datetime_from_date_parsing": "format", "date_parsing": "format", "date_from_datetime_parsing": "format",
+    "time_parsing": "format", "timezone_aware": "format", "value_error": "invalid", "assertion_error": "invalid",
+}
+# The rule's bound, from pydantic's context: a length or a number, never the value sent.
+_LIMITS = ("min_length", "max_length", "ge", "gt", "le", "lt")
+
+
+def _kind(error_type: str) -> str:
+    return _KINDS.get(error_type, "invalid")
+
+
+def _path(field: str) -> list[str | int]:
+    return [int(part) if part.isdigit() else part for part in field.split(".")] if field else []
+
+
+def field_detail(field: str, message: str, error_type: str = "", context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One validation detail: `field` (dotted), `message` (English, for developers), `type` (as given),
+    and for machines `path` (the field's parts, list indexes as integers), `kind` and, for a bound, `limit`."""
+    detail: dict[str, Any] = {"field": field, "message": message, "type": error_type, "path": _path(field),
+                              "kind": _kind(error_type)}
+    for name in _LIMITS:
+        value = (context or {}).get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            detail["limit"] = value
+            if name in ("gt", "lt"):
+                detail["exclusive"] = True
+            break
+    return detail
+
+
+def with_field_paths(details: list[Any]) -> list[Any]:
+    """Details a use case wrote by hand ({field, message[, type]}) get the same `path` and `kind`."""
+    return [field_detail(str(d["field"]), str(d.get("message", "invalid")), str(d.get("type", "")))
+            | {k: v for k, v in d.items() if k not in ("path", "kind", "type")}
+            if isinstance(d, dict) and "field" in d and "kind" not in d else d for d in details]
 
 
 def _validation_error(error: RequestValidationError) -> Response:
@@ -96,7 +145,7 @@ def _validation_error(error: RequestValidationError) -> Response:
     for item in error.errors():
         loc = [str(part) for part in item.get("loc", ())]
         loc = loc[1:] if loc[:1] == ["body"] else loc  # a field may itself be called "body" (a template's)
-        details.append({"field": ".".join(loc), "message": item.get("msg", "invalid"), "type": item.get("type", "")})
+        details.append(field_detail(".".join(loc), item.get("msg", "invalid"), item.get("type", ""), item.get("ctx")))
     missing_body = any(d["type"] == "json_invalid" for d in details)
     if missing_body:
         return error_response(400, "bad_request", "The body is not valid JSON.")
