@@ -158,7 +158,7 @@ JOB_DESCRIPTIONS = {
     "qr-reconcile": "Asks monobank about every QR invoice and refund still undecided after 3 minutes and applies "
                     "the answer as the webhook would have (for webhooks that never came).",
     "link-reconcile": "Asks Fintoc, monobank and Stripe about every payment-link session whose webhook has not come "
-                      "and applies the answer as the webhook would have; then asks Fintoc and Stripe about link "
+                      "and applies the answer as the webhook would have; then asks them about link "
                       "refunds still pending (a lost answer, a missed event).",
     "card-reconcile": "Asks Stripe about card charges and refunds still undecided (a lost answer, a missed "
                       "event) and settles them as the webhook would have.",

@@ -255,3 +255,54 @@ def test_a_stripe_link_refund_that_fails_after_it_succeeded_gives_the_money_back
     again = refund(link.keys, appointment_id)
     assert again.status == 201 and again.json()["amount"] == {"amount": 12000, "currency": "CAD"}
     assert link.appointment(appointment_id)["payment_status"] == "refunded"
+
+
+def test_monobank_link_refunds_are_asked_about_and_one_never_received_is_released_not_sent_again(
+        stack: TestStack) -> None:
+    from tests.integration.test_link_reconcile import act, monobank_clinic
+
+    link = monobank_clinic(stack)
+    mono = stack.sandbox_url("monobank")
+    first, checkout = link.book(1)
+    act(link, checkout, "paid")
+    second, checkout = link.book(2)
+    act(link, checkout, "paid")
+    hold(mono)
+    try:
+        # the paying webhooks were kept back by the sandbox: the job's asking applies them
+        age_watches(link.clinic_id)
+        apigw.invoke_job("link-reconcile")
+        for appointment_id in (first, second):
+            wait_for(lambda aid=appointment_id: link.appointment(aid)["payment_status"] == "paid")
+        # the first refund is accepted (processing) and succeeds at monobank; its webhook is lost
+        assert requests.post(f"{mono}/_control/cancel-next", json={"outcome": "success", "delay": 0}, timeout=10).ok
+        made = refund(link.keys, first, {"amount": {"amount": 85000, "currency": "UAH"}}).json()
+        assert made["status"] == "pending"
+        # the second never reaches monobank (a 500 before it acts): it is undecided here
+        assert requests.post(f"{mono}/_control/fail-next", json={"status": 500, "count": 1}, timeout=10).ok
+        lost = refund(link.keys, second, {"amount": {"amount": 85000, "currency": "UAH"}}).json()
+        assert lost["status"] == "pending" and lost["provider_refund_id"] is None
+        age(link.clinic_id)
+        assert apigw.invoke_job("link-reconcile")["refunds"] == {"settled": 1, "unanswered": 1}
+        assert link.appointment(first)["payment_status"] == "refunded"
+        # half an hour on, monobank still lists no such refund: released, and never sent again
+        # (monobank does not deduplicate extRef: a second cancel could refund twice)
+        age(link.clinic_id, made_hours_ago=0.6)
+        assert apigw.invoke_job("link-reconcile")["refunds"] == {"released": 1}
+        [released] = refunds_of(link.keys, second)
+        assert (released["status"], released["failure_code"]) == ("failed", "not_received_by_provider")
+        assert link.appointment(second)["payment_status"] == "paid"
+    finally:
+        hold(mono, False)
+
+
+def age_watches(clinic_id: str) -> None:
+    """Every link watch of the clinic due now (as if minutes had passed)."""
+    from tests.integration.test_link_reconcile import watches
+
+    table = boto3.resource("dynamodb").Table("AppointmentsTable")
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="seconds")
+    for watch in watches(clinic_id):
+        if "due_sk" in watch:
+            table.update_item(Key={"pk": watch["pk"], "sk": watch["sk"]}, UpdateExpression="SET due_sk = :d",
+                              ExpressionAttributeValues={":d": past + str(watch["due_sk"])[len(past):]})

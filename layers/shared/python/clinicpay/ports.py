@@ -137,6 +137,10 @@ class RefundLookup(Protocol):
     when the provider's answer or event never came): the provider's refund by its id when we know
     it, else the one our metadata names; None when the provider has no such refund."""
 
+    # Whether a refund the provider never received may be sent again under the same key (the
+    # provider deduplicates it); False: it is only released once it is surely not coming.
+    refund_resend_safe: bool
+
     def find_refund(self, request: RefundRequest, provider_refund_id: str | None) -> RefundResult | None: ...
 
 

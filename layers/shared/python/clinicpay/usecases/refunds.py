@@ -20,6 +20,7 @@ One ledger for both (repositories/ledger.py):
   less often for as long as it is pending: a refund the provider has is settled as its event would
   have; one it never received is sent again under the same key while the provider still keeps keys
   (23 h), and after that released (`failed`, `not_received_by_provider`) for staff to refund again.
+  monobank, which deduplicates nothing, is never sent one again: unlisted after 30 minutes, released.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ RefundNotifier = Callable[[str, str, Money], object]  # (clinic_id, appointment_
 # A refund the provider never received may be sent again under the same key only while the provider
 # still keeps that key: Stripe keeps idempotency keys at least 24 hours; Fintoc's are treated alike.
 RESEND_WITHIN = timedelta(hours=23)
+# A provider that cannot deduplicate (monobank: no documented extRef deduplication) lists a refund
+# it received within minutes; one still unlisted after this is released, never sent again.
+UNLISTED_RELEASE_AFTER = timedelta(minutes=30)
 
 
 @dataclass
@@ -351,10 +355,13 @@ def _reconcile_refund(deps: RefundDeps, waiting: WaitingRefund, now: datetime) -
         lookup: RefundLookup = gateway  # type: ignore[assignment]
         found = lookup.find_refund(_request(refund), refund.provider_refund_id)
         if found is None and refund.provider_refund_id is None:
-            if now - refund.created_at < RESEND_WITHIN:
+            waited = now - refund.created_at
+            if lookup.refund_resend_safe and waited < RESEND_WITHIN:
                 logger.warning("refund never reached the provider: sent again under its key", extra=log)
                 after = _ask_provider(deps, gateway, refund)
                 return "asked_again" if after.status == "pending" else _settled_outcome(after)
+            if not lookup.refund_resend_safe and waited < UNLISTED_RELEASE_AFTER:
+                return "unanswered"
             if deps.ledger.fail_refund(refund, failure_code="not_received_by_provider", provider_refund_id=None,
                                        at=now) == "failed":
                 metrics.add_metric(name="RefundNotReceivedByProvider", unit="Count", value=1)

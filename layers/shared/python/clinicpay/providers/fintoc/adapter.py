@@ -228,6 +228,8 @@ class FintocGateway:
         return RefundResult(provider_refund_id=refund.id, status=status,  # type: ignore[arg-type]
                             failure_code=refund.failure_code)
 
+    refund_resend_safe = True  # Fintoc deduplicates POST /v1/refunds by its Idempotency-Key
+
     def find_refund(self, request: RefundRequest, provider_refund_id: str | None) -> RefundResult | None:
         """What became of a refund whose answer or event never came: Fintoc's refund by its id when
         we have it (None if Fintoc has no such refund), else the account's refund whose metadata

@@ -136,6 +136,22 @@ class _Monobank:
         return RefundResult(provider_refund_id=request.refund_id, status=status,
                             failure_code="cancel_failure" if status == "failed" else None)
 
+    # monobank documents no deduplication of extRef: a refund it never received is never sent again
+    # by the reconciliation job (usecases/refunds.py), only released once it is surely not coming.
+    refund_resend_safe = False
+
+    def find_refund(self, request: RefundRequest, provider_refund_id: str | None) -> RefundResult | None:
+        """What became of a refund whose answer or webhook never came: the invoice's cancelList entry
+        whose extRef is our refund id (invoice/status), or None when monobank lists none."""
+        body = self.client.invoice_status(request.payment_reference)
+        entry = next((c for item in body.cancel_list if (c := _cancel(item, body.ccy)) is not None
+                      and c.ext_ref == request.refund_id), None)
+        if entry is None:
+            return None
+        status = CANCEL_STATUSES[entry.status]
+        return RefundResult(provider_refund_id=request.refund_id, status=status,
+                            failure_code="cancel_failure" if status == "failed" else None)
+
     def fiscal_checks(self, invoice_id: str) -> list[ProviderFiscalCheck]:
         """The receipts monobank made itself for the invoice (its Checkbox link or monopay PRRO)."""
         return [ProviderFiscalCheck(id=c.id, type=c.type, status=c.status, source=c.fiscalization_source,  # type: ignore[arg-type]

@@ -178,6 +178,8 @@ class _StripeAccount:
                                                     "status": refund.status})
         return RefundResult(provider_refund_id=refund.id, status=observed.status, failure_code=observed.failure_code)
 
+    refund_resend_safe = True  # Stripe deduplicates POST /v1/refunds by its Idempotency-Key (24 h)
+
     def find_refund(self, request: RefundRequest, provider_refund_id: str | None) -> RefundResult | None:
         """What became of a refund whose answer or event never came: Stripe's refund by its id when we
         have it (None if Stripe has none), else the PaymentIntent's refund whose metadata names ours
