@@ -267,15 +267,23 @@ def test_out_of_time_nothing_is_claimed(world: World) -> None:
     assert result["outcomes"] == {"not_reached": 1} and world.watches.watches["cs_1"].asks == 0
 
 
-def test_a_clinic_without_its_gateway_keeps_its_watch_until_long_past_expiry(world: World) -> None:
+def test_a_clinic_without_its_gateway_keeps_its_watch_until_long_past_expiry(world: World,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinicpay.usecases import link_reconcile
+
+    counted: list[str] = []
+    monkeypatch.setattr(link_reconcile.metrics, "add_metric", lambda name, **_: counted.append(name))
+
     def no_gateway(clinic_id: str, provider: Provider) -> PaymentGateway:
         raise GatewayNotConfigured()
 
     deps = replace(world.deps(), gateway_for=no_gateway)
     assert run_link_reconcile(deps, 3, T0 + timedelta(minutes=4))["outcomes"] == {"unanswered": 1}
     world.watches.watches["cs_1"] = replace(world.watches.watches["cs_1"], due_sk=f"{T0.isoformat()}#c1#x")
+    assert counted == []
     assert run_link_reconcile(deps, 3, T0 + timedelta(days=3))["outcomes"] == {"gave_up": 1}
     assert world.watches.closed["cs_1"].startswith("gave_up:")
+    assert counted == ["LinkWatchGivenUp"]  # the LinkWatchGivenUp alarm rings
 
 
 def test_a_watch_without_its_appointment_is_closed(world: World) -> None:

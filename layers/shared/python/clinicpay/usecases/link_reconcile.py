@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from clinicpay.domain.appointment import PaymentStatus
 from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import ClinicpayError
-from clinicpay.observability import logger
+from clinicpay.observability import logger, metrics
 from clinicpay.ports import PaymentEvent, PaymentGateway
 from clinicpay.repositories.appointments import StoredAppointment
 from clinicpay.repositories.link_watches import UNDERWAY_WATCH, LinkWatch
@@ -160,6 +160,8 @@ def _unanswered(deps: LinkReconcileDeps, claimed: LinkWatch, now: datetime, erro
                 log: dict[str, Any]) -> str:
     if now >= claimed.watch_until + UNANSWERED_GRACE:
         logger.error("link session never answered for: no longer watched", extra={**log, "error_code": error.code})
+        # A payment we may never learn of (revoked credentials, a provider down for a day): a person looks.
+        metrics.add_metric(name="LinkWatchGivenUp", unit="Count", value=1)
         deps.watches.close(claimed, f"gave_up:{error.code}", now)
         return "gave_up"
     logger.info("provider did not answer about a link session", extra={**log, "error_code": error.code})
