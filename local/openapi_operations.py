@@ -111,8 +111,13 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
                                                   "Staff book a patient into a service at a time. A service paid "
                                                   "online gets a payment link; the confirmation message goes out "
                                                   "(with the link when the clinic's setting says so)."),
-    "GET /v1/clinics/{clinic_id}/appointments": (_APPOINTMENTS, "List appointments",
-                                                 "Filtered by payment status and a time range."),
+    "GET /v1/clinics/{clinic_id}/appointments": (
+        _APPOINTMENTS, "List appointments (or export them as CSV)",
+        "Filtered by payment status, a time range and a search (part of the patient's name, email or phone; case "
+        "and accents ignored); upcoming first by default (soonest first, then the past, latest first), or by start "
+        "time; in pages of `limit` with an opaque `next_cursor` (400 invalid_cursor for a cursor of another clinic "
+        "or other filters). With `format=csv` or `Accept: text/csv`: every matching appointment (up to 5000) as "
+        "CSV, money as decimals of its currency, times in the clinic's time zone, formula-like cells defused."),
     "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}": (_APPOINTMENTS, "Read an appointment",
                                                                   "The appointment with its patient, service, price, "
                                                                   "payment status and payment link."),

@@ -184,27 +184,26 @@ class AppointmentRepository:
             item = self._table.get_item(Key={"pk": f"LINK#{token}", "sk": "LINK"}).get("Item")
         return (str(item["clinic_id"]), str(item["appointment_id"])) if item else None
 
-    def list_for_clinic(self, clinic_id: str, *, payment_status: str | None = None, starts_from: str | None = None,
-             starts_to: str | None = None, limit: int = 200) -> list[StoredAppointment]:
-        condition = None
-        for part in (payment_status and Attr("payment_status").eq(payment_status),
-                     starts_from and Attr("starts_at").gte(starts_from), starts_to and Attr("starts_at").lt(starts_to)):
-            if part:
-                condition = part if condition is None else condition & part
+    def read_for_clinic(self, clinic_id: str, payment_status: str | None,
+                        max_read: int) -> tuple[list[StoredAppointment], bool]:
+        """The clinic's appointments (one partition, never another clinic's), with `payment_status`
+        when given; at most `max_read` items evaluated. True when that was all of them."""
         args: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"CLINIC#{clinic_id}")
                                 & Key("sk").begins_with("APPT#")}
-        if condition is not None:
-            args["FilterExpression"] = condition
-        items: list[dict[str, Any]] = []
+        if payment_status:
+            args["FilterExpression"] = Attr("payment_status").eq(payment_status)
+        found: list[StoredAppointment] = []
+        read = 0
         with translated_errors():
             while True:
-                page = self._table.query(**args)
-                items += page["Items"]
-                if "LastEvaluatedKey" not in page or len(items) >= limit:
-                    break
+                page = self._table.query(**args, Limit=max_read - read)
+                read += page.get("ScannedCount", len(page["Items"]))
+                found += [_stored(plain(i)) for i in page["Items"]]
+                if "LastEvaluatedKey" not in page:
+                    return found, True
+                if read >= max_read:
+                    return found, False
                 args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        stored = [_stored(plain(i)) for i in items[:limit]]
-        return sorted(stored, key=lambda s: s.appointment.starts_at)
 
     def due_reminders(self, shard: int, now_iso: str, limit: int = 100,
                       after: dict[str, Any] | None = None) -> tuple[list[StoredAppointment], dict[str, Any] | None]:
