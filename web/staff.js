@@ -398,15 +398,60 @@
     loadServices().then(loadAppointments);
   }
 
-  function loadAppointments() {
-    say("appts-status-region", "info", t("loading"));
-    var query = { payment_status: $("appts-status").value, from: dayBound($("appts-from").value, false), to: dayBound($("appts-to").value, true) };
+  var APPTS_PAGE = 25;
+  // Each load is numbered: an answer to an older search (typed over since) is dropped, not shown.
+  var apptsLoad = { seq: 0, cursor: null, timer: null };
+
+  // The list's filters as the API takes them (the CSV download sends the same).
+  function appointmentsQuery() {
+    return { payment_status: $("appts-status").value, from: dayBound($("appts-from").value, false), to: dayBound($("appts-to").value, true),
+      q: $("appts-q").value.trim(), sort: $("appts-sort").value || "upcoming" };
+  }
+
+  // The first page for the filters (more = false), or the next page after the last one shown.
+  function loadAppointments(more) {
+    var seq = ++apptsLoad.seq;
+    var query = appointmentsQuery();
+    query.limit = APPTS_PAGE;
+    if (more === true) query.cursor = apptsLoad.cursor;
+    var button = $("appts-more");
+    if (more === true) busy(button, true); else say("appts-status-region", "info", t("loading"));
     return api("GET", clinicPath("/appointments"), { query: query }).then(function (res) {
+      if (more === true) busy(button, false);
+      if (seq !== apptsLoad.seq) return;
       if (!res.ok) { sayError("appts-status-region", res); return; }
       say("appts-status-region", null);
-      state.appointments = ((res.data && res.data.appointments) || []).slice().sort(function (a, b) { return a.starts_at < b.starts_at ? -1 : 1; });
+      var page = (res.data && res.data.appointments) || [];
+      state.appointments = more === true ? state.appointments.concat(page) : page;
+      apptsLoad.cursor = (res.data && res.data.next_cursor) || null;
       state.loaded.appointments = true;
       renderAppointments();
+      if (res.data && res.data.complete === false) say("appts-status-region", "info", t("appts_incomplete"));
+    });
+  }
+
+  // Filters apply as staff type: one request once typing pauses.
+  function loadAppointmentsSoon() {
+    window.clearTimeout(apptsLoad.timer);
+    apptsLoad.timer = window.setTimeout(function () { loadAppointments(); }, 300);
+  }
+
+  function downloadAppointmentsCsv() {
+    var button = $("appts-csv");
+    busy(button, true);
+    var query = appointmentsQuery();
+    query.format = "csv";
+    api("GET", clinicPath("/appointments"), { query: query, accept: "text/csv" }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError("appts-status-region", res); return; }
+      var blob = res.data instanceof Blob ? res.data : new Blob([String(res.data)], { type: "text/csv" });
+      var url = URL.createObjectURL(blob);
+      var a = h("a", { href: url, download: "appointments-" + state.clinicId + "-" + new Date().toISOString().slice(0, 10) + ".csv" });
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      window.setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+      say("appts-status-region", "ok", t("csv_ready"));
     });
   }
 
@@ -429,10 +474,40 @@
     return parts.length ? h("span", { "class": "sub", "data-money": "", text: parts.join(" · ") }) : null;
   }
 
+  // Provider, reference, fee and when: the latest online payment on the row.
+  function paymentDetails(a) {
+    var p = a.payment;
+    if (!p) return null;
+    var parts = [p.provider, p.reference];
+    if (p.fee) parts.push(t("pay_fee", { amount: formatMoney(p.fee) }));
+    if (p.paid_at) parts.push(t("pay_paid_at", { when: formatWhen(p.paid_at) }));
+    return h("span", { "class": "sub", "data-payment-details": "", text: parts.filter(Boolean).join(" · ") });
+  }
+
+  // An "awaiting card" booking: send the patient the card request again, by every channel they have.
+  function resendCardRequest(a, button, region) {
+    var patient = a.patient || {};
+    var channels = [];
+    if (patient.email) channels.push("email");
+    if (patient.phone) channels.push("sms");
+    if (!channels.length) { say(region, "error", t("no_contact_card")); return; }
+    busy(button, true);
+    say(region, "info", t("sending"));
+    var body = { channels: channels };
+    var scope = "card-request-" + a.appointment_id;
+    api("POST", clinicPath("/patients/" + encodeURIComponent(patient.id) + "/card-requests"), { body: body, idempotencyKey: stickyKey(scope, body) }).then(function (res) {
+      busy(button, false);
+      settleKey(scope, res);
+      if (!res.ok) { sayError(region, res); return; }
+      say(region, "ok", t("card_request_resent", { patient: patient.name, channels: channelNames(channels) }));
+    });
+  }
+
   function renderAppointments() {
     var box = clear($("appts-list"));
     var list = state.appointments;
     $("appts-count").textContent = t("count_appointments", { n: list.length });
+    $("appts-more").hidden = !apptsLoad.cursor;
     if (!list.length) { box.appendChild(h("p", { "class": "hint", text: t("no_appointments") })); return; }
     var rows = list.map(function (a) {
       var patient = a.patient || {};
@@ -441,9 +516,13 @@
       var panel = h("div", { "class": "row-panel", id: "row-panel-" + a.appointment_id });
       var canPay = (a.payment_status === "unpaid" || a.payment_status === "pending") && a.payment_link;
       if (canPay) {
-        actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "pay", "data-appointment": a.appointment_id,
-          title: t("pay_button_hint", { patient: patient.name }), "aria-label": t("pay_button") + " · " + t("pay_button_hint", { patient: patient.name }),
-          onclick: function (event) { sendLink(a, event.currentTarget, status); }, text: t("pay_button") }));
+        actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "send-link", "data-appointment": a.appointment_id,
+          title: t("pay_button_hint", { patient: patient.name }),
+          onclick: function (event) { sendLink(a, event.currentTarget, status); }, text: t("send_link_button") }));
+      }
+      if (a.status === "awaiting_card") {
+        actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "resend-card-request",
+          onclick: function (event) { resendCardRequest(a, event.currentTarget, status); }, text: t("resend_card_request") }));
       }
       var owing = amountOf(a.balance_due) > 0 && a.payment_status !== "refunded";
       if (owing && amountOf(a.amount_paid) > 0 && a.payment_link) {
@@ -470,7 +549,7 @@
           a.status === "awaiting_card" ? h("span", { "class": "sub" }, [h("span", { "class": "badge badge-warn", text: t("bs_awaiting_card") })]) : null])]),
         h("td", { "class": "num", "data-label": t("col_price") }, [formatMoney(a.price)]),
         h("td", { "data-label": t("col_payment") }, [h("span", {}, [h("span", { "class": "badge " + (PAYMENT_BADGE[a.payment_status] || "badge-muted"),
-          "data-payment-status": a.payment_status, text: t("ps_" + a.payment_status) }), moneyLine(a)])]),
+          "data-payment-status": a.payment_status, text: t("ps_" + a.payment_status) }), moneyLine(a), paymentDetails(a)])]),
         h("td", { "data-label": t("col_actions") }, [h("div", {}, [h("div", { "class": "actions" }, actions), panel, status])])
       ]);
     });
@@ -1587,7 +1666,11 @@
     });
     $("sign-out").addEventListener("click", signOut);
     window.addEventListener("hashchange", route);
-    $("appts-filters").addEventListener("submit", function (e) { e.preventDefault(); loadAppointments(); });
+    $("appts-filters").addEventListener("submit", function (e) { e.preventDefault(); window.clearTimeout(apptsLoad.timer); loadAppointments(); });
+    $("appts-q").addEventListener("input", loadAppointmentsSoon);
+    ["appts-status", "appts-from", "appts-to", "appts-sort"].forEach(function (id) { $(id).addEventListener("change", loadAppointmentsSoon); });
+    $("appts-more").addEventListener("click", function () { loadAppointments(true); });
+    $("appts-csv").addEventListener("click", downloadAppointmentsCsv);
     $("new-appt").addEventListener("submit", createAppointment);
     $("na-name").addEventListener("input", function () {
       var id = $("na-id");
