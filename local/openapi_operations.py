@@ -181,7 +181,8 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
         "no-show fee. A timeout leaves it processing until the provider tells us."),
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges": (
         _CARDS, "List a patient's charges",
-        "Newest first, with what was given back (partially_refunded, refunded) and the card charged."),
+        "Newest first, with what was given back (partially_refunded, refunded), each charge's refunds and the "
+        "card charged."),
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}": (
         _CARDS, "Read a charge", "Its status (succeeded, processing, requires_action, failed) and failure code."),
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": (

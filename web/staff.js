@@ -859,11 +859,25 @@
         h("div", {}, [
           h("div", { "class": "what" }, [formatMoney(c.amount), " ", h("span", { "class": "badge " + badge, text: chargeStatusText(c) })]),
           h("div", { "class": "hint", text: details.join(" · ") }),
+          chargeRefundList(c),
           panel, status
         ]),
         h("div", { "class": "actions" }, actions)
       ]);
     })));
+  }
+
+  // The charge's refunds under it, oldest first (the API lists them with the charges): what, when, how it went.
+  function chargeRefundList(c) {
+    var refunds = c.refunds || [];
+    if (!refunds.length) return null;
+    var st = { succeeded: "refund_st_succeeded", pending: "refund_st_pending", failed: "refund_st_failed" };
+    return h("ul", { "class": "hint charge-refunds", "aria-label": t("charge_refunds") }, refunds.map(function (r) {
+      var parts = [t("refund_line", { amount: formatMoney(r.amount), when: formatWhen(r.created_at) }), st[r.status] ? t(st[r.status]) : r.status];
+      if (r.failure_code) parts.push(r.failure_code);
+      if (r.reason) parts.push(r.reason);
+      return h("li", { "data-refund": r.refund_id, "data-status": r.status, text: parts.join(" · ") });
+    }));
   }
 
   function chargePath(c, rest) { return cardsPath("/charges/" + encodeURIComponent(c.charge_id) + (rest || "")); }
