@@ -128,6 +128,11 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
     "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payment-link/send": (
         _APPOINTMENTS, "Send the payment link to the patient",
         "(Re)sends the link by email, and by SMS where there is a phone; 409 already_paid when paid."),
+    "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/cancel": (
+        _APPOINTMENTS, "Cancel an appointment",
+        "Staff cancel: no more reminders, the payment link takes no more money (409 appointment_cancelled on send). "
+        "Money already paid is not refunded by this: refund it through the appointment's refunds. Cancelling again answers the "
+        "same."),
     "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}/payments": (
         _APPOINTMENTS, "List the appointment's payments",
         "Every payment (online or at the desk) with what was refunded, is pending and may still be refunded, "

@@ -219,6 +219,25 @@ def send_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotat
                                               purpose=body.purpose if body else None)}
 
 
+class CancelRequest(Model):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "El paciente avisó por teléfono"}, {}]})
+
+    reason: OneLine | None = Field(default=None, max_length=500)
+
+
+@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/cancel", access=Access.STAFF,
+          responses={200: {"description": "The appointment, cancelled (the same answer when it already was)"}})
+@tracer.capture_method
+def cancel_appointment(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()],
+                       body: Annotated[CancelRequest | None, Body()] = None) -> dict[str, Any]:
+    deps = _deps()
+    stored, changed = booking.cancel_appointment(deps, clinic_id, appointment_id, body.reason if body else None)
+    if changed:
+        metrics.add_metric(name="AppointmentCancelled", unit="Count", value=1)
+        logger.info("appointment cancelled", extra={"clinic_id": clinic_id, "appointment_id": appointment_id})
+    return booking.view(stored, deps.public_base_url)
+
+
 # ------------------------------------------------------------------ the ledger: payments and refunds
 @app.get("/v1/clinics/<clinic_id>/appointments/<appointment_id>/payments", access=Access.STAFF)
 def list_payments(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()]) -> dict[str, Any]:

@@ -281,6 +281,23 @@ class AppointmentRepository:
             ConditionExpression=f"attribute_exists(pk) AND {version_condition(expected_version)}",
             ExpressionAttributeValues={":yes": True, ":version": expected_version}))
 
+    def cancel(self, clinic_id: str, appointment_id: str, at: datetime, reason: str | None) -> bool:
+        """Mark the appointment cancelled and take it off the reminders index, once: False when it
+        was already cancelled (the first cancel's time and reason stay). NotFound when there is none."""
+        values: dict[str, Any] = {":cancelled": "cancelled", ":at": at.isoformat()}
+        update = "SET #s = :cancelled, cancelled_at = :at"
+        if reason:
+            update += ", cancel_reason = :reason"
+            values[":reason"] = reason
+        done = conditional(lambda: self._table.update_item(
+            Key=appointment_key(clinic_id, appointment_id),
+            UpdateExpression=update + " REMOVE reminder_pk, reminder_due_at, reminders_pending",
+            ConditionExpression="attribute_exists(pk) AND #s <> :cancelled",
+            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=values))
+        if not done:
+            self.get(clinic_id, appointment_id, consistent=True)  # NotFound when there is no such appointment
+        return done
+
     def claim_reminder(self, clinic_id: str, appointment_id: str, due_at: str, remaining: list[str]) -> bool:
         """Move past the reminder due at `due_at`; only one runner wins, so each is sent once."""
         if remaining:
