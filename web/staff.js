@@ -503,6 +503,32 @@
     });
   }
 
+  // Cancel asks first, naming the patient and the time, and says what a cancel does not do (refund).
+  function confirmCancel(a, panel, region) {
+    var patient = (a.patient || {}).name;
+    say(region, null);
+    clear(panel);
+    var yes = h("button", { type: "button", "class": "btn btn-small btn-danger", "data-action": "confirm-cancel", text: t("cancel_appt_confirm") });
+    var keep = h("button", { type: "button", "class": "btn btn-small btn-secondary", onclick: function () { clear(panel); }, text: t("cancel_appt_keep") });
+    var paid = refundableTotal(a) > 0;
+    panel.appendChild(h("div", { "class": "row-form", role: "group", "aria-label": t("cancel_appt_button") }, [
+      h("p", { "class": "row-form-title", text: t("cancel_appt_q", { patient: patient, when: formatWhen(a.starts_at) }) }),
+      h("p", { "class": "hint", text: t(paid ? "cancel_appt_paid_hint" : "cancel_appt_hint") }),
+      h("div", { "class": "actions" }, [yes, keep])]));
+    yes.focus();
+    yes.addEventListener("click", function () {
+      busy(yes, true);
+      say(region, "info", t("sending"));
+      api("POST", apptPath(a, "/cancel"), { body: {} }).then(function (res) {
+        busy(yes, false);
+        if (!res.ok) { sayError(region, res); return; }
+        clear(panel);
+        say(region, "ok", t("cancel_appt_done", { patient: patient }));
+        reloadAppointment(a, region);
+      });
+    });
+  }
+
   function renderAppointments() {
     var box = clear($("appts-list"));
     var list = state.appointments;
@@ -514,7 +540,8 @@
       var status = h("div", { "class": "row-status", role: "status", "aria-live": "polite", id: "row-status-" + a.appointment_id });
       var actions = [];
       var panel = h("div", { "class": "row-panel", id: "row-panel-" + a.appointment_id });
-      var canPay = (a.payment_status === "unpaid" || a.payment_status === "pending") && a.payment_link;
+      var cancelled = a.status === "cancelled";
+      var canPay = (a.payment_status === "unpaid" || a.payment_status === "pending") && a.payment_link && !cancelled;
       if (canPay) {
         actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "send-link", "data-appointment": a.appointment_id,
           title: t("pay_button_hint", { patient: patient.name }),
@@ -524,7 +551,7 @@
         actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "resend-card-request",
           onclick: function (event) { resendCardRequest(a, event.currentTarget, status); }, text: t("resend_card_request") }));
       }
-      var owing = amountOf(a.balance_due) > 0 && a.payment_status !== "refunded";
+      var owing = amountOf(a.balance_due) > 0 && a.payment_status !== "refunded" && !cancelled;
       if (owing && amountOf(a.amount_paid) > 0 && a.payment_link) {
         actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "balance-link",
           onclick: function (event) { sendBalanceLink(a, event.currentTarget, status); }, text: t("balance_link_button") }));
@@ -537,8 +564,12 @@
         actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", "data-action": "refund",
           onclick: function () { openRefundForm(a, panel, status); }, text: t("refund_button") }));
       }
-      if (a.payment_link) {
+      if (a.payment_link && !cancelled) {
         actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", onclick: function () { copyLink(a.payment_link.url, status); }, text: t("copy_link") }));
+      }
+      if (!cancelled) {
+        actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", "data-action": "cancel-appointment",
+          onclick: function () { confirmCancel(a, panel, status); }, text: t("cancel_appt_button") }));
       }
       actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary",
         onclick: function () { openCards(patient.id, patient.name); }, text: t("cards_button") }));
@@ -546,7 +577,8 @@
         h("td", { "data-label": t("col_when") }, [h("span", {}, [h("span", { "class": "when", text: formatWhen(a.starts_at) }), h("span", { "class": "sub", text: a.appointment_id })])]),
         h("td", { "data-label": t("col_patient") }, [h("span", {}, [patient.name || "—", h("span", { "class": "sub", text: [patient.email, patient.phone].filter(Boolean).join(" · ") })])]),
         h("td", { "data-label": t("col_service") }, [h("span", {}, [serviceName(a.service_id),
-          a.status === "awaiting_card" ? h("span", { "class": "sub" }, [h("span", { "class": "badge badge-warn", text: t("bs_awaiting_card") })]) : null])]),
+          a.status === "awaiting_card" ? h("span", { "class": "sub" }, [h("span", { "class": "badge badge-warn", text: t("bs_awaiting_card") })]) : null,
+          cancelled ? h("span", { "class": "sub" }, [h("span", { "class": "badge badge-muted", "data-booking-status": "cancelled", text: t("bs_cancelled") })]) : null])]),
         h("td", { "class": "num", "data-label": t("col_price") }, [formatMoney(a.price)]),
         h("td", { "data-label": t("col_payment") }, [h("span", {}, [h("span", { "class": "badge " + (PAYMENT_BADGE[a.payment_status] || "badge-muted"),
           "data-payment-status": a.payment_status, text: t("ps_" + a.payment_status) }), moneyLine(a), paymentDetails(a)])]),

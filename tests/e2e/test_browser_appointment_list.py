@@ -131,3 +131,32 @@ def test_awaiting_card_row_resends_the_card_request(clinic_factory: Any, open_pa
     mail = wait_for(lambda: (m := outbox(clinic.base_url, email)) and len(m) > before and m, message="the card request")
     assert "/cards/setup/" in mail[-1]["body"]
     assert axe_violations(page, include="#appts-list") == []
+
+
+def test_cancel_asks_first_then_cancels(clinic: Clinic, open_page: Any, shots: Any) -> None:
+    # Given an appointment
+    booked = clinic.book({"id": "p-rosa", "name": "Rosa Díaz", "email": unique_email("rosa")}, "control", days=2)
+    page = open_page(size=DESKTOP)
+    sign_in(page, clinic)
+    row = page.locator(f"tr[data-appointment='{booked['appointment_id']}']")
+
+    # When staff press "Cancelar cita", they are asked first, naming the patient; "No, mantener" changes nothing
+    row.get_by_role("button", name="Cancelar cita").click()
+    question = row.get_by_role("group", name="Cancelar cita")
+    expect(question).to_contain_text(re.compile(r"¿Cancelar la cita de Rosa Díaz del .+\?"))
+    expect(question).to_contain_text("No se avisa al paciente.")
+    question.get_by_role("button", name="No, mantener").click()
+    expect(question).to_have_count(0)
+    assert clinic.appointment(booked["appointment_id"])["status"] == "confirmed"
+
+    # When they confirm
+    row.get_by_role("button", name="Cancelar cita").click()
+    shots(page, "staff-appointment-cancel-confirm-desktop")
+    row.get_by_role("group", name="Cancelar cita").get_by_role("button", name="Sí, cancelar").click()
+
+    # Then the row says so and shows it cancelled, with no way to cancel it again
+    expect(row.get_by_role("status")).to_have_text("La cita de Rosa Díaz quedó cancelada.")
+    expect(row.locator("[data-booking-status=cancelled]")).to_have_text("Cancelada")
+    expect(row.get_by_role("button", name="Cancelar cita")).to_have_count(0)
+    assert clinic.appointment(booked["appointment_id"])["status"] == "cancelled"
+    assert axe_violations(page, include="#appts-list") == []
