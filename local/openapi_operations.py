@@ -216,7 +216,8 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
                                                         "Closes the shift (the Z report)."),
     "GET /v1/clinics/{clinic_id}/reports/qr-payments": (_QR, "Report QR payments",
                                                         "Payments with their fiscal status and receipt, filtered by "
-                                                        "time, register, status and amount; CSV with Accept: "
+                                                        "time, register, status and amount; in pages with "
+                                                        "limit and cursor (next_cursor); CSV with Accept: "
                                                         "text/csv."),
     "GET /v1/clinics/{clinic_id}/qr-payments/{payment_id}": (_QR, "Read a QR payment",
                                                              "The payment, its fiscal status and its receipt."),

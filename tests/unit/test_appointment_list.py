@@ -110,12 +110,19 @@ def test_a_cursor_of_another_clinic_is_refused_and_reads_nothing() -> None:
     assert refused.value.code == "invalid_cursor" and read.seen == []  # type: ignore[attr-defined]
 
 
+FP = ListQuery("c1").fingerprint()
+
+
 @pytest.mark.parametrize("cursor", [
-    "not a cursor!", "e30", "x" * 600, _forge({"v": 1, "c": "c1", "f": "0" * 16, "p": 0, "k": [0, 0, "a"]}),
-    _forge({"v": 1, "c": "c1", "f": ListQuery("c1").fingerprint(), "p": "now", "k": [0, 0, "a"]}),
-    _forge({"v": 1, "c": "c1", "f": ListQuery("c1").fingerprint(), "p": 0, "k": [7, 0, "a"]}),
-    _forge({"v": 1, "c": "c1", "f": ListQuery("c1").fingerprint(), "p": 0, "k": [0, True, "a"]}),
-    _forge({"v": 2, "c": "c1", "f": ListQuery("c1").fingerprint(), "p": 0, "k": [0, 0, "a"]}),
+    "not a cursor!", "e30", "x" * 600, _forge({"v": 1, "c": "c1", "f": "0" * 16, "k": [0, 0, 0, "a"]}),
+    _forge({"v": 1, "c": "c1", "f": FP, "k": ["now", 0, 0, "a"]}),
+    _forge({"v": 1, "c": "c1", "f": FP, "k": [0, 7, 0, "a"]}),
+    _forge({"v": 1, "c": "c1", "f": FP, "k": [0, 0, True, "a"]}),
+    _forge({"v": 1, "c": "c1", "f": FP, "k": [0, 0, 0, "a" * 65]}),
+    _forge({"v": 1, "c": "c1", "f": FP, "k": [0, 0, 0]}),
+    _forge({"v": 1, "c": "c1", "f": FP, "k": "0,0,0,a"}),
+    _forge({"v": 2, "c": "c1", "f": FP, "k": [0, 0, 0, "a"]}),
+    _forge(["v", 1]),
     base64.urlsafe_b64encode(b"\xff\xfe").decode().rstrip("=")])
 def test_hostile_cursors_are_a_clear_400(cursor: str) -> None:
     with pytest.raises(BadRequest) as refused:

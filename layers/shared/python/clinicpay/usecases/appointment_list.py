@@ -7,20 +7,14 @@ the partition again; a clinic whose list goes past the bound is answered `comple
 it with `from`/`to`). An index on (clinic, start time) would make pages cheap; it needs a stack
 update of its own and a backfill of existing appointments (named in docs/API.md as a limit).
 
-The cursor is opaque to callers but only a position: which clinic, which filters, the moment
-"upcoming" was split at, and the last row shown. It is validated, not trusted: a cursor of another
-clinic or other filters, or one that does not parse, is a 400, and it can only ever position a read
-of the path's clinic.
+The cursor (usecases/list_cursor.py) holds the moment "upcoming" was split at on the first page and
+the last row shown, for this clinic and these filters; anything else is a 400 `invalid_cursor`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
-import hashlib
 import io
-import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -32,6 +26,7 @@ from zoneinfo import ZoneInfo
 from clinicpay.domain.appointment import Appointment
 from clinicpay.domain.errors import BadRequest
 from clinicpay.domain.money import CURRENCY_EXPONENTS
+from clinicpay.usecases import list_cursor
 
 Sort = Literal["upcoming", "starts_at", "-starts_at"]
 SORTS: tuple[Sort, ...] = ("upcoming", "starts_at", "-starts_at")
@@ -39,7 +34,6 @@ DEFAULT_LIMIT = 200  # what one answer held before pages existed: callers that n
 MAX_LIMIT = 200
 MAX_READ = 5000  # items of the clinic's partition evaluated per request (filters included)
 MAX_CSV_ROWS = 5000
-_CURSOR_VERSION = 1
 _DIGITS = re.compile(r"\d")
 _PHONE_LIKE = re.compile(r"^[\d\s+().\-/]+$")
 
@@ -88,8 +82,8 @@ class ListQuery:
 
     def fingerprint(self) -> str:
         """The filters a cursor was made for (a cursor is refused under other filters)."""
-        shown = [self.payment_status, _iso(self.starts_from), _iso(self.starts_to), (self.q or "").strip(), self.sort]
-        return hashlib.sha256(json.dumps(shown).encode()).hexdigest()[:16]
+        return list_cursor.fingerprint([self.payment_status, _iso(self.starts_from), _iso(self.starts_to),
+                                        (self.q or "").strip(), self.sort])
 
 
 class Listed(Protocol):
@@ -130,34 +124,16 @@ def _order_key(appointment: Appointment, sort: Sort, pivot: int) -> tuple[int, i
 
 
 def encode_cursor(query: ListQuery, pivot: int, last: tuple[int, int, str]) -> str:
-    body = {"v": _CURSOR_VERSION, "c": query.clinic_id, "f": query.fingerprint(), "p": pivot, "k": list(last)}
-    return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _refuse(message: str) -> BadRequest:
-    return BadRequest(message, code="invalid_cursor", details=[{"field": "cursor", "message": message}])
+    return list_cursor.encode(query.clinic_id, query.fingerprint(), [pivot, *last])
 
 
 def decode_cursor(query: ListQuery, cursor: str) -> tuple[int, tuple[int, int, str]]:
     """(pivot, last row's key) of a cursor this list gave for the same clinic and filters."""
-    if len(cursor) > 512 or not re.fullmatch(r"[A-Za-z0-9_\-]+", cursor):
-        raise _refuse("The cursor is not one this list gave.")
-    try:
-        body = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
-        raise _refuse("The cursor is not one this list gave.") from None
-    if not isinstance(body, dict) or body.get("v") != _CURSOR_VERSION:
-        raise _refuse("The cursor is not one this list gave.")
-    if body.get("c") != query.clinic_id:
-        raise _refuse("The cursor belongs to another clinic's list.")
-    if body.get("f") != query.fingerprint():
-        raise _refuse("The cursor was made for other filters: start again without it.")
-    pivot, key = body.get("p"), body.get("k")
-    if (not isinstance(pivot, int) or isinstance(pivot, bool) or not isinstance(key, list) or len(key) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in key[:2])
-            or key[0] not in (0, 1) or not isinstance(key[2], str) or len(key[2]) > 64):
-        raise _refuse("The cursor is not one this list gave.")
-    return pivot, (key[0], key[1], key[2])
+    position = list_cursor.decode(query.clinic_id, query.fingerprint(), cursor)
+    if (len(position) != 4 or not all(list_cursor.is_int(v) for v in position[:3]) or position[1] not in (0, 1)
+            or not isinstance(position[3], str) or len(position[3]) > 64):
+        raise list_cursor.invalid()
+    return position[0], (position[1], position[2], position[3])
 
 
 def _selected(query: ListQuery, found: Iterable[Item]) -> list[Item]:
