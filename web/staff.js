@@ -1123,7 +1123,7 @@
     state.loaded.qr = true;
     loadShift();
     loadFiscalBy();
-    loadRegisters().then(loadReport);
+    loadRegisters().then(function () { return loadReport(); });
   }
 
   // Who makes the clinic's QR receipts (setting `fiscalization`), and the shift's schedule, if any.
@@ -1259,15 +1259,33 @@
       min_amount: toMinor($("rf-min").value, cur), max_amount: toMinor($("rf-max").value, cur) };
   }
 
-  function loadReport() {
-    say("report-status", "info", t("loading"));
-    return api("GET", clinicPath("/reports/qr-payments"), { query: reportQuery() }).then(function (res) {
-      if (!res.ok) { state.report = []; clear($("report-list")); $("report-count").textContent = ""; sayError("report-status", res); return; }
+  var REPORT_PAGE = 50;
+  var reportLoad = { seq: 0, cursor: null, timer: null };
+
+  // The first page for the filters, at least as many rows as were shown (a reload after a refund keeps
+  // the row staff acted on in view); or (more = true) the next page after the last row shown.
+  function loadReport(more) {
+    var seq = ++reportLoad.seq;
+    var query = reportQuery();
+    query.limit = more === true ? REPORT_PAGE : Math.min(500, Math.max(REPORT_PAGE, state.report.length));
+    if (more === true) query.cursor = reportLoad.cursor;
+    if (more === true) busy($("report-more"), true); else say("report-status", "info", t("loading"));
+    return api("GET", clinicPath("/reports/qr-payments"), { query: query }).then(function (res) {
+      if (more === true) busy($("report-more"), false);
+      if (seq !== reportLoad.seq) return;
+      if (!res.ok) { state.report = []; reportLoad.cursor = null; clear($("report-list")); $("report-count").textContent = ""; $("report-more").hidden = true; sayError("report-status", res); return; }
       say("report-status", null);
       var data = res.data;
-      state.report = Array.isArray(data) ? data : ((data && (data.rows || data.payments || data.items)) || []);
+      var rows = Array.isArray(data) ? data : ((data && (data.rows || data.payments || data.items)) || []);
+      state.report = more === true ? state.report.concat(rows) : rows;
+      reportLoad.cursor = (data && data.next_cursor) || null;
       renderReport();
     });
+  }
+
+  function loadReportSoon() {
+    window.clearTimeout(reportLoad.timer);
+    reportLoad.timer = window.setTimeout(function () { loadReport(); }, 300);
   }
 
   // Why a receipt is still missing, in words; the register's own code stays visible in brackets.
@@ -1310,6 +1328,7 @@
 
   function renderReport() {
     var box = clear($("report-list"));
+    $("report-more").hidden = !reportLoad.cursor;
     $("report-count").textContent = t("count_payments", { n: state.report.length });
     if (!state.report.length) { box.appendChild(h("p", { "class": "hint", text: t("no_payments") })); return; }
     var rows = state.report.map(function (row) {
@@ -1743,7 +1762,10 @@
     $("shift-open").addEventListener("click", function () { shiftAction("open"); });
     $("shift-close").addEventListener("click", function () { shiftAction("close"); });
     // "Show" also re-reads the registers: a paid amount leaves its register meanwhile.
-    $("report-filters").addEventListener("submit", function (e) { e.preventDefault(); loadRegisters().then(loadReport); });
+    $("report-filters").addEventListener("submit", function (e) { e.preventDefault(); window.clearTimeout(reportLoad.timer); loadRegisters().then(function () { return loadReport(); }); });
+    ["rf-from", "rf-to", "rf-qr", "rf-fiscal"].forEach(function (id) { $(id).addEventListener("change", loadReportSoon); });
+    ["rf-min", "rf-max"].forEach(function (id) { $(id).addEventListener("input", loadReportSoon); });
+    $("report-more").addEventListener("click", function () { loadReport(true); });
     $("report-csv").addEventListener("click", downloadCsv);
     $("settings-form").addEventListener("submit", saveSettings);
     $("service-form").addEventListener("submit", saveService);
