@@ -65,3 +65,24 @@ def test_another_clinic_cannot_cancel_and_unknown_ids_are_404(clinic: ClinicKeys
     # hostile bodies change nothing
     assert cancel(clinic, created["appointment_id"], {"reason": "x", "refund": True}).status == 422
     assert stored(clinic, created["appointment_id"])["status"] == "confirmed"
+
+
+def test_a_cancelled_appointment_gets_no_reminder_even_when_one_was_due(clinic: ClinicKeys) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from local import outbox
+    from local.apigw import invoke_job
+
+    # Given a booking whose reminder is due (time moved on by rewriting the due time)
+    email = "cancelled-reminder@example.cl"
+    created = book(clinic, email=email, hours_ahead=30).json()
+    due = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    boto3.resource("dynamodb").Table("AppointmentsTable").update_item(
+        Key={"pk": f"CLINIC#{clinic.clinic_id}", "sk": f"APPT#{created['appointment_id']}"},
+        UpdateExpression="SET reminder_due_at = :d, reminders_pending = :p", ExpressionAttributeValues={":d": due, ":p": [due]})
+    before = len(outbox.messages(to=email))
+    # When staff cancel it and the reminders job runs
+    assert cancel(clinic, created["appointment_id"]).status == 200
+    invoke_job("reminders")
+    # Then nothing more reaches the patient
+    assert len(outbox.messages(to=email)) == before
