@@ -142,6 +142,8 @@
     refund_st_succeeded: ["refunded", "reembolsado", "remboursé", "повернено", "refundert"],
     refund_st_pending: ["awaiting the processor", "esperando al procesador", "en attente du prestataire", "очікує на платіжну систему", "venter på betalingsleverandøren"],
     refund_st_failed: ["failed: nothing was refunded", "fallido: no se reembolsó nada", "échoué : rien n'a été remboursé", "не вдалося: нічого не повернено", "mislyktes: ingenting ble refundert"],
+    filter_booking: ["Booking", "Reserva", "Réservation", "Бронювання", "Bestilling"],
+    bs_confirmed: ["Confirmed", "Confirmada", "Confirmé", "Підтверджено", "Bekreftet"],
     bs_cancelled: ["Cancelled", "Cancelada", "Annulé", "Скасовано", "Avlyst"],
     cancel_appt_button: ["Cancel appointment", "Cancelar cita", "Annuler le rendez-vous", "Скасувати запис", "Avlys timen"],
     cancel_appt_q: ["Cancel {patient}'s appointment on {when}?", "¿Cancelar la cita de {patient} del {when}?", "Annuler le rendez-vous de {patient} du {when} ?", "Скасувати запис на {when}? Пацієнт: {patient}.", "Avlyse timen til {patient} {when}?"],

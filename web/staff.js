@@ -405,7 +405,7 @@
   // The list's filters as the API takes them (the CSV download sends the same).
   function appointmentsQuery() {
     return { payment_status: $("appts-status").value, from: dayBound($("appts-from").value, false), to: dayBound($("appts-to").value, true),
-      q: $("appts-q").value.trim(), sort: $("appts-sort").value || "upcoming" };
+      q: $("appts-q").value.trim(), sort: $("appts-sort").value || "upcoming", status: $("appts-booking").value };
   }
 
   // The first page for the filters (more = false), or the next page after the last one shown.
@@ -1733,7 +1733,7 @@
     window.addEventListener("hashchange", route);
     $("appts-filters").addEventListener("submit", function (e) { e.preventDefault(); window.clearTimeout(apptsLoad.timer); loadAppointments(); });
     $("appts-q").addEventListener("input", loadAppointmentsSoon);
-    ["appts-status", "appts-from", "appts-to", "appts-sort"].forEach(function (id) { $(id).addEventListener("change", loadAppointmentsSoon); });
+    ["appts-status", "appts-booking", "appts-from", "appts-to", "appts-sort"].forEach(function (id) { $(id).addEventListener("change", loadAppointmentsSoon); });
     $("appts-more").addEventListener("click", function () { loadAppointments(true); });
     $("appts-csv").addEventListener("click", downloadAppointmentsCsv);
     $("new-appt").addEventListener("submit", createAppointment);

@@ -20,7 +20,7 @@ from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.public import client_address, enforce_limits
 from clinicpay.api.resolver import header, make_resolver
 from clinicpay.deadline import lambda_deadline, provider_seconds_left
-from clinicpay.domain.appointment import BookedBy, PatientDetails, PaymentStatus, PublicPatientDetails
+from clinicpay.domain.appointment import BookedBy, BookingStatus, PatientDetails, PaymentStatus, PublicPatientDetails
 from clinicpay.domain.clinic import Clinic
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
 from clinicpay.domain.model import Model
@@ -166,10 +166,14 @@ def list_appointments(clinic_id: Annotated[str, Path()],
                       limit: Annotated[int, Query(ge=1, le=appointment_list.MAX_LIMIT)] = appointment_list.DEFAULT_LIMIT,
                       cursor: Annotated[str | None, Query(max_length=512, description=(
                           "`next_cursor` of the previous page, with the same filters"))] = None,
-                      format_: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None) -> Response[Any]:
+                      format_: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None,
+                      status: Annotated[BookingStatus | None, Query(description=(
+                          "The booking's status: confirmed, awaiting_card (waiting for the patient's card) "
+                          "or cancelled"))] = None) -> Response[Any]:
     deps = _deps()
     query = appointment_list.ListQuery(clinic_id=clinic_id, payment_status=payment_status.value if payment_status else None,
-                                       starts_from=from_, starts_to=to, q=q, sort=sort)
+                                       starts_from=from_, starts_to=to, q=q, sort=sort,
+                                       status=status.value if status else None)
     now = datetime.now(UTC)
     if format_ == "csv" or (format_ is None and "text/csv" in (header(app, "accept") or "").lower()):
         rows, complete = appointment_list.export_rows(deps.appointments.read_for_clinic, query, now=now)

@@ -159,4 +159,7 @@ def test_cancel_asks_first_then_cancels(clinic: Clinic, open_page: Any, shots: A
     expect(row.locator("[data-booking-status=cancelled]")).to_have_text("Cancelada")
     expect(row.get_by_role("button", name="Cancelar cita")).to_have_count(0)
     assert clinic.appointment(booked["appointment_id"])["status"] == "cancelled"
+    # and choosing "Confirmada" as the booking filter leaves it out
+    page.get_by_label("Reserva", exact=True).select_option("confirmed")
+    expect(row).to_have_count(0)
     assert axe_violations(page, include="#appts-list") == []

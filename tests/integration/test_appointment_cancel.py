@@ -51,6 +51,11 @@ def test_a_cancel_stops_the_link_and_the_reminders_once(clinic: ClinicKeys) -> N
     again = cancel(clinic, aid, {"reason": "otra razón"})
     assert again.status == 200
     assert (again.json()["cancel_reason"], again.json()["cancelled_at"]) == ("El paciente avisó", body["cancelled_at"])
+    # and the list tells cancelled bookings apart
+    other = book(clinic).json()["appointment_id"]
+    listed = {s: [a["appointment_id"] for a in clinic.staff().get(clinic.path("/appointments"), query={"status": s})
+                  .json()["appointments"]] for s in ("cancelled", "confirmed")}
+    assert listed == {"cancelled": [aid], "confirmed": [other]}
 
 
 def test_another_clinic_cannot_cancel_and_unknown_ids_are_404(clinic: ClinicKeys, stack: TestStack) -> None:

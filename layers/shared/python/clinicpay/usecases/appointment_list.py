@@ -79,11 +79,12 @@ class ListQuery:
     starts_to: datetime | None = None
     q: str | None = None
     sort: Sort = "upcoming"
+    status: str | None = None  # the booking's: confirmed, awaiting_card, cancelled
 
     def fingerprint(self) -> str:
         """The filters a cursor was made for (a cursor is refused under other filters)."""
         return list_cursor.fingerprint([self.payment_status, _iso(self.starts_from), _iso(self.starts_to),
-                                        (self.q or "").strip(), self.sort])
+                                        (self.q or "").strip(), self.sort, self.status])
 
 
 class Listed(Protocol):
@@ -141,6 +142,7 @@ def _selected(query: ListQuery, found: Iterable[Item]) -> list[Item]:
     return [s for s in found
             if (query.starts_from is None or s.appointment.starts_at >= query.starts_from)
             and (query.starts_to is None or s.appointment.starts_at < query.starts_to)
+            and (query.status is None or s.appointment.status.value == query.status)
             and (search is None or search.matches(s.appointment))]
 
 
