@@ -149,7 +149,8 @@ def create_appointment(clinic_id: Annotated[str, Path()], body: Annotated[Create
 _LIST_RESPONSES = {200: {"description": "A page of appointments as JSON (`next_cursor` while more follow), or every "
                                          "matching appointment as CSV with `Accept: text/csv` or `format=csv`",
                           "content": {"application/json": {"schema": {"type": "object", "required": ["appointments"]}},
-                                      "text/csv": {"schema": {"type": "string"}}}}}
+                                      "text/csv": {"schema": {"type": "string"}}}},
+                   400: {"description": "invalid_cursor: a cursor of another clinic, of other filters, or edited"}}
 
 
 @app.get("/v1/clinics/<clinic_id>/appointments", access=Access.STAFF, responses=_LIST_RESPONSES)

@@ -126,7 +126,8 @@ _REPORT_RESPONSES = {200: {"description": "The rows as JSON, or as CSV with `Acc
     "application/json": {"schema": {"type": "object", "required": ["rows", "count"], "properties": {
         "rows": {"type": "array", "items": {"type": "object"}}, "count": {"type": "integer"},
         "next_cursor": {"type": ["string", "null"]}}}},
-    "text/csv": {"schema": {"type": "string"}}}}}
+    "text/csv": {"schema": {"type": "string"}}}},
+    400: {"description": "invalid_cursor: a cursor of another clinic, of other filters, or edited"}}
 _MOMENT = "RFC 3339, or YYYY-MM-DD (that day in the clinic's time zone)"
 DateOrTime = Annotated[str | None, Query(description=_MOMENT)]
 AmountFilter = Annotated[str | None, Query(pattern=r"^[0-9]{1,13}$", description="minor units")]
