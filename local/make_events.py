@@ -42,6 +42,7 @@ STARTS_AT = "2026-11-24T10:00:00-03:00"
 
 # Sample bodies by route key ("METHOD /path" as in template.yaml); API.md is the reference.
 BODIES: dict[str, Any] = {
+    "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/cancel": {"reason": "El paciente avisó por teléfono"},
     "POST /v1/clinics": {"name": "Clínica Los Andes", "country": "CL", "currency": "CLP",
                          "timezone": "America/Santiago", "locale": "es", "org_id": "org_andes"},
     "PATCH /v1/clinics/{clinic_id}/settings": {"show_payment_link_in_email": True, "online_link_ttl_minutes": 60,

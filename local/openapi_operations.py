@@ -111,8 +111,13 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
                                                   "Staff book a patient into a service at a time. A service paid "
                                                   "online gets a payment link; the confirmation message goes out "
                                                   "(with the link when the clinic's setting says so)."),
-    "GET /v1/clinics/{clinic_id}/appointments": (_APPOINTMENTS, "List appointments",
-                                                 "Filtered by payment status and a time range."),
+    "GET /v1/clinics/{clinic_id}/appointments": (
+        _APPOINTMENTS, "List appointments (or export them as CSV)",
+        "Filtered by payment status, a time range and a search (part of the patient's name, email or phone; case "
+        "and accents ignored); upcoming first by default (soonest first, then the past, latest first), or by start "
+        "time; in pages of `limit` with an opaque `next_cursor` (400 invalid_cursor for a cursor of another clinic "
+        "or other filters). With `format=csv` or `Accept: text/csv`: every matching appointment (up to 5000) as "
+        "CSV, money as decimals of its currency, times in the clinic's time zone, formula-like cells defused."),
     "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}": (_APPOINTMENTS, "Read an appointment",
                                                                   "The appointment with its patient, service, price, "
                                                                   "payment status and payment link."),
@@ -123,6 +128,11 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
     "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payment-link/send": (
         _APPOINTMENTS, "Send the payment link to the patient",
         "(Re)sends the link by email, and by SMS where there is a phone; 409 already_paid when paid."),
+    "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/cancel": (
+        _APPOINTMENTS, "Cancel an appointment",
+        "Staff cancel: no more reminders, the payment link takes no more money (409 appointment_cancelled on send). "
+        "Money already paid is not refunded by this: refund it through the appointment's refunds. Cancelling again answers the "
+        "same."),
     "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}/payments": (
         _APPOINTMENTS, "List the appointment's payments",
         "Every payment (online or at the desk) with what was refunded, is pending and may still be refunded, "
@@ -176,7 +186,8 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
         "no-show fee. A timeout leaves it processing until the provider tells us."),
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges": (
         _CARDS, "List a patient's charges",
-        "Newest first, with what was given back (partially_refunded, refunded) and the card charged."),
+        "Newest first, with what was given back (partially_refunded, refunded), each charge's refunds and the "
+        "card charged."),
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}": (
         _CARDS, "Read a charge", "Its status (succeeded, processing, requires_action, failed) and failure code."),
     "GET /v1/clinics/{clinic_id}/patients/{patient_id}/charges/{charge_id}/refunds": (
@@ -205,7 +216,8 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
                                                         "Closes the shift (the Z report)."),
     "GET /v1/clinics/{clinic_id}/reports/qr-payments": (_QR, "Report QR payments",
                                                         "Payments with their fiscal status and receipt, filtered by "
-                                                        "time, register, status and amount; CSV with Accept: "
+                                                        "time, register, status and amount; in pages with "
+                                                        "limit and cursor (next_cursor); CSV with Accept: "
                                                         "text/csv."),
     "GET /v1/clinics/{clinic_id}/qr-payments/{payment_id}": (_QR, "Read a QR payment",
                                                              "The payment, its fiscal status and its receipt."),

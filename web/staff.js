@@ -527,15 +527,60 @@
     loadServices().then(loadAppointments);
   }
 
-  function loadAppointments() {
-    say("appts-status-region", "info", t("loading"));
-    var query = { payment_status: $("appts-status").value, from: dayBound($("appts-from").value, false), to: dayBound($("appts-to").value, true) };
+  var APPTS_PAGE = 25;
+  // Each load is numbered: an answer to an older search (typed over since) is dropped, not shown.
+  var apptsLoad = { seq: 0, cursor: null, timer: null };
+
+  // The list's filters as the API takes them (the CSV download sends the same).
+  function appointmentsQuery() {
+    return { payment_status: $("appts-status").value, from: dayBound($("appts-from").value, false), to: dayBound($("appts-to").value, true),
+      q: $("appts-q").value.trim(), sort: $("appts-sort").value || "upcoming", status: $("appts-booking").value };
+  }
+
+  // The first page for the filters (more = false), or the next page after the last one shown.
+  function loadAppointments(more) {
+    var seq = ++apptsLoad.seq;
+    var query = appointmentsQuery();
+    query.limit = APPTS_PAGE;
+    if (more === true) query.cursor = apptsLoad.cursor;
+    var button = $("appts-more");
+    if (more === true) busy(button, true); else say("appts-status-region", "info", t("loading"));
     return api("GET", clinicPath("/appointments"), { query: query }).then(function (res) {
+      if (more === true) busy(button, false);
+      if (seq !== apptsLoad.seq) return;
       if (!res.ok) { sayError("appts-status-region", res); return; }
       say("appts-status-region", null);
-      state.appointments = ((res.data && res.data.appointments) || []).slice().sort(function (a, b) { return a.starts_at < b.starts_at ? -1 : 1; });
+      var page = (res.data && res.data.appointments) || [];
+      state.appointments = more === true ? state.appointments.concat(page) : page;
+      apptsLoad.cursor = (res.data && res.data.next_cursor) || null;
       state.loaded.appointments = true;
       renderAppointments();
+      if (res.data && res.data.complete === false) say("appts-status-region", "info", t("appts_incomplete"));
+    });
+  }
+
+  // Filters apply as staff type: one request once typing pauses.
+  function loadAppointmentsSoon() {
+    window.clearTimeout(apptsLoad.timer);
+    apptsLoad.timer = window.setTimeout(function () { loadAppointments(); }, 300);
+  }
+
+  function downloadAppointmentsCsv() {
+    var button = $("appts-csv");
+    busy(button, true);
+    var query = appointmentsQuery();
+    query.format = "csv";
+    api("GET", clinicPath("/appointments"), { query: query, accept: "text/csv" }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { sayError("appts-status-region", res); return; }
+      var blob = res.data instanceof Blob ? res.data : new Blob([String(res.data)], { type: "text/csv" });
+      var url = URL.createObjectURL(blob);
+      var a = h("a", { href: url, download: "appointments-" + state.clinicId + "-" + new Date().toISOString().slice(0, 10) + ".csv" });
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      window.setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+      say("appts-status-region", "ok", t("csv_ready"));
     });
   }
 
@@ -558,23 +603,84 @@
     return parts.length ? h("span", { "class": "sub", "data-money": "", text: parts.join(" · ") }) : null;
   }
 
+  // Provider, reference, fee and when: the latest online payment on the row.
+  function paymentDetails(a) {
+    var p = a.payment;
+    if (!p) return null;
+    var parts = [p.provider, p.reference];
+    if (p.fee) parts.push(t("pay_fee", { amount: formatMoney(p.fee) }));
+    if (p.paid_at) parts.push(t("pay_paid_at", { when: formatWhen(p.paid_at) }));
+    return h("span", { "class": "sub", "data-payment-details": "", text: parts.filter(Boolean).join(" · ") });
+  }
+
+  // An "awaiting card" booking: send the patient the card request again, by every channel they have.
+  function resendCardRequest(a, button, region) {
+    var patient = a.patient || {};
+    var channels = [];
+    if (patient.email) channels.push("email");
+    if (patient.phone) channels.push("sms");
+    if (!channels.length) { say(region, "error", t("no_contact_card")); return; }
+    busy(button, true);
+    say(region, "info", t("sending"));
+    var body = { channels: channels };
+    var scope = "card-request-" + a.appointment_id;
+    api("POST", clinicPath("/patients/" + encodeURIComponent(patient.id) + "/card-requests"), { body: body, idempotencyKey: stickyKey(scope, body) }).then(function (res) {
+      busy(button, false);
+      settleKey(scope, res);
+      if (!res.ok) { sayError(region, res); return; }
+      say(region, "ok", t("card_request_resent", { patient: patient.name, channels: channelNames(channels) }));
+    });
+  }
+
+  // Cancel asks first, naming the patient and the time, and says what a cancel does not do (refund).
+  function confirmCancel(a, panel, region) {
+    var patient = (a.patient || {}).name;
+    say(region, null);
+    clear(panel);
+    var yes = h("button", { type: "button", "class": "btn btn-small btn-danger", "data-action": "confirm-cancel", text: t("cancel_appt_confirm") });
+    var keep = h("button", { type: "button", "class": "btn btn-small btn-secondary", onclick: function () { clear(panel); }, text: t("cancel_appt_keep") });
+    var paid = refundableTotal(a) > 0;
+    panel.appendChild(h("div", { "class": "row-form", role: "group", "aria-label": t("cancel_appt_button") }, [
+      h("p", { "class": "row-form-title", text: t("cancel_appt_q", { patient: patient, when: formatWhen(a.starts_at) }) }),
+      h("p", { "class": "hint", text: t(paid ? "cancel_appt_paid_hint" : "cancel_appt_hint") }),
+      h("div", { "class": "actions" }, [yes, keep])]));
+    yes.focus();
+    yes.addEventListener("click", function () {
+      busy(yes, true);
+      say(region, "info", t("sending"));
+      api("POST", apptPath(a, "/cancel"), { body: {} }).then(function (res) {
+        busy(yes, false);
+        if (!res.ok) { sayError(region, res); return; }
+        clear(panel);
+        say(region, "ok", t("cancel_appt_done", { patient: patient }));
+        reloadAppointment(a, region);
+      });
+    });
+  }
+
   function renderAppointments() {
     var box = clear($("appts-list"));
     var list = state.appointments;
     $("appts-count").textContent = t("count_appointments", { n: list.length });
+    $("appts-more").hidden = !apptsLoad.cursor;
     if (!list.length) { box.appendChild(h("p", { "class": "hint", text: t("no_appointments") })); return; }
     var rows = list.map(function (a) {
       var patient = a.patient || {};
       var status = h("div", { "class": "row-status", role: "status", "aria-live": "polite", id: "row-status-" + a.appointment_id });
       var actions = [];
       var panel = h("div", { "class": "row-panel", id: "row-panel-" + a.appointment_id });
-      var canPay = (a.payment_status === "unpaid" || a.payment_status === "pending") && a.payment_link;
+      var cancelled = a.status === "cancelled";
+      var canPay = (a.payment_status === "unpaid" || a.payment_status === "pending") && a.payment_link && !cancelled;
       if (canPay) {
-        actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "pay", "data-appointment": a.appointment_id,
-          title: t("pay_button_hint", { patient: patient.name }), "aria-label": t("pay_button") + " · " + t("pay_button_hint", { patient: patient.name }),
-          onclick: function (event) { sendLink(a, event.currentTarget, status); }, text: t("pay_button") }));
+        actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "send-link", "data-appointment": a.appointment_id,
+          title: t("pay_button_hint", { patient: patient.name }),
+          onclick: function (event) { sendLink(a, event.currentTarget, status); }, text: t("send_link_button") }));
       }
-      var owing = amountOf(a.balance_due) > 0 && a.payment_status !== "refunded";
+      if (a.status === "awaiting_card") {
+        actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "resend-card-request",
+          onclick: function (event) { resendCardRequest(a, event.currentTarget, status); }, text: t("resend_card_request") }));
+      }
+      var owing = amountOf(a.balance_due) > 0 && a.payment_status !== "refunded" && !cancelled;
       if (owing && amountOf(a.amount_paid) > 0 && a.payment_link) {
         actions.push(h("button", { type: "button", "class": "btn btn-small", "data-action": "balance-link",
           onclick: function (event) { sendBalanceLink(a, event.currentTarget, status); }, text: t("balance_link_button") }));
@@ -587,8 +693,12 @@
         actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", "data-action": "refund",
           onclick: function () { openRefundForm(a, panel, status); }, text: t("refund_button") }));
       }
-      if (a.payment_link) {
+      if (a.payment_link && !cancelled) {
         actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", onclick: function () { copyLink(a.payment_link.url, status); }, text: t("copy_link") }));
+      }
+      if (!cancelled) {
+        actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", "data-action": "cancel-appointment",
+          onclick: function () { confirmCancel(a, panel, status); }, text: t("cancel_appt_button") }));
       }
       actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary",
         onclick: function () { openCards(patient.id, patient.name); }, text: t("cards_button") }));
@@ -596,10 +706,11 @@
         h("td", { "data-label": t("col_when") }, [h("span", {}, [h("span", { "class": "when", text: formatWhen(a.starts_at) }), h("span", { "class": "sub", text: a.appointment_id })])]),
         h("td", { "data-label": t("col_patient") }, [h("span", {}, [patient.name || "—", h("span", { "class": "sub", text: [patient.email, patient.phone].filter(Boolean).join(" · ") })])]),
         h("td", { "data-label": t("col_service") }, [h("span", {}, [serviceName(a.service_id),
-          a.status === "awaiting_card" ? h("span", { "class": "sub" }, [h("span", { "class": "badge badge-warn", text: t("bs_awaiting_card") })]) : null])]),
+          a.status === "awaiting_card" ? h("span", { "class": "sub" }, [h("span", { "class": "badge badge-warn", text: t("bs_awaiting_card") })]) : null,
+          cancelled ? h("span", { "class": "sub" }, [h("span", { "class": "badge badge-muted", "data-booking-status": "cancelled", text: t("bs_cancelled") })]) : null])]),
         h("td", { "class": "num", "data-label": t("col_price") }, [formatMoney(a.price)]),
         h("td", { "data-label": t("col_payment") }, [h("span", {}, [h("span", { "class": "badge " + (PAYMENT_BADGE[a.payment_status] || "badge-muted"),
-          "data-payment-status": a.payment_status, text: t("ps_" + a.payment_status) }), moneyLine(a)])]),
+          "data-payment-status": a.payment_status, text: t("ps_" + a.payment_status) }), moneyLine(a), paymentDetails(a)])]),
         h("td", { "data-label": t("col_actions") }, [h("div", {}, [h("div", { "class": "actions" }, actions), panel, status])])
       ]);
     });
@@ -909,11 +1020,25 @@
         h("div", {}, [
           h("div", { "class": "what" }, [formatMoney(c.amount), " ", h("span", { "class": "badge " + badge, text: chargeStatusText(c) })]),
           h("div", { "class": "hint", text: details.join(" · ") }),
+          chargeRefundList(c),
           panel, status
         ]),
         h("div", { "class": "actions" }, actions)
       ]);
     })));
+  }
+
+  // The charge's refunds under it, oldest first (the API lists them with the charges): what, when, how it went.
+  function chargeRefundList(c) {
+    var refunds = c.refunds || [];
+    if (!refunds.length) return null;
+    var st = { succeeded: "refund_st_succeeded", pending: "refund_st_pending", failed: "refund_st_failed" };
+    return h("ul", { "class": "hint charge-refunds", "aria-label": t("charge_refunds") }, refunds.map(function (r) {
+      var parts = [t("refund_line", { amount: formatMoney(r.amount), when: formatWhen(r.created_at) }), st[r.status] ? t(st[r.status]) : r.status];
+      if (r.failure_code) parts.push(r.failure_code);
+      if (r.reason) parts.push(r.reason);
+      return h("li", { "data-refund": r.refund_id, "data-status": r.status, text: parts.join(" · ") });
+    }));
   }
 
   function chargePath(c, rest) { return cardsPath("/charges/" + encodeURIComponent(c.charge_id) + (rest || "")); }
@@ -1127,7 +1252,7 @@
     state.loaded.qr = true;
     loadShift();
     loadFiscalBy();
-    loadRegisters().then(loadReport);
+    loadRegisters().then(function () { return loadReport(); });
   }
 
   // Who makes the clinic's QR receipts (setting `fiscalization`), and the shift's schedule, if any.
@@ -1265,15 +1390,33 @@
       min_amount: toMinor($("rf-min").value, cur), max_amount: toMinor($("rf-max").value, cur) };
   }
 
-  function loadReport() {
-    say("report-status", "info", t("loading"));
-    return api("GET", clinicPath("/reports/qr-payments"), { query: reportQuery() }).then(function (res) {
-      if (!res.ok) { state.report = []; clear($("report-list")); $("report-count").textContent = ""; sayError("report-status", res); return; }
+  var REPORT_PAGE = 50;
+  var reportLoad = { seq: 0, cursor: null, timer: null };
+
+  // The first page for the filters, at least as many rows as were shown (a reload after a refund keeps
+  // the row staff acted on in view); or (more = true) the next page after the last row shown.
+  function loadReport(more) {
+    var seq = ++reportLoad.seq;
+    var query = reportQuery();
+    query.limit = more === true ? REPORT_PAGE : Math.min(500, Math.max(REPORT_PAGE, state.report.length));
+    if (more === true) query.cursor = reportLoad.cursor;
+    if (more === true) busy($("report-more"), true); else say("report-status", "info", t("loading"));
+    return api("GET", clinicPath("/reports/qr-payments"), { query: query }).then(function (res) {
+      if (more === true) busy($("report-more"), false);
+      if (seq !== reportLoad.seq) return;
+      if (!res.ok) { state.report = []; reportLoad.cursor = null; clear($("report-list")); $("report-count").textContent = ""; $("report-more").hidden = true; sayError("report-status", res); return; }
       say("report-status", null);
       var data = res.data;
-      state.report = Array.isArray(data) ? data : ((data && (data.rows || data.payments || data.items)) || []);
+      var rows = Array.isArray(data) ? data : ((data && (data.rows || data.payments || data.items)) || []);
+      state.report = more === true ? state.report.concat(rows) : rows;
+      reportLoad.cursor = (data && data.next_cursor) || null;
       renderReport();
     });
+  }
+
+  function loadReportSoon() {
+    window.clearTimeout(reportLoad.timer);
+    reportLoad.timer = window.setTimeout(function () { loadReport(); }, 300);
   }
 
   // Why a receipt is still missing, in words; the register's own code stays visible in brackets, and
@@ -1319,6 +1462,7 @@
 
   function renderReport() {
     var box = clear($("report-list"));
+    $("report-more").hidden = !reportLoad.cursor;
     $("report-count").textContent = t("count_payments", { n: state.report.length });
     if (!state.report.length) { box.appendChild(h("p", { "class": "hint", text: t("no_payments") })); return; }
     var rows = state.report.map(function (row) {
@@ -1743,7 +1887,11 @@
     $("tabs").querySelector("ul").addEventListener("scroll", tabCue, { passive: true });
     window.addEventListener("resize", tabCue);
     $("new-appt-toggle").addEventListener("click", function () { toggleNewAppointment(!$("new-appt-panel").classList.contains("open")); });
-    $("appts-filters").addEventListener("submit", function (e) { e.preventDefault(); loadAppointments(); });
+    $("appts-filters").addEventListener("submit", function (e) { e.preventDefault(); window.clearTimeout(apptsLoad.timer); loadAppointments(); });
+    $("appts-q").addEventListener("input", loadAppointmentsSoon);
+    ["appts-status", "appts-booking", "appts-from", "appts-to", "appts-sort"].forEach(function (id) { $(id).addEventListener("change", loadAppointmentsSoon); });
+    $("appts-more").addEventListener("click", function () { loadAppointments(true); });
+    $("appts-csv").addEventListener("click", downloadAppointmentsCsv);
     $("new-appt").addEventListener("submit", createAppointment);
     $("na-name").addEventListener("input", function () {
       var id = $("na-id");
@@ -1770,7 +1918,10 @@
     $("shift-open").addEventListener("click", function () { shiftAction("open"); });
     $("shift-close").addEventListener("click", function () { shiftAction("close"); });
     // "Show" also re-reads the registers: a paid amount leaves its register meanwhile.
-    $("report-filters").addEventListener("submit", function (e) { e.preventDefault(); loadRegisters().then(loadReport); });
+    $("report-filters").addEventListener("submit", function (e) { e.preventDefault(); window.clearTimeout(reportLoad.timer); loadRegisters().then(function () { return loadReport(); }); });
+    ["rf-from", "rf-to", "rf-qr", "rf-fiscal"].forEach(function (id) { $(id).addEventListener("change", loadReportSoon); });
+    ["rf-min", "rf-max"].forEach(function (id) { $(id).addEventListener("input", loadReportSoon); });
+    $("report-more").addEventListener("click", function () { loadReport(true); });
     $("report-csv").addEventListener("click", downloadCsv);
     $("settings-form").addEventListener("submit", saveSettings);
     $("service-form").addEventListener("submit", saveService);

@@ -20,7 +20,7 @@ from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.public import client_address, enforce_limits
 from clinicpay.api.resolver import header, make_resolver
 from clinicpay.deadline import lambda_deadline, provider_seconds_left
-from clinicpay.domain.appointment import BookedBy, PatientDetails, PaymentStatus, PublicPatientDetails
+from clinicpay.domain.appointment import BookedBy, BookingStatus, PatientDetails, PaymentStatus, PublicPatientDetails
 from clinicpay.domain.clinic import Clinic
 from clinicpay.domain.errors import ClinicpayError, Conflict, GatewayNotConfigured, NotFound
 from clinicpay.domain.model import Model
@@ -38,8 +38,8 @@ from clinicpay.repositories.patient_tokens import PatientTokenSecrets
 from clinicpay.repositories.patients import PatientRepository
 from clinicpay.repositories.templates import TemplateRepository
 from clinicpay.settings import get_settings
+from clinicpay.usecases import appointment_list, desk_payments, refunds
 from clinicpay.usecases import appointments as booking
-from clinicpay.usecases import desk_payments, refunds
 from clinicpay.usecases.payment_links import PayDeps, open_link, receipt, to_collect
 from clinicpay.usecases.receipts import send_refund_message
 from clinicpay.usecases.reminders import ReminderDeps, send_due_reminders
@@ -146,16 +146,51 @@ def create_appointment(clinic_id: Annotated[str, Path()], body: Annotated[Create
     return result
 
 
-@app.get("/v1/clinics/<clinic_id>/appointments", access=Access.STAFF)
+_LIST_RESPONSES = {200: {"description": "A page of appointments as JSON (`next_cursor` while more follow), or every "
+                                         "matching appointment as CSV with `Accept: text/csv` or `format=csv`",
+                          "content": {"application/json": {"schema": {"type": "object", "required": ["appointments"]}},
+                                      "text/csv": {"schema": {"type": "string"}}}},
+                   400: {"description": "invalid_cursor: a cursor of another clinic, of other filters, or edited"}}
+
+
+@app.get("/v1/clinics/<clinic_id>/appointments", access=Access.STAFF, responses=_LIST_RESPONSES)
 def list_appointments(clinic_id: Annotated[str, Path()],
                       payment_status: Annotated[PaymentStatus | None, Query()] = None,
                       from_: Annotated[Moment | None, Query(alias="from")] = None,
-                      to: Annotated[Moment | None, Query()] = None) -> dict[str, Any]:
+                      to: Annotated[Moment | None, Query()] = None,
+                      q: Annotated[str | None, Query(max_length=100, description=(
+                          "Part of the patient's name or email (case and accents ignored, every word must "
+                          "appear), or of their phone number (digits only count)"))] = None,
+                      sort: Annotated[Literal["upcoming", "starts_at", "-starts_at"], Query(description=(
+                          "`upcoming` (default): from now on, soonest first, then the past, latest first; "
+                          "`starts_at` / `-starts_at`: by start time"))] = "upcoming",
+                      limit: Annotated[int, Query(ge=1, le=appointment_list.MAX_LIMIT)] = appointment_list.DEFAULT_LIMIT,
+                      cursor: Annotated[str | None, Query(max_length=512, description=(
+                          "`next_cursor` of the previous page, with the same filters"))] = None,
+                      format_: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None,
+                      status: Annotated[BookingStatus | None, Query(description=(
+                          "The booking's status: confirmed, awaiting_card (waiting for the patient's card) "
+                          "or cancelled"))] = None) -> Response[Any]:
     deps = _deps()
-    found = deps.appointments.list_for_clinic(clinic_id, payment_status=payment_status.value if payment_status else None,
-                                   starts_from=from_.isoformat() if from_ else None,
-                                   starts_to=to.isoformat() if to else None)
-    return {"appointments": [booking.view(s, deps.public_base_url) for s in found]}
+    query = appointment_list.ListQuery(clinic_id=clinic_id, payment_status=payment_status.value if payment_status else None,
+                                       starts_from=from_, starts_to=to, q=q, sort=sort,
+                                       status=status.value if status else None)
+    now = datetime.now(UTC)
+    if format_ == "csv" or (format_ is None and "text/csv" in (header(app, "accept") or "").lower()):
+        rows, complete = appointment_list.export_rows(deps.appointments.read_for_clinic, query, now=now)
+        try:
+            timezone = deps.clinics.get(clinic_id).timezone
+        except NotFound:
+            timezone = "UTC"
+        headers = {"Content-Disposition": f'attachment; filename="appointments-{clinic_id}.csv"',
+                   "X-Complete": "true" if complete else "false"}
+        return Response(200, "text/csv; charset=utf-8", appointment_list.to_csv([r.appointment for r in rows], timezone),
+                        headers=headers)
+    page = appointment_list.list_page(deps.appointments.read_for_clinic, query, limit=limit, cursor=cursor, now=now)
+    base = deps.public_base_url
+    shown = [booking.view(stored, base) for stored in page.appointments]
+    return Response(200, "application/json", json.dumps({"appointments": shown, "next_cursor": page.next_cursor,
+                                                         "complete": page.complete}))
 
 
 @app.get("/v1/clinics/<clinic_id>/appointments/<appointment_id>", access=Access.STAFF)
@@ -187,6 +222,25 @@ def send_payment_link(clinic_id: Annotated[str, Path()], appointment_id: Annotat
                       body: Annotated[PaymentLinkRequest | None, Body()] = None) -> dict[str, Any]:
     return {"sent": booking.send_payment_link(_deps(), clinic_id, appointment_id,
                                               purpose=body.purpose if body else None)}
+
+
+class CancelRequest(Model):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "El paciente avisó por teléfono"}, {}]})
+
+    reason: OneLine | None = Field(default=None, max_length=500)
+
+
+@app.post("/v1/clinics/<clinic_id>/appointments/<appointment_id>/cancel", access=Access.STAFF,
+          responses={200: {"description": "The appointment, cancelled (the same answer when it already was)"}})
+@tracer.capture_method
+def cancel_appointment(clinic_id: Annotated[str, Path()], appointment_id: Annotated[str, Path()],
+                       body: Annotated[CancelRequest | None, Body()] = None) -> dict[str, Any]:
+    deps = _deps()
+    stored, changed = booking.cancel_appointment(deps, clinic_id, appointment_id, body.reason if body else None)
+    if changed:
+        metrics.add_metric(name="AppointmentCancelled", unit="Count", value=1)
+        logger.info("appointment cancelled", extra={"clinic_id": clinic_id, "appointment_id": appointment_id})
+    return booking.view(stored, deps.public_base_url)
 
 
 # ------------------------------------------------------------------ the ledger: payments and refunds

@@ -124,8 +124,10 @@ def _wants_csv() -> bool:
 
 _REPORT_RESPONSES = {200: {"description": "The rows as JSON, or as CSV with `Accept: text/csv`", "content": {
     "application/json": {"schema": {"type": "object", "required": ["rows", "count"], "properties": {
-        "rows": {"type": "array", "items": {"type": "object"}}, "count": {"type": "integer"}}}},
-    "text/csv": {"schema": {"type": "string"}}}}}
+        "rows": {"type": "array", "items": {"type": "object"}}, "count": {"type": "integer"},
+        "next_cursor": {"type": ["string", "null"]}}}},
+    "text/csv": {"schema": {"type": "string"}}}},
+    400: {"description": "invalid_cursor: a cursor of another clinic, of other filters, or edited"}}
 _MOMENT = "RFC 3339, or YYYY-MM-DD (that day in the clinic's time zone)"
 DateOrTime = Annotated[str | None, Query(description=_MOMENT)]
 AmountFilter = Annotated[str | None, Query(pattern=r"^[0-9]{1,13}$", description="minor units")]
@@ -136,7 +138,11 @@ def qr_payments_report(clinic_id: Annotated[str, Path()],
                        from_: Annotated[str | None, Query(alias="from", description=_MOMENT)] = None,
                        to: DateOrTime = None, qr_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
                        fiscal_status: Annotated[Literal["pending", "fiscalized", "failed"] | None, Query()] = None,
-                       min_amount: AmountFilter = None, max_amount: AmountFilter = None) -> Response[Any]:
+                       min_amount: AmountFilter = None, max_amount: AmountFilter = None,
+                       limit: Annotated[int | None, Query(ge=1, le=qr_report.MAX_PAGE, description=(
+                           "Rows per page (JSON only); without it, every row, as before"))] = None,
+                       cursor: Annotated[str | None, Query(max_length=512, description=(
+                           "`next_cursor` of the previous page, with the same filters"))] = None) -> Response[Any]:
     try:
         timezone = ClinicRepository(get_settings().app_table).get(clinic_id).timezone
     except NotFound:
@@ -144,11 +150,16 @@ def qr_payments_report(clinic_id: Annotated[str, Path()],
     given = {"from": from_, "to": to, "qr_id": qr_id, "fiscal_status": fiscal_status, "min_amount": min_amount,
              "max_amount": max_amount}
     filters = qr_report.parse_filters({name: value for name, value in given.items() if value is not None}, timezone)
-    rows = qr_report.report_rows(_qr(), clinic_id, filters, with_refunds=True)
     if _wants_csv():
+        rows = qr_report.report_rows(_qr(), clinic_id, filters, with_refunds=True)
         return Response(200, "text/csv; charset=utf-8", qr_report.to_csv(rows),
                         headers={"Content-Disposition": f'attachment; filename="qr-payments-{clinic_id}.csv"'})
-    return Response(200, "application/json", json.dumps({"rows": rows, "count": len(rows)}))
+    if limit is None and cursor is None:
+        rows = qr_report.report_rows(_qr(), clinic_id, filters, with_refunds=True)
+        return Response(200, "application/json", json.dumps({"rows": rows, "count": len(rows), "next_cursor": None}))
+    rows, next_cursor = qr_report.report_page(_qr(), clinic_id, filters, limit=limit or qr_report.MAX_PAGE,
+                                              cursor=cursor)
+    return Response(200, "application/json", json.dumps({"rows": rows, "count": len(rows), "next_cursor": next_cursor}))
 
 
 @app.get("/v1/clinics/<clinic_id>/qr-payments/<payment_id>", access=Access.STAFF)

@@ -199,3 +199,37 @@ def test_staff_refund_a_qr_payment_with_confirmation_and_see_its_return_receipt(
     row.get_by_role("button", name=re.compile("^Підтвердити")).click()
     expect(row.get_by_role("status")).to_contain_text("не більше 550,00")
     assert len(payment(clinic, paid)["refunds"]) == 1
+
+
+def test_the_report_pages_with_load_more_and_filters_apply_as_staff_type(clinic: Clinic, open_page: Any) -> None:
+    # Given more QR payments than one page of the report (50), receipts not made here
+    clinic.admin().patch(clinic.path("/settings"), json={"fiscalization": "none"}, expect=200)
+    registers = clinic.staff().post(clinic.path("/qr-registers/sync"), expect=200).json()["registers"]
+    qr_id = next(r["qr_id"] for r in registers if r["amount_type"] == "merchant")
+    paid = []
+    for n in range(51):
+        clinic.staff().post(clinic.path(f"/qr-registers/{qr_id}/amount"), expect=201,
+                            json={"amount": {"amount": 10000 + 100 * n, "currency": "UAH"}})
+        paid.append(patient_pays(clinic, qr_id))
+
+    # When staff open the QR tab
+    page = open_page(size=DESKTOP, locale="uk-UA")
+    page.goto(f"{clinic.base_url}/staff")
+    page.locator("#signin-clinic").fill(clinic.clinic_id)
+    page.locator("#signin-key").fill(clinic.staff_key)
+    page.locator("#signin-form button[type=submit]").click()
+    page.get_by_role("link", name="QR-оплати").click()
+
+    # Then one page shows, and "Завантажити ще" brings the rest, each payment once
+    rows = page.locator("#report-list tbody tr")
+    expect(rows).to_have_count(50)
+    more = page.get_by_role("button", name="Завантажити ще")
+    more.click()
+    expect(rows).to_have_count(51)
+    expect(more).to_be_hidden()
+    assert sorted(rows.nth(i).get_attribute("data-payment") for i in range(51)) == sorted(paid)
+
+    # When staff type a minimum amount, the report narrows without pressing "Показати"
+    page.locator("#rf-min").fill("150")  # UAH: only the last payment (150,00 грн) is that much
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-payment", paid[-1])

@@ -72,17 +72,19 @@ def test_staff_resend_a_payment_link_with_pay_and_the_patient_gets_it(clinic: Cl
     page.get_by_label("Clave de personal o de administrador").fill(clinic.staff_key)
     page.get_by_role("button", name="Entrar").click()
 
-    # Then the appointments show with their payment status, and "Pagar" only where money is due
+    # Then the appointments show with their payment status, and "Enviar enlace de pago" only where money is due
     expect(page.locator("#role")).to_have_text("Personal")
     expect(row(page, paid).locator("[data-payment-status]")).to_have_text("Pagado")
     expect(row(page, unpaid).locator("[data-payment-status]")).to_have_text("Pendiente de pago")
     expect(page.locator("tr", has_text="Marta Rojas").locator("[data-payment-status]")).to_have_text("Sin pago")
-    expect(row(page, paid).get_by_role("button", name=re.compile("^Pagar"))).to_have_count(0)
+    expect(row(page, paid).get_by_role("button", name=re.compile("^Enviar enlace de pago"))).to_have_count(0)
+    # and the paid one shows how it was paid: provider, reference and when (issue 11)
+    expect(row(page, paid).locator("[data-payment-details]")).to_contain_text(re.compile(r"^fintoc · \S+ · .*pagado el "))
     expect(row(page, unpaid).locator("td").nth(3)).to_have_text(re.compile(r"25\.000\sCLP"))
     shots(page, "staff-appointments-desktop")
 
-    # When they press "Pagar" on the unpaid one
-    row(page, unpaid).get_by_role("button", name=re.compile("^Pagar")).click()
+    # When they press "Enviar enlace de pago" (it re-sends the link: no longer called "Pagar") on the unpaid one
+    row(page, unpaid).get_by_role("button", name=re.compile("^Enviar enlace de pago")).click()
 
     # Then the page says where the link went, and the patient has it in the outbox
     expect(row(page, unpaid).get_by_role("status")).to_have_text("Enlace de pago enviado a Luis Soto por correo.")
@@ -101,8 +103,8 @@ def test_api_errors_are_shown_plainly_and_the_language_can_change(clinic: Clinic
     page = open_page(size=DESKTOP)
     sign_in(page, clinic, clinic.staff_key)
 
-    # When staff press "Pagar", the API's 409 no_contact is explained, with what the API said
-    row(page, nobody).get_by_role("button", name=re.compile("^Pagar")).click()
+    # When staff press "Enviar enlace de pago", the API's 409 no_contact is explained, with what the API said
+    row(page, nobody).get_by_role("button", name=re.compile("^Enviar enlace de pago")).click()
     status = row(page, nobody).get_by_role("status")
     expect(status).to_contain_text("El paciente no tiene correo ni teléfono para enviarlo.")
     expect(status).to_contain_text("El servidor dijo: The patient has no email or phone to send the link to. (no_contact)")

@@ -154,6 +154,24 @@ def test_the_report_filters_by_register_status_amount_and_period_and_speaks_csv(
     rows = list(csv.DictReader(io.StringIO(as_csv.body.decode())))
     assert {r["payment_id"] for r in rows} == set(ids) and all(r["fiscal_code"] for r in rows)
     assert {r["amount"] for r in rows} == {"10000", "50000"} and {r["currency"] for r in rows} == {"UAH"}
+    # In pages: every payment once, oldest first, as the whole report
+    walked, cursor = [], None
+    while True:
+        query = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+        page = clinic.staff().get(clinic.path("/reports/qr-payments"), query=query)
+        assert page.status == 200, page.body
+        walked += [r["payment_id"] for r in page.json()["rows"]]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            break
+    assert walked == [r["payment_id"] for r in clinic.report()] and len(walked) == 3
+    # a cursor under other filters, or edited, is a 400 that shows nothing
+    first = clinic.staff().get(clinic.path("/reports/qr-payments"), query={"limit": "1"}).json()["next_cursor"]
+    for query in ({"limit": "1", "cursor": first, "qr_id": registers[0]}, {"cursor": first[:-2] + "zz"},
+                  {"cursor": "%%%"}):
+        refused = clinic.staff().get(clinic.path("/reports/qr-payments"), query=query)
+        assert refused.status == 400 and refused.json()["error"]["code"] == "invalid_cursor", (query, refused.body)
+    assert clinic.staff().get(clinic.path("/reports/qr-payments"), query={"limit": "0"}).status == 422
 
 
 def test_without_monobank_credentials_sync_says_so(stack: TestStack) -> None:

@@ -116,6 +116,10 @@ def test_partial_refunds_add_up_and_are_listed(clinic: ClinicKeys, stack: TestSt
     assert rest.json()["amount"] == cad(5000)
     listed = clinic.staff().get(patient_path(clinic, "p-1", f"/charges/{paid['charge_id']}/refunds")).json()["refunds"]
     assert [(r["amount"]["amount"], r["status"]) for r in listed] == [(3000, "succeeded"), (5000, "succeeded")]
+    # and the patient's charge list carries each charge's refunds (one read, no call per charge)
+    charges = clinic.staff().get(patient_path(clinic, "p-1", "/charges")).json()["charges"]
+    shown = next(c for c in charges if c["charge_id"] == paid["charge_id"])
+    assert [(r["amount"]["amount"], r["status"]) for r in shown["refunds"]] == [(3000, "succeeded"), (5000, "succeeded")]
     assert refund(clinic, paid["charge_id"], {"amount": {"amount": 100, "currency": "EUR"}}).status == 422
     assert refund(clinic, paid["charge_id"], {"amount": cad(0)}).status == 422
 

@@ -266,6 +266,13 @@ class FakeCardStore:
     def find_refund(self, provider: str, provider_refund_id: str) -> CardRefund | None:
         return next((r for r in self.refunds.values() if r.provider_refund_id == provider_refund_id), None)
 
+    def refunds_by_charge(self, clinic_id: str, patient_id: str) -> dict[str, list[CardRefund]]:
+        found: dict[str, list[CardRefund]] = {}
+        for (c, p, _), refund in sorted(self.refunds.items(), key=lambda pair: pair[1].created_at):
+            if (c, p) == (clinic_id, patient_id):
+                found.setdefault(refund.charge_id, []).append(refund)
+        return found
+
     def list_refunds(self, clinic_id: str, patient_id: str, charge_id: str) -> list[CardRefund]:
         return sorted((r for (c, p, _), r in self.refunds.items() if (c, p) == (clinic_id, patient_id)
                        and r.charge_id == charge_id), key=lambda r: r.created_at)

@@ -87,6 +87,7 @@ GUARDS: dict[str, Guard] = {
     "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payment-link": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payment-link/send": FREE_TEXT,
+    "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/cancel": FREE_TEXT,
     "GET /v1/clinics/{clinic_id}/appointments/{appointment_id}/payments": FREE_TEXT,
     "POST /v1/clinics/{clinic_id}/appointments/{appointment_id}/payments": FREE_TEXT,
     # payment_reference names a provider's payment (pi_…, an invoice id) or our desk payment.

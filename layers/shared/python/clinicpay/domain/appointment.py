@@ -29,6 +29,7 @@ class PaymentStatus(StrEnum):
 class BookingStatus(StrEnum):
     CONFIRMED = "confirmed"
     AWAITING_CARD = "awaiting_card"  # online booking of a card-required service, until the card is saved
+    CANCELLED = "cancelled"  # by staff: its link takes no more money, no reminder goes; money paid stays until refunded
 
 
 class BookedBy(StrEnum):
@@ -125,6 +126,8 @@ class Appointment(Model):
     payment_link: PaymentLink | None = None
     payment: PaymentRecord | None = None  # the latest online payment (desk payments are rows only)
     dispute: dict[str, Any] | None = None  # the cardholder's dispute of `payment`: {status, amount, reason, ...}
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
     created_at: datetime
     # The ledger (domain/ledger.py): what came in and what went back, in the price's currency,
     # written only in the same transaction as the payment or refund row that changes them.

@@ -184,27 +184,26 @@ class AppointmentRepository:
             item = self._table.get_item(Key={"pk": f"LINK#{token}", "sk": "LINK"}).get("Item")
         return (str(item["clinic_id"]), str(item["appointment_id"])) if item else None
 
-    def list_for_clinic(self, clinic_id: str, *, payment_status: str | None = None, starts_from: str | None = None,
-             starts_to: str | None = None, limit: int = 200) -> list[StoredAppointment]:
-        condition = None
-        for part in (payment_status and Attr("payment_status").eq(payment_status),
-                     starts_from and Attr("starts_at").gte(starts_from), starts_to and Attr("starts_at").lt(starts_to)):
-            if part:
-                condition = part if condition is None else condition & part
+    def read_for_clinic(self, clinic_id: str, payment_status: str | None,
+                        max_read: int) -> tuple[list[StoredAppointment], bool]:
+        """The clinic's appointments (one partition, never another clinic's), with `payment_status`
+        when given; at most `max_read` items evaluated. True when that was all of them."""
         args: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"CLINIC#{clinic_id}")
                                 & Key("sk").begins_with("APPT#")}
-        if condition is not None:
-            args["FilterExpression"] = condition
-        items: list[dict[str, Any]] = []
+        if payment_status:
+            args["FilterExpression"] = Attr("payment_status").eq(payment_status)
+        found: list[StoredAppointment] = []
+        read = 0
         with translated_errors():
             while True:
-                page = self._table.query(**args)
-                items += page["Items"]
-                if "LastEvaluatedKey" not in page or len(items) >= limit:
-                    break
+                page = self._table.query(**args, Limit=max_read - read)
+                read += page.get("ScannedCount", len(page["Items"]))
+                found += [_stored(plain(i)) for i in page["Items"]]
+                if "LastEvaluatedKey" not in page:
+                    return found, True
+                if read >= max_read:
+                    return found, False
                 args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        stored = [_stored(plain(i)) for i in items[:limit]]
-        return sorted(stored, key=lambda s: s.appointment.starts_at)
 
     def due_reminders(self, shard: int, now_iso: str, limit: int = 100,
                       after: dict[str, Any] | None = None) -> tuple[list[StoredAppointment], dict[str, Any] | None]:
@@ -281,6 +280,23 @@ class AppointmentRepository:
             UpdateExpression="SET balance_requested = :yes REMOVE link_expires_at",
             ConditionExpression=f"attribute_exists(pk) AND {version_condition(expected_version)}",
             ExpressionAttributeValues={":yes": True, ":version": expected_version}))
+
+    def cancel(self, clinic_id: str, appointment_id: str, at: datetime, reason: str | None) -> bool:
+        """Mark the appointment cancelled and take it off the reminders index, once: False when it
+        was already cancelled (the first cancel's time and reason stay). NotFound when there is none."""
+        values: dict[str, Any] = {":cancelled": "cancelled", ":at": at.isoformat()}
+        update = "SET #s = :cancelled, cancelled_at = :at"
+        if reason:
+            update += ", cancel_reason = :reason"
+            values[":reason"] = reason
+        done = conditional(lambda: self._table.update_item(
+            Key=appointment_key(clinic_id, appointment_id),
+            UpdateExpression=update + " REMOVE reminder_pk, reminder_due_at, reminders_pending",
+            ConditionExpression="attribute_exists(pk) AND #s <> :cancelled",
+            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=values))
+        if not done:
+            self.get(clinic_id, appointment_id, consistent=True)  # NotFound when there is no such appointment
+        return done
 
     def claim_reminder(self, clinic_id: str, appointment_id: str, due_at: str, remaining: list[str]) -> bool:
         """Move past the reminder due at `due_at`; only one runner wins, so each is sent once."""

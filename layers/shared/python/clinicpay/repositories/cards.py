@@ -447,6 +447,14 @@ class CardRepository:
         item = self._by_ref(provider, provider_refund_id, "REFUND")
         return CardRefund.model_validate(item) if item else None
 
+    def refunds_by_charge(self, clinic_id: str, patient_id: str) -> dict[str, list[CardRefund]]:
+        """Every refund of the patient's charges, oldest first per charge: one Query on the patient's partition."""
+        found: dict[str, list[CardRefund]] = {}
+        for item in self._query(patient_pk(clinic_id, patient_id), "REFUND#"):
+            refund = CardRefund.model_validate(item)
+            found.setdefault(refund.charge_id, []).append(refund)
+        return {charge_id: sorted(refunds, key=lambda r: r.created_at) for charge_id, refunds in found.items()}
+
     def list_refunds(self, clinic_id: str, patient_id: str, charge_id: str) -> list[CardRefund]:
         refunds = [CardRefund.model_validate(item) for item in self._query(patient_pk(clinic_id, patient_id), "REFUND#")
                    if item.get("charge_id") == charge_id]

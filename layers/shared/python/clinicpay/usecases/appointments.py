@@ -230,6 +230,8 @@ def send_payment_link(deps: AppointmentDeps, clinic_id: str, appointment_id: str
     status = stored.appointment.payment_status
     if status is PaymentStatus.PAID:
         raise AlreadyPaid()
+    if stored.appointment.status is BookingStatus.CANCELLED:
+        raise Conflict("The appointment is cancelled: its link takes no money.", code="appointment_cancelled")
     collect = to_collect(stored)
     if not stored.link_token or collect is None:
         raise Conflict("This appointment has no payment to collect by link.", code="no_payment_required")
@@ -242,3 +244,13 @@ def send_payment_link(deps: AppointmentDeps, clinic_id: str, appointment_id: str
     if not sent:
         raise ProviderUnavailable("The message could not be sent; try again.")
     return sent
+
+
+def cancel_appointment(deps: AppointmentDeps, clinic_id: str, appointment_id: str, reason: str | None, *,
+                       now: datetime | None = None) -> tuple[StoredAppointment, bool]:
+    """Staff cancel: the appointment is marked cancelled (once; again is the same answer), its
+    reminders stop and its payment link takes no more money. Money already paid stays on it until
+    staff refund it (the answer's `amount_paid` / `amount_refunded` say what is left); nothing is
+    refunded here, so a cancel never moves money. Returns the appointment and whether this call cancelled it."""
+    changed = deps.appointments.cancel(clinic_id, appointment_id, now or datetime.now(UTC), reason)
+    return deps.appointments.get(clinic_id, appointment_id, consistent=True), changed

@@ -373,9 +373,12 @@ def get_charge(deps: CardDeps, clinic_id: str, patient_id: str, charge_id: str) 
 
 
 def list_charges(deps: CardDeps, clinic_id: str, patient_id: str) -> list[dict[str, Any]]:
-    """The patient's charges at this clinic, newest first (another clinic's patient: not found)."""
+    """The patient's charges at this clinic, newest first (another clinic's patient: not found), each
+    with its refunds (oldest first; failed ones included: the history staff answer questions from)."""
     require_patient(deps, clinic_id, patient_id)
-    return [charge.view() for charge in deps.cards.list_charges(clinic_id, patient_id)]
+    refunds = deps.cards.refunds_by_charge(clinic_id, patient_id)
+    return [{**charge.view(), "refunds": [r.view() for r in refunds.get(charge.charge_id, [])]}
+            for charge in deps.cards.list_charges(clinic_id, patient_id)]
 
 
 def charge_return_url(deps: CardDeps, locale: str) -> str:

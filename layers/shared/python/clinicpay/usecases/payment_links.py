@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from clinicpay.domain.appointment import PaymentStatus, ProviderSession, SessionPurpose
+from clinicpay.domain.appointment import BookingStatus, PaymentStatus, ProviderSession, SessionPurpose
 from clinicpay.domain.clinic import LINK_GATEWAYS, Clinic, ClinicSettings, Provider
 from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
 from clinicpay.domain.ledger import settled_status
@@ -65,6 +65,8 @@ def to_collect(stored: StoredAppointment) -> tuple[Money, SessionPurpose] | None
     appointment = stored.appointment
     if appointment.payment_status in (PaymentStatus.NOT_REQUIRED, PaymentStatus.REFUNDED) or not stored.link_token:
         return None
+    if appointment.status is BookingStatus.CANCELLED:
+        return None  # a cancelled appointment's link takes no money
     due = appointment.balance_due
     if due.amount <= 0:
         return None

@@ -15,6 +15,7 @@ from clinicpay.domain.errors import ClinicpayError, ValidationFailed
 from clinicpay.domain.fiscal import public_fiscal_status
 from clinicpay.domain.qr import QrPayment, QrRefund, QrReportFilters, iso
 from clinicpay.ports import QrStore
+from clinicpay.usecases import list_cursor
 
 CSV_COLUMNS = ("payment_id", "paid_at", "amount", "currency", "qr_id", "appointment_id", "masked_pan",
                "fiscal_status", "receipt_id", "fiscal_code", "receipt_url", "invoice_id", "last_error",
@@ -63,7 +64,35 @@ def parse_filters(query: dict[str, str], timezone: str = "UTC") -> QrReportFilte
 
 def report_rows(store: QrStore, clinic_id: str, filters: QrReportFilters, *,
                 with_refunds: bool = False) -> list[dict[str, Any]]:
+    return _rows(store, clinic_id, store.payments(clinic_id, filters), with_refunds=with_refunds)
+
+
+MAX_PAGE = 500
+
+
+def report_page(store: QrStore, clinic_id: str, filters: QrReportFilters, *, limit: int,
+                cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the report (oldest first, as the whole report), after `cursor`; and the cursor of
+    the next page (None: this was the last). The cursor holds the last row's (paid_at, payment_id)
+    for this clinic and these filters (usecases/list_cursor.py)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed(details=[{"field": "limit", "message": f"between 1 and {MAX_PAGE}"}])
+    made_for = list_cursor.fingerprint(filters.model_dump(mode="json"))
     payments = store.payments(clinic_id, filters)
+    if cursor:
+        position = list_cursor.decode(clinic_id, made_for, cursor)
+        # paid_at is fixed-width UTC text (domain/qr.py `iso`): its order is time order.
+        if len(position) != 2 or not all(isinstance(v, str) and len(v) <= 128 for v in position):
+            raise list_cursor.invalid()
+        after = (position[0], position[1])
+        payments = [p for p in payments if (p.paid_at, p.payment_id) > after]
+    shown = payments[:limit]
+    next_cursor = list_cursor.encode(clinic_id, made_for, [shown[-1].paid_at, shown[-1].payment_id]) \
+        if len(payments) > limit else None
+    return _rows(store, clinic_id, shown, with_refunds=True), next_cursor
+
+
+def _rows(store: QrStore, clinic_id: str, payments: list[QrPayment], *, with_refunds: bool) -> list[dict[str, Any]]:
     if not with_refunds:
         return [payment.row() for payment in payments]
     refunds: dict[str, list[QrRefund]] = {}

@@ -69,7 +69,7 @@ def _send_page(deps: ReminderDeps, found: list[StoredAppointment], now: datetime
         if not deps.appointments.claim_reminder(appointment.clinic_id, appointment.appointment_id, due, remaining):
             counts["skipped"] += 1
             continue
-        if appointment.starts_at <= now or appointment.status is BookingStatus.AWAITING_CARD:
+        if appointment.starts_at <= now or appointment.status in (BookingStatus.AWAITING_CARD, BookingStatus.CANCELLED):
             counts["skipped"] += 1
             continue
         try:
