@@ -160,6 +160,7 @@ def test_patient_books_a_card_required_service_and_saves_a_card_then_staff_use_i
     question = staff.locator("#charge-confirm")
     expect(question).to_contain_text(
         re.compile(r"Débiter 80,00\s\$CA sur la carte Visa se terminant par 4242 de Julie Tremblay \?"))
+    shots(staff, "staff-charge-confirm-desktop")
     question.get_by_role("button", name="Annuler").click()
     expect(question).to_be_empty()
     assert keys == []
