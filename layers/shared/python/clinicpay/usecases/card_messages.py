@@ -65,13 +65,14 @@ def reason_key(charge: Charge, appointment: dict[str, Any] | None) -> str:
 
 
 def charge_values(deps: CardDeps, charge: Charge, clinic: Clinic, patient: dict[str, Any],
-                  appointment: dict[str, Any] | None, locale: str) -> dict[str, str]:
+                  appointment: dict[str, Any] | None, locale: str, *, brief: bool = False) -> dict[str, str]:
+    """`brief`: the SMS's shorter date (format_time)."""
     service_name = starts_at = ""
     if appointment:
         service_name = str(appointment.get("service_name") or appointment.get("service_id") or "")
         starts = appointment.get("starts_at")
         if starts:
-            starts_at = format_time(datetime.fromisoformat(str(starts)), clinic.timezone)
+            starts_at = format_time(datetime.fromisoformat(str(starts)), clinic.timezone, locale, brief=brief)
     brand, last4 = charge.card_brand, charge.card_last4
     if not last4:
         # A charge recorded before charges kept their card: the card itself (even one being removed).
@@ -113,17 +114,18 @@ def _tell(deps: CardDeps, charge: Charge) -> list[str]:
         return []
     clinic = deps.clinics.get(charge.clinic_id)
     locale = charge_locale(patient, appointment, clinic)
-    values = charge_values(deps, charge, clinic, patient, appointment, locale)
     sent = []
     for channel, address in destinations:
         if not address:
             continue
+        values = charge_values(deps, charge, clinic, patient, appointment, locale, brief=channel == "sms")
         template, _ = resolve_template(deps.templates, CHARGE_MESSAGE, channel, locale, clinic.clinic_id, clinic.org_id)
         text = render(template, locale, values)
         try:
             deps.notifier.send(OutgoingMessage(channel=channel, to=str(address),  # type: ignore[arg-type]
                                                subject=(text.subject or None) if channel == "email" else None,
-                                               body=text.body, kind=CHARGE_MESSAGE, clinic_id=clinic.clinic_id))
+                                               body=text.body, kind=CHARGE_MESSAGE, clinic_id=clinic.clinic_id,
+                                               locale=locale))
             sent.append(channel)
         except ClinicpayError as error:
             logger.warning("message not sent", extra={"kind": CHARGE_MESSAGE, "channel": channel,

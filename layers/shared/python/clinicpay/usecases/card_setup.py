@@ -203,7 +203,7 @@ def send_card_request(deps: CardDeps, clinic_id: str, patient_id: str, channels:
         message_id = deps.notifier.send(OutgoingMessage(
             channel=channel,  # type: ignore[arg-type]
             to=str(destinations[channel]), subject=(text.subject or None) if channel == "email" else None,
-            body=text.body, kind="card_request", clinic_id=clinic_id))
+            body=text.body, kind="card_request", clinic_id=clinic_id, locale=locale))
         sent.append({"channel": channel, "message_id": message_id, "template": source})
     logger.info("card request sent", extra={"clinic_id": clinic_id, "channels": [s["channel"] for s in sent]})
     return {"url": link, "expires_at": expires.astimezone(UTC).isoformat(), "sent": sent, "skipped": skipped}

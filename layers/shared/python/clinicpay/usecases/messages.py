@@ -55,17 +55,18 @@ def send_appointment_message(notifier: Notifier, templates: TemplateSource, clin
     A transport failure is logged and reported, never raised: the booking itself has succeeded."""
     locale = patient_locale(appointment, clinic)
     values = {"patient_name": appointment.patient.name, "clinic_name": clinic.name, "service_name": service_name,
-              "starts_at": format_time(appointment.starts_at, clinic.timezone),
               "amount": format_money(amount or appointment.price, locale), "payment_link": payment_link or ""}
     sent = []
     for channel, address in (("email", appointment.patient.email), ("sms", appointment.patient.phone)):
         if not address:
             continue
+        values["starts_at"] = format_time(appointment.starts_at, clinic.timezone, locale, brief=channel == "sms")
         text, _ = resolve_template(templates, kind, channel, locale, clinic.clinic_id, clinic.org_id)
         filled = render(text, locale, values)
         try:
             notifier.send(OutgoingMessage(channel=channel, to=address, subject=filled.subject or None,  # type: ignore[arg-type]
-                                          body=filled.body, kind=kind, clinic_id=clinic.clinic_id))
+                                          body=filled.body, kind=kind, clinic_id=clinic.clinic_id,
+                                          locale=locale))
             sent.append(channel)
         except ClinicpayError as error:
             logger.warning("message not sent", extra={"kind": kind, "channel": channel, "error_code": error.code,
