@@ -92,6 +92,12 @@ class SettingsPatch(Model):
     website: WebsiteUrl | None = Field(default=None, description=(
         "The clinic's site (https), linked from the patient's receipt and card pages; null removes it."),
         examples=["https://clinica-ejemplo.cl"])
+    address: OneLine | None = Field(default=None, min_length=1, max_length=300, description=(
+        "The clinic's street address, one line, shown at the foot of patient emails; null removes it."),
+        examples=["Av. Providencia 1234, Providencia, Santiago"])
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$", description=(
+        "The number patients call (E.164), shown at the foot of patient emails; null removes it."),
+        examples=["+56221234567"])
 
 
 class ServiceRequest(Model):

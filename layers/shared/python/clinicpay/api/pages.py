@@ -75,7 +75,7 @@ _TEXT: dict[str, dict[str, str]] = {
                   "fr": "Ce lien de paiement est introuvable.", "uk": "Посилання на оплату не знайдено.",
                   "nb": "Vi fant ikke denne betalingslenken."},
     "no_payment": {"es": "Esta hora no tiene un pago pendiente.", "en": "There is nothing to pay for this appointment.",
-                   "fr": "Rien à payer pour ce rendez-vous.", "uk": "За цей запис не потрібно нічого сплачувати.",
+                   "fr": "Rien à payer pour ce rendez-vous.", "uk": "Цей запис не потребує оплати.",
                    "nb": "Det er ingenting å betale for denne timen."},
     "retry": {"es": "El medio de pago no responde en este momento. Nada se cobró: inténtalo de nuevo en un minuto.",
               "en": "The payment provider is not answering right now. Nothing was charged: try again in a minute.",

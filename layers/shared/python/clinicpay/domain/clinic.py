@@ -85,6 +85,9 @@ class ClinicSettings(Model):
     fiscal_shift_schedule: ShiftSchedule | None = None
     # The clinic's site: the patient's receipt and card pages link back to it.
     website: WebsiteUrl | None = None
+    # Where the clinic is and the number patients call: the foot of every patient email.
+    address: Annotated[str, StringConstraints(max_length=300)] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")] | None = None
 
 
 class FixedDeposit(Model):

@@ -64,6 +64,13 @@ class NewAppointment:
     price: Money | None = None
 
 
+# One message per event: an online booking whose patient the widget sends straight to pay gets no
+# "you can pay here" confirmation while paying. The payment receipt confirms the booking (a payment
+# takes the appointment off the reminders index: repositories/appointments.py `apply_paid`); if
+# nothing is paid this long after booking, the reminders job sends the confirmation, with its link.
+CONFIRMATION_HELD_FOR = timedelta(minutes=10)
+
+
 def pay_url(base: str, token: str) -> str:
     return f"{base.rstrip('/')}/pay/{token}"
 
@@ -178,21 +185,25 @@ def _create(deps: AppointmentDeps, context: BookingContext, request: NewAppointm
         amount_refunded=Money(amount=0, currency=price.currency),
         payment_status=PaymentStatus.UNPAID if needs_payment else PaymentStatus.NOT_REQUIRED,
         status=BookingStatus.AWAITING_CARD if needs_card else BookingStatus.CONFIRMED, created_at=now)
-    deps.appointments.create(appointment, link_token=token, link_expires_at=expires,
-                             reminders_pending=_reminder_times(request.starts_at, settings.reminder_hours_before, now),
-                             patient_write=patient_write)
+    reminders = _reminder_times(request.starts_at, settings.reminder_hours_before, now)
+    held = (now + CONFIRMATION_HELD_FOR).astimezone(UTC).isoformat() if (
+        online and token and not needs_card and request.starts_at > now + CONFIRMATION_HELD_FOR) else None
+    if held:
+        reminders = sorted({*reminders, held})
+    deps.appointments.create(appointment, link_token=token, link_expires_at=expires, reminders_pending=reminders,
+                             patient_write=patient_write, confirmation_due_at=held)
     stored = StoredAppointment(appointment, token, expires, None, 0, [])
     card_url = None
     if needs_card:
         card_token = deps.card_requests.create(clinic_id, request.patient.id, "online_booking", now.isoformat(),
                                                appointment_id=appointment.appointment_id)
         card_url = card_setup_url(deps.public_base_url, card_token)
-    else:
+    elif not held:
         templates = PrefetchedTemplates(set(clinic_template_keys(clinic_id, ("appointment_created",))),
                                         context.templates, deps.templates)
         link = pay_url(deps.public_base_url, token) if token and settings.show_payment_link_in_email else None
         send_appointment_message(deps.notifier, templates, clinic, appointment, service.name, "appointment_created", link,
-                                 deposit)
+                                 deposit, settings=settings)
     return stored, card_url
 
 
@@ -238,7 +249,8 @@ def send_payment_link(deps: AppointmentDeps, clinic_id: str, appointment_id: str
     clinic = deps.clinics.get(clinic_id)
     service = deps.clinics.get_service(clinic_id, stored.appointment.service_id)
     sent = send_appointment_message(deps.notifier, deps.templates, clinic, stored.appointment, service.name,
-                                    "payment_link", pay_url(deps.public_base_url, stored.link_token), collect[0])
+                                    "payment_link", pay_url(deps.public_base_url, stored.link_token), collect[0],
+                                    settings=deps.clinics.get_settings(clinic_id))
     if not sent:
         raise ProviderUnavailable("The message could not be sent; try again.")
     return sent

@@ -1,4 +1,5 @@
-"""The `reminders` job: every due reminder sent once, with the payment link while unpaid.
+"""The `reminders` job: every due reminder sent once, with the payment link while unpaid; and the
+booking confirmation held back while an online patient pays, once, if they did not pay.
 
 Scheduled, it runs one shard of the RemindersDue index per invocation (clinicpay.fanout): each
 invocation reads only the reminders of its shard that are due.
@@ -76,9 +77,14 @@ def _send_page(deps: ReminderDeps, found: list[StoredAppointment], now: datetime
             clinic = deps.clinics.get(appointment.clinic_id)
             service = deps.clinics.get_service(appointment.clinic_id, appointment.service_id)
             unpaid = appointment.payment_status in (PaymentStatus.UNPAID, PaymentStatus.PENDING)
-            link = pay_url(deps.public_base_url, stored.link_token) if (unpaid and stored.link_token) else None
+            lapsed = stored.link_expires_at is not None and stored.link_expires_at <= now
+            link = pay_url(deps.public_base_url, stored.link_token) if (
+                unpaid and stored.link_token and not lapsed) else None
+            # The booking confirmation held back while the patient paid (usecases/appointments.py):
+            # still unpaid, so it goes now, in place of a reminder.
+            kind = "appointment_created" if due == stored.confirmation_due_at else "appointment_reminder"
             sent = send_appointment_message(deps.notifier, deps.templates, clinic, appointment, service.name,
-                                            "appointment_reminder", link)
+                                            kind, link, settings=deps.clinics.get_settings(appointment.clinic_id))
         except ClinicpayError:
             sent = []
         if sent or not (appointment.patient.email or appointment.patient.phone):
