@@ -51,7 +51,20 @@ def test_ukrainian_texts_keep_names_in_the_nominative_and_assume_no_gender() -> 
     assert builtin("payment_receipt", "email", "uk").subject == "$clinic_name: оплату отримано"
     assert builtin("refund_issued", "email", "uk").subject == "$clinic_name: вам повернуто $amount"
     assert builtin("appointment_created", "sms", "uk").body == (
-        "$clinic_name: вас записано на $starts_at ($service_name). $payment_line")
+        "$clinic_name: вас записано. $service_name, $starts_at. $payment_line")
+
+
+def test_ukrainian_dates_and_service_names_follow_no_preposition_that_needs_another_case() -> None:
+    # Babel's weekday is in the nominative ("середа"): "на $starts_at" would read "на середа", and
+    # "на $service_name" / "за $service_name" would put a service name in the nominative after
+    # a preposition that wants the accusative.
+    from clinicpay.notify.builtin import CHARGE_REASONS
+
+    texts = [builtin(kind, channel, "uk") for kind in KINDS for channel in CHANNELS]
+    words = " ".join(t.subject + " " + t.body for t in texts) + " ".join(r["uk"] for r in CHARGE_REASONS.values())
+    for preposition in ("на", "за", "у", "в", "до", "про"):
+        for slot in ("$starts_at", "$service_name"):
+            assert f"{preposition} {slot}" not in words, (preposition, slot)
 
 
 def test_the_norwegian_booking_sms_has_a_verb() -> None:

@@ -20,7 +20,7 @@ _TEXTS: dict[str, dict[str, tuple[str, str, str]]] = {
         "es": ("Tu hora en $clinic_name", "Hola $patient_name,\n\nTu hora de $service_name en $clinic_name quedó agendada para el $starts_at.\n$payment_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name: hora de $service_name el $starts_at. $payment_line"),
         "en": ("Your appointment at $clinic_name", "Hello $patient_name,\n\nYour $service_name appointment at $clinic_name is booked for $starts_at.\n$payment_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name: $service_name on $starts_at. $payment_line"),
         "fr": ("Votre rendez-vous chez $clinic_name", "Bonjour $patient_name,\n\nVotre rendez-vous $service_name chez $clinic_name est fixé au $starts_at.\n$payment_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name : $service_name le $starts_at. $payment_line"),
-        "uk": ("$clinic_name: ваш запис", "Вітаємо, $patient_name!\n\nВас записано на $starts_at. Послуга: $service_name.\n$payment_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name: вас записано на $starts_at ($service_name). $payment_line"),
+        "uk": ("$clinic_name: ваш запис", "Вітаємо, $patient_name!\n\nВас записано.\nПослуга: $service_name\nДата й час: $starts_at\n$payment_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name: вас записано. $service_name, $starts_at. $payment_line"),
         "nb": ("Din time hos $clinic_name", "Hei $patient_name,\n\nTimen din for $service_name hos $clinic_name er bestilt til $starts_at.\n$payment_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name: timen din for $service_name er bestilt til $starts_at. $payment_line"),
     },
     "appointment_reminder": {
@@ -48,7 +48,7 @@ _TEXTS: dict[str, dict[str, tuple[str, str, str]]] = {
         "es": ("Recibimos tu pago en $clinic_name", "Hola $patient_name,\n\nRecibimos tu pago de $amount por $service_name del $starts_at. Tu hora queda confirmada. ¡Gracias!\n\n$references\n\n$receipt_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name: recibimos tu pago de $amount. ¡Gracias!"),
         "en": ("Payment received by $clinic_name", "Hello $patient_name,\n\nWe received your payment of $amount for $service_name on $starts_at. Your appointment is confirmed. Thank you!\n\n$references\n\n$receipt_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name: we received your payment of $amount. Thank you!"),
         "fr": ("Paiement reçu par $clinic_name", "Bonjour $patient_name,\n\nNous avons reçu votre paiement de $amount pour $service_name du $starts_at. Votre rendez-vous est confirmé. Merci !\n\n$references\n\n$receipt_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name : paiement de $amount reçu. Merci !"),
-        "uk": ("$clinic_name: оплату отримано", "Вітаємо, $patient_name!\n\nМи отримали вашу оплату $amount за $service_name ($starts_at). Ваш запис підтверджено. Дякуємо!\n\n$references\n\n$receipt_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name: оплату $amount отримано. Дякуємо!"),
+        "uk": ("$clinic_name: оплату отримано", "Вітаємо, $patient_name!\n\nМи отримали вашу оплату $amount. Ваш запис підтверджено: $service_name, $starts_at. Дякуємо!\n\n$references\n\n$receipt_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name: оплату $amount отримано. Дякуємо!"),
         "nb": ("Betaling mottatt av $clinic_name", "Hei $patient_name,\n\nVi har mottatt betalingen din på $amount for $service_name $starts_at. Timen din er bekreftet. Takk!\n\n$references\n\n$receipt_line\n$change_line\n\n$clinic_name\n$clinic_contact", "$clinic_name: betaling på $amount mottatt. Takk!"),
     },
     "refund_issued": {
@@ -76,7 +76,7 @@ CHARGE_REASONS: dict[str, dict[str, str]] = {
         "es": "tu hora de $service_name del $starts_at",
         "en": "your $service_name appointment on $starts_at",
         "fr": "votre rendez-vous $service_name du $starts_at",
-        "uk": "запис на $service_name, $starts_at",
+        "uk": "запис: $service_name, $starts_at",
         "nb": "timen din for $service_name $starts_at",
     },
     "no_show_appointment": {
@@ -97,7 +97,7 @@ CHARGE_REASONS: dict[str, dict[str, str]] = {
         "es": "relacionado con tu hora de $service_name del $starts_at",
         "en": "related to your $service_name appointment on $starts_at",
         "fr": "en lien avec votre rendez-vous $service_name du $starts_at",
-        "uk": "щодо запису на $service_name, $starts_at",
+        "uk": "щодо запису: $service_name, $starts_at",
         "nb": "knyttet til timen din for $service_name $starts_at",
     },
     "other": {
