@@ -131,3 +131,38 @@ def _tell(deps: CardDeps, charge: Charge) -> list[str]:
             logger.warning("message not sent", extra={"kind": CHARGE_MESSAGE, "channel": channel,
                                                       "error_code": error.code, "charge_id": charge.charge_id})
     return sent
+
+
+def tell_bookings_confirmed(deps: CardDeps, clinic_id: str, appointment_ids: list[str]) -> list[str]:
+    """The booking confirmation (`appointment_created`) of each booking a saved card has just
+    confirmed. Called with the ids whose conditional write `awaiting_card -> confirmed` landed in
+    this call, so each booking is confirmed to the patient once. Best effort: the card and the
+    bookings are recorded whatever happens here. Returns the ids told."""
+    if deps.notifier is None or deps.templates is None or not appointment_ids:
+        return []
+    from pydantic import ValidationError
+
+    from clinicpay.domain.appointment import Appointment
+    from clinicpay.usecases.messages import send_appointment_message
+
+    told = []
+    try:
+        clinic = deps.clinics.get(clinic_id)
+        settings = deps.clinics.get_settings(clinic_id)
+        for appointment_id in appointment_ids:
+            item = deps.appointments.get(clinic_id, appointment_id)
+            if not item:
+                continue
+            try:
+                appointment = Appointment.model_validate(item)
+            except ValidationError:
+                logger.warning("booking confirmation not sent: unreadable appointment",
+                               extra={"clinic_id": clinic_id, "appointment_id": appointment_id})
+                continue
+            if send_appointment_message(deps.notifier, deps.templates, clinic, appointment,
+                                        appointment.service_name or appointment.service_id, "appointment_created",
+                                        None, settings=settings):
+                told.append(appointment_id)
+    except ClinicpayError as error:
+        logger.warning("booking confirmation not sent", extra={"clinic_id": clinic_id, "error_code": error.code})
+    return told

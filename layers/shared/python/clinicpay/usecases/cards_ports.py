@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from clinicpay.domain.card import Card, CardRefund, CardSetup, Charge, Dispute, RefundStatus, SetupStatus
-from clinicpay.domain.clinic import Clinic, Service
+from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.money import Money
 from clinicpay.notify.messages import TemplateSource
 from clinicpay.ports import CardVault, ChargeResult, Notifier
@@ -85,6 +85,7 @@ class PatientDirectory(Protocol):
 class ClinicDirectory(Protocol):
     def get(self, clinic_id: str) -> Clinic: ...
     def get_service(self, clinic_id: str, service_id: str) -> Service: ...
+    def get_settings(self, clinic_id: str) -> ClinicSettings: ...
 
 
 class CardRequestStore(Protocol):
