@@ -563,8 +563,9 @@ class FakeCardRequests:
         self.items: dict[str, dict[str, Any]] = {}
 
     def create(self, clinic_id: str, patient_id: str, channel: str, now: str, *,
-               appointment_id: str | None = None, expires_at_epoch: int | None = None) -> str:
-        token = f"tok_{len(self.items) + 1:020d}"
+               appointment_id: str | None = None, expires_at_epoch: int | None = None,
+               token: str | None = None) -> str:
+        token = token or f"tok_{len(self.items) + 1:020d}"
         self.items[token] = {"clinic_id": clinic_id, "patient_id": patient_id, "channel": channel, "status": "open",
                              "appointment_id": appointment_id, "ttl": expires_at_epoch}
         return token

@@ -77,6 +77,10 @@ class StoredAppointment:
     # The booking confirmation held back while the patient pays (usecases/appointments.py): the
     # entry of `reminders_pending` at which the reminders job sends it instead of a reminder.
     confirmation_due_at: str | None = None
+    # A booking held for a card: the entry at which the reminders job reminds the patient who left
+    # the card step (once), and the card link's token it sends them back to.
+    card_reminder_due_at: str | None = None
+    card_request_token: str | None = None
 
     def owns_session(self, session_id: str | None) -> bool:
         if not session_id:
@@ -238,7 +242,8 @@ class AppointmentRepository:
     # ---------------------------------------------------------------- writes
     def create(self, appointment: Appointment, *, link_token: str | None, link_expires_at: datetime | None,
                reminders_pending: list[str], patient_write: PatientWrite = "replace",
-               confirmation_due_at: str | None = None) -> None:
+               confirmation_due_at: str | None = None, card_reminder_due_at: str | None = None,
+               card_request_token: str | None = None) -> None:
         """Appointment, its link and the patient record, all or nothing. `patient_write`: "replace"
         (staff: the patient's latest details), "create" (a public booking's fresh patient: a new
         record, never an existing one) or "fill" (a patient proved by a token: only details the
@@ -255,6 +260,8 @@ class AppointmentRepository:
             "reminder_pk": shard_key(REMINDER_KIND, appointment.clinic_id) if reminders_pending else None,
             "reminder_due_at": reminders_pending[0] if reminders_pending else None,
             "confirmation_due_at": confirmation_due_at,
+            "card_reminder_due_at": card_reminder_due_at,
+            "card_request_token": card_request_token,
         })
         writes: list[dict[str, Any]] = [{"Put": {"TableName": self._table_name, "Item": item,
                                                  "ConditionExpression": "attribute_not_exists(pk)"}}]
@@ -608,4 +615,6 @@ def _stored(item: dict[str, Any]) -> StoredAppointment:
         payment_keys=frozenset(str(s) for s in item.get("payment_keys") or ()),
         paid_session_id=(item.get("payment") or {}).get("session_id"),
         confirmation_due_at=item.get("confirmation_due_at"),
+        card_reminder_due_at=item.get("card_reminder_due_at"),
+        card_request_token=item.get("card_request_token"),
     )

@@ -69,6 +69,9 @@ class NewAppointment:
 # takes the appointment off the reminders index: repositories/appointments.py `apply_paid`); if
 # nothing is paid this long after booking, the reminders job sends the confirmation, with its link.
 CONFIRMATION_HELD_FOR = timedelta(minutes=10)
+# A patient who left the card step of a card-required booking is reminded this long after booking
+# (once, by the reminders job), unless the card was saved or the appointment has started by then.
+CARD_REMINDER_AFTER = timedelta(minutes=30)
 
 
 def pay_url(base: str, token: str) -> str:
@@ -190,13 +193,19 @@ def _create(deps: AppointmentDeps, context: BookingContext, request: NewAppointm
         online and token and not needs_card and request.starts_at > now + CONFIRMATION_HELD_FOR) else None
     if held:
         reminders = sorted({*reminders, held})
+    card_token = new_token() if needs_card else None
+    card_reminder = (now + CARD_REMINDER_AFTER).astimezone(UTC).isoformat() if (
+        needs_card and request.starts_at > now + CARD_REMINDER_AFTER) else None
+    if card_reminder:
+        reminders = sorted({*reminders, card_reminder})
     deps.appointments.create(appointment, link_token=token, link_expires_at=expires, reminders_pending=reminders,
-                             patient_write=patient_write, confirmation_due_at=held)
+                             patient_write=patient_write, confirmation_due_at=held,
+                             card_reminder_due_at=card_reminder, card_request_token=card_token)
     stored = StoredAppointment(appointment, token, expires, None, 0, [])
     card_url = None
     if needs_card:
         card_token = deps.card_requests.create(clinic_id, request.patient.id, "online_booking", now.isoformat(),
-                                               appointment_id=appointment.appointment_id)
+                                               appointment_id=appointment.appointment_id, token=card_token)
         card_url = card_setup_url(deps.public_base_url, card_token)
     elif not held:
         templates = PrefetchedTemplates(set(clinic_template_keys(clinic_id, ("appointment_created",))),

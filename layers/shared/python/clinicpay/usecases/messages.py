@@ -63,7 +63,7 @@ def patient_locale(appointment: Appointment, clinic: Clinic) -> str:
 def send_appointment_message(notifier: Notifier, templates: TemplateSource, clinic: Clinic, appointment: Appointment,
                              service_name: str, kind: str, payment_link: str | None,
                              amount: Money | None = None, *, settings: ClinicSettings | None = None,
-                             receipt_link: str | None = None) -> list[str]:
+                             receipt_link: str | None = None, card_link: str | None = None) -> list[str]:
     """Email always when there is an address; SMS too when there is a phone (for EMAIL_FIRST kinds,
     only when there is no address). Returns channels sent.
     `$amount` is `amount` (what the link asks now, what was paid, what was refunded), else the price.
@@ -73,7 +73,7 @@ def send_appointment_message(notifier: Notifier, templates: TemplateSource, clin
     values = {"patient_name": appointment.patient.name, "clinic_name": clinic.name, "service_name": service_name,
               "amount": format_money(amount or appointment.price, locale), "payment_link": payment_link or "",
               **contact_values(settings), "booking_reference": appointment.appointment_id,
-              "receipt_link": receipt_link or ""}
+              "receipt_link": receipt_link or "", "card_link": card_link or ""}
     if kind == "payment_receipt" and appointment.payment:
         values["payment_reference"] = appointment.payment.reference
     sent = []
