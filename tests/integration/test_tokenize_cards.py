@@ -245,8 +245,14 @@ def test_a_patient_who_left_the_card_step_is_reminded_once_with_the_card_link(cl
     assert reminder["kind"] == "card_booking_reminder"
     assert reminder["subject"] == "Votre rendez-vous chez Clinique Laval attend votre carte"
     assert card_url in reminder["body"] and "jeudi 10 janvier 2030, 15:00" in reminder["body"]
-    # The link still opens the consent page
-    assert ApiClient().get(local_path(card_url)).status == 200
+    # The link still opens the consent page, which names the booking and the no-show fee before consent
+    page = ApiClient().get(local_path(card_url))
+    assert page.status == 200
+    html = page.body.decode()
+    assert 'id="booking"' in html and "La carte confirme votre rendez-vous :" in html and "<strong>Implant</strong>" in html
+    assert "<strong>10/01/2030 15:00 (America/Toronto, UTC−05:00)</strong>" in html  # the clinic's wall clock
+    assert ('id="no-show-fee">Si vous ne vous présentez pas sans prévenir, Clinique Laval peut débiter de cette carte '
+            "des frais de rendez-vous non honoré de 100,00 CAD.") in html
 
 
 def test_the_clinics_site_starts_a_card_save_for_the_patient_its_token_names(clinic: ClinicKeys) -> None:
