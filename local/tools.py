@@ -102,6 +102,7 @@ def install_send_clock() -> None:
 
 
 _tags: dict[str, dict[str, str]] = {}  # message id -> what the sender knew: kind, clinic_id, language, text
+_tags_by_content: dict[tuple[str, str, str], dict[str, str]] = {}  # (channel, to, HTML or SMS text) -> the same
 
 
 def install_message_tags() -> None:
@@ -116,14 +117,20 @@ def install_message_tags() -> None:
     if getattr(deliver, "_clinicpay_tagged", False):
         return
 
+    from clinicpay.notify.html import email_html
+
     @functools.wraps(deliver)
     def tagged(self: Any, message: Any) -> Any:
-        message_id = deliver(self, message)
         language = getattr(message, "locale", None) or getattr(message, "language", None)
-        _tags[str(message_id)] = {"kind": str(getattr(message, "kind", "") or ""),
-                                  "clinic_id": str(getattr(message, "clinic_id", "") or ""),
-                                  "language": str(language or ""),
-                                  "text": str(getattr(message, "body", "") or "")}
+        tags = {"kind": str(getattr(message, "kind", "") or ""), "clinic_id": str(getattr(message, "clinic_id", "") or ""),
+                "language": str(language or ""), "text": str(getattr(message, "body", "") or "")}
+        # Also by content, before the send: moto shows the message as soon as it has it, before
+        # the send returns its id here.
+        shown = (email_html(message.subject or "", message.body, language) if message.channel == "email"
+                 else message.body)
+        _tags_by_content[(message.channel, message.to, shown)] = tags
+        message_id = deliver(self, message)
+        _tags[str(message_id)] = tags
         return message_id
 
     tagged._clinicpay_tagged = True  # type: ignore[attr-defined]
@@ -230,7 +237,8 @@ class Outbox:
                  for message_id, (phone, text) in list(sms.items())]
         for row in rows:  # a send the clock missed gets the time it was first seen here
             row["sent_at"] = _stamp(row["id"])[1]
-            tags = _tags.get(row["id"], {})
+            tags = _tags.get(row["id"]) or _tags_by_content.get(
+                (row["channel"], row["to"], row["html"] if row["channel"] == "email" else row["body"])) or {}
             if row["channel"] == "email" and tags.get("text"):  # the plain-text part moto did not keep
                 row["body"] = tags["text"]
             row["links"] = [html.unescape(link) for link in _LINK.findall(row["body"] or "")]

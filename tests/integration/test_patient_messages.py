@@ -139,3 +139,25 @@ def test_a_receipt_names_its_references_the_receipt_page_and_the_clinics_contact
     assert f"Referencia del pago: {paid['payment']['reference']}" in receipt["body"]
     assert f"Tu comprobante y el archivo para tu calendario: {link}" in receipt["body"]
     assert receipt["body"].endswith("Av. Providencia 1234, Santiago\n+56221234567\nhttps://sur.example")
+
+
+def test_a_service_named_in_the_patients_language_reads_so_in_messages_and_on_the_receipt(clinic: ClinicKeys) -> None:
+    put = clinic.admin().put(clinic.path("/services/consulta"), json={
+        "name": "Consulta", "names": {"en": "Consultation", "uk": "Консультація"},
+        "price": {"amount": 25000, "currency": "CLP"}, "requires_online_payment": True})
+    assert put.status == 200 and put.json()["names"] == {"en": "Consultation", "uk": "Консультація"}
+    bad = clinic.admin().put(clinic.path("/services/consulta"), json={
+        "name": "Consulta", "names": {"de": "Beratung"}, "price": {"amount": 25000, "currency": "CLP"}})
+    assert bad.status == 422
+    listed = clinic.widget().get(f"/v1/public/clinics/{clinic.clinic_id}/services").json()["services"]
+    assert listed[0]["names"] == {"en": "Consultation", "uk": "Консультація"}
+    starts = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0).isoformat()
+    for email, locale in (("en@example.cl", "en"), ("es@example.cl", "es")):
+        made = clinic.staff().post(clinic.path("/appointments"), json={
+            "patient": {"id": f"p-{locale}", "name": "Pat", "email": email, "locale": locale},
+            "service_id": "consulta", "starts_at": starts, "booked_by": "staff"})
+        assert made.status == 201, made.body
+    [english] = outbox.messages(to="en@example.cl")
+    [spanish] = outbox.messages(to="es@example.cl")
+    assert "Your Consultation appointment at" in english["body"]
+    assert "Tu hora de Consulta en" in spanish["body"]  # no Spanish name given: the default name

@@ -154,7 +154,7 @@ background:#1f4e79;color:#fff;border-radius:8px;text-decoration:none}}
 def receipt_page(token: str, receipt: Receipt, locale: str) -> str:
     """The paid page: a receipt the patient can keep (or screenshot) and come back to from the link."""
     t = lambda key: escape(text(key, locale))  # noqa: E731
-    rows = [(t("clinic"), escape(receipt.clinic_name)), (t("service"), escape(receipt.service_name)),
+    rows = [(t("clinic"), escape(receipt.clinic_name)), (t("service"), escape(receipt.service_in(locale))),
             (t("amount_paid"), f'<span id="amount">{escape(format_money(receipt.amount, locale))}</span>'),
             (t("when"), f'<time id="starts-at" datetime="{receipt.starts_at.isoformat()}">'
                         f"{escape(local_time(receipt.starts_at, receipt.timezone, locale))}</time>"),

@@ -107,6 +107,14 @@ class PercentDeposit(Model):
 DepositRule = Annotated[FixedDeposit | PercentDeposit, Field(discriminator="type")]
 
 
+def localized_name(name: str, names: dict[str, str] | dict[Locale, str] | None, locale: str) -> str:
+    """A service's name in `locale` when the clinic gave one, else its default name."""
+    for key, value in (names or {}).items():
+        if str(getattr(key, "value", key)) == locale and value:
+            return value
+    return name
+
+
 def deposit_for(rule: FixedDeposit | PercentDeposit | None, price: Money) -> Money | None:
     """What the link asks first for an appointment at `price`, or None when it asks the whole price.
 
@@ -131,6 +139,9 @@ class Service(Model):
 
     service_id: str
     name: str
+    # The name in other languages (locale -> name): patients read the one of their language,
+    # else `name`.
+    names: dict[Locale, str] | None = None
     price: Money
     requires_online_payment: bool = False
     requires_card_on_file: bool = False

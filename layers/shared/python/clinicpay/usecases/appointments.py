@@ -183,7 +183,9 @@ def _create(deps: AppointmentDeps, context: BookingContext, request: NewAppointm
         token and online and settings.online_link_ttl_minutes) else None
     appointment = Appointment(
         appointment_id=request.appointment_id or new_id("ap"), clinic_id=clinic_id,
-        patient=request.patient, service_id=service.service_id, service_name=service.name, starts_at=request.starts_at,
+        patient=request.patient, service_id=service.service_id, service_name=service.name,
+        service_names={str(k.value): v for k, v in service.names.items()} if service.names else None,
+        starts_at=request.starts_at,
         booked_by=request.booked_by, price=price, deposit=deposit, amount_paid=Money(amount=0, currency=price.currency),
         amount_refunded=Money(amount=0, currency=price.currency),
         payment_status=PaymentStatus.UNPAID if needs_payment else PaymentStatus.NOT_REQUIRED,

@@ -21,7 +21,7 @@ from string import Template
 from typing import Any
 
 from clinicpay.domain.card import Charge, ChargeReason
-from clinicpay.domain.clinic import Clinic
+from clinicpay.domain.clinic import Clinic, localized_name
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.notify.builtin import CHARGE_REASONS, LOCALES
 from clinicpay.notify.formatting import format_money, format_time
@@ -69,7 +69,8 @@ def charge_values(deps: CardDeps, charge: Charge, clinic: Clinic, patient: dict[
     """`brief`: the SMS's shorter date (format_time)."""
     service_name = starts_at = ""
     if appointment:
-        service_name = str(appointment.get("service_name") or appointment.get("service_id") or "")
+        service_name = localized_name(str(appointment.get("service_name") or appointment.get("service_id") or ""),
+                                      appointment.get("service_names"), locale)
         starts = appointment.get("starts_at")
         if starts:
             starts_at = format_time(datetime.fromisoformat(str(starts)), clinic.timezone, locale, brief=brief)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from clinicpay.domain.appointment import Appointment
-from clinicpay.domain.clinic import Clinic, ClinicSettings
+from clinicpay.domain.clinic import Clinic, ClinicSettings, localized_name
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import CHANNELS, LOCALES, Text
@@ -70,7 +70,8 @@ def send_appointment_message(notifier: Notifier, templates: TemplateSource, clin
 
     A transport failure is logged and reported, never raised: the booking itself has succeeded."""
     locale = patient_locale(appointment, clinic)
-    values = {"patient_name": appointment.patient.name, "clinic_name": clinic.name, "service_name": service_name,
+    values = {"patient_name": appointment.patient.name, "clinic_name": clinic.name,
+              "service_name": localized_name(service_name, appointment.service_names, locale),
               "amount": format_money(amount or appointment.price, locale), "payment_link": payment_link or "",
               **contact_values(settings), "booking_reference": appointment.appointment_id,
               "receipt_link": receipt_link or "", "card_link": card_link or ""}
