@@ -161,3 +161,12 @@ def test_a_service_named_in_the_patients_language_reads_so_in_messages_and_on_th
     [spanish] = outbox.messages(to="es@example.cl")
     assert "Your Consultation appointment at" in english["body"]
     assert "Tu hora de Consulta en" in spanish["body"]  # no Spanish name given: the default name
+
+
+def test_the_held_confirmation_leaves_the_link_out_when_the_clinic_shows_no_links_in_emails(clinic: ClinicKeys) -> None:
+    clinic.admin().patch(clinic.path("/settings"), json={"show_payment_link_in_email": False})
+    booked = widget_booking(clinic)
+    make_held_confirmation_due(clinic, booked["appointment"]["appointment_id"])
+    assert invoke_job("reminders")["sent"] == 1
+    [mail] = outbox.messages(to=EMAIL)
+    assert mail["kind"] == "appointment_created" and "/pay/" not in mail["body"]

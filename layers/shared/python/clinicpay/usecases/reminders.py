@@ -89,14 +89,18 @@ def _send_page(deps: ReminderDeps, found: list[StoredAppointment], now: datetime
                 unpaid and stored.link_token and not lapsed) else None
             # The booking confirmation held back while the patient paid (usecases/appointments.py):
             # still unpaid, so it goes now, in place of a reminder.
-            kind = "appointment_created" if due == stored.confirmation_due_at else "appointment_reminder"
+            settings = deps.clinics.get_settings(appointment.clinic_id)
+            kind = "appointment_reminder"
             card_link = None
+            if due == stored.confirmation_due_at:
+                # As it would have gone at booking: with the link only if the clinic shows links in emails.
+                kind = "appointment_created"
+                link = link if settings.show_payment_link_in_email else None
             if card_reminder:
                 kind, link = "card_booking_reminder", None
                 card_link = card_setup_url(deps.public_base_url, str(stored.card_request_token))
             sent = send_appointment_message(deps.notifier, deps.templates, clinic, appointment, service.name,
-                                            kind, link, settings=deps.clinics.get_settings(appointment.clinic_id),
-                                            card_link=card_link)
+                                            kind, link, settings=settings, card_link=card_link)
         except ClinicpayError:
             sent = []
         if sent or not (appointment.patient.email or appointment.patient.phone):
