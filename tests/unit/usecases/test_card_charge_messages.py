@@ -186,7 +186,7 @@ def test_a_no_show_fee_says_so_with_its_appointment(world: World) -> None:
     assert "Clinique Laval charged 25.00 CAD to your card Visa ····4242." in email.body
     assert ("For: no-show fee, Physiothérapie appointment on Thursday, March 5, 2026, 10:30\u202fAM (Eastern Time)"
             in email.body)
-    assert "(no-show fee, Physiothérapie appointment on Thu, Mar 5, 10:30\u202fAM)" in sms.body
+    assert "(no-show fee, Physiothérapie appointment on Thu, Mar 5, 10:30 AM)" in sms.body  # plain spaces in an SMS
 
 
 def test_a_no_show_fee_whose_appointment_is_gone_still_says_no_show_fee(world: World) -> None:

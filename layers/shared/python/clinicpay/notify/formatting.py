@@ -40,7 +40,9 @@ def format_time(moment: datetime, timezone: str, locale: str = "en", *, brief: b
     clock = babel_time(local, "short", locale=locale)
     if brief:
         day = format_skeleton("MMMEd", local, locale=locale)
-        return str(get_datetime_format("short", locale=locale)).replace("{1}", day).replace("{0}", clock)
+        joined = str(get_datetime_format("short", locale=locale)).replace("{1}", day).replace("{0}", clock)
+        # CLDR's narrow no-break spaces ("10:00\u202fAM") would make the SMS UCS-2: 70 characters a part, not 160.
+        return joined.replace("\u202f", " ").replace("\xa0", " ")
     day = format_date(local.date(), "full", locale=locale)
     joined = str(get_datetime_format("long", locale=locale)).replace("{1}", day).replace("{0}", clock)
     zone_name = get_timezone_name(zone, "long", zone_variant="generic", locale=locale)
