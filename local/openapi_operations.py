@@ -33,8 +33,8 @@ _CLINICS, _TEMPLATES, _APPOINTMENTS = "Clinics and keys", "Message templates", "
 _WIDGET, _CARDS, _QR, _WEBHOOKS, _PAGES, _SERVICE = ("Booking widget", "Cards on file", "QR payments and fiscal receipts",
                                                      "Webhooks", "Patient pages", "Service")
 
-_TEMPLATE_KINDS = ("kind: appointment_created, appointment_reminder, payment_link, card_request, payment_receipt, "
-                   "refund_issued, card_charged; "
+_TEMPLATE_KINDS = ("kind: appointment_created, appointment_reminder, payment_link, card_request, card_booking_reminder, "
+                   "payment_receipt, refund_issued, card_charged; "
                    "channel: email or sms; locale: es, en, fr, uk or nb.")
 _WEBHOOK = ("Verified on the raw bytes before anything is parsed; a verified event is recorded once per clinic "
             "(a repeat is 200 and changes nothing) and never undoes a newer state. An event about an object this "

@@ -147,7 +147,9 @@ def _code(text: str) -> str:
 # still gets its row (tests/unit/test_local_pages.py asks that every job in template.yaml has a line).
 JOB_DESCRIPTIONS = {
     "reminders": "Sends every reminder that is due (each appointment's reminder_hours_before, default 24 h), "
-                 "with the payment link while unpaid. Each is claimed first, so it is sent once.",
+                 "with the payment link while unpaid; the booking confirmation held back while an online patient "
+                 "paid, if they did not (10 min); the card reminder of a card-required booking left at the card "
+                 "step (30 min). Each is claimed first, so it is sent once.",
     "fiscal-retry": "Retries the fiscal receipts of QR payments whose receipt failed for a passing reason "
                     "(Checkbox down, no open shift), each on its own backoff.",
     "unfiscalized-check": "The daily check: counts QR payments still without a fiscal receipt and raises the "

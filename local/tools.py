@@ -101,32 +101,41 @@ def install_send_clock() -> None:
                     setattr(cls, name, stamped(getattr(cls, name)))
 
 
-_tags: dict[str, dict[str, str]] = {}  # message id -> what the sender knew: kind, clinic_id, language
+_tags: dict[str, dict[str, str]] = {}  # message id -> what the sender knew: kind, clinic_id, language, text
+_tags_by_content: dict[tuple[str, str, str], dict[str, str]] = {}  # (channel, to, HTML or SMS text) -> the same
 
 
 def install_message_tags() -> None:
-    """Remember each message's kind (and language, where the message carries one) by its transport id:
-    SES and SNS keep neither. Wraps the functions' Notifier adapter in this process. Idempotent."""
+    """Remember each message's kind, language and plain-text part by its transport id: SES and SNS
+    keep neither kind nor language, and moto keeps only the HTML part of an email sent with both.
+    Wraps the functions' transport (what both a first send and the retry job use). Idempotent."""
     try:
-        from clinicpay.notify.sender import AwsNotifier
+        from clinicpay.notify.sender import AwsTransport
     except ImportError:  # the layer is not importable here: rows get what the texts tell
         return
-    send = AwsNotifier.send
-    if getattr(send, "_clinicpay_tagged", False):
+    deliver = AwsTransport.deliver
+    if getattr(deliver, "_clinicpay_tagged", False):
         return
 
-    @functools.wraps(send)
+    from clinicpay.notify.html import email_html
+
+    @functools.wraps(deliver)
     def tagged(self: Any, message: Any) -> Any:
-        message_id = send(self, message)
         language = getattr(message, "locale", None) or getattr(message, "language", None)
-        _tags[str(message_id)] = {"kind": str(getattr(message, "kind", "") or ""),
-                                  "clinic_id": str(getattr(message, "clinic_id", "") or ""),
-                                  "language": str(language or "")}
+        tags = {"kind": str(getattr(message, "kind", "") or ""), "clinic_id": str(getattr(message, "clinic_id", "") or ""),
+                "language": str(language or ""), "text": str(getattr(message, "body", "") or "")}
+        # Also by content, before the send: moto shows the message as soon as it has it, before
+        # the send returns its id here.
+        shown = (email_html(message.subject or "", message.body, language) if message.channel == "email"
+                 else message.body)
+        _tags_by_content[(message.channel, message.to, shown)] = tags
+        message_id = deliver(self, message)
+        _tags[str(message_id)] = tags
         return message_id
 
     tagged._clinicpay_tagged = True  # type: ignore[attr-defined]
     with _clock_lock:
-        AwsNotifier.send = tagged  # type: ignore[method-assign]
+        AwsTransport.deliver = tagged  # type: ignore[method-assign]
 
 
 @functools.lru_cache(maxsize=1)
@@ -228,9 +237,12 @@ class Outbox:
                  for message_id, (phone, text) in list(sms.items())]
         for row in rows:  # a send the clock missed gets the time it was first seen here
             row["sent_at"] = _stamp(row["id"])[1]
+            tags = _tags.get(row["id"]) or _tags_by_content.get(
+                (row["channel"], row["to"], row["html"] if row["channel"] == "email" else row["body"])) or {}
+            if row["channel"] == "email" and tags.get("text"):  # the plain-text part moto did not keep
+                row["body"] = tags["text"]
             row["links"] = [html.unescape(link) for link in _LINK.findall(row["body"] or "")]
-            row["text"] = _text_of(row["html"]) if row.get("html") else row["body"]
-            tags = _tags.get(row["id"], {})
+            row["text"] = tags.get("text") or (_text_of(row["html"]) if row.get("html") else row["body"])
             kind, language = _recognise(row)
             row["kind"] = tags.get("kind") or kind
             row["language"] = row.get("language") or tags.get("language") or language

@@ -236,6 +236,11 @@
   }
 
   Widget.prototype.tr = function (key, vars) { return t(this.locale || pickLocale(navigator.language) || "en", key, vars); };
+  // A service's name in the widget's language when the clinic gave one (`names`), else its name.
+  Widget.prototype.serviceName = function (service) {
+    var names = service.names || {};
+    return names[this.locale] || service.name;
+  };
 
   Widget.prototype.request = function (method, path, body, idempotencyKey) {
     var headers = { "X-Clinic-Key": this.key, "Accept": "application/json" };
@@ -335,7 +340,7 @@
           "data-service": service.service_id, onchange: function () { self.updateSubmit(); self.clearError("service"); } }),
         el("span", { "class": "cpw-service-body" }, [
           el("span", { "class": "cpw-service-top" }, [
-            el("span", { "class": "cpw-service-name", text: service.name }),
+            el("span", { "class": "cpw-service-name", text: self.serviceName(service) }),
             el("span", { "class": "cpw-price", text: service.price.amount > 0 ? formatMoney(service.price, currencyLocale) : self.tr("free") })
           ]),
           badges.length ? el("span", { "class": "cpw-badge", text: badges.join(" · ") }) : null
@@ -608,7 +613,7 @@
     var heading = el("h3", { tabindex: "-1", text: this.tr("confirmed") });
     this.body.appendChild(el("div", { "class": "cpw-msg cpw-msg-ok cpw-done" }, [
       heading,
-      el("p", { text: this.tr("confirmed_detail", { service: service ? service.name : (appointment.service_id || ""), when: whenText }) }),
+      el("p", { text: this.tr("confirmed_detail", { service: service ? this.serviceName(service) : (appointment.service_id || ""), when: whenText }) }),
       contact ? el("p", { text: this.tr("confirmed_sent", { contact: contact }) }) : null
     ]));
     this.body.appendChild(el("p", {}, [el("button", { type: "button", "class": "cpw-btn cpw-secondary",

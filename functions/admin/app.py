@@ -92,14 +92,24 @@ class SettingsPatch(Model):
     website: WebsiteUrl | None = Field(default=None, description=(
         "The clinic's site (https), linked from the patient's receipt and card pages; null removes it."),
         examples=["https://clinica-ejemplo.cl"])
+    address: OneLine | None = Field(default=None, min_length=1, max_length=300, description=(
+        "The clinic's street address, one line, shown at the foot of patient emails; null removes it."),
+        examples=["Av. Providencia 1234, Providencia, Santiago"])
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$", description=(
+        "The number patients call (E.164), shown at the foot of patient emails; null removes it."),
+        examples=["+56221234567"])
 
 
 class ServiceRequest(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"name": "Consulta", "price": {"amount": 25000, "currency": "CLP"}, "requires_online_payment": True,
-         "requires_card_on_file": False, "no_show_fee": {"amount": 10000, "currency": "CLP"}}]})
+        {"name": "Consulta", "names": {"en": "Consultation"}, "price": {"amount": 25000, "currency": "CLP"},
+         "requires_online_payment": True, "requires_card_on_file": False,
+         "no_show_fee": {"amount": 10000, "currency": "CLP"}}]})
 
     name: OneLine = Field(min_length=1, max_length=200)
+    names: dict[Locale, Annotated[OneLine, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, description="The name in other languages (es, en, fr, uk, nb): patients read the one of "
+                                  "their language in messages and pages, else `name`.")
     price: Money
     requires_online_payment: StrictBool = False
     requires_card_on_file: StrictBool = False
@@ -234,7 +244,7 @@ def put_service(clinic_id: Annotated[str, Path()],
 def public_services(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     clinic = _clinics().get(clinic_id)
     settings = _clinics().get_settings(clinic_id)
-    services = [{"service_id": s.service_id, "name": s.name, "price": s.price.model_dump(),
+    services = [{"service_id": s.service_id, "name": s.name, "names": s.names, "price": s.price.model_dump(),
                  "requires_online_payment": s.requires_online_payment,
                  "requires_card_on_file": s.requires_card_on_file and settings.card_required_for_online_booking}
                 for s in _clinics().list_services(clinic_id)]

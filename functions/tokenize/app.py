@@ -26,6 +26,7 @@ from clinicpay.api.pages import local_time
 from clinicpay.api.resolver import header, make_resolver
 from clinicpay.deadline import lambda_deadline, provider_seconds_left
 from clinicpay.domain.card import ChargeReason, ConsentGrant
+from clinicpay.domain.clinic import localized_name
 from clinicpay.domain.errors import (
     ClinicpayError,
     GatewayNotConfigured,
@@ -292,9 +293,21 @@ def _consent(token: str, lang: str | None, error_key: str | None = None, status:
     if page.state != "open":
         key = "completed" if page.state == "completed" else "expired"
         return _html(200 if key == "completed" else 410, pages.message_page(page.clinic_name, key, page.locale))
+    booking = ""
+    if page.booking:
+        booking = pages.booking_summary(
+            page.locale, service=localized_name(str(page.booking.get("service_name") or page.booking.get("service_id")),
+                                                page.booking.get("service_names"), page.locale),
+            starts_at=local_time(datetime.fromisoformat(str(page.booking["starts_at"])), page.timezone, page.locale),
+            confirmed=False, to_confirm=True)
+        if page.no_show_fee:
+            from clinicpay.notify.formatting import format_money
+
+            booking += pages.no_show_line(page.locale, clinic_name=page.clinic_name,
+                                          fee=format_money(page.no_show_fee, page.locale))
     return _html(status, pages.consent_page(clinic_name=page.clinic_name, locale=page.locale, consent_text=page.text,
                                             text_version=page.text_version, error_key=error_key,
-                                            notice_key=notice_key))
+                                            notice_key=notice_key, booking=booking))
 
 
 @app.post("/cards/setup/<token>", access=Access.LINK_TOKEN,
@@ -337,7 +350,8 @@ def setup_done(token: TokenPath, lang: Annotated[str | None, Query()] = None) ->
             found = page.appointment
             confirmed = found.get("status", "confirmed") == "confirmed"
             booking = pages.booking_summary(
-                page.locale, service=str(found.get("service_name") or found.get("service_id")),
+                page.locale, service=localized_name(str(found.get("service_name") or found.get("service_id")),
+                                                    found.get("service_names"), page.locale),
                 starts_at=local_time(datetime.fromisoformat(str(found["starts_at"])), page.timezone, page.locale),
                 confirmed=confirmed)
             # The same webhook confirms the booking just after it marks the card saved: look again shortly.

@@ -45,6 +45,19 @@ _TEXT: dict[str, dict[str, str]] = {
     "booking_confirmed": {"es": "Tu hora está confirmada:", "en": "Your booking is confirmed:",
                           "fr": "Votre rendez-vous est confirmé :", "uk": "Ваш запис підтверджено:",
                           "nb": "Timen din er bekreftet:"},
+    "booking_to_confirm": {"es": "La tarjeta confirma tu hora:", "en": "The card confirms your booking:",
+                           "fr": "La carte confirme votre rendez-vous :", "uk": "Картка підтверджує ваш запис:",
+                           "nb": "Kortet bekrefter timen din:"},
+    "no_show_fee": {"es": "Si no asistes sin avisar, $clinic puede cobrar a esta tarjeta un cargo por inasistencia de "
+                          "$fee.",
+                    "en": "If you miss the appointment without notice, $clinic may charge this card a no-show fee of "
+                          "$fee.",
+                    "fr": "Si vous ne vous présentez pas sans prévenir, $clinic peut débiter de cette carte des frais "
+                          "de rendez-vous non honoré de $fee.",
+                    "uk": "Якщо ви не прийдете без попередження, клініка може списати з цієї картки плату за неявку: "
+                          "$fee.",
+                    "nb": "Hvis du uteblir uten å gi beskjed, kan $clinic trekke et gebyr for uteblitt time på $fee "
+                          "fra dette kortet."},
     "booking_for": {"es": "La tarjeta quedó asociada a tu hora:", "en": "The card is for your booking:",
                     "fr": "La carte est liée à votre rendez-vous :", "uk": "Картку привʼязано до вашого запису:",
                     "nb": "Kortet gjelder timen din:"},
@@ -114,7 +127,8 @@ def _document(title: str, body: str, locale: str, *, refresh: int | None = None)
 
 
 def consent_page(*, clinic_name: str, locale: str, consent_text: str, text_version: str,
-                 error_key: str | None = None, notice_key: str | None = None) -> str:
+                 error_key: str | None = None, notice_key: str | None = None, booking: str = "") -> str:
+    """`booking`: the booking_summary (and no_show_line) of the online booking the card is for."""
     error = (f'<p class="error" role="alert" id="error">{escape(text(error_key, locale))}</p>'
              if error_key else "")
     if notice_key and not error_key:
@@ -123,7 +137,7 @@ def consent_page(*, clinic_name: str, locale: str, consent_text: str, text_versi
     intro = escape(text("intro", locale).replace("$clinic", clinic_name))
     invalid = ' aria-invalid="true"' if error_key == "consent_required" else ""
     body = (f'<h1>{escape(text("title", locale))}: {escape(clinic_name)}</h1>'
-            f"<p>{intro}</p>{error}"
+            f"<p>{intro}</p>{booking}{error}"
             f'<div class="consent" id="consent-text"><p>{escape(consent_text)}</p>'
             f'<p class="muted">{escape(text("version", locale))}: <span id="text-version">{escape(text_version)}'
             "</span></p></div>"
@@ -144,11 +158,18 @@ def message_page(title: str, key: str, locale: str, *, extra: str = "", refresh:
     return _document(title, body, locale, refresh=refresh)
 
 
-def booking_summary(locale: str, *, service: str, starts_at: str, confirmed: bool) -> str:
-    """The booking a saved card was asked for: what it is, when (the clinic's time, zone named)."""
-    lead = text("booking_confirmed" if confirmed else "booking_for", locale)
+def booking_summary(locale: str, *, service: str, starts_at: str, confirmed: bool, to_confirm: bool = False) -> str:
+    """The booking a saved card was asked for: what it is, when (the clinic's time, zone named).
+    `to_confirm`: on the consent page, before the card is saved."""
+    lead = text("booking_to_confirm" if to_confirm else "booking_confirmed" if confirmed else "booking_for", locale)
     return (f'<p id="booking" data-confirmed="{str(confirmed).lower()}">{escape(lead)} '
             f"<strong>{escape(service)}</strong>, <strong>{escape(starts_at)}</strong></p>")
+
+
+def no_show_line(locale: str, *, clinic_name: str, fee: str) -> str:
+    """The no-show fee the patient agrees may be charged to the card, named before they agree."""
+    line = text("no_show_fee", locale).replace("$clinic", clinic_name).replace("$fee", fee)
+    return f'<p id="no-show-fee">{escape(line)}</p>'
 
 
 def retry_link(url: str, locale: str) -> str:

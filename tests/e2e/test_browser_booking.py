@@ -298,3 +298,14 @@ def test_a_patient_past_the_limit_is_told_how_long_to_wait(clinic: Clinic, open_
     expect(page.locator("#clinicpay-widget [role=status]")).to_contain_text(
         re.compile(r"Too many attempts\. Wait \d+ seconds and try again\."))
     assert len(clinic.appointments()) == 10
+
+
+def test_a_service_named_per_language_reads_in_the_widgets_language(clinic: Clinic, open_page: Any) -> None:
+    clinic.admin().put(clinic.path("/services/control"), expect=200, json={
+        "name": "Control (sin costo)", "names": {"fr": "Contrôle (gratuit)", "uk": "Контроль (безкоштовно)"},
+        "price": {"amount": 0, "currency": clinic.currency}, "requires_online_payment": False})
+    page = open_page(clinic.demo_url(locale="fr"), size=PHONE, locale="fr-FR")
+    expect(page.get_by_label("Contrôle (gratuit)")).to_be_visible()
+    expect(page.get_by_label("Consulta general")).to_be_visible()  # no French name: its name
+    page.get_by_label("Langue").select_option("es")
+    expect(page.get_by_label("Control (sin costo)")).to_be_visible()

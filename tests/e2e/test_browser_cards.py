@@ -102,6 +102,12 @@ def test_patient_books_a_card_required_service_and_saves_a_card_then_staff_use_i
 
     # Then they agree on our consent page, type the card on the processor's page, and come back
     page.wait_for_url(re.compile(r"/cards/setup/[^/?]+$"))
+    # naming, before they agree, the booking the card is for and the no-show fee it may be charged
+    expect(page.locator("#booking")).to_contain_text("La carte confirme votre rendez-vous : Implant dentaire")
+    expect(page.locator("#booking")).to_contain_text(f"({clinic.timezone}, UTC")
+    expect(page.locator("#no-show-fee")).to_contain_text("des frais de rendez-vous non honoré de")
+    assert axe_violations(page) == []
+    shots(page, "card-consent-booking-phone")
     page.get_by_label("J'accepte et j'autorise ces débits").check()
     page.get_by_role("button", name="Continuer").click()
     page.wait_for_url(re.compile(r"/_sandbox/stripe/checkout/"))

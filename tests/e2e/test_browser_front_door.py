@@ -91,17 +91,28 @@ def test_the_outbox_renders_each_email_newest_first(open_page: Callable[..., Any
     page = open_page(size=DESKTOP)
     blocked = _blocked(page)
     page.goto(f"{local_stack.base_url}/_local/outbox?to={email}")
-    # Then the email is there, rendered in a sandboxed frame (or as its text), with its link listed
+    # Then the email is there, its HTML part rendered in a sandboxed frame, with its link listed
     article = page.locator("article.message").first
     article.wait_for()
     assert email in article.inner_text()
     frame = article.locator("iframe.email")
-    if frame.count():
-        assert frame.get_attribute("sandbox") == ""
+    assert frame.count() == 1 and frame.get_attribute("sandbox") == ""
+    inside = page.frame_locator("iframe.email").first
+    assert "Hola Ana Rojas," in inside.locator("body").inner_text()
+    assert inside.get_by_role("link").filter(has_text="/pay/").count() == 1
     assert article.get_by_role("link").filter(has_text="/pay/").count() >= 1
     shots(page, "local-outbox-desktop")
     assert axe_violations(page) == []  # with a message in it (the parametrized check may see it empty)
     assert blocked == []
+    # And the email itself, as a mail client shows it, at both sizes (its JSON form carries the HTML part)
+    [row] = page.request.get(f"{local_stack.base_url}/_local/outbox?format=json&to={email}").json()
+    assert row["text"].startswith("Hola Ana Rojas,") and row["html"].startswith("<!doctype html>")
+    for size, name in ((DESKTOP, "email-booking-desktop"), (PHONE, "email-booking-phone")):
+        mail = open_page(size=size)
+        mail.set_content(row["html"])
+        assert mail.get_by_role("heading", level=1).inner_text() == row["subject"]
+        assert no_horizontal_scroll(mail)
+        shots(mail, name)
 
 
 def test_a_sandbox_root_lists_its_fault_switches(open_page: Callable[..., Any], local_stack: LocalStack) -> None:

@@ -204,6 +204,55 @@ def test_a_card_required_online_booking_is_confirmed_once_the_card_is_saved(clin
     # on the booking's own patient record (the widget's id is not trusted: a new patient, `pt_…`)
     assert appointment["patient"]["id"].startswith("pt_")
     assert cards_of(clinic, appointment["patient"]["id"])[0]["consent"]["channel"] == "online_booking"
+    # And the patient is told, once, in French, with the appointment's local date and time
+    [told] = wait_for(lambda: outbox.messages(to="jean@example.ca"))
+    assert told["kind"] == "appointment_created" and "Votre rendez-vous Implant chez Clinique Laval" in told["body"]
+    assert "jeudi 10 janvier 2030, 15:00 (heure de l’Est nord-américain)" in told["body"]
+    # And the card reminder that was pending is dropped by the job, not sent
+    _make_card_reminder_due(clinic, appointment["appointment_id"])
+    from local.apigw import invoke_job
+    invoke_job("reminders")
+    assert len(outbox.messages(to="jean@example.ca")) == 1
+
+
+def _make_card_reminder_due(clinic: ClinicKeys, appointment_id: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    table = boto3.resource("dynamodb").Table("AppointmentsTable")
+    key = {"pk": f"CLINIC#{clinic.clinic_id}", "sk": f"APPT#{appointment_id}"}
+    item = table.get_item(Key=key, ConsistentRead=True)["Item"]
+    assert item["reminders_pending"][0] == item["card_reminder_due_at"]
+    due = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    table.update_item(Key=key, UpdateExpression="SET reminder_due_at = :d, card_reminder_due_at = :d, "
+                                                "reminder_pk = :pk, reminders_pending = :p",
+                      ExpressionAttributeValues={":d": due, ":p": [due, *item["reminders_pending"][1:]],
+                                                 ":pk": item.get("reminder_pk") or f"DUE#{0:02d}"})
+
+
+def test_a_patient_who_left_the_card_step_is_reminded_once_with_the_card_link(clinic: ClinicKeys) -> None:
+    from local.apigw import invoke_job
+
+    clinic.admin().patch(clinic.path("/settings"), json={"card_required_for_online_booking": True})
+    booked = clinic.widget().post(f"/v1/public/clinics/{clinic.clinic_id}/appointments", json={
+        "patient": {"name": "Léa Roy", "email": "lea@example.ca", "locale": "fr"},
+        "service_id": "implant", "starts_at": "2030-01-10T15:00:00-05:00"}).json()
+    card_url = booked["next_action"]["url"]
+    assert outbox.messages(to="lea@example.ca") == []  # the widget shows the card step: nothing sent
+    _make_card_reminder_due(clinic, booked["appointment"]["appointment_id"])
+    first, second = invoke_job("reminders"), invoke_job("reminders")
+    assert first["sent"] == 1 and second["sent"] == 0
+    [reminder] = outbox.messages(to="lea@example.ca")
+    assert reminder["kind"] == "card_booking_reminder"
+    assert reminder["subject"] == "Votre rendez-vous chez Clinique Laval attend votre carte"
+    assert card_url in reminder["body"] and "jeudi 10 janvier 2030, 15:00" in reminder["body"]
+    # The link still opens the consent page, which names the booking and the no-show fee before consent
+    page = ApiClient().get(local_path(card_url))
+    assert page.status == 200
+    html = page.body.decode()
+    assert 'id="booking"' in html and "La carte confirme votre rendez-vous :" in html and "<strong>Implant</strong>" in html
+    assert "<strong>10/01/2030 15:00 (America/Toronto, UTC−05:00)</strong>" in html  # the clinic's wall clock
+    assert ('id="no-show-fee">Si vous ne vous présentez pas sans prévenir, Clinique Laval peut débiter de cette carte '
+            "des frais de rendez-vous non honoré de 100,00 CAD.") in html
 
 
 def test_the_clinics_site_starts_a_card_save_for_the_patient_its_token_names(clinic: ClinicKeys) -> None:

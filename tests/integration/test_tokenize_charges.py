@@ -244,8 +244,9 @@ def test_the_patient_is_told_of_a_charge_once_in_their_language(clinic: ClinicKe
     charge_id = charged.json()["charge_id"]
     assert mail["subject"] == "Clinique Laval: з вашої картки списано 80,00 CAD"
     assert "З вашої картки Visa ····4242 списано 80,00 CAD." in mail["body"]
-    assert "Призначення: запис на " in mail["body"] and f"Номер платежу: {charge_id}" in mail["body"]
-    assert sms["body"].startswith("Від Clinique Laval: з вашої картки Visa ····4242 списано 80,00 CAD (запис на ")
+    # the service name stands alone (no "запис на $service_name", which would need its accusative)
+    assert "Призначення: запис: Consulta, " in mail["body"] and f"Номер платежу: {charge_id}" in mail["body"]
+    assert sms["body"].startswith("Від Clinique Laval: з вашої картки Visa ····4242 списано 80,00 CAD (запис: Consulta, ")
     # And no payment receipt besides it: one message for the event
     assert not [m for m in told("olena@example.ua") + told("+380501234567") if "Дякуємо" in m["body"]]
 

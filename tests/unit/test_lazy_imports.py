@@ -22,7 +22,7 @@ for name in {functions!r}:
 print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
 """
 
-ON_FIRST_USE = ("phonenumbers", "jwt", "aws_xray_sdk.core")
+ON_FIRST_USE = ("phonenumbers", "jwt", "aws_xray_sdk.core", "babel")  # babel: when a message is rendered
 
 
 def _loaded(names: tuple[str, ...], functions: tuple[str, ...], **env: str) -> list[str]:

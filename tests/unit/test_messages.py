@@ -51,9 +51,53 @@ def test_ukrainian_texts_keep_names_in_the_nominative_and_assume_no_gender() -> 
     assert builtin("payment_receipt", "email", "uk").subject == "$clinic_name: оплату отримано"
     assert builtin("refund_issued", "email", "uk").subject == "$clinic_name: вам повернуто $amount"
     assert builtin("appointment_created", "sms", "uk").body == (
-        "$clinic_name: вас записано на $starts_at ($service_name). $payment_line")
+        "$clinic_name: вас записано. $service_name, $starts_at. $payment_line")
+
+
+def test_ukrainian_dates_and_service_names_follow_no_preposition_that_needs_another_case() -> None:
+    # Babel's weekday is in the nominative ("середа"): "на $starts_at" would read "на середа", and
+    # "на $service_name" / "за $service_name" would put a service name in the nominative after
+    # a preposition that wants the accusative.
+    from clinicpay.notify.builtin import CHARGE_REASONS
+
+    texts = [builtin(kind, channel, "uk") for kind in KINDS for channel in CHANNELS]
+    words = " ".join(t.subject + " " + t.body for t in texts) + " ".join(r["uk"] for r in CHARGE_REASONS.values())
+    for preposition in ("на", "за", "у", "в", "до", "про"):
+        for slot in ("$starts_at", "$service_name"):
+            assert f"{preposition} {slot}" not in words, (preposition, slot)
 
 
 def test_the_norwegian_booking_sms_has_a_verb() -> None:
     assert builtin("appointment_created", "sms", "nb").body == (
         "$clinic_name: timen din for $service_name er bestilt til $starts_at. $payment_line")
+
+
+RECEIPT_VALUES = {"patient_name": "Ana", "clinic_name": "Clínica Sur", "service_name": "Consulta",
+                  "starts_at": "martes, 1 de diciembre de 2026, 10:00 (hora de Chile)", "amount": "25.000 CLP",
+                  "payment_link": "", "booking_reference": "ap_123", "payment_reference": "pi_9",
+                  "receipt_link": "https://pay.example/pay/tok"}
+
+
+def test_a_receipt_confirms_the_booking_with_its_references_page_and_the_clinics_contact() -> None:
+    contact = {"clinic_address": "Av. Providencia 1234, Santiago", "clinic_phone": "+56221234567",
+               "clinic_website": "https://sur.example"}
+    body = render(builtin("payment_receipt", "email", "es"), "es", {**RECEIPT_VALUES, **contact}).body
+    assert "Tu hora queda confirmada." in body
+    assert "N.º de reserva: ap_123\nReferencia del pago: pi_9" in body
+    assert "Tu comprobante y el archivo para tu calendario: https://pay.example/pay/tok" in body
+    # No patient-side cancellation exists: the patient is sent to the clinic, whose contact closes the email
+    assert "Si necesitas cambiar o anular tu hora, contacta a Clínica Sur." in body
+    assert body.endswith("Clínica Sur\nAv. Providencia 1234, Santiago\n+56221234567\nhttps://sur.example")
+
+
+def test_lines_with_nothing_to_say_leave_no_gap_or_label() -> None:
+    bare = {**RECEIPT_VALUES, "payment_reference": "", "receipt_link": ""}
+    for locale in LOCALES:
+        body = render(builtin("payment_receipt", "email", locale), locale, bare).body
+        assert "\n\n\n" not in body and "$" not in body and "pi_9" not in body
+        assert "ap_123" in body and body.endswith("Clínica Sur")
+
+
+def test_the_ukrainian_change_line_needs_no_case_of_the_clinics_name() -> None:
+    body = render(builtin("appointment_created", "email", "uk"), "uk", {**RECEIPT_VALUES, "payment_link": ""}).body
+    assert "Щоб змінити або скасувати запис, зверніться до клініки." in body

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clinicpay.domain.card import Card, CardRefund, CardSetup, Charge, Dispute, SetupStatus
-from clinicpay.domain.clinic import Clinic, Locale, Service
+from clinicpay.domain.clinic import Clinic, ClinicSettings, Locale, Service
 from clinicpay.domain.errors import ConditionFailed, NotFound
 from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import Text
@@ -539,6 +539,7 @@ class FakeClinics:
     def __init__(self) -> None:
         self.clinics: dict[str, Clinic] = {}
         self.services: dict[tuple[str, str], Service] = {}
+        self.settings: dict[str, ClinicSettings] = {}
 
     def add(self, clinic_id: str, *, locale: str = "en", org_id: str | None = None) -> None:
         self.clinics[clinic_id] = Clinic(clinic_id=clinic_id, name="Clinique Laval", country="CA", currency="CAD",
@@ -555,6 +556,9 @@ class FakeClinics:
             raise NotFound("No such clinic.")
         return self.clinics[clinic_id]
 
+    def get_settings(self, clinic_id: str) -> ClinicSettings:
+        return self.settings.get(clinic_id) or ClinicSettings()
+
     def get_service(self, clinic_id: str, service_id: str) -> Service:
         if (clinic_id, service_id) not in self.services:
             raise NotFound("No such service.")
@@ -566,8 +570,9 @@ class FakeCardRequests:
         self.items: dict[str, dict[str, Any]] = {}
 
     def create(self, clinic_id: str, patient_id: str, channel: str, now: str, *,
-               appointment_id: str | None = None, expires_at_epoch: int | None = None) -> str:
-        token = f"tok_{len(self.items) + 1:020d}"
+               appointment_id: str | None = None, expires_at_epoch: int | None = None,
+               token: str | None = None) -> str:
+        token = token or f"tok_{len(self.items) + 1:020d}"
         self.items[token] = {"clinic_id": clinic_id, "patient_id": patient_id, "channel": channel, "status": "open",
                              "appointment_id": appointment_id, "ttl": expires_at_epoch}
         return token

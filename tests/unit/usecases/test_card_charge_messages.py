@@ -170,11 +170,13 @@ def test_an_appointment_charge_names_amount_card_service_local_time_clinic_and_r
     assert email.subject == "Clinique Laval a débité 80,00 CAD de votre carte"
     assert "Bonjour Ana Tremblay," in email.body
     assert "de votre carte Visa ····4242." in email.body
-    assert "Motif : votre rendez-vous Physiothérapie du 2026-03-05 10:30" in email.body  # Toronto time
+    # Toronto time, the weekday and the zone named, in French (Babel, CLDR)
+    assert "Motif : votre rendez-vous Physiothérapie du jeudi 5 mars 2026, 10:30 (heure de l’Est nord-américain)" \
+        in email.body
     assert f"Référence du paiement : {charged['charge_id']}" in email.body
     assert sms.subject is None and sms.body == (
         "Clinique Laval : débit de 80,00 CAD sur votre carte Visa ····4242 (votre rendez-vous Physiothérapie "
-        f"du 2026-03-05 10:30). Réf. {charged['charge_id']}")
+        f"du jeu. 5 mars 10:30). Réf. {charged['charge_id']}")  # the SMS's shorter date
 
 
 def test_a_no_show_fee_says_so_with_its_appointment(world: World) -> None:
@@ -182,8 +184,9 @@ def test_a_no_show_fee_says_so_with_its_appointment(world: World) -> None:
     charge(world, ChargeReason.NO_SHOW, amount=None)
     email, sms = told(world)
     assert "Clinique Laval charged 25.00 CAD to your card Visa ····4242." in email.body
-    assert "For: no-show fee, Physiothérapie appointment on 2026-03-05 10:30" in email.body
-    assert "(no-show fee, Physiothérapie appointment on 2026-03-05 10:30)" in sms.body
+    assert ("For: no-show fee, Physiothérapie appointment on Thursday, March 5, 2026, 10:30\u202fAM (Eastern Time)"
+            in email.body)
+    assert "(no-show fee, Physiothérapie appointment on Thu, Mar 5, 10:30 AM)" in sms.body  # plain spaces in an SMS
 
 
 def test_a_no_show_fee_whose_appointment_is_gone_still_says_no_show_fee(world: World) -> None:
@@ -252,7 +255,7 @@ def test_a_clinic_template_overrides_the_built_in_text(world: World) -> None:
         "", "Laval : $amount prélevés ($card), $charge_reason.")
     charge(world)
     [sms] = [m for m in told(world) if m.channel == "sms"]
-    assert sms.body == "Laval : 80,00 CAD prélevés (Visa ····4242), votre rendez-vous Physiothérapie du 2026-03-05 10:30."
+    assert sms.body == "Laval : 80,00 CAD prélevés (Visa ····4242), votre rendez-vous Physiothérapie du jeu. 5 mars 10:30."
 
 
 def test_a_patient_without_an_email_gets_the_sms_only_and_one_without_either_nothing(world: World) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from clinicpay.domain.card import ChargeReason, ConsentChannel, ConsentGrant
 from clinicpay.domain.card_consent import CONSENT_TEXT_VERSION, consent_text
+from clinicpay.domain.clinic import ClinicSettings
 from clinicpay.domain.errors import NotFound
 from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import Text
@@ -144,6 +145,28 @@ def test_a_saved_card_confirms_bookings_waiting_for_it_and_closes_the_link(world
     assert world.appointments.get("cl_a", "ap_other")["status"] == "awaiting_card"
     assert card_setup.consent_page(world.deps, token).state == "completed"
     assert cards.list_cards(world.deps, "cl_a", "p-1")[0]["consent"]["channel"] == "online_booking"
+
+
+def test_a_booking_confirmed_by_its_card_is_confirmed_to_the_patient_once(world: World) -> None:
+    # Given an online booking held for a card (the item as the booking stored it)
+    world.appointments.items[("cl_a", "ap_wait")] = {
+        "appointment_id": "ap_wait", "clinic_id": "cl_a", "service_id": "consulta", "service_name": "Physiothérapie",
+        "patient": {"id": "p-1", "name": "Ana Tremblay", "email": "ana@example.ca", "locale": "fr"},
+        "starts_at": "2026-03-05T15:30:00+00:00", "booked_by": "online", "status": "awaiting_card",
+        "price": {"amount": 8000, "currency": "CAD"}, "payment_status": "not_required",
+        "created_at": "2026-03-01T12:00:00+00:00"}
+    world.clinics.settings["cl_a"] = ClinicSettings(address="1 rue Laval, Laval")
+    setup_ref = _started_setup(world)
+    before = len(world.notifier.sent)
+    # When the card lands, and Stripe delivers the event again
+    event = setup_succeeded(world, setup_ref, "pm_9")
+    apply_card_event(world.deps, "cl_a", event)
+    apply_card_event(world.deps, "cl_a", setup_succeeded(world, setup_ref, "pm_9", event_id="evt_again"))
+    # Then the patient got one booking confirmation, in French, with the date and the clinic's address
+    [told] = world.notifier.sent[before:]
+    assert told.kind == "appointment_created" and told.channel == "email" and told.locale == "fr"
+    assert "jeudi 5 mars 2026, 10:30" in told.body and told.body.endswith("Clinique Laval\n1 rue Laval, Laval")
+    assert "payer" not in told.body  # nothing to pay online: no payment line
 
 
 def test_an_event_sent_to_another_clinics_endpoint_changes_nothing_there_and_still_applies_at_its_own(

@@ -148,9 +148,10 @@ class OutgoingMessage(Model):
     channel: Literal["email", "sms"]
     to: str
     subject: str | None = None
-    body: str
+    body: str  # the plain text: the SMS, or the email's text part (its HTML part is made from it)
     kind: str
     clinic_id: str
+    locale: str | None = None  # the language it is written in (the HTML part's `lang`)
 
 
 class Notifier(Protocol):

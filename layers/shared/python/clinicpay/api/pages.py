@@ -75,7 +75,7 @@ _TEXT: dict[str, dict[str, str]] = {
                   "fr": "Ce lien de paiement est introuvable.", "uk": "Посилання на оплату не знайдено.",
                   "nb": "Vi fant ikke denne betalingslenken."},
     "no_payment": {"es": "Esta hora no tiene un pago pendiente.", "en": "There is nothing to pay for this appointment.",
-                   "fr": "Rien à payer pour ce rendez-vous.", "uk": "За цей запис не потрібно нічого сплачувати.",
+                   "fr": "Rien à payer pour ce rendez-vous.", "uk": "Цей запис не потребує оплати.",
                    "nb": "Det er ingenting å betale for denne timen."},
     "retry": {"es": "El medio de pago no responde en este momento. Nada se cobró: inténtalo de nuevo en un minuto.",
               "en": "The payment provider is not answering right now. Nothing was charged: try again in a minute.",
@@ -154,7 +154,7 @@ background:#1f4e79;color:#fff;border-radius:8px;text-decoration:none}}
 def receipt_page(token: str, receipt: Receipt, locale: str) -> str:
     """The paid page: a receipt the patient can keep (or screenshot) and come back to from the link."""
     t = lambda key: escape(text(key, locale))  # noqa: E731
-    rows = [(t("clinic"), escape(receipt.clinic_name)), (t("service"), escape(receipt.service_name)),
+    rows = [(t("clinic"), escape(receipt.clinic_name)), (t("service"), escape(receipt.service_in(locale))),
             (t("amount_paid"), f'<span id="amount">{escape(format_money(receipt.amount, locale))}</span>'),
             (t("when"), f'<time id="starts-at" datetime="{receipt.starts_at.isoformat()}">'
                         f"{escape(local_time(receipt.starts_at, receipt.timezone, locale))}</time>"),

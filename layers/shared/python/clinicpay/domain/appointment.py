@@ -118,6 +118,7 @@ class Appointment(Model):
     patient: Patient
     service_id: str
     service_name: str | None = None  # as it was called when booked, for messages
+    service_names: dict[str, str] | None = None  # and in other languages (Service.names), for messages
     starts_at: datetime
     booked_by: BookedBy
     price: Money

@@ -85,6 +85,9 @@ class ClinicSettings(Model):
     fiscal_shift_schedule: ShiftSchedule | None = None
     # The clinic's site: the patient's receipt and card pages link back to it.
     website: WebsiteUrl | None = None
+    # Where the clinic is and the number patients call: the foot of every patient email.
+    address: Annotated[str, StringConstraints(max_length=300)] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")] | None = None
 
 
 class FixedDeposit(Model):
@@ -102,6 +105,14 @@ class PercentDeposit(Model):
 
 
 DepositRule = Annotated[FixedDeposit | PercentDeposit, Field(discriminator="type")]
+
+
+def localized_name(name: str, names: dict[str, str] | dict[Locale, str] | None, locale: str) -> str:
+    """A service's name in `locale` when the clinic gave one, else its default name."""
+    for key, value in (names or {}).items():
+        if str(getattr(key, "value", key)) == locale and value:
+            return value
+    return name
 
 
 def deposit_for(rule: FixedDeposit | PercentDeposit | None, price: Money) -> Money | None:
@@ -128,6 +139,9 @@ class Service(Model):
 
     service_id: str
     name: str
+    # The name in other languages (locale -> name): patients read the one of their language,
+    # else `name`.
+    names: dict[Locale, str] | None = None
     price: Money
     requires_online_payment: bool = False
     requires_card_on_file: bool = False

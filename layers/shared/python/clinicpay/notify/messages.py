@@ -6,7 +6,7 @@ from string import Template
 from typing import Protocol
 
 from clinicpay.domain.text import clean_line, clean_lines
-from clinicpay.notify.builtin import PAYMENT_LINE, Text, builtin
+from clinicpay.notify.builtin import CHANGE_LINE, PAYMENT_LINE, RECEIPT_LINE, REFERENCES, Text, builtin
 
 
 class TemplateSource(Protocol):
@@ -33,6 +33,14 @@ def render(text: Text, locale: str, values: dict[str, str]) -> Text:
     link = values.get("payment_link", "")
     filled["payment_line"] = Template(PAYMENT_LINE.get(locale, PAYMENT_LINE["en"])).safe_substitute(
         payment_link=link) if link else ""
+    filled["clinic_contact"] = "\n".join(filled[k] for k in ("clinic_address", "clinic_phone", "clinic_website")
+                                         if filled.get(k))
+    booking, payment = REFERENCES.get(locale, REFERENCES["en"])
+    filled["references"] = "\n".join(Template(line).safe_substitute(filled) for line, key in (
+        (booking, "booking_reference"), (payment, "payment_reference")) if filled.get(key))
+    filled["receipt_line"] = Template(RECEIPT_LINE.get(locale, RECEIPT_LINE["en"])).safe_substitute(
+        filled) if filled.get("receipt_link") else ""
+    filled["change_line"] = Template(CHANGE_LINE.get(locale, CHANGE_LINE["en"])).safe_substitute(filled)
     subject = Template(text.subject).safe_substitute(filled)
     body = Template(text.body).safe_substitute(filled)
     # An empty $payment_line leaves a blank line; collapse runs of blank lines.

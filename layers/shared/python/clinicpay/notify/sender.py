@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from clinicpay import deadline
 from clinicpay.domain.errors import ClinicpayError, ProviderUnavailable
+from clinicpay.notify.html import email_html
 from clinicpay.notify.transport import MessageRefused
 from clinicpay.observability import logger, metrics
 from clinicpay.ports import OutgoingMessage
@@ -54,11 +55,15 @@ class AwsTransport:
     def deliver(self, message: OutgoingMessage) -> str:
         try:
             if message.channel == "email":
+                # Both parts: SES sends them as multipart/alternative; clients that show no
+                # HTML (or patients who chose text) read the text part.
+                html = email_html(message.subject or "", message.body, message.locale)
                 response = _ses().send_email(
                     FromEmailAddress=self._sender,
                     Destination={"ToAddresses": [message.to]},
                     Content={"Simple": {"Subject": {"Data": message.subject or "", "Charset": "UTF-8"},
-                                        "Body": {"Text": {"Data": message.body, "Charset": "UTF-8"}}}},
+                                        "Body": {"Text": {"Data": message.body, "Charset": "UTF-8"},
+                                                 "Html": {"Data": html, "Charset": "UTF-8"}}}},
                 )
             else:
                 response = _sns().publish(PhoneNumber=message.to, Message=message.body,

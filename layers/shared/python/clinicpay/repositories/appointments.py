@@ -47,6 +47,15 @@ def _json(value: Any) -> Any:
 
 
 @dataclass
+class ReceiptContext:
+    appointment: Appointment
+    clinic: Clinic
+    settings: ClinicSettings | None
+    templates: dict[str, Text]
+    link_token: str | None
+
+
+@dataclass
 class StoredAppointment:
     appointment: Appointment
     link_token: str | None
@@ -65,6 +74,13 @@ class StoredAppointment:
     balance_requested: bool = False  # staff asked the link to collect the balance (deposit paid first)
     payment_keys: frozenset[str] = field(default_factory=frozenset)  # "{provider}#{reference}" of its payment rows
     paid_session_id: str | None = None  # the provider session the last online payment came through
+    # The booking confirmation held back while the patient pays (usecases/appointments.py): the
+    # entry of `reminders_pending` at which the reminders job sends it instead of a reminder.
+    confirmation_due_at: str | None = None
+    # A booking held for a card: the entry at which the reminders job reminds the patient who left
+    # the card step (once), and the card link's token it sends them back to.
+    card_reminder_due_at: str | None = None
+    card_request_token: str | None = None
 
     def owns_session(self, session_id: str | None) -> bool:
         if not session_id:
@@ -149,14 +165,18 @@ class AppointmentRepository:
                               Service.model_validate(service), self._texts(found, template_keys))
 
     def receipt_context(self, clinic_id: str, appointment_id: str,
-                        template_keys: list[tuple[str, str]]) -> tuple[Appointment, Clinic, dict[str, Text]]:
-        """The paid appointment, its clinic and the clinic's templates, in one BatchGetItem."""
+                        template_keys: list[tuple[str, str]]) -> ReceiptContext:
+        """The paid appointment (with its link token), its clinic, the clinic's settings and
+        templates, in one BatchGetItem."""
         pk = f"CLINIC#{clinic_id}"
-        found = self._batch_get([(pk, f"APPT#{appointment_id}"), (pk, "PROFILE"), *template_keys])
+        found = self._batch_get([(pk, f"APPT#{appointment_id}"), (pk, "PROFILE"), (pk, "SETTINGS"), *template_keys])
         item, profile = found.get((pk, f"APPT#{appointment_id}")), found.get((pk, "PROFILE"))
         if not item or not profile:
             raise NotFound("No such appointment.")
-        return Appointment.model_validate(item), Clinic.model_validate(profile), self._texts(found, template_keys)
+        settings = found.get((pk, "SETTINGS"))
+        return ReceiptContext(Appointment.model_validate(item), Clinic.model_validate(profile),
+                              ClinicSettings.model_validate(settings) if settings else None,
+                              self._texts(found, template_keys), item.get("link_token"))
 
     def get(self, clinic_id: str, appointment_id: str, *, consistent: bool = False) -> StoredAppointment:
         with translated_errors():
@@ -220,7 +240,9 @@ class AppointmentRepository:
 
     # ---------------------------------------------------------------- writes
     def create(self, appointment: Appointment, *, link_token: str | None, link_expires_at: datetime | None,
-               reminders_pending: list[str], patient_write: PatientWrite = "replace") -> None:
+               reminders_pending: list[str], patient_write: PatientWrite = "replace",
+               confirmation_due_at: str | None = None, card_reminder_due_at: str | None = None,
+               card_request_token: str | None = None) -> None:
         """Appointment, its link and the patient record, all or nothing. `patient_write`: "replace"
         (staff: the patient's latest details), "create" (a public booking's fresh patient: a new
         record, never an existing one) or "fill" (a patient proved by a token: only details the
@@ -236,6 +258,9 @@ class AppointmentRepository:
             "reminders_pending": reminders_pending or None,
             "reminder_pk": shard_key(REMINDER_KIND, appointment.clinic_id) if reminders_pending else None,
             "reminder_due_at": reminders_pending[0] if reminders_pending else None,
+            "confirmation_due_at": confirmation_due_at,
+            "card_reminder_due_at": card_reminder_due_at,
+            "card_request_token": card_request_token,
         })
         writes: list[dict[str, Any]] = [{"Put": {"TableName": self._table_name, "Item": item,
                                                  "ConditionExpression": "attribute_not_exists(pk)"}}]
@@ -605,4 +630,7 @@ def _stored(item: dict[str, Any]) -> StoredAppointment:
         balance_requested=bool(item.get("balance_requested")),
         payment_keys=frozenset(str(s) for s in item.get("payment_keys") or ()),
         paid_session_id=(item.get("payment") or {}).get("session_id"),
+        confirmation_due_at=item.get("confirmation_due_at"),
+        card_reminder_due_at=item.get("card_reminder_due_at"),
+        card_request_token=item.get("card_request_token"),
     )

@@ -16,9 +16,11 @@ class CardRequestRepository:
         self._table_name = table_name
 
     def create(self, clinic_id: str, patient_id: str, channel: str, now: str, *,
-               appointment_id: str | None = None, expires_at_epoch: int | None = None) -> str:
-        """Returns the new token. `channel` is the consent channel: online_booking or card_request."""
-        token = new_token()
+               appointment_id: str | None = None, expires_at_epoch: int | None = None,
+               token: str | None = None) -> str:
+        """Returns the new token (or `token`, minted by the caller to store it elsewhere first).
+        `channel` is the consent channel: online_booking or card_request."""
+        token = token or new_token()
         item = without_none({"pk": f"CARDREQ#{token}", "sk": "CARDREQ", "clinic_id": clinic_id,
                              "patient_id": patient_id, "appointment_id": appointment_id, "channel": channel,
                              "status": "open", "created_at": now, "ttl": expires_at_epoch})

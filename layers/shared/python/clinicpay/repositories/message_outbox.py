@@ -42,6 +42,7 @@ class KeptMessage(Model):
     subject: str | None = None
     body: str = ""
     kind: str
+    locale: str | None = None
     state: KeptState
     attempts: int
     created_at: str
@@ -53,7 +54,7 @@ class KeptMessage(Model):
     @property
     def message(self) -> OutgoingMessage:
         return OutgoingMessage(channel=self.channel, to=self.to, subject=self.subject, body=self.body,
-                               kind=self.kind, clinic_id=self.clinic_id)
+                               kind=self.kind, clinic_id=self.clinic_id, locale=self.locale)
 
 
 def _key(clinic_id: str, outbox_id: str) -> dict[str, str]:
@@ -78,7 +79,7 @@ class MessageOutbox:
         item = without_none({
             **_key(message.clinic_id, outbox_id), "outbox_id": outbox_id, "clinic_id": message.clinic_id,
             "channel": message.channel, "to": message.to, "subject": message.subject, "body": message.body,
-            "kind": message.kind, "state": "waiting", "attempts": 1, "created_at": _iso(now),
+            "kind": message.kind, "locale": message.locale, "state": "waiting", "attempts": 1, "created_at": _iso(now),
             "next_attempt_at": _iso(next_attempt_at), "last_error": error,
             "due_pk": shard_key(OUTBOX_KIND, message.clinic_id), "due_sk": _iso(next_attempt_at),
             "ttl": int((now + KEPT_FOR).timestamp())})

@@ -64,6 +64,16 @@ class NewAppointment:
     price: Money | None = None
 
 
+# One message per event: an online booking whose patient the widget sends straight to pay gets no
+# "you can pay here" confirmation while paying. The payment receipt confirms the booking (a payment
+# takes the appointment off the reminders index: repositories/appointments.py `apply_paid`); if
+# nothing is paid this long after booking, the reminders job sends the confirmation, with its link.
+CONFIRMATION_HELD_FOR = timedelta(minutes=10)
+# A patient who left the card step of a card-required booking is reminded this long after booking
+# (once, by the reminders job), unless the card was saved or the appointment has started by then.
+CARD_REMINDER_AFTER = timedelta(minutes=30)
+
+
 def pay_url(base: str, token: str) -> str:
     return f"{base.rstrip('/')}/pay/{token}"
 
@@ -173,26 +183,38 @@ def _create(deps: AppointmentDeps, context: BookingContext, request: NewAppointm
         token and online and settings.online_link_ttl_minutes) else None
     appointment = Appointment(
         appointment_id=request.appointment_id or new_id("ap"), clinic_id=clinic_id,
-        patient=request.patient, service_id=service.service_id, service_name=service.name, starts_at=request.starts_at,
+        patient=request.patient, service_id=service.service_id, service_name=service.name,
+        service_names={str(k.value): v for k, v in service.names.items()} if service.names else None,
+        starts_at=request.starts_at,
         booked_by=request.booked_by, price=price, deposit=deposit, amount_paid=Money(amount=0, currency=price.currency),
         amount_refunded=Money(amount=0, currency=price.currency),
         payment_status=PaymentStatus.UNPAID if needs_payment else PaymentStatus.NOT_REQUIRED,
         status=BookingStatus.AWAITING_CARD if needs_card else BookingStatus.CONFIRMED, created_at=now)
-    deps.appointments.create(appointment, link_token=token, link_expires_at=expires,
-                             reminders_pending=_reminder_times(request.starts_at, settings.reminder_hours_before, now),
-                             patient_write=patient_write)
+    reminders = _reminder_times(request.starts_at, settings.reminder_hours_before, now)
+    held = (now + CONFIRMATION_HELD_FOR).astimezone(UTC).isoformat() if (
+        online and token and not needs_card and request.starts_at > now + CONFIRMATION_HELD_FOR) else None
+    if held:
+        reminders = sorted({*reminders, held})
+    card_token = new_token() if needs_card else None
+    card_reminder = (now + CARD_REMINDER_AFTER).astimezone(UTC).isoformat() if (
+        needs_card and request.starts_at > now + CARD_REMINDER_AFTER) else None
+    if card_reminder:
+        reminders = sorted({*reminders, card_reminder})
+    deps.appointments.create(appointment, link_token=token, link_expires_at=expires, reminders_pending=reminders,
+                             patient_write=patient_write, confirmation_due_at=held,
+                             card_reminder_due_at=card_reminder, card_request_token=card_token)
     stored = StoredAppointment(appointment, token, expires, None, 0, [])
     card_url = None
     if needs_card:
         card_token = deps.card_requests.create(clinic_id, request.patient.id, "online_booking", now.isoformat(),
-                                               appointment_id=appointment.appointment_id)
+                                               appointment_id=appointment.appointment_id, token=card_token)
         card_url = card_setup_url(deps.public_base_url, card_token)
-    else:
+    elif not held:
         templates = PrefetchedTemplates(set(clinic_template_keys(clinic_id, ("appointment_created",))),
                                         context.templates, deps.templates)
         link = pay_url(deps.public_base_url, token) if token and settings.show_payment_link_in_email else None
         send_appointment_message(deps.notifier, templates, clinic, appointment, service.name, "appointment_created", link,
-                                 deposit)
+                                 deposit, settings=settings)
     return stored, card_url
 
 
@@ -240,7 +262,8 @@ def send_payment_link(deps: AppointmentDeps, clinic_id: str, appointment_id: str
     clinic = deps.clinics.get(clinic_id)
     service = deps.clinics.get_service(clinic_id, stored.appointment.service_id)
     sent = send_appointment_message(deps.notifier, deps.templates, clinic, stored.appointment, service.name,
-                                    "payment_link", pay_url(deps.public_base_url, stored.link_token), collect[0])
+                                    "payment_link", pay_url(deps.public_base_url, stored.link_token), collect[0],
+                                    settings=deps.clinics.get_settings(clinic_id))
     if not sent:
         raise ProviderUnavailable("The message could not be sent; try again.")
     return sent

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from clinicpay.domain.card import Card, CardSetup, Charge, Dispute, SetupStatus
 from clinicpay.observability import logger, metrics
 from clinicpay.ports import CardEvent, ChargeResult
+from clinicpay.usecases.card_messages import tell_bookings_confirmed
 from clinicpay.usecases.card_refunds import apply_refund_observation
 from clinicpay.usecases.cards import apply_charge_result, forget_card, store_card
 from clinicpay.usecases.cards_ports import CardDeps
@@ -104,6 +105,7 @@ def _setup_succeeded(deps: CardDeps, clinic_id: str, event: CardEvent) -> Verdic
     if confirmed:
         metrics.add_metric(name="BookingConfirmedByCard", unit="Count", value=len(confirmed))
         logger.info("bookings confirmed by a saved card", extra={"clinic_id": clinic_id, "appointment_ids": confirmed})
+        tell_bookings_confirmed(deps, clinic_id, confirmed)
     return "applied" if created else "already_applied"
 
 

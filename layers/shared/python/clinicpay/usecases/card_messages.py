@@ -21,7 +21,7 @@ from string import Template
 from typing import Any
 
 from clinicpay.domain.card import Charge, ChargeReason
-from clinicpay.domain.clinic import Clinic
+from clinicpay.domain.clinic import Clinic, localized_name
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.notify.builtin import CHARGE_REASONS, LOCALES
 from clinicpay.notify.formatting import format_money, format_time
@@ -65,13 +65,15 @@ def reason_key(charge: Charge, appointment: dict[str, Any] | None) -> str:
 
 
 def charge_values(deps: CardDeps, charge: Charge, clinic: Clinic, patient: dict[str, Any],
-                  appointment: dict[str, Any] | None, locale: str) -> dict[str, str]:
+                  appointment: dict[str, Any] | None, locale: str, *, brief: bool = False) -> dict[str, str]:
+    """`brief`: the SMS's shorter date (format_time)."""
     service_name = starts_at = ""
     if appointment:
-        service_name = str(appointment.get("service_name") or appointment.get("service_id") or "")
+        service_name = localized_name(str(appointment.get("service_name") or appointment.get("service_id") or ""),
+                                      appointment.get("service_names"), locale)
         starts = appointment.get("starts_at")
         if starts:
-            starts_at = format_time(datetime.fromisoformat(str(starts)), clinic.timezone)
+            starts_at = format_time(datetime.fromisoformat(str(starts)), clinic.timezone, locale, brief=brief)
     brand, last4 = charge.card_brand, charge.card_last4
     if not last4:
         # A charge recorded before charges kept their card: the card itself (even one being removed).
@@ -113,19 +115,55 @@ def _tell(deps: CardDeps, charge: Charge) -> list[str]:
         return []
     clinic = deps.clinics.get(charge.clinic_id)
     locale = charge_locale(patient, appointment, clinic)
-    values = charge_values(deps, charge, clinic, patient, appointment, locale)
     sent = []
     for channel, address in destinations:
         if not address:
             continue
+        values = charge_values(deps, charge, clinic, patient, appointment, locale, brief=channel == "sms")
         template, _ = resolve_template(deps.templates, CHARGE_MESSAGE, channel, locale, clinic.clinic_id, clinic.org_id)
         text = render(template, locale, values)
         try:
             deps.notifier.send(OutgoingMessage(channel=channel, to=str(address),  # type: ignore[arg-type]
                                                subject=(text.subject or None) if channel == "email" else None,
-                                               body=text.body, kind=CHARGE_MESSAGE, clinic_id=clinic.clinic_id))
+                                               body=text.body, kind=CHARGE_MESSAGE, clinic_id=clinic.clinic_id,
+                                               locale=locale))
             sent.append(channel)
         except ClinicpayError as error:
             logger.warning("message not sent", extra={"kind": CHARGE_MESSAGE, "channel": channel,
                                                       "error_code": error.code, "charge_id": charge.charge_id})
     return sent
+
+
+def tell_bookings_confirmed(deps: CardDeps, clinic_id: str, appointment_ids: list[str]) -> list[str]:
+    """The booking confirmation (`appointment_created`) of each booking a saved card has just
+    confirmed. Called with the ids whose conditional write `awaiting_card -> confirmed` landed in
+    this call, so each booking is confirmed to the patient once. Best effort: the card and the
+    bookings are recorded whatever happens here. Returns the ids told."""
+    if deps.notifier is None or deps.templates is None or not appointment_ids:
+        return []
+    from pydantic import ValidationError
+
+    from clinicpay.domain.appointment import Appointment
+    from clinicpay.usecases.messages import send_appointment_message
+
+    told = []
+    try:
+        clinic = deps.clinics.get(clinic_id)
+        settings = deps.clinics.get_settings(clinic_id)
+        for appointment_id in appointment_ids:
+            item = deps.appointments.get(clinic_id, appointment_id)
+            if not item:
+                continue
+            try:
+                appointment = Appointment.model_validate(item)
+            except ValidationError:
+                logger.warning("booking confirmation not sent: unreadable appointment",
+                               extra={"clinic_id": clinic_id, "appointment_id": appointment_id})
+                continue
+            if send_appointment_message(deps.notifier, deps.templates, clinic, appointment,
+                                        appointment.service_name or appointment.service_id, "appointment_created",
+                                        None, settings=settings):
+                told.append(appointment_id)
+    except ClinicpayError as error:
+        logger.warning("booking confirmation not sent", extra={"clinic_id": clinic_id, "error_code": error.code})
+    return told

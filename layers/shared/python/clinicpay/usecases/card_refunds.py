@@ -242,7 +242,8 @@ def _tell_patient(deps: CardDeps, charge: Charge, refund: CardRefund) -> None:
         try:
             deps.notifier.send(OutgoingMessage(channel=channel, to=str(address),  # type: ignore[arg-type]
                                                subject=(text.subject or None) if channel == "email" else None,
-                                               body=text.body, kind=REFUND_MESSAGE, clinic_id=clinic.clinic_id))
+                                               body=text.body, kind=REFUND_MESSAGE, clinic_id=clinic.clinic_id,
+                                               locale=locale))
         except ClinicpayError as error:
             logger.warning("message not sent", extra={"kind": REFUND_MESSAGE, "channel": channel,
                                                       "error_code": error.code, "refund_id": refund.refund_id})

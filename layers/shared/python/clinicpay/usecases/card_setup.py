@@ -15,6 +15,7 @@ from clinicpay.domain.card import CardSetup, Consent, ConsentChannel, ConsentGra
 from clinicpay.domain.card_consent import CONSENT_TEXT_VERSION, LOCALES, consent_text
 from clinicpay.domain.errors import NotFound, ValidationFailed
 from clinicpay.domain.ids import new_id
+from clinicpay.domain.money import Money
 from clinicpay.notify.messages import render, resolve_template
 from clinicpay.observability import logger
 from clinicpay.ports import CardSetupRequest, OutgoingMessage
@@ -115,6 +116,10 @@ class ConsentPage:
     # The booking the card was asked for (an online booking of a card-required service), once the card is
     # saved: what the "done" page names. Read only then, so the consent page costs what it did.
     appointment: dict[str, Any] | None = None
+    # On the open consent page of an online booking: the booking the card is asked for, and the
+    # no-show fee its service may charge to the card (None when it has none).
+    booking: dict[str, Any] | None = None
+    no_show_fee: Money | None = None
 
 
 def _request(deps: CardDeps, token: str) -> dict[str, Any]:
@@ -143,8 +148,26 @@ def _page_for(deps: CardDeps, request: dict[str, Any], lang: str | None) -> Cons
     state: Literal["open", "completed", "expired"] = (
         "completed" if request.get("status") == "completed" else
         "expired" if request.get("status") == "expired" else "open")
-    return ConsentPage(state=state, clinic_name=clinic.name, locale=locale, text=consent_text(locale, clinic.name),
+    page = ConsentPage(state=state, clinic_name=clinic.name, locale=locale, text=consent_text(locale, clinic.name),
                        text_version=CONSENT_TEXT_VERSION, timezone=clinic.timezone)
+    if state == "open" and request.get("appointment_id"):
+        _name_the_booking(deps, request, page)
+    return page
+
+
+def _name_the_booking(deps: CardDeps, request: dict[str, Any], page: ConsentPage) -> None:
+    """The consent page of an online booking names what the card is for: the appointment (service,
+    local date and time) and the no-show fee the patient agrees may be charged. Two reads, only for
+    these pages; a booking we cannot read leaves the page as it was."""
+    clinic_id = str(request["clinic_id"])
+    found = deps.appointments.get(clinic_id, str(request["appointment_id"]))
+    if not found or (found.get("patient") or {}).get("id") != request.get("patient_id"):
+        return
+    page.booking = found
+    try:
+        page.no_show_fee = deps.clinics.get_service(clinic_id, str(found.get("service_id"))).no_show_fee
+    except NotFound:
+        page.no_show_fee = None
 
 
 def done_page(deps: CardDeps, token: str, *, lang: str | None = None) -> ConsentPage:
@@ -203,7 +226,7 @@ def send_card_request(deps: CardDeps, clinic_id: str, patient_id: str, channels:
         message_id = deps.notifier.send(OutgoingMessage(
             channel=channel,  # type: ignore[arg-type]
             to=str(destinations[channel]), subject=(text.subject or None) if channel == "email" else None,
-            body=text.body, kind="card_request", clinic_id=clinic_id))
+            body=text.body, kind="card_request", clinic_id=clinic_id, locale=locale))
         sent.append({"channel": channel, "message_id": message_id, "template": source})
     logger.info("card request sent", extra={"clinic_id": clinic_id, "channels": [s["channel"] for s in sent]})
     return {"url": link, "expires_at": expires.astimezone(UTC).isoformat(), "sent": sent, "skipped": skipped}

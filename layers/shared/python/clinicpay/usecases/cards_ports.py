@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from clinicpay.domain.card import Card, CardRefund, CardSetup, Charge, Dispute, RefundStatus, SetupStatus
-from clinicpay.domain.clinic import Clinic, Service
+from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.money import Money
 from clinicpay.notify.messages import TemplateSource
 from clinicpay.ports import CardVault, ChargeResult, Notifier
@@ -86,11 +86,13 @@ class PatientDirectory(Protocol):
 class ClinicDirectory(Protocol):
     def get(self, clinic_id: str) -> Clinic: ...
     def get_service(self, clinic_id: str, service_id: str) -> Service: ...
+    def get_settings(self, clinic_id: str) -> ClinicSettings: ...
 
 
 class CardRequestStore(Protocol):
     def create(self, clinic_id: str, patient_id: str, channel: str, now: str, *,
-               appointment_id: str | None = None, expires_at_epoch: int | None = None) -> str: ...
+               appointment_id: str | None = None, expires_at_epoch: int | None = None,
+               token: str | None = None) -> str: ...
     def get(self, token: str) -> dict[str, Any]: ...
     def mark_completed(self, token: str, now: str) -> None: ...
 

@@ -55,7 +55,7 @@ def apply_payment_events(clinic_id: str, events: list[PaymentEvent],
     repo = appointments or AppointmentRepository(settings.app_table)
     templates, notifier = TemplateRepository(settings.app_table), AwsNotifier(settings.email_sender)
     if on_paid is None:
-        on_paid = partial(send_payment_receipt, repo, templates, notifier)
+        on_paid = partial(send_payment_receipt, repo, templates, notifier, public_base_url=settings.public_base_url)
     refunds = None
     if any(e.refund is not None for e in events):
         refunds = _refund_ledger(repo, settings.app_table, partial(send_refund_message, repo, templates, notifier))

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from clinicpay.domain.appointment import BookingStatus, PaymentStatus, ProviderSession, SessionPurpose
-from clinicpay.domain.clinic import LINK_GATEWAYS, Clinic, ClinicSettings, Provider
+from clinicpay.domain.clinic import LINK_GATEWAYS, Clinic, ClinicSettings, Provider, localized_name
 from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
 from clinicpay.domain.ledger import settled_status
 from clinicpay.domain.money import Money
@@ -125,6 +125,10 @@ class Receipt:
     paid_at: datetime | None
     receipt_email: str | None  # masked
     website: str | None
+    service_names: dict[str, str] | None = None  # the service's name in other languages
+
+    def service_in(self, locale: str) -> str:
+        return localized_name(self.service_name, self.service_names, locale)
 
 
 def mask_email(address: str) -> str:
@@ -147,7 +151,7 @@ def receipt(stored: StoredAppointment, clinic: Clinic, settings: ClinicSettings 
                    provider_reference=payment.reference if payment else None,
                    paid_at=payment.paid_at if payment else None,
                    receipt_email=mask_email(appointment.patient.email) if appointment.patient.email and payment else None,
-                   website=settings.website if settings else None)
+                   website=settings.website if settings else None, service_names=appointment.service_names)
 
 
 def _usable(session: ProviderSession | None, amount: Money, stored: StoredAppointment, now: datetime) -> bool:

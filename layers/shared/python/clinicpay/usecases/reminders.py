@@ -1,4 +1,6 @@
-"""The `reminders` job: every due reminder sent once, with the payment link while unpaid.
+"""The `reminders` job: every due reminder sent once, with the payment link while unpaid; and the
+booking confirmation held back while an online patient pays, once, if they did not pay; and, once,
+a reminder to a patient who left the card step of a card-required booking.
 
 Scheduled, it runs one shard of the RemindersDue index per invocation (clinicpay.fanout): each
 invocation reads only the reminders of its shard that are due.
@@ -21,6 +23,7 @@ from clinicpay.notify.messages import TemplateSource
 from clinicpay.observability import logger
 from clinicpay.ports import Notifier
 from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
+from clinicpay.repositories.card_requests import card_setup_url
 from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.usecases.appointments import pay_url
 from clinicpay.usecases.messages import send_appointment_message
@@ -69,16 +72,36 @@ def _send_page(deps: ReminderDeps, found: list[StoredAppointment], now: datetime
         if not deps.appointments.claim_reminder(appointment.clinic_id, appointment.appointment_id, due, remaining):
             counts["skipped"] += 1
             continue
-        if appointment.starts_at <= now or appointment.status in (BookingStatus.AWAITING_CARD, BookingStatus.CANCELLED):
+        card_reminder = due == stored.card_reminder_due_at
+        waiting_for_card = appointment.status is BookingStatus.AWAITING_CARD
+        # A booking waiting for its card gets no reminder but the one about the card; the card
+        # reminder is dropped once the card is saved.
+        if appointment.starts_at <= now or appointment.status is BookingStatus.CANCELLED \
+                or waiting_for_card != card_reminder or (
+                card_reminder and not stored.card_request_token):
             counts["skipped"] += 1
             continue
         try:
             clinic = deps.clinics.get(appointment.clinic_id)
             service = deps.clinics.get_service(appointment.clinic_id, appointment.service_id)
             unpaid = appointment.payment_status in (PaymentStatus.UNPAID, PaymentStatus.PENDING)
-            link = pay_url(deps.public_base_url, stored.link_token) if (unpaid and stored.link_token) else None
+            lapsed = stored.link_expires_at is not None and stored.link_expires_at <= now
+            link = pay_url(deps.public_base_url, stored.link_token) if (
+                unpaid and stored.link_token and not lapsed) else None
+            # The booking confirmation held back while the patient paid (usecases/appointments.py):
+            # still unpaid, so it goes now, in place of a reminder.
+            settings = deps.clinics.get_settings(appointment.clinic_id)
+            kind = "appointment_reminder"
+            card_link = None
+            if due == stored.confirmation_due_at:
+                # As it would have gone at booking: with the link only if the clinic shows links in emails.
+                kind = "appointment_created"
+                link = link if settings.show_payment_link_in_email else None
+            if card_reminder:
+                kind, link = "card_booking_reminder", None
+                card_link = card_setup_url(deps.public_base_url, str(stored.card_request_token))
             sent = send_appointment_message(deps.notifier, deps.templates, clinic, appointment, service.name,
-                                            "appointment_reminder", link)
+                                            kind, link, settings=settings, card_link=card_link)
         except ClinicpayError:
             sent = []
         if sent or not (appointment.patient.email or appointment.patient.phone):
