@@ -1,6 +1,9 @@
 """admin: clinics, settings, services, gateway credentials, message templates, keys; health and docs."""
 
 
+from clinicpay import coldstart  # first: the garbage collector waits while this module loads
+
+# isort: split
 import json
 from datetime import UTC, datetime
 from importlib import resources
@@ -374,3 +377,6 @@ def docs() -> Response[Any]:
 @lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+coldstart.loaded()

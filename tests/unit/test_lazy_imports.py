@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
@@ -46,3 +48,30 @@ def test_the_webhook_loads_no_provider_code_at_import() -> None:
     provider_code = ("clinicpay.providers.registry", "clinicpay.usecases.payment_events", "clinicpay.secrets",
                      "clinicpay.providers.fintoc.adapter", "clinicpay.providers.monobank.adapter")
     assert _loaded(provider_code, ("webhook",)) == []
+
+
+GC_PROGRAM = """
+import gc, importlib.util, json, sys
+sys.path.insert(0, {layer!r})
+collections = sum(generation["collections"] for generation in gc.get_stats())
+spec = importlib.util.spec_from_file_location("handler", {root!r} + "/functions/{function}/app.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps({{"collections": sum(g["collections"] for g in gc.get_stats()) - collections,
+                  "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
+"""
+
+
+@pytest.mark.parametrize("function", ["create_link", "tokenize", "admin", "webhook", "fiscalize"])
+def test_the_collector_waits_while_a_handler_loads_then_resumes(function: str) -> None:
+    # clinicpay.coldstart, imported before anything else: a collection during the import (boto3,
+    # Powertools, pydantic, our models) would mean something heavy now loads before the pause.
+    program = GC_PROGRAM.format(layer=str(ROOT / "layers/shared/python"), root=str(ROOT), function=function)
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120,
+                         env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                              "PATH": "/usr/bin:/bin"})
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["collections"] == 0
+    # ... and collects again afterwards, never walking what the import loaded (gc.freeze).
+    assert found["enabled"] is True
+    assert found["frozen"] > 10_000
