@@ -1,7 +1,8 @@
 """phonenumbers (~30 ms) and PyJWT (~0.1 s, it loads `cryptography`) are imported on first use, by the
 public bookings that carry a phone or a patient token, never when a handler is imported (cold start).
 Likewise the X-Ray SDK (loaded by the first traced call: clinicpay.observability), and the webhook's
-provider code (each provider's route loads its own)."""
+provider code (each provider's route loads its own), and `cryptography` for monobank's webhook
+signatures (verified by `webhook` only; `fiscalize` imports the monobank adapter for QR invoices)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ for name in {functions!r}:
 print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
 """
 
-ON_FIRST_USE = ("phonenumbers", "jwt", "aws_xray_sdk.core")
+ON_FIRST_USE = ("phonenumbers", "jwt", "aws_xray_sdk.core", "cryptography")
 
 
 def _loaded(names: tuple[str, ...], functions: tuple[str, ...], **env: str) -> list[str]:
