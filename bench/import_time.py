@@ -6,12 +6,19 @@ process around the import, measured in one run so the ratios compare like with l
 the figure; the process's CPU time is printed next to it because on a shared machine it moves less
 with the neighbours' load (an import is CPU-bound: every file is in the page cache after round one).
 
-    .venv/bin/python bench/import_time.py [--runs 9]
+    .venv/bin/python bench/import_time.py [--runs 9] [--instructions]
+
+`--instructions` counts instead of timing: each program runs once under valgrind (cachegrind, no
+cache simulation) and its figure is the instructions it executed less an empty interpreter's. The
+count does not move with the neighbours' load (a shared machine's timings move by tenths of a
+"x"), so it tells what a change bought; it is not time (cache misses, page faults, I/O are not in it).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +45,11 @@ print(time.perf_counter() - t, time.process_time() - c)
 # every traced function pays whatever its own code does.
 BARE_TRACED = BARE.replace("app = APIGatewayHttpResolver()",
                            "app = APIGatewayHttpResolver()\nfrom aws_lambda_powertools import Tracer\nTracer()")
+
+# The same with the garbage collector paused during the import, as every handler does
+# (clinicpay.coldstart): the part of a handler's gain from the pause that the bare imports would get too.
+BARE_PAUSED = BARE.replace("import boto3", "import gc\ngc.disable()\nimport boto3").replace(
+    "app = APIGatewayHttpResolver()", "app = APIGatewayHttpResolver()\ngc.freeze()\ngc.enable()")
 
 # The pooling library of providers/http.py (urllib3, which botocore already imports) next to the
 # one the design first named (requests with a shared Session), each on top of the bare handler.
@@ -102,23 +114,49 @@ print(time.perf_counter() - t, time.process_time() - c)
 """}
 
 
+# The environment template.yaml gives every function, and the credentials Lambda always puts in
+# it (without them botocore would probe for some).
+ENV = {**FUNCTION_ENVIRONMENT, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
+       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_LAMBDA_FUNCTION_NAME": "bench", "POWERTOOLS_SERVICE_NAME": "bench",
+       "PATH": "/usr/bin:/bin"}
+
+
 def once(code: str) -> tuple[float, float]:
     """(wall, cpu) seconds of the timed part of `code` in a fresh interpreter."""
-    # The environment template.yaml gives every function, and the credentials Lambda always puts in
-    # it (without them botocore would probe for some).
-    env = {**FUNCTION_ENVIRONMENT, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_LAMBDA_FUNCTION_NAME": "bench", "POWERTOOLS_SERVICE_NAME": "bench",
-           "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True)
     wall, cpu = out.stdout.strip().splitlines()[-1].split()
     return float(wall), float(cpu)
+
+
+def instructions(code: str) -> int:
+    """Instructions a fresh interpreter executes running `code` (valgrind's count; hashing seeded so
+    two runs of one program count alike)."""
+    out = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                          sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**ENV, "PYTHONHASHSEED": "0"})
+    found = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    if found is None:
+        raise RuntimeError("valgrind printed no instruction count")
+    return int(found.group(1).replace(",", ""))
+
+
+def count(programs: dict[str, str]) -> None:
+    empty = instructions("pass")
+    counted = {name: instructions(code) - empty for name, code in programs.items()}
+    bare, paused = counted["bare (boto3 + resolver)"], counted["bare, collector paused"]
+    print(f"instructions executed, less an empty interpreter's ({empty / 1e6:.0f} M), one run each under valgrind")
+    print(f"{'':<28} {'M instr':>8}   {'vs bare':>7}   {'vs bare paused':>14}")
+    for name, value in counted.items():
+        print(f"{name:<28} {value / 1e6:8.0f}   {value / bare:6.2f}x   {value / paused:13.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--instructions", action="store_true", help="count instructions (valgrind) instead of timing")
     args = parser.parse_args()
-    programs = {"bare (boto3 + resolver)": BARE, "bare + Powertools Tracer": BARE_TRACED,
+    programs = {"bare (boto3 + resolver)": BARE, "bare, collector paused": BARE_PAUSED,
+                "bare + Powertools Tracer": BARE_TRACED,
                 "bare + urllib3 PoolManager": BARE_URLLIB3, "bare + requests Session": BARE_REQUESTS}
     for name in FUNCTIONS:
         path = ROOT / "functions" / name / "app.py"
@@ -128,6 +166,11 @@ def main() -> None:
         programs[name] = LAZY_CODE.format(module=module)
     for name, code in FIRST_RENDER.items():
         programs[name] = code.replace("{layer!r}", repr(str(LAYER)))
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+        count(programs)
+        return
     # Rounds interleave the programs, so a noisy moment on this shared machine hits them all alike.
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in programs}
     for _ in range(args.runs):

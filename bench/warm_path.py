@@ -142,7 +142,10 @@ class Minimal:
             "patient": {k: v for k, v in patient.items() if v is not None}, "service_id": service_id,
             "service_name": service["name"], "starts_at": starts.isoformat(), "booked_by": "staff",
             "price": service["price"], "payment_status": "unpaid", "status": "confirmed",
-            "created_at": now.isoformat(), "link_token": token, "session_attempts": 0}
+            "created_at": now.isoformat(), "link_token": token, "session_attempts": 0,
+            # The appointment's ledger starts empty (several payments and refunds per appointment).
+            "amount_paid": {"amount": 0, "currency": service["price"]["currency"]},
+            "amount_refunded": {"amount": 0, "currency": service["price"]["currency"]}, "ledger_version": 0}
         if reminders:
             appointment.update(reminders_pending=reminders, reminder_pk="REMINDER", reminder_due_at=reminders[0])
         self.client.transact_write_items(TransactItems=[

@@ -1,6 +1,9 @@
 """admin: clinics, settings, services, gateway credentials, message templates, keys; health and docs."""
 
 
+from clinicpay import coldstart  # first: the garbage collector waits while this module loads
+
+# isort: split
 import json
 from datetime import UTC, datetime
 from importlib import resources
@@ -11,8 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import ConfigDict, Field, StrictBool, StrictInt
 
-from clinicpay import secrets
-from clinicpay.api import docs_page, pages
+from clinicpay.api import pages
 from clinicpay.api.auth import Access, Caller
 from clinicpay.api.resolver import error_response, make_resolver
 from clinicpay.deadline import lambda_deadline
@@ -24,8 +26,6 @@ from clinicpay.domain.phones import calling_code
 from clinicpay.domain.text import MultiLine, OneLine
 from clinicpay.notify.builtin import CHANNELS, KINDS, LOCALES, Text, builtin
 from clinicpay.observability import logger, metrics, tracer
-from clinicpay.providers.registry import probe_credentials
-from clinicpay.repositories import health as probes
 from clinicpay.repositories.clinics import ClinicRepository
 from clinicpay.repositories.keys import KeyRepository
 from clinicpay.repositories.patient_tokens import PatientTokenSecrets
@@ -33,7 +33,6 @@ from clinicpay.repositories.templates import TemplateRepository, clinic_owner, o
 from clinicpay.settings import get_settings
 from clinicpay.usecases import clinics as usecase
 from clinicpay.usecases import patient_tokens
-from clinicpay.usecases.health import run_checks
 
 app = make_resolver()
 
@@ -197,6 +196,11 @@ def list_gateways(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
 def put_gateway(clinic_id: Annotated[str, Path()], provider: ProviderPath,
                 body: Annotated[dict[str, str], Body(description=CREDENTIALS_DESCRIPTION, examples=[STRIPE_EXAMPLE])],
                 ) -> dict[str, Any]:
+    # Provider code and Secrets Manager load with the first gateway change, not with every admin
+    # container (the booking widget's service list is served here too).
+    from clinicpay import secrets
+    from clinicpay.providers.registry import probe_credentials
+
     chosen = _provider(provider)
     values = usecase.parse_credentials(chosen, body)
     verified = probe_credentials(chosen, values)
@@ -210,6 +214,8 @@ def put_gateway(clinic_id: Annotated[str, Path()], provider: ProviderPath,
 
 @app.delete("/v1/clinics/<clinic_id>/gateways/<provider>", access=Access.ADMIN, status_code=204)
 def delete_gateway(clinic_id: Annotated[str, Path()], provider: ProviderPath) -> Response[Any]:
+    from clinicpay import secrets
+
     chosen = _provider(provider)
     _clinics().delete_gateway(clinic_id, chosen.value)
     secrets.delete_credentials(clinic_id, chosen.value)
@@ -352,6 +358,9 @@ HEALTH_RETRY_AFTER_SECONDS = 30
 
 @app.get("/health", access=Access.NONE)
 def health() -> Response[Any]:
+    from clinicpay.repositories import health as probes
+    from clinicpay.usecases.health import run_checks
+
     settings = get_settings()
     report = run_checks({
         "storage": lambda: probes.probe_appointments(settings.app_table),
@@ -374,6 +383,8 @@ def openapi() -> Response[Any]:
 
 @app.get("/docs", access=Access.NONE, responses=pages.html_responses(200))
 def docs() -> Response[Any]:
+    from clinicpay.api import docs_page
+
     page, headers = docs_page.render(get_settings().docs_viewer_url)
     return Response(200, "text/html; charset=utf-8", page, headers=headers)
 
@@ -384,3 +395,6 @@ def docs() -> Response[Any]:
 @lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+coldstart.loaded()

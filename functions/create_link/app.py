@@ -1,6 +1,9 @@
 """create_link: appointments, their payment links, `/pay/{token}`, online booking, reminders."""
 
 
+from clinicpay import coldstart  # first: the garbage collector waits while this module loads
+
+# isort: split
 import json
 from datetime import UTC, datetime
 from functools import partial
@@ -476,3 +479,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if fanout.is_job_event(event):
         return jobs.handle(event, context)
     return _http(event, context)
+
+
+coldstart.loaded()

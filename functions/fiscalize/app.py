@@ -8,6 +8,9 @@ schedule, or the job queue's batch of shards: clinicpay.fanout) runs the job ins
 
 from __future__ import annotations
 
+from clinicpay import coldstart  # first: the garbage collector waits while this module loads
+
+# isort: split
 import json
 import time
 from datetime import UTC, datetime
@@ -298,3 +301,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if fanout.is_job_event(event):
         return jobs.handle(event, context)
     return _http(event, context)
+
+
+coldstart.loaded()

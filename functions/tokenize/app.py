@@ -4,6 +4,9 @@ events land here because only this function may read the cards table), and the r
 charges and refunds still awaiting Stripe (job `card-reconcile`)."""
 
 
+from clinicpay import coldstart  # first: the garbage collector waits while this module loads
+
+# isort: split
 import base64
 import importlib.util
 import json
@@ -468,3 +471,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return jobs.handle(event, context)
     return _http(event, context)
 
+
+coldstart.loaded()

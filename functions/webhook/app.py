@@ -2,6 +2,9 @@
 anything is parsed; each verified event is applied exactly once. (Stripe's go to `tokenize`.)"""
 
 
+from clinicpay import coldstart  # first: the garbage collector waits while this module loads
+
+# isort: split
 import base64
 from typing import Annotated, Any
 
@@ -77,3 +80,6 @@ def checkbox(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
 @lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+coldstart.loaded()

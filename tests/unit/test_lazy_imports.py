@@ -1,7 +1,8 @@
 """phonenumbers (~30 ms) and PyJWT (~0.1 s, it loads `cryptography`) are imported on first use, by the
 public bookings that carry a phone or a patient token, never when a handler is imported (cold start).
 Likewise the X-Ray SDK (loaded by the first traced call: clinicpay.observability), and the webhook's
-provider code (each provider's route loads its own)."""
+provider code (each provider's route loads its own), and `cryptography` for monobank's webhook
+signatures (verified by `webhook` only; `fiscalize` imports the monobank adapter for QR invoices)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +25,7 @@ for name in {functions!r}:
 print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
 """
 
-ON_FIRST_USE = ("phonenumbers", "jwt", "aws_xray_sdk.core", "babel")  # babel: when a message is rendered
+ON_FIRST_USE = ("phonenumbers", "jwt", "aws_xray_sdk.core", "cryptography", "babel")  # babel: when a message is rendered
 
 
 def _loaded(names: tuple[str, ...], functions: tuple[str, ...], **env: str) -> list[str]:
@@ -46,3 +49,38 @@ def test_the_webhook_loads_no_provider_code_at_import() -> None:
     provider_code = ("clinicpay.providers.registry", "clinicpay.usecases.payment_events", "clinicpay.secrets",
                      "clinicpay.providers.fintoc.adapter", "clinicpay.providers.monobank.adapter")
     assert _loaded(provider_code, ("webhook",)) == []
+
+
+GC_PROGRAM = """
+import gc, importlib.util, json, sys
+sys.path.insert(0, {layer!r})
+spec = importlib.util.spec_from_file_location("handler", {root!r} + "/functions/{function}/app.py")
+module = importlib.util.module_from_spec(spec)
+code = spec.loader.get_code("handler")  # compiling an edited app.py may collect: that is before it runs
+collections = sum(generation["collections"] for generation in gc.get_stats())
+exec(code, module.__dict__)
+print(json.dumps({{"collections": sum(g["collections"] for g in gc.get_stats()) - collections,
+                  "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
+"""
+
+
+@pytest.mark.parametrize("function", ["create_link", "tokenize", "admin", "webhook", "fiscalize"])
+def test_the_collector_waits_while_a_handler_loads_then_resumes(function: str) -> None:
+    # clinicpay.coldstart, imported before anything else: a collection during the import (boto3,
+    # Powertools, pydantic, our models) would mean something heavy now loads before the pause.
+    program = GC_PROGRAM.format(layer=str(ROOT / "layers/shared/python"), root=str(ROOT), function=function)
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120,
+                         env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                              "PATH": "/usr/bin:/bin"})
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["collections"] == 0
+    # ... and collects again afterwards, never walking what the import loaded (gc.freeze).
+    assert found["enabled"] is True
+    assert found["frozen"] > 10_000
+
+
+def test_admin_loads_provider_code_secrets_health_and_docs_with_their_routes() -> None:
+    # Only gateway changes use them: the service list the booking widget asks admin for waits for none.
+    route_only = ("clinicpay.providers.registry", "clinicpay.providers.http", "clinicpay.ports", "clinicpay.secrets",
+                  "clinicpay.api.docs_page", "clinicpay.repositories.health", "clinicpay.usecases.health")
+    assert _loaded(route_only, ("admin",)) == []

@@ -10,6 +10,9 @@ verify, because monobank may have rotated it - but at most once a minute per mer
 (clinicpay.refresh_gate): `/pubkey` is rate-limited (429 `TMR`), and forged webhooks must not be
 able to make us call it at will, nor use up the calls a real rotation needs. Verification cannot
 be switched off.
+
+`cryptography` (some 35 ms of import) loads with the first key or signature: `fiscalize` imports
+this module through the monobank adapter to create QR invoices and never verifies a webhook.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ import binascii
 import hashlib
 import threading
 from collections.abc import Callable
-
-from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING
 
 from clinicpay.domain.errors import InvalidSignature, ProviderError
 from clinicpay.observability import logger
 from clinicpay.refresh_gate import GATE, RefreshGate
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 SIGNATURE_HEADER = "X-Sign"
 
@@ -36,6 +39,9 @@ _MAX_SIGNATURE_BYTES = 80
 
 def load_public_key(key_base64: str) -> ec.EllipticCurvePublicKey:
     """The `key` of /api/merchant/pubkey -> a P-256 public key. Raises ProviderError if it is not one."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         pem = base64.b64decode(key_base64.strip(), validate=True)
         key = serialization.load_pem_public_key(pem)
@@ -60,6 +66,10 @@ def decode_signature(x_sign: str | None) -> bytes:
 
 def verify_signature(raw_body: bytes, x_sign: str | None, public_key: ec.EllipticCurvePublicKey) -> None:
     """Raise InvalidSignature unless `x_sign` signs exactly `raw_body` with `public_key`."""
+    from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     signature = decode_signature(x_sign)
     try:
         public_key.verify(signature, raw_body, ec.ECDSA(hashes.SHA256()))
