@@ -200,26 +200,33 @@ class Minimal:
         if intent["currency"] == "CLP":  # Fintoc's fee: 1.1 % rounded half up, plus 19 % VAT on it
             net = (2 * intent["amount"] * 11 + 1000) // 2000
             payment["fee"] = {"amount": net + (2 * net * 19 + 100) // 200, "currency": "CLP"}
+        # The event, the payment row and the appointment in one transaction. The appointment moves to
+        # what /pay worked out when it made the session (its status and amount paid after this
+        # payment), on condition that the session and the amount are the ones it asked and that no
+        # other ledger write came in between (the ledger's version).
         self.client.transact_write_items(TransactItems=[
             {"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)", "Item": {
                 "pk": f"EVENT#{clinic_id}#fintoc#{payload['id']}", "sk": "EVENT", "clinic_id": clinic_id,
                 "provider": "fintoc", "event_id": payload["id"], "kind": "succeeded", "outcome": "applied",
                 "occurred_at": occurred, "appointment_id": appointment_id, "session_id": session_id}}},
-            {"Update": {"TableName": self.table_name, "Key": {"pk": pk, "sk": f"APPT#{appointment_id}"},
-                        "UpdateExpression": "SET payment_status = :paid, payment = :payment, last_event_at = :t "
-                                            "REMOVE reminder_pk, reminder_due_at, reminders_pending",
-                        "ConditionExpression": "attribute_exists(pk) AND payment_status <> :paid AND payment_status "
-                                               "<> :refunded AND (contains(session_ids, :sid) OR "
-                                               "provider_session.session_id = :sid) AND price.amount = :amount AND "
-                                               "price.currency = :currency",
-                        "ExpressionAttributeValues": {":paid": "paid", ":refunded": "refunded", ":payment": payment,
-                                                      ":t": occurred, ":sid": session_id, ":amount": intent["amount"],
-                                                      ":currency": intent["currency"]},
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
             {"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)",
                      "Item": {"pk": pk, "sk": f"PAYMENT#fintoc#{intent['id']}", "appointment_id": appointment_id,
-                              **payment}}}])
-        found = self._batch_get([(pk, f"APPT#{appointment_id}"), (pk, "PROFILE"),
+                              **payment, "method": "online", "refunded": 0, "refund_pending": 0,
+                              "session_id": session_id}}},
+            {"Update": {"TableName": self.table_name, "Key": {"pk": pk, "sk": f"APPT#{appointment_id}"},
+                        "UpdateExpression": "SET payment_status = provider_session.status_after, "
+                                            "amount_paid = provider_session.paid_after, "
+                                            "ledger_version = ledger_version + :one, payment = :payment, "
+                                            "last_event_at = :t ADD payment_keys :pk "
+                                            "REMOVE reminder_pk, reminder_due_at, reminders_pending",
+                        "ConditionExpression": "attribute_exists(pk) AND provider_session.session_id = :sid AND "
+                                               "contains(session_asks, :ask) AND "
+                                               "provider_session.ledger_version = ledger_version",
+                        "ExpressionAttributeValues": {":one": 1, ":payment": payment, ":t": occurred,
+                                                      ":sid": session_id, ":pk": {f"fintoc#{intent['id']}"},
+                                                      ":ask": f"{session_id}:{intent['amount']}:{intent['currency']}"},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}])
+        found = self._batch_get([(pk, f"APPT#{appointment_id}"), (pk, "PROFILE"), (pk, "SETTINGS"),
                                  *self._templates(clinic_id, "payment_receipt")])
         appointment, clinic = found[(pk, f"APPT#{appointment_id}")], found[(pk, "PROFILE")]
         self._email(appointment["patient"]["email"], f"{clinic['name']}: payment received",
