@@ -57,8 +57,8 @@ def test_the_paid_link_is_a_receipt_in_the_patients_language(clinic: ClinicKeys)
     assert "Clínica Alameda" in text
     assert "1.250.000 CLP" in text  # minor units (CLP has none), grouped the Chilean way
     local = datetime.fromisoformat(stored["starts_at"]).astimezone(ZoneInfo("America/Santiago"))
-    offset = local.strftime("%z")
-    assert f"{local:%d-%m-%Y %H:%M} (America/Santiago, UTC\u2212{offset[1:3]}:{offset[3:5]})" in text
+    weekday = ["lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"][local.weekday()]
+    assert f"{weekday}, {local.day} de " in text and f"{local:%H:%M} (hora de Chile)" in text
     assert created["appointment_id"] in text
     assert stored["payment"]["reference"] in text and "Referencia del pago (Fintoc)" in text
     assert "Enviamos el comprobante a a***@example.cl." in text and "ana.rojas" not in text

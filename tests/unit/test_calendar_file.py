@@ -38,19 +38,23 @@ def test_the_strict_reader_refuses_what_a_calendar_might() -> None:
 
 
 @pytest.mark.parametrize(("locale", "shown"), [
-    ("es", "14-03-2031 10:30 (America/Santiago, UTC\u221203:00)"),
-    ("en", "2031-03-14 10:30 (America/Santiago, UTC\u221203:00)"),
-    ("fr", "14/03/2031 10:30 (America/Santiago, UTC\u221203:00)"),
-    ("uk", "14.03.2031 10:30 (America/Santiago, UTC\u221203:00)"),
-    ("nb", "14.03.2031 10:30 (America/Santiago, UTC\u221203:00)"),
+    ("es", "viernes, 14 de marzo de 2031, 10:30 (hora de Chile)"),
+    ("en", "Friday, March 14, 2031, 10:30\u202fAM (Chile Time)"),
+    ("fr", "vendredi 14 mars 2031, 10:30 (heure du Chili)"),
+    ("uk", "пʼятниця, 14 березня 2031\u202fр., 10:30 (за чилійським часом)"),
+    ("nb", "fredag 14. mars 2031, 10:30 (chilensk tid)"),
 ])
-def test_the_appointment_time_is_the_clinics_wall_clock_with_the_zone_named(locale: str, shown: str) -> None:
+def test_the_appointment_time_is_the_clinics_wall_clock_with_weekday_and_zone_named(locale: str, shown: str) -> None:
     assert local_time(STARTS, "America/Santiago", locale) == shown
 
 
 def test_a_zone_east_of_utc_and_in_summer_time() -> None:
     assert local_time(datetime(2031, 7, 1, 8, 0, tzinfo=UTC), "Europe/Kyiv", "uk") == \
-        "01.07.2031 11:00 (Europe/Kyiv, UTC+03:00)"
+        "вівторок, 1 липня 2031\u202fр., 11:00 (за східноєвропейським часом)"
+
+
+def test_a_time_the_page_already_places_is_short() -> None:
+    assert local_time(STARTS, "America/Santiago", "es", named=False) == "14 mar 2031, 10:30"
 
 
 @pytest.mark.parametrize(("address", "masked"), [("ana.rojas@example.cl", "a***@example.cl"),

@@ -102,21 +102,24 @@ def text(key: str, locale: str) -> str:
     return _TEXT[key].get(locale, _TEXT[key]["en"])
 
 
-# Numeric dates as each locale writes them (CLDR's medium-length numeric patterns); English gets ISO 8601,
-# the one numeric form no English reader misreads. Times are 24-hour in every locale.
-_DATE_PATTERNS = {"es": "%d-%m-%Y", "en": "%Y-%m-%d", "fr": "%d/%m/%Y", "uk": "%d.%m.%Y", "nb": "%d.%m.%Y"}
 _PROVIDER_NAMES = {"fintoc": "Fintoc", "stripe": "Stripe", "monobank": "monobank"}
 
 
 def local_time(moment: datetime, timezone: str, locale: str, *, named: bool = True) -> str:
-    """`14-03-2031 10:30 (America/Santiago, UTC−03:00)`: the clinic's wall clock, its zone named."""
+    """The clinic's wall clock as the patient's messages say it (CLDR via Babel, notify/formatting.py):
+    `viernes, 14 de marzo de 2031, 10:30 (hora de Chile)` with the weekday and the zone named, or,
+    not `named` (a time the page already places, e.g. when a payment was made), `14 mar 2031, 10:30`."""
+    from clinicpay.notify.formatting import format_time
+
+    if named:
+        return format_time(moment, timezone, locale)
+    from babel.dates import format_skeleton, get_datetime_format
+    from babel.dates import format_time as babel_time
+
     local = moment.astimezone(ZoneInfo(timezone))
-    shown = f"{local.strftime(_DATE_PATTERNS.get(locale, '%Y-%m-%d'))} {local.strftime('%H:%M')}"
-    if not named:
-        return shown
-    offset = local.strftime("%z")  # +hhmm
-    sign = "+" if offset[0] == "+" else "\u2212"
-    return f"{shown} ({timezone}, UTC{sign}{offset[1:3]}:{offset[3:5]})"
+    day = format_skeleton("yMMMd", local, locale=locale)
+    clock = babel_time(local, "short", locale=locale)
+    return str(get_datetime_format("medium", locale=locale)).replace("{1}", day).replace("{0}", clock)
 
 
 _RECEIPT_STYLE = """main.receipt-page h1{font-size:1.5rem;color:#14532d}
