@@ -613,6 +613,49 @@
     return h("span", { "class": "sub", "data-payment-details": "", text: parts.filter(Boolean).join(" · ") });
   }
 
+  // The appointment's money, all of it: each payment (online or at the desk), each refund with its
+  // outcome, each card charge made for it, and the receipt page the patient has. Read when asked.
+  function openHistory(a, panel, region) {
+    say(region, "info", t("loading"));
+    var patient = a.patient || {};
+    var reads = [api("GET", apptPath(a, "/payments")), api("GET", apptPath(a, "/refunds")),
+                 patient.id ? api("GET", clinicPath("/patients/" + encodeURIComponent(patient.id) + "/charges")) : Promise.resolve(null)];
+    Promise.all(reads).then(function (answers) {
+      var failed = answers.filter(function (res) { return res && !res.ok && res.status !== 404; })[0];
+      if (failed) { sayError(region, failed); return; }
+      say(region, null);
+      var payments = (answers[0].data && answers[0].data.payments) || [];
+      var refunds = (answers[1].data && answers[1].data.refunds) || [];
+      var charges = ((answers[2] && answers[2].ok && answers[2].data && answers[2].data.charges) || []).filter(function (c) {
+        return c.appointment_id === a.appointment_id;
+      });
+      var items = [];
+      payments.forEach(function (p) {
+        var parts = [t("history_payment", { amount: formatMoney(p.amount), method: t("method_" + p.method) }),
+                     p.method === "online" ? PROVIDER_NAMES[p.provider] || p.provider : null, p.reference, formatWhen(p.paid_at)];
+        if (amountOf(p.refunded) > 0) parts.push(t("amt_refunded", { amount: formatMoney(p.refunded) }));
+        items.push(h("li", { "data-history": "payment", text: parts.filter(Boolean).join(" · ") }));
+      });
+      refunds.forEach(function (r) {
+        var parts = [t("history_refund", { amount: formatMoney(r.amount) }), t("refund_st_" + r.status), formatWhen(r.created_at)];
+        if (r.reason) parts.push(r.reason);
+        items.push(h("li", { "data-history": "refund", "data-status": r.status, text: parts.join(" · ") }));
+      });
+      charges.forEach(function (c) {
+        items.push(h("li", { "data-history": "charge", "data-status": c.status, text: [
+          t("history_charge", { amount: formatMoney(c.amount) }), chargeStatusText(c), formatWhen(c.created_at)].join(" · ") }));
+      });
+      var paid = ["paid", "deposit_paid", "partially_refunded", "refunded"].indexOf(a.payment_status) >= 0;
+      clear(panel);
+      panel.appendChild(h("div", { "class": "row-form", role: "group", "aria-label": t("history_title") }, [
+        h("p", { "class": "row-form-title", text: t("history_title") }),
+        items.length ? h("ul", { "class": "history" }, items) : h("p", { "class": "hint", text: t("history_empty") }),
+        paid && a.payment_link ? h("p", {}, [h("a", { href: a.payment_link.url, target: "_blank", rel: "noopener", text: t("history_receipt") })]) : null,
+        h("div", { "class": "actions" }, [h("button", { type: "button", "class": "btn btn-small btn-secondary",
+          onclick: function () { clear(panel); }, text: t("close") })])]));
+    });
+  }
+
   // An "awaiting card" booking: send the patient the card request again, by every channel they have.
   function resendCardRequest(a, button, region) {
     var patient = a.patient || {};
@@ -695,6 +738,10 @@
       }
       if (a.payment_link && !cancelled) {
         actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", onclick: function () { copyLink(a.payment_link.url, status); }, text: t("copy_link") }));
+      }
+      if (amountOf(a.amount_paid) > 0 || amountOf(a.amount_refunded) > 0) {
+        actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", "data-action": "history",
+          onclick: function () { openHistory(a, panel, status); }, text: t("history_button") }));
       }
       if (!cancelled) {
         actions.push(h("button", { type: "button", "class": "btn btn-small btn-secondary", "data-action": "cancel-appointment",

@@ -11,6 +11,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from tests.e2e.axe import axe_violations
 from tests.e2e.conftest_browser_helpers import DESKTOP, PHONE, Clinic, no_horizontal_scroll, outbox, unique_email, wait_for
 
 pytest_plugins = ["tests.e2e.conftest_browser"]
@@ -94,6 +95,18 @@ def test_staff_refund_part_of_a_payment_after_confirming_amount_and_patient(clin
     refresh(page)
     expect(line.locator("[data-payment-status]")).to_have_text("Reembolso parcial")
     expect(line.locator("[data-money]")).to_have_text(re.compile(r"Pagado 25\.000\sCLP · Reembolsado 10\.000\sCLP"))
+    # The row's history names the payment and the refund with its outcome, and the patient's receipt
+    line.get_by_role("button", name="Historial de pagos").click()
+    history = line.get_by_role("group", name="Pagos, reembolsos y cobros")
+    expect(history.locator("li[data-history=payment]")).to_have_text(
+        re.compile(r"^Pago 25\.000\sCLP en línea · Fintoc · pi_\w+ · .+ · Reembolsado 10\.000\sCLP$"))
+    expect(history.locator("li[data-history=refund]")).to_have_text(
+        re.compile(r"^Reembolso 10\.000\sCLP · reembolsado · .+ · Descuento acordado$"))
+    expect(history.get_by_role("link", name="Página del comprobante del paciente")).to_have_attribute(
+        "href", ana["payment_link"]["url"])
+    assert axe_violations(page) == []
+    history.get_by_role("button", name="Cerrar", exact=True).click()
+    expect(history).to_have_count(0)
     mail = wait_for(lambda: [m for m in outbox(clinic.base_url, email) if "devolvió" in (m["subject"] or "")],
                     message="the refund email")
     assert len(mail) == 1 and "10.000" in mail[0]["body"]
