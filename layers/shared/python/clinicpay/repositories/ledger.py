@@ -189,16 +189,8 @@ class LedgerRepository:
     def settle_refund(self, refund: Refund, stored: StoredAppointment, *, refunded: Money, status: PaymentStatus,
                       provider_refund_id: str | None, at: datetime, event: EventRecord | None = None) -> Settled:
         """pending -> succeeded, with the appointment's new `amount_refunded` and status."""
-        sets = "SET #s = :succeeded, updated_at = :now" + (", provider_refund_id = :prid" if provider_refund_id else "")
-        sets += " REMOVE due_pk, due_sk"  # off the reconciliation index
-        values: dict[str, Any] = {":succeeded": "succeeded", ":pending": "pending", ":now": _iso(at)}
-        if provider_refund_id:
-            values[":prid"] = provider_refund_id
         writes = [
-            {"Update": {"TableName": self._table_name,
-                        "Key": refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
-                        "UpdateExpression": sets, "ConditionExpression": "#s = :pending",
-                        "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values}},
+            self._refund_move(refund, "pending", "succeeded", at, provider_refund_id=provider_refund_id),
             {"Update": {"TableName": self._table_name,
                         "Key": payment_key(refund.clinic_id, refund.provider, refund.payment_reference),
                         "UpdateExpression": "SET refund_pending = refund_pending - :a DELETE pending_refunds :rid",
@@ -213,18 +205,9 @@ class LedgerRepository:
     def fail_refund(self, refund: Refund, *, failure_code: str | None, provider_refund_id: str | None, at: datetime,
                     event: EventRecord | None = None) -> Failed:
         """pending -> failed, and its reservation released: the amount can be refunded again."""
-        sets = "SET #s = :failed, updated_at = :now" + (", provider_refund_id = :prid" if provider_refund_id else "") \
-            + (", failure_code = :code" if failure_code else "") + " REMOVE due_pk, due_sk"
-        values: dict[str, Any] = {":failed": "failed", ":pending": "pending", ":now": _iso(at)}
-        if provider_refund_id:
-            values[":prid"] = provider_refund_id
-        if failure_code:
-            values[":code"] = failure_code
         writes = [
-            {"Update": {"TableName": self._table_name,
-                        "Key": refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
-                        "UpdateExpression": sets, "ConditionExpression": "#s = :pending",
-                        "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values}},
+            self._refund_move(refund, "pending", "failed", at, provider_refund_id=provider_refund_id,
+                              failure_code=failure_code),
             {"Update": {"TableName": self._table_name,
                         "Key": payment_key(refund.clinic_id, refund.provider, refund.payment_reference),
                         "UpdateExpression": "SET refunded = refunded - :a, refund_pending = refund_pending - :a "
@@ -242,17 +225,9 @@ class LedgerRepository:
         """succeeded -> failed (the provider failed it after it had succeeded: the money never
         reached the patient), with the payment row's `refunded` and the appointment's totals and
         status given back."""
-        values: dict[str, Any] = {":failed": "failed", ":succeeded": "succeeded", ":now": _iso(at)}
-        sets = "SET #s = :failed, updated_at = :now, failed_after_success = :true"
-        values[":true"] = True
-        if failure_code:
-            sets += ", failure_code = :code"
-            values[":code"] = failure_code
         writes = [
-            {"Update": {"TableName": self._table_name,
-                        "Key": refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
-                        "UpdateExpression": sets, "ConditionExpression": "#s = :succeeded",
-                        "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values}},
+            self._refund_move(refund, "succeeded", "failed", at, failure_code=failure_code,
+                              failed_after_success=True),
             {"Update": {"TableName": self._table_name,
                         "Key": payment_key(refund.clinic_id, refund.provider, refund.payment_reference),
                         "UpdateExpression": "SET refunded = refunded - :a",
@@ -342,6 +317,23 @@ class LedgerRepository:
         return {None: "recorded", 0: "exists", 1: "moved"}[reason]  # type: ignore[return-value]
 
     # ---------------------------------------------------------------- pieces
+    def _refund_move(self, refund: Refund, was: str, becomes: str, at: datetime, *,
+                     provider_refund_id: str | None = None, failure_code: str | None = None,
+                     failed_after_success: bool = False) -> dict[str, Any]:
+        """The refund's own write in a move `was` -> `becomes` (conditional on `was`); a decided
+        refund leaves the reconciliation index."""
+        fields: dict[str, Any] = {"status": becomes, "updated_at": _iso(at), "provider_refund_id": provider_refund_id,
+                                  "failure_code": failure_code, "failed_after_success": failed_after_success or None}
+        fields = {name: value for name, value in fields.items() if value is not None}
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":f{i}": value for i, value in enumerate(fields.values())}
+        return {"Update": {
+            "TableName": self._table_name, "Key": refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
+            "UpdateExpression": "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
+                                + " REMOVE due_pk, due_sk",
+            "ConditionExpression": "#f0 = :was", "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {**values, ":was": was}}}
+
     def _refund_put(self, refund: Refund) -> dict[str, Any]:
         item = without_none({**refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
                              **refund.model_dump(mode="json", exclude_none=True)})
