@@ -91,3 +91,30 @@ def test_a_cancelled_appointment_gets_no_reminder_even_when_one_was_due(clinic: 
     invoke_job("reminders")
     # Then nothing more reaches the patient
     assert len(outbox.messages(to=email)) == before
+
+
+def test_a_checkout_opened_before_the_cancel_and_paid_after_is_recorded_and_refundable(stack: TestStack,
+                                                                                        clinic: ClinicKeys) -> None:
+    import requests
+
+    from tests.integration.test_refunds import appointment, payments, refund, wait_for
+    from tests.support.api import ApiClient
+
+    # Given the patient opened the link's checkout, then staff cancelled the appointment
+    created = book(clinic).json()
+    aid = created["appointment_id"]
+    opened = ApiClient().get(f"/pay/{token_of(created)}")
+    assert opened.status == 303, opened.body
+    assert cancel(clinic, aid).status == 200
+    # When the patient completes that checkout anyway
+    paid = requests.post(f"{opened.headers['Location']}/pay", allow_redirects=False, timeout=10)
+    assert paid.status_code in (302, 303)
+    # Then the money is on the appointment, which stays cancelled, and staff can give it back
+    shown = wait_for(lambda: (a := appointment(clinic, aid))["payment_status"] == "paid" and a)
+    assert (shown["status"], shown["amount_paid"]["amount"]) == ("cancelled", 25000)
+    assert payments(clinic, aid)["payments"][0]["refundable"]["amount"] == 25000
+    given_back = refund(clinic, aid, {"reason": "Hora cancelada"})
+    assert given_back.status == 201, given_back.body
+    assert given_back.json()["amount"]["amount"] == 25000
+    # and a cancel once paid still leaves the money where it is
+    assert cancel(clinic, aid).json()["amount_paid"]["amount"] == 25000
