@@ -118,3 +118,27 @@ def test_a_checkout_opened_before_the_cancel_and_paid_after_is_recorded_and_refu
     assert given_back.json()["amount"]["amount"] == 25000
     # and a cancel once paid still leaves the money where it is
     assert cancel(clinic, aid).json()["amount_paid"]["amount"] == 25000
+
+
+def test_a_cancel_landing_while_a_click_makes_its_checkout_leaves_no_checkout_to_pay(
+        clinic: ClinicKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from clinicpay.repositories.appointments import AppointmentRepository
+
+    created = book(clinic).json()
+    aid = created["appointment_id"]
+    store_session = AppointmentRepository.save_session
+
+    def cancelled_meanwhile(self: AppointmentRepository, clinic_id: str, appointment_id: str, *args: Any,
+                            **kwargs: Any) -> bool:
+        # The click read the appointment (not cancelled) and made the provider's checkout; staff's
+        # cancel lands before the checkout is stored on the appointment.
+        assert self.cancel(clinic_id, appointment_id, datetime.now(UTC), None)
+        return store_session(self, clinic_id, appointment_id, *args, **kwargs)
+
+    monkeypatch.setattr(AppointmentRepository, "save_session", cancelled_meanwhile)
+    opened = open_link(token_of(created))
+    # The patient is not sent to a checkout for a cancelled appointment, and none is kept on it
+    assert opened.status == 409, (opened.status, opened.headers.get("Location"))
+    assert "provider_session" not in stored(clinic, aid)
