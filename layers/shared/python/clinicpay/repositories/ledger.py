@@ -211,8 +211,9 @@ class LedgerRepository:
         return {None: "settled", 0: "not_pending", 2: "moved", 3: "duplicate"}[reason]  # type: ignore[return-value]
 
     def fail_refund(self, refund: Refund, *, failure_code: str | None, provider_refund_id: str | None, at: datetime,
-                    event: EventRecord | None = None) -> Failed:
-        """pending -> failed, and its reservation released: the amount can be refunded again."""
+                    event: EventRecord | None = None, unnamed: bool = False) -> Failed:
+        """pending -> failed, and its reservation released: the amount can be refunded again.
+        `unnamed`: only while no provider id is kept on it (one noted since it was read: the provider has it)."""
         sets = "SET #s = :failed, updated_at = :now" + (", provider_refund_id = :prid" if provider_refund_id else "") \
             + (", failure_code = :code" if failure_code else "") + " REMOVE due_pk, due_sk"
         values: dict[str, Any] = {":failed": "failed", ":pending": "pending", ":now": _iso(at)}
@@ -223,8 +224,10 @@ class LedgerRepository:
         writes = [
             {"Update": {"TableName": self._table_name,
                         "Key": refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
-                        "UpdateExpression": sets, "ConditionExpression": "#s = :pending",
-                        "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values}},
+                        "UpdateExpression": sets, "ExpressionAttributeNames": {"#s": "status"},
+                        "ConditionExpression": "#s = :pending" + (
+                            " AND attribute_not_exists(provider_refund_id)" if unnamed else ""),
+                        "ExpressionAttributeValues": values}},
             {"Update": {"TableName": self._table_name,
                         "Key": payment_key(refund.clinic_id, refund.provider, refund.payment_reference),
                         "UpdateExpression": "SET refunded = refunded - :a, refund_pending = refund_pending - :a "
