@@ -91,3 +91,54 @@ def test_a_cancelled_appointment_gets_no_reminder_even_when_one_was_due(clinic: 
     invoke_job("reminders")
     # Then nothing more reaches the patient
     assert len(outbox.messages(to=email)) == before
+
+
+def test_a_checkout_opened_before_the_cancel_and_paid_after_is_recorded_and_refundable(stack: TestStack,
+                                                                                        clinic: ClinicKeys) -> None:
+    import requests
+
+    from tests.integration.test_refunds import appointment, payments, refund, wait_for
+    from tests.support.api import ApiClient
+
+    # Given the patient opened the link's checkout, then staff cancelled the appointment
+    created = book(clinic).json()
+    aid = created["appointment_id"]
+    opened = ApiClient().get(f"/pay/{token_of(created)}")
+    assert opened.status == 303, opened.body
+    assert cancel(clinic, aid).status == 200
+    # When the patient completes that checkout anyway
+    paid = requests.post(f"{opened.headers['Location']}/pay", allow_redirects=False, timeout=10)
+    assert paid.status_code in (302, 303)
+    # Then the money is on the appointment, which stays cancelled, and staff can give it back
+    shown = wait_for(lambda: (a := appointment(clinic, aid))["payment_status"] == "paid" and a)
+    assert (shown["status"], shown["amount_paid"]["amount"]) == ("cancelled", 25000)
+    assert payments(clinic, aid)["payments"][0]["refundable"]["amount"] == 25000
+    given_back = refund(clinic, aid, {"reason": "Hora cancelada"})
+    assert given_back.status == 201, given_back.body
+    assert given_back.json()["amount"]["amount"] == 25000
+    # and a cancel once paid still leaves the money where it is
+    assert cancel(clinic, aid).json()["amount_paid"]["amount"] == 25000
+
+
+def test_a_cancel_landing_while_a_click_makes_its_checkout_leaves_no_checkout_to_pay(
+        clinic: ClinicKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from clinicpay.repositories.appointments import AppointmentRepository
+
+    created = book(clinic).json()
+    aid = created["appointment_id"]
+    store_session = AppointmentRepository.save_session
+
+    def cancelled_meanwhile(self: AppointmentRepository, clinic_id: str, appointment_id: str, *args: Any,
+                            **kwargs: Any) -> bool:
+        # The click read the appointment (not cancelled) and made the provider's checkout; staff's
+        # cancel lands before the checkout is stored on the appointment.
+        assert self.cancel(clinic_id, appointment_id, datetime.now(UTC), None)
+        return store_session(self, clinic_id, appointment_id, *args, **kwargs)
+
+    monkeypatch.setattr(AppointmentRepository, "save_session", cancelled_meanwhile)
+    opened = open_link(token_of(created))
+    # The patient is not sent to a checkout for a cancelled appointment, and none is kept on it
+    assert opened.status == 409, (opened.status, opened.headers.get("Location"))
+    assert "provider_session" not in stored(clinic, aid)

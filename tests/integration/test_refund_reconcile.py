@@ -306,3 +306,34 @@ def age_watches(clinic_id: str) -> None:
         if "due_sk" in watch:
             table.update_item(Key={"pk": watch["pk"], "sk": watch["sk"]}, UpdateExpression="SET due_sk = :d",
                               ExpressionAttributeValues={":d": past + str(watch["due_sk"])[len(past):]})
+
+
+def test_a_refund_whose_provider_id_came_while_the_job_asked_is_never_released_as_never_received(
+        stack: TestStack, clinic: ClinicKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinicpay.repositories.ledger import LedgerRepository
+
+    created = book(clinic)
+    pay_link(stack, clinic, created)
+    aid = created["appointment_id"]
+    # Fintoc's answer to our refund was lost (500), a day ago: the job would release it if Fintoc lists none
+    sandbox(stack, "/_control/refunds/error-next", {"applied": False})
+    assert refund(clinic, aid, key="click-1").json()["status"] == "pending"
+    age(clinic.clinic_id, made_hours_ago=24)
+    claim = LedgerRepository.claim_refund_ask
+
+    def noted_meanwhile(self: LedgerRepository, waiting: Any, now: datetime) -> Any:
+        # Between the job's read of the index and its claim, Fintoc's refund event names its id
+        # (the id is kept on the pending refund, as note_provider_refund does): Fintoc has it.
+        [item] = [i for i in refund_items(clinic.clinic_id) if i["sk"].startswith("REFUND#")]
+        boto3.resource("dynamodb").Table("AppointmentsTable").update_item(
+            Key={"pk": item["pk"], "sk": item["sk"]}, UpdateExpression="SET provider_refund_id = :p",
+            ExpressionAttributeValues={":p": "re_noted_meanwhile"})
+        return claim(self, waiting, now)
+
+    monkeypatch.setattr(LedgerRepository, "claim_refund_ask", noted_meanwhile)
+    outcome = apigw.invoke_job("link-reconcile")["refunds"]
+    # The amount stays reserved: a refund the provider named is not "never received"
+    assert "released" not in outcome, outcome
+    [kept] = refunds_of(clinic, aid)
+    assert kept["status"] == "pending"
+    assert refund(clinic, aid).status == 409  # nothing left to refund twice

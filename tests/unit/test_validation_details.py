@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from clinicpay.api import resolver
 from clinicpay.domain.errors import ValidationFailed
+from clinicpay.domain.text import OneLine
 
 
 class _Patient(BaseModel):
@@ -66,3 +67,31 @@ def test_details_a_use_case_writes_get_the_same_path_and_kind() -> None:
                        "kind": "invalid"}
     assert body[1]["kind"] == "missing" and body[1]["path"] == ["patient", "name"]
     assert body[2] == {"retry_after": 3}
+
+
+class _Named(BaseModel):
+    # What the service, clinic and patient names are: one line (an after-validator), then its length.
+    name: OneLine = Field(min_length=1, max_length=200)
+    address: OneLine | None = Field(default=None, min_length=1, max_length=300)
+    names: dict[str, Annotated[OneLine, Field(min_length=1, max_length=200)]] = Field(default_factory=dict,
+                                                                                       max_length=2)
+
+
+def test_a_one_line_text_out_of_bounds_is_a_length_of_characters_not_a_count_of_values() -> None:
+    try:
+        _Named.model_validate({"name": "x" * 201, "address": "", "names": {"en": "", "fr": "y", "uk": "z"}})
+    except ValidationError as error:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+    answer = resolver._validation_error(RequestValidationError(errors))
+    details = {d["field"]: d for d in json.loads(str(answer.body))["error"]["details"]}
+    # pydantic says too_long/too_short (its words for a collection) once a validator wraps the str
+    assert (details["name"]["kind"], details["name"]["limit"]) == ("too_long", 200)
+    assert (details["names.en"]["kind"], details["names.en"]["limit"]) == ("too_short", 1)
+    assert (details["address"]["kind"], details["address"]["limit"]) == ("too_short", 1)
+    # a dict with too many entries is still a count of values
+    try:
+        _Named.model_validate({"name": "x", "names": {"en": "a", "fr": "b", "uk": "c"}})
+    except ValidationError as error:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+    [many] = json.loads(str(resolver._validation_error(RequestValidationError(errors)).body))["error"]["details"]
+    assert (many["field"], many["kind"], many["limit"]) == ("names", "too_many", 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clinicpay.domain.card import ChargeReason, ConsentChannel, ConsentGrant
-from clinicpay.domain.errors import AlreadyPaid, NotFound, ProviderOutcomeUnknown, ProviderUnavailable, ValidationFailed
+from clinicpay.domain.errors import AlreadyPaid, Conflict, NotFound, ProviderOutcomeUnknown, ProviderUnavailable, ValidationFailed
 from clinicpay.domain.money import Money
 from clinicpay.ports import ChargeResult
 from clinicpay.usecases import cards
@@ -128,6 +128,20 @@ def test_a_successful_charge_for_an_appointment_marks_it_paid(world: World) -> N
     with pytest.raises(AlreadyPaid):
         charge(world, reason=ChargeReason.APPOINTMENT, appointment_id="ap_1")
     assert len(world.vault.charges) == 1
+
+
+def test_a_cancelled_appointment_takes_no_charge_for_its_price_as_its_link_takes_none(world: World) -> None:
+    # Given staff cancelled the appointment (its payment link already refuses money)
+    save(world, "pm_1")
+    world.appointments.add("cl_a", "ap_1", "p-1", price=8000, status="cancelled", payment_status="unpaid")
+    # When they charge the card on file for it
+    with pytest.raises(Conflict) as refused:
+        charge(world, reason=ChargeReason.APPOINTMENT, amount=None, appointment_id="ap_1")
+    # Then nothing reaches the processor and the appointment stays unpaid
+    assert refused.value.code == "appointment_cancelled"
+    assert world.vault.charges == [] and world.appointments.get("cl_a", "ap_1")["payment_status"] == "unpaid"
+    # A fee the clinic charges for the late cancel is its own reason, still allowed
+    assert charge(world, reason=ChargeReason.OTHER, appointment_id="ap_1")["status"] == "succeeded"
 
 
 def test_a_no_show_charge_without_an_amount_takes_the_services_fee_once(world: World) -> None:

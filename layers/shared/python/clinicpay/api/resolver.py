@@ -145,7 +145,12 @@ def _validation_error(error: RequestValidationError) -> Response:
     for item in error.errors():
         loc = [str(part) for part in item.get("loc", ())]
         loc = loc[1:] if loc[:1] == ["body"] else loc  # a field may itself be called "body" (a template's)
-        details.append(field_detail(".".join(loc), item.get("msg", "invalid"), item.get("type", ""), item.get("ctx")))
+        error_type = item.get("type", "")
+        if error_type in ("too_short", "too_long") and isinstance(item.get("input"), str):
+            # A length rule on text a validator wraps (OneLine) comes back in pydantic's words for a
+            # list; it is a length in characters, as on any other text.
+            error_type = f"string_{error_type}"
+        details.append(field_detail(".".join(loc), item.get("msg", "invalid"), error_type, item.get("ctx")))
     missing_body = any(d["type"] == "json_invalid" for d in details)
     if missing_body:
         return error_response(400, "bad_request", "The body is not valid JSON.")

@@ -284,6 +284,7 @@ class AppointmentRepository:
                                   ":sid": {session.session_id}, ":version": expected_version}
         statuses = ", ".join(f":st{i}" for i in range(len(COLLECTING)))
         values.update({f":st{i}": status for i, status in enumerate(COLLECTING)})
+        values[":cancelled"] = "cancelled"
         update = "SET provider_session = :s, session_attempts = :next ADD session_ids :sid"
         if session.amount is not None:
             update += ", session_asks :ask"
@@ -292,8 +293,11 @@ class AppointmentRepository:
         writes = [
             {"Update": {"TableName": self._table_name, "Key": appointment_key(clinic_id, appointment_id),
                         "UpdateExpression": update, "ExpressionAttributeValues": values,
+                        # A cancel that landed since the click read the appointment: no checkout is kept.
                         "ConditionExpression": f"session_attempts = :expected AND payment_status IN ({statuses}) "
-                                               f"AND {version_condition(expected_version)}"}},
+                                               f"AND {version_condition(expected_version)} "
+                                               "AND (attribute_not_exists(#booking) OR #booking <> :cancelled)",
+                        "ExpressionAttributeNames": {"#booking": "status"}}},
             {"Put": {"TableName": self._table_name, "Item": watch}},
         ]
         return _transacted(lambda: self._table.meta.client.transact_write_items(TransactItems=writes))

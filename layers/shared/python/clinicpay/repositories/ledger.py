@@ -203,11 +203,12 @@ class LedgerRepository:
         return {None: "settled", 0: "not_pending", 2: "moved", 3: "duplicate"}[reason]  # type: ignore[return-value]
 
     def fail_refund(self, refund: Refund, *, failure_code: str | None, provider_refund_id: str | None, at: datetime,
-                    event: EventRecord | None = None) -> Failed:
-        """pending -> failed, and its reservation released: the amount can be refunded again."""
+                    event: EventRecord | None = None, unnamed: bool = False) -> Failed:
+        """pending -> failed, and its reservation released: the amount can be refunded again.
+        `unnamed`: only while no provider id is kept on it (one noted since it was read: the provider has it)."""
         writes = [
             self._refund_move(refund, "pending", "failed", at, provider_refund_id=provider_refund_id,
-                              failure_code=failure_code),
+                              failure_code=failure_code, unnamed=unnamed),
             {"Update": {"TableName": self._table_name,
                         "Key": payment_key(refund.clinic_id, refund.provider, refund.payment_reference),
                         "UpdateExpression": "SET refunded = refunded - :a, refund_pending = refund_pending - :a "
@@ -319,9 +320,9 @@ class LedgerRepository:
     # ---------------------------------------------------------------- pieces
     def _refund_move(self, refund: Refund, was: str, becomes: str, at: datetime, *,
                      provider_refund_id: str | None = None, failure_code: str | None = None,
-                     failed_after_success: bool = False) -> dict[str, Any]:
-        """The refund's own write in a move `was` -> `becomes` (conditional on `was`); a decided
-        refund leaves the reconciliation index."""
+                     failed_after_success: bool = False, unnamed: bool = False) -> dict[str, Any]:
+        """The refund's own write in a move `was` -> `becomes` (conditional on `was`, and with
+        `unnamed` on no provider id being kept on it); a decided refund leaves the reconciliation index."""
         fields: dict[str, Any] = {"status": becomes, "updated_at": _iso(at), "provider_refund_id": provider_refund_id,
                                   "failure_code": failure_code, "failed_after_success": failed_after_success or None}
         fields = {name: value for name, value in fields.items() if value is not None}
@@ -331,7 +332,8 @@ class LedgerRepository:
             "TableName": self._table_name, "Key": refund_key(refund.clinic_id, refund.appointment_id, refund.refund_id),
             "UpdateExpression": "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
                                 + " REMOVE due_pk, due_sk",
-            "ConditionExpression": "#f0 = :was", "ExpressionAttributeNames": names,
+            "ConditionExpression": "#f0 = :was" + (" AND attribute_not_exists(provider_refund_id)" if unnamed else ""),
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {**values, ":was": was}}}
 
     def _refund_put(self, refund: Refund) -> dict[str, Any]:

@@ -423,6 +423,9 @@ def _appointment(deps: CardDeps, clinic_id: str, patient_id: str, appointment_id
     if reason is ChargeReason.APPOINTMENT and appointment.get("payment_status") in ("paid", "partially_refunded",
                                                                                    "refunded"):
         raise AlreadyPaid()
+    if reason is ChargeReason.APPOINTMENT and appointment.get("status") == "cancelled":
+        # As its link: a cancelled appointment's price is not taken (a late-cancel fee is a charge of its own).
+        raise Conflict("The appointment is cancelled: its price is not charged.", code="appointment_cancelled")
     return appointment
 
 

@@ -363,7 +363,7 @@ def _reconcile_refund(deps: RefundDeps, waiting: WaitingRefund, now: datetime) -
             if not lookup.refund_resend_safe and waited < UNLISTED_RELEASE_AFTER:
                 return "unanswered"
             if deps.ledger.fail_refund(refund, failure_code="not_received_by_provider", provider_refund_id=None,
-                                       at=now) == "failed":
+                                       at=now, unnamed=True) == "failed":
                 metrics.add_metric(name="RefundNotReceivedByProvider", unit="Count", value=1)
                 logger.warning("refund never reached the provider and is too old to send again: released",
                                extra=log)
