@@ -97,7 +97,7 @@ def test_user_data_in_the_html_part_is_escaped() -> None:
     body = ("Hola <script>alert(1)</script> & \"Ana\" <img src=x onerror=y>,\n\n"
             "Paga aquí:\nhttps://pay.example/p/abc?x=1&y=\"2\"\n\n"
             "https://pay.example/p/tok\n\nClínica <b>Sur</b>")
-    document = email_html("Tu hora <en> Clínica", body, "es")
+    document = email_html("Tu hora <en> Clínica", body, "es", link_hosts=["pay.example"])
     parsed = _parse(document)
     assert "script" not in parsed.tags and "img" not in parsed.tags and "b" not in parsed.tags
     assert "<script>alert(1)</script>" in "".join(parsed.text)  # shown as text, not run
@@ -108,7 +108,15 @@ def test_user_data_in_the_html_part_is_escaped() -> None:
 
 
 def test_a_javascript_address_never_becomes_a_link() -> None:
-    assert _parse(email_html("s", "javascript:alert(1)\n\nx", "en")).hrefs == []
+    assert _parse(email_html("s", "javascript:alert(1)\n\nx", "en", link_hosts=["pay.example"])).hrefs == []
+
+
+def test_only_our_own_addresses_become_links() -> None:
+    # a patient named "https://evil.example/login" in the public widget: text, never a link or button
+    body = "Hola https://evil.example/login,\n\nhttps://evil.example/pay\n\nPaga: https://pay.example/p/tok"
+    parsed = _parse(email_html("s", body, "es", link_hosts=["pay.example"]))
+    assert parsed.hrefs == ["https://pay.example/p/tok"]
+    assert "https://evil.example/login" in "".join(parsed.text) and "https://evil.example/pay" in "".join(parsed.text)
 
 
 def test_an_email_goes_to_ses_with_a_text_and_an_html_part(monkeypatch: pytest.MonkeyPatch) -> None:

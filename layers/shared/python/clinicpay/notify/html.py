@@ -2,14 +2,18 @@
 the wording is written, overridden by clinics and tested once, as text).
 
 Everything from the text is escaped (names, service names and clinics' own templates are user
-data); only http(s) addresses become links, and a paragraph that is just an address becomes a
-button. Simple tables and inline styles: what mail clients (Gmail, Outlook, Apple Mail) render alike.
+data); only http(s) addresses on our own hosts (the /pay, card and receipt pages) become links, and
+a paragraph that is just such an address becomes a button. Any other address stays text: a patient
+name typed as "https://…" in the public widget must not become a button in an email sent in the
+clinic's name. Simple tables and inline styles: what mail clients (Gmail, Outlook, Apple Mail) render alike.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from html import escape
+from urllib.parse import urlsplit
 
 _URL = re.compile(r"https?://[^\s<>\"']+")
 _FONT = "-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif"
@@ -20,11 +24,20 @@ _CARD = "max-width:560px;background:#ffffff;border:1px solid #e5e7eb;border-radi
 _LINK = "color:#0b57d0;word-break:break-all;"
 
 
-def _linked(line: str) -> str:
-    """One line of text, escaped, its web addresses as links."""
+def _ours(url: str, hosts: Collection[str]) -> bool:
+    try:
+        return urlsplit(url).netloc.lower() in hosts
+    except ValueError:
+        return False
+
+
+def _linked(line: str, hosts: Collection[str]) -> str:
+    """One line of text, escaped, the addresses on our hosts as links."""
     out, at = [], 0
     for found in _URL.finditer(line):
         url = found.group(0).rstrip(".,;:)")
+        if not _ours(url, hosts):
+            continue
         end = found.start() + len(url)
         out.append(escape(line[at:found.start()]))
         out.append(f'<a href="{escape(url, quote=True)}" style="{_LINK}">{escape(url)}</a>')
@@ -33,19 +46,21 @@ def _linked(line: str) -> str:
     return "".join(out)
 
 
-def _paragraph(block: str) -> str:
+def _paragraph(block: str, hosts: Collection[str]) -> str:
     lines = block.split("\n")
     stripped = block.strip()
-    if len(lines) == 1 and _URL.fullmatch(stripped):
+    if len(lines) == 1 and _URL.fullmatch(stripped) and _ours(stripped, hosts):
         return (f'<p style="{_P}"><a href="{escape(stripped, quote=True)}" style="{_BUTTON}">'
                 f"{escape(stripped)}</a></p>")
-    return f'<p style="{_P}">' + "<br>".join(_linked(line) for line in lines) + "</p>"
+    return f'<p style="{_P}">' + "<br>".join(_linked(line, hosts) for line in lines) + "</p>"
 
 
-def email_html(subject: str, body: str, locale: str | None) -> str:
-    """A whole HTML document for `body` (plain text: paragraphs separated by a blank line)."""
+def email_html(subject: str, body: str, locale: str | None, *, link_hosts: Collection[str] = ()) -> str:
+    """A whole HTML document for `body` (plain text: paragraphs separated by a blank line); addresses
+    on `link_hosts` (host[:port], lower case) are links."""
+    hosts = {host.lower() for host in link_hosts}
     blocks = [b.strip("\n") for b in re.split(r"\n\s*\n", body.strip()) if b.strip()]
-    paragraphs = "\n".join(_paragraph(block) for block in blocks)
+    paragraphs = "\n".join(_paragraph(block, hosts) for block in blocks)
     lang = f' lang="{escape(locale, quote=True)}"' if locale else ""
     title = escape(subject)
     return f"""<!doctype html>

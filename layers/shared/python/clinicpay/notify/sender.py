@@ -41,6 +41,16 @@ def _ses() -> Any:
     return deadline.guard(boto3.client("sesv2", config=deadline.aws_config()))
 
 
+def _our_hosts() -> frozenset[str]:
+    """The hosts whose addresses an email may show as links: our public pages (/pay, cards, receipts).
+    Read per message (settings are cached already), so a changed setting is never stale here."""
+    from urllib.parse import urlsplit
+
+    from clinicpay.settings import get_settings
+
+    return frozenset({urlsplit(get_settings().public_base_url).netloc.lower()})
+
+
 @lru_cache(maxsize=1)
 def _sns() -> Any:
     return deadline.guard(boto3.client("sns", config=deadline.aws_config()))
@@ -57,7 +67,7 @@ class AwsTransport:
             if message.channel == "email":
                 # Both parts: SES sends them as multipart/alternative; clients that show no
                 # HTML (or patients who chose text) read the text part.
-                html = email_html(message.subject or "", message.body, message.locale)
+                html = email_html(message.subject or "", message.body, message.locale, link_hosts=_our_hosts())
                 response = _ses().send_email(
                     FromEmailAddress=self._sender,
                     Destination={"ToAddresses": [message.to]},
