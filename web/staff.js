@@ -607,7 +607,7 @@
   function paymentDetails(a) {
     var p = a.payment;
     if (!p) return null;
-    var parts = [p.provider, p.reference];
+    var parts = [PROVIDER_NAMES[p.provider] || p.provider, p.reference];
     if (p.fee) parts.push(t("pay_fee", { amount: formatMoney(p.fee) }));
     if (p.paid_at) parts.push(t("pay_paid_at", { when: formatWhen(p.paid_at) }));
     return h("span", { "class": "sub", "data-payment-details": "", text: parts.filter(Boolean).join(" · ") });

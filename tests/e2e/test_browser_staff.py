@@ -79,7 +79,7 @@ def test_staff_resend_a_payment_link_with_pay_and_the_patient_gets_it(clinic: Cl
     expect(page.locator("tr", has_text="Marta Rojas").locator("[data-payment-status]")).to_have_text("Sin pago")
     expect(row(page, paid).get_by_role("button", name=re.compile("^Enviar enlace de pago"))).to_have_count(0)
     # and the paid one shows how it was paid: provider, reference and when (issue 11)
-    expect(row(page, paid).locator("[data-payment-details]")).to_contain_text(re.compile(r"^fintoc · \S+ · .*pagado el "))
+    expect(row(page, paid).locator("[data-payment-details]")).to_contain_text(re.compile(r"^Fintoc · \S+ · .*pagado el "))
     expect(row(page, unpaid).locator("td").nth(3)).to_have_text(re.compile(r"25\.000\sCLP"))
     shots(page, "staff-appointments-desktop")
 
