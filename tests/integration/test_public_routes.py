@@ -203,10 +203,15 @@ def free_clinic() -> ClinicKeys:
 def test_thirty_bookings_in_seven_seconds_meet_429s_and_no_message_storm(free_clinic: ClinicKeys) -> None:
     clinic = free_clinic
     client = clinic.widget().from_address("203.0.113.7")
-    started = time.monotonic()
+    # The limits count in fixed 10-minute windows: start well inside one, so all thirty fall in it
+    # however slow the machine (what the test measures is the counting, not this machine's speed).
+    window = 600
+    if window - time.time() % window < 60:
+        time.sleep(window - time.time() % window + 0.5)
+    started = time.time()
     answers = [book_online(clinic, {"name": f"Bot {i}", "email": f"bot{i}@example.cl", "phone": "+56961234567"},
                            service="control", client=client) for i in range(30)]
-    assert time.monotonic() - started < 7
+    assert int(started // window) == int(time.time() // window)  # one window, as a burst is
     statuses = [a.status for a in answers]
     # The first ten pass (a patient never books ten times in ten minutes), the rest are refused
     assert statuses[:10] == [201] * 10 and set(statuses[10:]) == {429}
