@@ -81,3 +81,22 @@ def plain(value: Any) -> Any:
 def without_none(item: dict[str, Any]) -> dict[str, Any]:
     """Sparse indexes rely on absent attributes, so None is dropped rather than stored."""
     return {k: v for k, v in item.items() if v is not None}
+
+
+DUE_INDEX = "DueByShard"  # the shared sparse index of waiting work (due_pk `{kind}#{shard}`, due_sk `{when}#...`)
+
+
+def due_page(table_resource: Any, due_pk: str, due_until: str, *, limit: int,
+             after: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One page of the DueByShard items of one shard whose due_sk is at most `due_until` (the most
+    overdue first), as plain values, and where the next page starts (None: no more)."""
+    from boto3.dynamodb.conditions import Key
+
+    args: dict[str, Any] = {"IndexName": DUE_INDEX, "Limit": limit,
+                            "KeyConditionExpression": Key("due_pk").eq(due_pk) & Key("due_sk").lte(due_until)}
+    if after:
+        args["ExclusiveStartKey"] = after
+    with translated_errors():
+        page = table_resource.query(**args)
+    return [plain(item) for item in page["Items"]], page.get("LastEvaluatedKey")
+

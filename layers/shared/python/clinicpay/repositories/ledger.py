@@ -36,13 +36,12 @@ from clinicpay.domain.appointment import PaymentStatus
 from clinicpay.domain.ledger import Payment, PaymentMethod, Refund
 from clinicpay.domain.money import Money
 from clinicpay.repositories.appointments import StoredAppointment, appointment_key, version_condition
-from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
+from clinicpay.repositories.dynamo import conditional, due_page, plain, table, translated_errors, without_none
 from clinicpay.repositories.events import event_item
 from clinicpay.repositories.shards import key_of, shard_key
 
 TRANSACTION_ATTEMPTS = 3
 REFUND_WATCH_KIND = "REFUNDWATCH"
-DUE_INDEX = "DueByShard"
 # Younger than this, the provider's answer or event is most likely on its way: the first ask waits.
 FIRST_REFUND_ASK = timedelta(minutes=5)
 # Then each ask waits longer; the last interval repeats for as long as the refund is pending (a
@@ -274,16 +273,10 @@ class LedgerRepository:
                     after: dict[str, Any] | None = None) -> tuple[list[WaitingRefund], dict[str, Any] | None]:
         """One page of the shard's pending refunds due for an ask by `now`, the most overdue first,
         and where the next page starts (None: no more)."""
-        args: dict[str, Any] = {"IndexName": DUE_INDEX, "Limit": limit,
-                                "KeyConditionExpression": Key("due_pk").eq(key_of(REFUND_WATCH_KIND, shard))
-                                & Key("due_sk").lte(f"{_due_iso(now)}~")}
-        if after:
-            args["ExclusiveStartKey"] = after
-        with translated_errors():
-            page = self._table.query(**args)
-        waiting = [WaitingRefund(Refund.model_validate(item), str(item["due_sk"]), int(item.get("refund_asks", 0)))
-                   for item in map(plain, page["Items"])]
-        return waiting, page.get("LastEvaluatedKey")
+        items, last = due_page(self._table, key_of(REFUND_WATCH_KIND, shard), f"{_due_iso(now)}~",
+                               limit=limit, after=after)
+        return [WaitingRefund(Refund.model_validate(item), str(item["due_sk"]), int(item.get("refund_asks", 0)))
+                for item in items], last
 
     def claim_refund_ask(self, waiting: WaitingRefund, now: datetime) -> WaitingRefund | None:
         """Take the refund for this ask: move it to its next ask, on condition nobody moved it since it

@@ -18,14 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
-
 from clinicpay.domain.appointment import ProviderSession
-from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors
+from clinicpay.repositories.dynamo import conditional, due_page, plain, table, translated_errors
 from clinicpay.repositories.shards import key_of, shard_key
 
 WATCH_KIND = "LINKWATCH"
-DUE_INDEX = "DueByShard"
 
 # Younger than this, the webhook is most likely on its way: the first ask waits this long.
 FIRST_ASK = timedelta(minutes=3)
@@ -110,14 +107,8 @@ class LinkWatchRepository:
         """One page of the shard's watches due by `now`, the most overdue first, and where the next
         page starts (None: no more). Only waiting watches are in the index."""
         # "~" sorts after "#": every due_sk whose time is `now` or earlier.
-        args: dict[str, Any] = {"IndexName": DUE_INDEX, "Limit": limit,
-                                "KeyConditionExpression": Key("due_pk").eq(key_of(WATCH_KIND, shard))
-                                & Key("due_sk").lte(f"{iso(now)}~")}
-        if after:
-            args["ExclusiveStartKey"] = after
-        with translated_errors():
-            page = self._table.query(**args)
-        return [_watch(plain(i)) for i in page["Items"]], page.get("LastEvaluatedKey")
+        items, last = due_page(self._table, key_of(WATCH_KIND, shard), f"{iso(now)}~", limit=limit, after=after)
+        return [_watch(i) for i in items], last
 
     def get(self, clinic_id: str, provider: str, session_id: str) -> dict[str, Any] | None:
         with translated_errors():

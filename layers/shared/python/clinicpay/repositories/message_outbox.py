@@ -19,16 +19,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from boto3.dynamodb.conditions import Key
-
 from clinicpay.domain.ids import new_id
 from clinicpay.domain.model import Model
 from clinicpay.ports import OutgoingMessage
-from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
+from clinicpay.repositories.dynamo import conditional, due_page, plain, table, translated_errors, without_none
 from clinicpay.repositories.shards import key_of, shard_key
 
 OUTBOX_KIND = "OUTBOX"
-DUE_INDEX = "DueByShard"
 KEPT_FOR = timedelta(days=30)
 
 KeptState = Literal["waiting", "sending", "sent", "refused", "given_up"]
@@ -96,14 +93,8 @@ class MessageOutbox:
             after: dict[str, Any] | None = None) -> tuple[list[KeptMessage], dict[str, Any] | None]:
         """One page of the shard's messages due by `now` (waiting, or a lapsed claim), and where the
         next page starts (None: no more)."""
-        args: dict[str, Any] = {"IndexName": DUE_INDEX, "Limit": limit,
-                                "KeyConditionExpression": Key("due_pk").eq(key_of(OUTBOX_KIND, shard))
-                                & Key("due_sk").lte(_iso(now))}
-        if after:
-            args["ExclusiveStartKey"] = after
-        with translated_errors():
-            page = self._table.query(**args)
-        return [KeptMessage.model_validate(plain(i)) for i in page["Items"]], page.get("LastEvaluatedKey")
+        items, last = due_page(self._table, key_of(OUTBOX_KIND, shard), _iso(now), limit=limit, after=after)
+        return [KeptMessage.model_validate(i) for i in items], last
 
     def claim(self, clinic_id: str, outbox_id: str, *, token: str, now: datetime,
               lease_until: datetime) -> KeptMessage | None:
