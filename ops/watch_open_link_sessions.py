@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from clinicpay.domain.appointment import ProviderSession
 from clinicpay.repositories.dynamo import plain
 from clinicpay.repositories.link_watches import FIRST_ASK, watch_item
+from ops import scanned
 
 UNDECIDED = ("unpaid", "pending")
 
@@ -45,29 +46,25 @@ def watch_open_sessions(table_name: str, *, apply: bool, now: datetime | None = 
                             "AND payment_status IN (:unpaid, :pending)",
         "ProjectionExpression": "pk, sk, clinic_id, appointment_id, provider_session",
         "ExpressionAttributeValues": {":appt": "APPT#", ":unpaid": UNDECIDED[0], ":pending": UNDECIDED[1]}}
-    while True:
-        page = table.scan(**args)
-        for item in page.get("Items", []):
-            stored = plain(item)
-            session = ProviderSession.model_validate(stored["provider_session"])
-            # Due now: its webhook may have been lost already.
-            watch = watch_item(str(stored["clinic_id"]), str(stored["appointment_id"]), session,
-                               now - FIRST_ASK - timedelta(seconds=1))
-            if not apply:
-                exists = table.get_item(Key={"pk": watch["pk"], "sk": watch["sk"]}).get("Item")
-                report.already += bool(exists)
-                report.watched += not exists
-                continue
-            try:
-                table.put_item(Item=watch, ConditionExpression="attribute_not_exists(pk)")
-                report.watched += 1
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
-                report.already += 1
-        if "LastEvaluatedKey" not in page:
-            return report
-        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for item in scanned(table, **args):
+        stored = plain(item)
+        session = ProviderSession.model_validate(stored["provider_session"])
+        # Due now: its webhook may have been lost already.
+        watch = watch_item(str(stored["clinic_id"]), str(stored["appointment_id"]), session,
+                           now - FIRST_ASK - timedelta(seconds=1))
+        if not apply:
+            exists = table.get_item(Key={"pk": watch["pk"], "sk": watch["sk"]}).get("Item")
+            report.already += bool(exists)
+            report.watched += not exists
+            continue
+        try:
+            table.put_item(Item=watch, ConditionExpression="attribute_not_exists(pk)")
+            report.watched += 1
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            report.already += 1
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from clinicpay.domain.ledger import Refund
 from clinicpay.repositories.dynamo import plain
 from clinicpay.repositories.ledger import REFUND_WATCH_KIND, refund_due_sk
 from clinicpay.repositories.shards import shard_key
+from ops import scanned
 
 
 @dataclass
@@ -42,32 +43,28 @@ def watch_pending_refunds(table_name: str, *, apply: bool, now: datetime | None 
     args: dict[str, Any] = {"FilterExpression": "begins_with(sk, :refund) AND #s = :pending",
                             "ExpressionAttributeNames": {"#s": "status"},
                             "ExpressionAttributeValues": {":refund": "REFUND#", ":pending": "pending"}}
-    while True:
-        page = table.scan(**args)
-        for item in map(plain, page.get("Items", [])):
-            if "due_pk" in item:
-                report.already += 1
-                continue
-            if not apply:
-                report.watched += 1
-                continue
-            refund = Refund.model_validate(item)
-            try:
-                table.update_item(
-                    Key={"pk": item["pk"], "sk": item["sk"]}, UpdateExpression="SET due_pk = :pk, due_sk = :sk",
-                    ConditionExpression="#s = :pending AND attribute_not_exists(due_pk)",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={":pk": shard_key(REFUND_WATCH_KIND, refund.clinic_id),
-                                               ":sk": refund_due_sk(refund, now - timedelta(seconds=1)),
-                                               ":pending": "pending"})
-                report.watched += 1
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
-                report.already += 1
-        if "LastEvaluatedKey" not in page:
-            return report
-        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for item in map(plain, scanned(table, **args)):
+        if "due_pk" in item:
+            report.already += 1
+            continue
+        if not apply:
+            report.watched += 1
+            continue
+        refund = Refund.model_validate(item)
+        try:
+            table.update_item(
+                Key={"pk": item["pk"], "sk": item["sk"]}, UpdateExpression="SET due_pk = :pk, due_sk = :sk",
+                ConditionExpression="#s = :pending AND attribute_not_exists(due_pk)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":pk": shard_key(REFUND_WATCH_KIND, refund.clinic_id),
+                                           ":sk": refund_due_sk(refund, now - timedelta(seconds=1)),
+                                           ":pending": "pending"})
+            report.watched += 1
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            report.already += 1
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
