@@ -38,6 +38,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from clinicpay.api.auth import Access, Caller, authenticate, require_signature_header
 from clinicpay.api.card_guard import card_data_refusal_reason
+from clinicpay.api.route_groups import RouteGroups
 from clinicpay.domain.errors import (
     BadRequest,
     CardDataNotAccepted,
@@ -284,8 +285,31 @@ class ClinicpayResolver(APIGatewayHttpResolver):
     taking the publishable key the limit it counts against: `access=Access.PUBLISHABLE, limit="write"`.
     A route without them is a programming error, caught when the module loads."""
 
+    _route_groups: RouteGroups | None = None
+
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         return edge_refusal(event) or harden(super().resolve(event, context))
+
+    # -------------------------------------------------------------- route groups (api.route_groups)
+    def route_groups(self, anchor: str, groups: Mapping[str, tuple[str, ...]]) -> None:
+        """The modules next to `anchor` that declare this function's routes, each with the paths it serves."""
+        from clinicpay.snapstart import before_snapshot
+
+        self._route_groups = RouteGroups(self, anchor, groups)
+        before_snapshot(self.load_routes)
+
+    def load_routes(self, path: str | None = None) -> None:
+        """Loads the route groups serving `path`, or all of them."""
+        if self._route_groups is not None and self._route_groups.pending:
+            self._route_groups.load(path)
+
+    def _resolve(self) -> ResponseBuilder:
+        self.load_routes(self._remove_prefix(self.current_event.path))
+        return super()._resolve()
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        self.load_routes()
+        return super().get_openapi_schema(*args, **kwargs)
 
     @property
     def caller(self) -> Caller | None:

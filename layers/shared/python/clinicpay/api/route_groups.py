@@ -1,0 +1,115 @@
+"""Route groups: a function's routes live in modules of its folder, each loaded by the first request
+to one of its paths (cold start: bench/import_time.py).
+
+A function's `app.py` builds the resolver and names its groups and the paths each serves:
+
+    app = make_resolver()
+    app.route_groups(__file__, {"payment_page": ("/pay/<token>", "/pay/<token>/result")})
+
+`functions/<name>/payment_page.py` declares those routes as any module would, on the resolver that
+is loading it:
+
+    app = loading_routes()
+
+    @app.get("/pay/<token>", access=Access.LINK_TOKEN)
+    def pay_page(token: str) -> Response: ...
+
+A request loads every group with a path matching its own (whatever the method), so the routes that
+compete for it are all there before Powertools picks one. What a group imports (its request models,
+use cases, repositories, providers) is paid only by the containers that serve it, once. With
+SnapStart every group is loaded before the snapshot. `tests/unit/test_route_groups.py` checks that
+each group declares exactly the paths its module registers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clinicpay.api.resolver import ClinicpayResolver
+
+_loading: list[ClinicpayResolver] = []
+_lock = threading.RLock()  # Lambda runs one request at a time; a local server might not
+
+
+def loading_routes() -> ClinicpayResolver:
+    """The resolver whose route group is being loaded: the `app` a group module declares routes on."""
+    if not _loading:
+        raise RuntimeError("a route group is loaded by its function's resolver (app.route_groups), not imported")
+    return _loading[-1]
+
+
+def function_module(anchor: str, name: str) -> ModuleType:
+    """`name`.py from the folder of `anchor` (a function's folder), loaded once per process. Function
+    folders are not packages and each may have a module of the same name, so each is kept under a name
+    of its own."""
+    folder = Path(anchor).resolve().parent
+    module_name = f"clinicpay_function_{folder.name}_{name}"
+    with _lock:
+        return sys.modules.get(module_name) or _execute(folder / f"{name}.py", module_name)
+
+
+def _execute(path: Path, module_name: str) -> ModuleType:
+    # Registered in sys.modules first: pydantic resolves a deferred model's annotations through it.
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module at {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+@dataclass
+class RouteGroup:
+    anchor: str
+    name: str
+    rules: tuple[str, ...]
+    patterns: tuple[object, ...]
+    loaded: bool = False
+
+    def serves(self, path: str) -> bool:
+        return any(pattern.match(path) for pattern in self.patterns)  # type: ignore[attr-defined]
+
+
+class RouteGroups:
+    """The groups of one resolver, loaded on demand."""
+
+    def __init__(self, resolver: ClinicpayResolver, anchor: str, groups: Mapping[str, tuple[str, ...]]) -> None:
+        self._resolver = resolver
+        self.groups = [RouteGroup(anchor, name, tuple(rules), tuple(resolver._compile_regex(rule) for rule in rules))
+                       for name, rules in groups.items()]
+
+    @property
+    def pending(self) -> bool:
+        return not all(group.loaded for group in self.groups)
+
+    def load(self, path: str | None = None) -> None:
+        """Loads the groups serving `path`, or every group."""
+        with _lock:
+            for group in self.groups:
+                if not group.loaded and (path is None or group.serves(path)):
+                    self.load_group(group)
+
+    def load_group(self, group: RouteGroup) -> None:
+        folder = Path(group.anchor).resolve().parent
+        with _lock:
+            _loading.append(self._resolver)
+            try:
+                # One module per resolver: a handler loaded twice in one process (tests) gets its
+                # routes registered on each of its resolvers.
+                _execute(folder / f"{group.name}.py", f"clinicpay_routes_{folder.name}_{group.name}_{id(self)}")
+            finally:
+                _loading.pop()
+            group.loaded = True

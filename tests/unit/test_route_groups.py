@@ -1,0 +1,82 @@
+"""Route groups (api/route_groups.py): each function's groups declare exactly the paths their modules
+register, no two groups compete for one request, and a request loads only the groups serving its path."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clinicpay.api.resolver import ClinicpayResolver, make_resolver
+
+ROOT = Path(__file__).resolve().parents[2]
+# webhook keeps its three routes in app.py: each already loads its own provider's code when called.
+FUNCTIONS: list[str] = []  # each function joins as its routes move into groups
+
+
+def _handler(function: str) -> Any:
+    name = f"route_groups_test_{function}"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / function / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _routes(app: ClinicpayResolver) -> set[tuple[str, str]]:
+    return {(route.method, route.path) for route in app._static_routes + app._dynamic_routes}
+
+
+def _may_compete(first: str, second: str) -> bool:
+    """Whether some path could match both rules (Powertools' <param> never spans a slash)."""
+    a, b = first.strip("/").split("/"), second.strip("/").split("/")
+    return len(a) == len(b) and all(x == y or x.startswith("<") or y.startswith("<") for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_group_registers_exactly_the_paths_it_declares(function: str) -> None:
+    app = _handler(function).app
+    groups = app._route_groups
+    assert groups is not None, f"{function} declares its routes in route groups"
+    registered: dict[str, set[tuple[str, str]]] = {}
+    for group in groups.groups:
+        before = _routes(app)
+        groups.load_group(group)
+        registered[group.name] = _routes(app) - before
+        assert {path for _, path in registered[group.name]} == set(group.rules), group.name
+    for (one, first), (other, second) in itertools.combinations(registered.items(), 2):
+        for (method, rule), (other_method, other_rule) in itertools.product(first, second):
+            assert not (method == other_method and _may_compete(rule, other_rule)), (
+                f"{method} {rule} ({one}) and {other_rule} ({other}) may match one request: put them in one group")
+
+
+def test_a_request_loads_only_the_groups_serving_its_path(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("")
+    for name, rule, parameters in (("first", "/things/<thing_id>", "thing_id: str"), ("second", "/other", "")):
+        (tmp_path / f"{name}.py").write_text(
+            "from clinicpay.api.auth import Access\n"
+            "from clinicpay.api.route_groups import loading_routes\n"
+            "app = loading_routes()\n"
+            f"@app.get({rule!r}, access=Access.NONE)\n"
+            f"def {name}({parameters}) -> dict[str, str]:\n"
+            f"    return {{'group': {name!r}}}\n")
+    app = make_resolver()
+    app.route_groups(str(tmp_path / "app.py"), {"first": ("/things/<thing_id>",), "second": ("/other",)})
+    def event(path: str) -> dict[str, Any]:
+        return {"version": "2.0", "rawPath": path, "headers": {}, "routeKey": "$default", "isBase64Encoded": False,
+                "requestContext": {"stage": "$default", "http": {"method": "GET", "path": path}}}
+
+    answer = app.resolve(event("/things/a"), None)
+    assert answer["statusCode"] == 200 and '"first"' in answer["body"]
+    assert [group.loaded for group in app._route_groups.groups] == [True, False]
+    assert app.resolve(event("/nothing"), None)["statusCode"] == 404
+    assert [group.loaded for group in app._route_groups.groups] == [True, False]
+    app.load_routes()
+    assert all(group.loaded for group in app._route_groups.groups)
+    assert re.search("second", str(app.get_openapi_schema().paths))
