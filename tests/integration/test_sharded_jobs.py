@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from clinicpay import fanout
+from clinicpay.api.route_groups import function_module
 from clinicpay.repositories.shards import SHARDS, shard_key, shard_of
 from local import apigw, outbox, template
 from tests.support.clinics import ClinicKeys, add_service, create_clinic
@@ -120,16 +121,17 @@ def test_a_shard_that_keeps_failing_waits_in_the_dlq_and_every_other_shard_finis
     for n, clinic in enumerate(clinics):
         book_with_reminder(clinic, f"dlq{n}@example.cl", due=True)
     apigw.handler_for("CreateLinkFunction")
-    create_link = apigw._modules["CreateLinkFunction"]
+    # create_link's jobs module, as its handler loads it on a job event (functions/create_link/jobs.py)
+    jobs = function_module(apigw._modules["CreateLinkFunction"].__file__, "jobs").jobs
     broken = shard_of(clinics[0].clinic_id)
-    real = create_link.jobs.jobs["reminders"]
+    real = jobs.jobs["reminders"]
 
     def reminders(shard: int) -> dict[str, Any]:
         if shard == broken:
             raise RuntimeError("this shard's storage is down")
         return dict(real(shard))
 
-    monkeypatch.setitem(create_link.jobs.jobs, "reminders", reminders)
+    monkeypatch.setitem(jobs.jobs, "reminders", reminders)
     # When the job runs
     result = apigw.invoke_job("reminders")
     # Then the broken shard was tried maxReceiveCount times and waits in the DLQ, named; the others ran
@@ -141,7 +143,7 @@ def test_a_shard_that_keeps_failing_waits_in_the_dlq_and_every_other_shard_finis
                                                    AttributeNames=["All"])["Attributes"]
     assert int(dlq["ApproximateNumberOfMessages"]) == 1 and redrive["maxReceiveCount"] == 3
     # And once the shard works again, the next run sends its reminder (it stayed due)
-    monkeypatch.setitem(create_link.jobs.jobs, "reminders", real)
+    monkeypatch.setitem(jobs.jobs, "reminders", real)
     assert apigw.invoke_job("reminders")["sent"] == 1
 
 

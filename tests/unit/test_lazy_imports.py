@@ -51,6 +51,14 @@ def test_the_webhook_loads_no_provider_code_at_import() -> None:
     assert _loaded(provider_code, ("webhook",)) == []
 
 
+def test_create_link_loads_no_route_code_at_import() -> None:
+    # Its route groups (functions/create_link/*.py) and jobs bring them with the first request or job event.
+    route_code = ("clinicpay.domain.model", "clinicpay.api.pages", "clinicpay.usecases.appointments",
+                  "clinicpay.usecases.payment_links", "clinicpay.usecases.refunds", "clinicpay.repositories.appointments",
+                  "clinicpay.providers.registry", "clinicpay.notify.sender")
+    assert _loaded(route_code, ("create_link",)) == []
+
+
 GC_PROGRAM = """
 import gc, importlib.util, json, sys
 sys.path.insert(0, {layer!r})

@@ -313,19 +313,21 @@ def test_the_amount_mismatch_alarm_watches_what_the_payment_events_emit(function
 def test_the_message_given_up_alarm_watches_what_the_message_retry_job_emits(lambda_env: Any) -> None:
     from aws_lambda_powertools import Metrics
 
+    from clinicpay.api.route_groups import function_module
     from local import apigw
 
     lambda_env("CreateLinkFunction")
     apigw.handler_for("CreateLinkFunction")
-    create_link = apigw._modules["CreateLinkFunction"]
+    # create_link's jobs module, as its handler loads it on a job event (functions/create_link/jobs.py)
+    jobs = function_module(apigw._modules["CreateLinkFunction"].__file__, "jobs")
     in_lambda = Metrics(namespace=_emitted_namespace())
     in_lambda.clear_metrics()
-    original, create_link.metrics = create_link.metrics, in_lambda
+    original, jobs.metrics = jobs.metrics, in_lambda
     try:
-        create_link._message_given_up(None, "given_up")  # what the job calls when it gives a message up
+        jobs._message_given_up(None, "given_up")  # what the job calls when it gives a message up
         blob = in_lambda.serialize_metric_set()
     finally:
-        create_link.metrics = original
+        jobs.metrics = original
         in_lambda.clear_metrics()
     assert _insights_alarm("MessageGivenUp") == _emf(blob, "MessageGivenUp")
 

@@ -100,11 +100,12 @@ import snapshot_restore_py
 spec = importlib.util.spec_from_file_location("handler", {str(ROOT / "functions/create_link/app.py")!r})
 handler = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(handler)
-request = handler.CreateAppointmentRequest
-before = ["aws_xray_sdk.core" in sys.modules, request.__pydantic_complete__]
-for hook in snapshot_restore_py.hooks:
-    hook()
-print(*before, "aws_xray_sdk.core" in sys.modules, request.__pydantic_complete__)
+def staff_routes():  # the route group declaring the model (functions/create_link/appointments.py)
+    return [m for name, m in sys.modules.items() if name.startswith("clinicpay_routes_create_link_appointments_")]
+before = ["aws_xray_sdk.core" in sys.modules, bool(staff_routes())]
+while snapshot_restore_py.hooks:  # as the runtime runs them: last registered first, one a hook adds included
+    snapshot_restore_py.hooks.pop()()
+print(*before, "aws_xray_sdk.core" in sys.modules, staff_routes()[0].CreateAppointmentRequest.__pydantic_complete__)
 """
     env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin", "LAMBDA_TASK_ROOT": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=120)
