@@ -2,7 +2,8 @@
 public bookings that carry a phone or a patient token, never when a handler is imported (cold start).
 Likewise the X-Ray SDK (loaded by the first traced call: clinicpay.observability), and the webhook's
 provider code (each provider's route loads its own), and `cryptography` for monobank's webhook
-signatures (verified by `webhook` only; `fiscalize` imports the monobank adapter for QR invoices)."""
+signatures (verified by `webhook` only; `fiscalize`'s QR routes load the monobank adapter with their
+route group)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,14 @@ def test_the_webhook_loads_no_provider_code_at_import() -> None:
     provider_code = ("clinicpay.providers.registry", "clinicpay.usecases.payment_events", "clinicpay.secrets",
                      "clinicpay.providers.fintoc.adapter", "clinicpay.providers.monobank.adapter")
     assert _loaded(provider_code, ("webhook",)) == []
+
+
+def test_fiscalize_loads_its_routes_and_jobs_code_with_their_first_request() -> None:
+    # Route groups (api/route_groups.py) and jobs.py: a QR route or a job loads them, never the import.
+    route_or_job_only = ("clinicpay.providers.registry", "clinicpay.providers.monobank.adapter",
+                         "clinicpay.providers.checkbox.adapter", "clinicpay.repositories.qr", "clinicpay.domain.qr",
+                         "clinicpay.usecases.fiscalization", "clinicpay.usecases.qr_report", "clinicpay.api.idempotency")
+    assert _loaded(route_or_job_only, ("fiscalize",)) == []
 
 
 GC_PROGRAM = """
