@@ -23,6 +23,7 @@ from clinicpay.api.resolver import make_resolver
 from clinicpay.api.route_groups import function_module
 from clinicpay.deadline import lambda_deadline
 from clinicpay.observability import logger, metrics, tracer
+from clinicpay.snapstart import before_snapshot
 
 app = make_resolver()
 app.route_groups(__file__, {
@@ -35,6 +36,7 @@ app.route_groups(__file__, {
                     "/v1/clinics/<clinic_id>/qr-payments/<payment_id>/refunds",
                     "/v1/clinics/<clinic_id>/qr-payments/<payment_id>/fiscalize"),
 })
+before_snapshot(lambda: function_module(__file__, "jobs"))  # a restored job container finds its code loaded too
 
 
 @lru_cache(maxsize=1)
