@@ -41,10 +41,14 @@ before_snapshot(lambda: function_module(__file__, "jobs"))  # a restored job con
 
 @lru_cache(maxsize=1)
 def _http() -> Any:
-    # Idempotency-Key handling (api/idempotency.py) loads with the first HTTP request, not with the jobs.
+    # Idempotency-Key handling (api/idempotency.py) loads with the first HTTP request (with SnapStart, before
+    # the snapshot): job invocations never need it.
     from clinicpay.api.idempotency import idempotent_http
 
     return idempotent_http(app.resolve)
+
+
+before_snapshot(_http)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

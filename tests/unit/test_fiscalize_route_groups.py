@@ -1,5 +1,6 @@
 """fiscalize's route groups and jobs.py (api/route_groups.py): a staff request loads only its own group,
-never the jobs; with SnapStart, every group and the jobs are loaded before the snapshot."""
+never the jobs; with SnapStart, every group, the jobs and the Idempotency-Key wrapper are loaded before
+the snapshot."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ handler = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(handler)
 {then}
 print(json.dumps({{"loaded": [group.name for group in handler.app._route_groups.groups if group.loaded],
-                  "jobs": "clinicpay_function_fiscalize_jobs" in sys.modules, "answer": answer}}))
+                  "jobs": "clinicpay_function_fiscalize_jobs" in sys.modules,
+                  "idempotency": "clinicpay.api.idempotency" in sys.modules, "answer": answer}}))
 """
 
 REQUEST = """
@@ -46,7 +48,7 @@ def _run(before: str, then: str, tmp_path: Path) -> dict[str, object]:
 
 def test_a_staff_request_loads_its_route_group_only(tmp_path: Path) -> None:
     # No key: refused (401) by the route's access, after its group was loaded to find the route.
-    assert _run("", REQUEST, tmp_path) == {"loaded": ["qr_report"], "jobs": False, "answer": 401}
+    assert _run("", REQUEST, tmp_path) == {"loaded": ["qr_report"], "jobs": False, "idempotency": True, "answer": 401}
 
 
 def test_with_snapstart_every_group_and_the_jobs_are_loaded_before_the_snapshot(tmp_path: Path) -> None:
@@ -54,7 +56,7 @@ def test_with_snapstart_every_group_and_the_jobs_are_loaded_before_the_snapshot(
     (tmp_path / "snapshot_restore_py.py").write_text("hooks = []\ndef register_before_snapshot(func):\n"
                                                      "    hooks.append(func)\n")
     before_hooks = _run("import snapshot_restore_py", "answer = None", tmp_path)
-    assert before_hooks == {"loaded": [], "jobs": False, "answer": None}
+    assert before_hooks == {"loaded": [], "jobs": False, "idempotency": False, "answer": None}
     after_hooks = _run("import snapshot_restore_py", "for hook in snapshot_restore_py.hooks:\n    hook()\nanswer = None",
                        tmp_path)
-    assert after_hooks == {"loaded": GROUPS, "jobs": True, "answer": None}
+    assert after_hooks == {"loaded": GROUPS, "jobs": True, "idempotency": True, "answer": None}
