@@ -2,7 +2,8 @@
 public bookings that carry a phone or a patient token, never when a handler is imported (cold start).
 Likewise the X-Ray SDK (loaded by the first traced call: clinicpay.observability), and the webhook's
 provider code (each provider's route loads its own), and `cryptography` for monobank's webhook
-signatures (verified by `webhook` only; `fiscalize` imports the monobank adapter for QR invoices)."""
+signatures (verified by `webhook` only; `fiscalize`'s QR routes load the monobank adapter with their
+route group)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,14 @@ def test_create_link_loads_no_route_code_at_import() -> None:
                   "clinicpay.usecases.payment_links", "clinicpay.usecases.refunds", "clinicpay.repositories.appointments",
                   "clinicpay.providers.registry", "clinicpay.notify.sender")
     assert _loaded(route_code, ("create_link",)) == []
+
+
+def test_fiscalize_loads_its_routes_and_jobs_code_with_their_first_request() -> None:
+    # Route groups (api/route_groups.py) and jobs.py: a QR route or a job loads them, never the import.
+    route_or_job_only = ("clinicpay.providers.registry", "clinicpay.providers.monobank.adapter",
+                         "clinicpay.providers.checkbox.adapter", "clinicpay.repositories.qr", "clinicpay.domain.qr",
+                         "clinicpay.usecases.fiscalization", "clinicpay.usecases.qr_report", "clinicpay.api.idempotency")
+    assert _loaded(route_or_job_only, ("fiscalize",)) == []
 
 
 GC_PROGRAM = """

@@ -334,13 +334,12 @@ def test_the_message_given_up_alarm_watches_what_the_message_retry_job_emits(lam
 
 def test_the_unfiscalized_alarm_watches_what_the_daily_check_emits(capsys: pytest.CaptureFixture[str],
                                                                    lambda_env: Any) -> None:
-    from local import apigw
+    from clinicpay.api.route_groups import function_module
 
     lambda_env("FiscalizeFunction")
-    apigw.handler_for("FiscalizeFunction")
-    fiscalize = apigw._modules["FiscalizeFunction"]
+    jobs = function_module(str(ROOT / "functions/fiscalize/app.py"), "jobs")  # what the job branch loads
     capsys.readouterr()
-    fiscalize._emit_unfiscalized("cl_test", 3)
+    jobs._emit_unfiscalized("cl_test", 3)
     blob = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line)
     assert _insights_alarm("UnfiscalizedQrPayments") == _emf(blob, "UnfiscalizedQrPayments")
 
