@@ -1,7 +1,5 @@
-"""admin's API document (/openapi.json, generated at build time by local/openapi.py) and the page
-that shows it (/docs); both answer without a key."""
+"""admin's /docs: the page that shows the API document (it fetches /openapi.json); answers without a key."""
 
-from importlib import resources
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -12,12 +10,6 @@ from clinicpay.api.route_groups import loading_routes
 from clinicpay.settings import get_settings
 
 app = loading_routes()
-
-
-@app.get("/openapi.json", access=Access.NONE)
-def openapi() -> Response[Any]:
-    document = resources.files("clinicpay.api").joinpath("openapi.json").read_text()
-    return Response(200, "application/json", document)
 
 
 @app.get("/docs", access=Access.NONE, responses=pages.html_responses(200))

@@ -1,8 +1,8 @@
 """admin: clinics, settings, services, gateways, message templates, keys; health and docs.
 
 The routes live in route groups next to this file (api/route_groups.py), each loaded by the first
-request to one of its paths: the ones answered without a key (health, the API document, the booking
-widget's service list) load only what they use."""
+request to one of its paths: the ones answered without a key (health, the API document and its page,
+the booking widget's service list) each load only what they use."""
 
 
 from clinicpay import coldstart  # first: the garbage collector waits while this module loads
@@ -20,7 +20,8 @@ app = make_resolver()
 app.route_groups(__file__, {
     # without a key
     "health": ("/health",),
-    "api_docs": ("/openapi.json", "/docs"),
+    "openapi_document": ("/openapi.json",),
+    "api_docs": ("/docs",),
     "public_services": ("/v1/public/clinics/<clinic_id>/services",),
     # the operator's, admins' and staff's
     "clinics": ("/v1/clinics", "/v1/clinics/<clinic_id>", "/v1/clinics/<clinic_id>/settings",
