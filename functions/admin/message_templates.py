@@ -51,13 +51,18 @@ def _template_view(owner: str, kind: str, channel: str, locale: str, clinic_id: 
             "body": text.body}
 
 
+def _put_template(owner: str, source: str, kind: str, channel: str, locale: str,
+                  body: TemplateRequest) -> dict[str, Any]:
+    _template_path(kind, channel, locale)
+    TemplateRepository(get_settings().app_table).put(owner, kind, channel, locale, Text(body.subject, body.body),
+                                                     usecase.now_iso())
+    return {"kind": kind, "channel": channel, "locale": locale, "source": source, **body.model_dump()}
+
+
 @app.put("/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>", access=Access.ADMIN)
 def put_clinic_template(clinic_id: Annotated[str, Path()], kind: KindPath, channel: ChannelPath, locale: LocalePath,
                         body: Annotated[TemplateRequest, Body()]) -> dict[str, Any]:
-    _template_path(kind, channel, locale)
-    TemplateRepository(get_settings().app_table).put(clinic_owner(clinic_id), kind, channel, locale,
-                                                     Text(body.subject, body.body), usecase.now_iso())
-    return {"kind": kind, "channel": channel, "locale": locale, "source": "clinic", **body.model_dump()}
+    return _put_template(clinic_owner(clinic_id), "clinic", kind, channel, locale, body)
 
 
 @app.get("/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>", access=Access.STAFF)
@@ -79,10 +84,7 @@ def list_clinic_templates(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
 @app.put("/v1/orgs/<org_id>/message-templates/<kind>/<channel>/<locale>", access=Access.ORG_ADMIN)
 def put_org_template(org_id: Annotated[str, Path()], kind: KindPath, channel: ChannelPath, locale: LocalePath,
                      body: Annotated[TemplateRequest, Body()]) -> dict[str, Any]:
-    _template_path(kind, channel, locale)
-    TemplateRepository(get_settings().app_table).put(org_owner(org_id), kind, channel, locale,
-                                                     Text(body.subject, body.body), usecase.now_iso())
-    return {"kind": kind, "channel": channel, "locale": locale, "source": "org", **body.model_dump()}
+    return _put_template(org_owner(org_id), "org", kind, channel, locale, body)
 
 
 @app.get("/v1/orgs/<org_id>/message-templates/<kind>/<channel>/<locale>", access=Access.ORG_ADMIN)
