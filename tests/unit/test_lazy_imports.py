@@ -23,15 +23,17 @@ for name in {functions!r}:
     spec = importlib.util.spec_from_file_location("fn_" + name, {root!r} + "/functions/" + name + "/app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    for path in {paths!r}:  # the route groups a request to each path loads
+        module.app.load_routes(path)
 print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
 """
 
 ON_FIRST_USE = ("phonenumbers", "jwt", "aws_xray_sdk.core", "cryptography", "babel")  # babel: when a message is rendered
 
 
-def _loaded(names: tuple[str, ...], functions: tuple[str, ...], **env: str) -> list[str]:
+def _loaded(names: tuple[str, ...], functions: tuple[str, ...], paths: tuple[str, ...] = (), **env: str) -> list[str]:
     program = PROGRAM.format(layer=str(ROOT / "layers/shared/python"), root=str(ROOT), functions=functions,
-                             modules=names)
+                             modules=names, paths=paths)
     out = subprocess.run([sys.executable, "-c", program],
                          capture_output=True, text=True, check=True, timeout=120,
                          env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
@@ -101,3 +103,18 @@ def test_admin_loads_provider_code_secrets_health_and_docs_with_their_routes() -
     route_only = ("clinicpay.providers.registry", "clinicpay.providers.http", "clinicpay.ports", "clinicpay.secrets",
                   "clinicpay.api.docs_page", "clinicpay.repositories.health", "clinicpay.usecases.health")
     assert _loaded(route_only, ("admin",)) == []
+
+
+def test_admin_answers_its_keyless_paths_without_loading_the_staff_routes_code() -> None:
+    # Route groups (functions/admin/app.py): a probe of /health, the API document, its page and the
+    # booking widget's service list each load their own group, not the clinics, keys, gateways or templates code.
+    staff_code = ("clinicpay.usecases.clinics", "clinicpay.notify.builtin", "clinicpay.repositories.templates",
+                  "clinicpay.usecases.patient_tokens", "clinicpay.providers.registry", "clinicpay.secrets")
+    for path in ("/health", "/openapi.json", "/docs", "/v1/public/clinics/cl_demo/services"):
+        assert _loaded(staff_code, ("admin",), paths=(path,)) == [], path
+    # ... and the API document not even the clinic's models, the settings or the page texts.
+    assert _loaded(("clinicpay.domain.clinic", "clinicpay.settings", "clinicpay.api.pages"), ("admin",),
+                   paths=("/openapi.json",)) == []
+    # A staff path loads its group's code (what the test above would otherwise pass by never loading it).
+    assert _loaded(staff_code, ("admin",), paths=("/v1/clinics/cl_demo/message-templates",)) == [
+        "clinicpay.notify.builtin", "clinicpay.repositories.templates", "clinicpay.usecases.clinics"]

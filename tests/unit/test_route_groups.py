@@ -16,7 +16,7 @@ from clinicpay.api.resolver import ClinicpayResolver, make_resolver
 
 ROOT = Path(__file__).resolve().parents[2]
 # webhook keeps its three routes in app.py: each already loads its own provider's code when called.
-FUNCTIONS: list[str] = ["create_link", "fiscalize"]  # each function joins as its routes move into groups
+FUNCTIONS: list[str] = ["admin", "create_link", "fiscalize"]  # each function joins as its routes move into groups
 
 
 def _handler(function: str) -> Any:
@@ -80,3 +80,41 @@ def test_a_request_loads_only_the_groups_serving_its_path(tmp_path: Path) -> Non
     app.load_routes()
     assert all(group.loaded for group in app._route_groups.groups)
     assert re.search("second", str(app.get_openapi_schema().paths))
+
+
+RULES = ("/health", "/openapi.json", "/", "/v1/clinics", "/v1/clinics/<clinic_id>", "/v1/clinics/<clinic_id>/staff-keys",
+         "/v1/clinics/<clinic_id>/message-templates/<kind>/<channel>/<locale>", "/files/<name>.pdf", "/a/<x>-<y>",
+         "/trailing/", "/ñandú/<id>")
+VALUES = ("c1", "cl_01-X", "a.b", "ñandú", "%2F", "a b", "", "a/b", "?", "<>", "x\n")
+
+
+def _paths(rule: str) -> set[str]:
+    """Paths that Powertools' pattern for `rule` may or may not match: its parameters filled in with
+    odd values, and the rule bent (a slash more, a final newline, its dots as other characters)."""
+    filled = {re.sub(r"<\w+>", value, rule) for value in VALUES}
+    bent = {rule.replace(".", "/"), rule.replace(".", "X"), rule.upper(), rule.rstrip("/"), "/", "", "//"}
+    return {variant for path in filled | bent for variant in (path, path + "/", path + "\n", path + "/x", "/x" + path)}
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_group_serves_every_path_powertools_would_route_to_its_rules(rule: str) -> None:
+    from clinicpay.api.route_groups import may_route
+
+    app = make_resolver()
+    powertools = app._compile_regex(rule)
+    for path in _paths(rule) | {path for other in RULES for path in _paths(other)}:
+        routed = powertools.match(path) is not None
+        # The other way round is allowed: a group loaded for a path Powertools then refuses costs time only.
+        assert may_route(rule, path, app._compile_regex) or not routed, f"{rule} routes {path!r}"
+
+
+@pytest.mark.parametrize("rule", [rule for rule in RULES if "." not in rule])
+def test_a_group_serves_no_well_formed_path_powertools_would_not_route_to_its_rules(rule: str) -> None:
+    # Parameters of the characters Powertools takes: the two agree both ways.
+    from clinicpay.api.route_groups import may_route
+
+    app = make_resolver()
+    powertools = app._compile_regex(rule)
+    for path in {path for other in RULES for path in _paths(other)}:
+        if all(re.fullmatch(r"[\w\-.~%]*", segment) for segment in path.removesuffix("\n").split("/")):
+            assert may_route(rule, path, app._compile_regex) == (powertools.match(path) is not None), (rule, path)
