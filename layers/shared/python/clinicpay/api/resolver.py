@@ -296,7 +296,15 @@ class ClinicpayResolver(APIGatewayHttpResolver):
         from clinicpay.snapstart import before_snapshot
 
         self._route_groups = RouteGroups(self, anchor, groups)
-        before_snapshot(self.load_routes)
+        before_snapshot(self._load_and_build)
+
+    def _load_and_build(self) -> None:
+        # Before a SnapStart snapshot: every group, then its models built, whatever order the
+        # runtime runs the hooks in (domain.model registers its own build of what was loaded).
+        from clinicpay.domain.model import build_loaded_models
+
+        self.load_routes()
+        build_loaded_models()
 
     def load_routes(self, path: str | None = None) -> None:
         """Loads the route groups serving `path`, or all of them."""
