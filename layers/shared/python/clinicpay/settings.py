@@ -1,14 +1,22 @@
-"""Environment, read once per container into a typed model. Use cases never read os.environ."""
+"""Environment, read once per container into a typed record. Use cases never read os.environ.
+
+A frozen dataclass, not a pydantic model: every request of every function reads it, and building a
+pydantic validator for it cost each container's first request more than the whole conversion below
+(bench/import_time.py)."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
-from pydantic import BaseModel
+# The field types below, by their annotation (strings: `from __future__ import annotations`).
+_CONVERT = {"str": str, "int": int, "float": float}
+_KIND = {"str": "text", "int": "an integer", "float": "a number"}
 
 
-class Settings(BaseModel):
+@dataclass(frozen=True)
+class Settings:
     app_table: str = "AppointmentsTable"
     keys_table: str = "KeysTable"
     cards_table: str = "CardsTable"
@@ -43,11 +51,20 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls) -> Settings:
+        """Each field from the variable of its name in capitals, when set and not empty; a value
+        that is not of the field's type stops the container (ValueError) rather than run misconfigured."""
         env = os.environ
-        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper())}
+        values: dict[str, str | int | float] = {}
+        for field in fields(cls):
+            raw = env.get(field.name.upper())
+            if raw:
+                try:
+                    values[field.name] = _CONVERT[str(field.type)](raw)
+                except ValueError:
+                    raise ValueError(f"{field.name.upper()} must be {_KIND[str(field.type)]}") from None
         if env.get("CLINICPAY_OPERATOR_KEY"):
             values["operator_key"] = env["CLINICPAY_OPERATOR_KEY"]
-        return cls.model_validate(values)
+        return cls(**values)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=1)
