@@ -13,12 +13,13 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from clinicpay import fanout
 from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.resolver import make_resolver
 from clinicpay.api.route_groups import function_module
 from clinicpay.deadline import lambda_deadline
+from clinicpay.job_events import is_job_event
 from clinicpay.observability import logger, metrics, tracer
+from clinicpay.snapstart import before_snapshot
 
 app = make_resolver()
 _APPOINTMENT = "/v1/clinics/<clinic_id>/appointments/<appointment_id>"
@@ -31,6 +32,8 @@ app.route_groups(__file__, {
     "ledger": (f"{_APPOINTMENT}/payments", f"{_APPOINTMENT}/refunds"),
 })
 
+before_snapshot(lambda: function_module(__file__, "jobs"))  # a restored job container finds its code loaded too
+
 _http = idempotent_http(app.resolve)
 
 
@@ -39,7 +42,7 @@ _http = idempotent_http(app.resolve)
 @metrics.log_metrics
 @lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if fanout.is_job_event(event):
+    if is_job_event(event):
         return function_module(__file__, "jobs").jobs.handle(event, context)
     return _http(event, context)
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from clinicpay import fanout
 from clinicpay.api.resolver import make_resolver
 from clinicpay.api.route_groups import function_module
 from clinicpay.deadline import lambda_deadline
+from clinicpay.job_events import is_job_event
 from clinicpay.observability import logger, metrics, tracer
 from clinicpay.snapstart import before_snapshot
 
@@ -56,7 +56,7 @@ before_snapshot(_http)
 @metrics.log_metrics
 @lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if fanout.is_job_event(event):
+    if is_job_event(event):
         jobs = function_module(__file__, "jobs").jobs
         return jobs.handle(event, context)
     return _http()(event, context)

@@ -39,6 +39,7 @@ from clinicpay.domain.errors import (
 from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 from clinicpay.domain.text import OneLine
+from clinicpay.job_events import is_job_event
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics, tracer
 from clinicpay.ports import CardVault
@@ -467,7 +468,7 @@ _http = idempotent_http(app.resolve)
 @metrics.log_metrics
 @lambda_deadline
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if fanout.is_job_event(event):
+    if is_job_event(event):
         return jobs.handle(event, context)
     return _http(event, context)
 

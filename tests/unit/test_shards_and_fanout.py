@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from clinicpay import fanout
 from clinicpay.domain.ids import id_from_digest
+from clinicpay.job_events import is_job_event
 from clinicpay.repositories import shards
 from clinicpay.repositories.shards import SHARDS, checked, key_of, shard_key, shard_of
 
@@ -141,4 +142,4 @@ def test_shard_reports_merge_into_one_job_report() -> None:
     ({"version": "2.0", "routeKey": "GET /health"}, False),
 ])
 def test_job_events_are_told_from_http_requests(event: dict[str, Any], is_job: bool) -> None:
-    assert fanout.is_job_event(event) is is_job
+    assert is_job_event(event) is is_job

@@ -56,17 +56,6 @@ def _sqs() -> Any:
     return deadline.guard(boto3.client("sqs", config=deadline.aws_config()))
 
 
-def is_job_event(event: Any) -> bool:
-    """A scheduled or by-hand job ({"job": ...}, no HTTP request context) or the job queue's batch."""
-    if not isinstance(event, dict):
-        return False
-    if "requestContext" not in event and isinstance(event.get("job"), str):
-        return True
-    records = event.get("Records")
-    return isinstance(records, list) and bool(records) and all(
-        isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
-
-
 @dataclass(frozen=True)
 class Jobs:
     """The jobs one function runs and the queue their shards travel through."""
