@@ -1,12 +1,15 @@
 """The pages a patient sees around saving a card, in es/en/fr/uk/nb: our consent page (before the
 processor's hosted card page), its "done" page, and the page after completing an authentication.
 
-Plain HTML, no script: readable on a phone, usable by keyboard, labelled for screen readers.
+Plain HTML, no script (`html` sends a page): readable on a phone, usable by keyboard, labelled for screen readers.
 """
 
 from __future__ import annotations
 
 from html import escape
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
 
 _TEXT: dict[str, dict[str, str]] = {
     "title": {"es": "Guardar una tarjeta", "en": "Save a card", "fr": "Enregistrer une carte",
@@ -102,6 +105,11 @@ _TEXT: dict[str, dict[str, str]] = {
 }
 
 LOCALES = ("es", "en", "fr", "uk", "nb")
+
+
+def html(status: int, body: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status, "text/html; charset=utf-8", body, headers=headers)  # security headers: resolver.harden
+
 
 def text(key: str, locale: str) -> str:
     return _TEXT[key].get(locale, _TEXT[key]["en"])

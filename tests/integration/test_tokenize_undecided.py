@@ -162,13 +162,14 @@ def test_every_attempt_timing_out_leaves_the_charge_processing_and_its_webhook_s
 def run_reconcile(clinic: ClinicKeys, *, minutes: float) -> dict[str, Any]:
     """The tokenize function's `card-reconcile` job for this clinic, run `minutes` from now (as if
     the schedule came then), with the function's own role."""
+    from clinicpay.api.route_groups import function_module
     from clinicpay.repositories.shards import shard_of
     from local import apigw, iam
 
     apigw.handler_for("TokenizeFunction")
-    module = apigw._modules["TokenizeFunction"]
+    jobs = function_module(apigw._modules["TokenizeFunction"].__file__, "jobs")  # the job's code (functions/tokenize/jobs.py)
     with iam.invoking("TokenizeFunction"):
-        result = module.run_job({"job": "card-reconcile", "shard": shard_of(clinic.clinic_id)},
+        result = jobs.run_job({"job": "card-reconcile", "shard": shard_of(clinic.clinic_id)},
                                 now=datetime.now(UTC) + timedelta(minutes=minutes))
     return dict(result)
 

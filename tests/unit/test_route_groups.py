@@ -16,7 +16,7 @@ from clinicpay.api.resolver import ClinicpayResolver, make_resolver
 
 ROOT = Path(__file__).resolve().parents[2]
 # webhook keeps its three routes in app.py: each already loads its own provider's code when called.
-FUNCTIONS: list[str] = ["admin", "create_link", "fiscalize"]  # each function joins as its routes move into groups
+FUNCTIONS: list[str] = ["admin", "create_link", "fiscalize", "tokenize"]  # each function joins as its routes move into groups
 
 
 def _handler(function: str) -> Any:
