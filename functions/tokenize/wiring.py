@@ -3,14 +3,14 @@ clinic's Stripe vault, the card use cases' dependencies, and the path parameter 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from clinicpay import secrets
 from clinicpay.api.resolver import ClinicpayResolver, header
 from clinicpay.domain.errors import GatewayNotConfigured
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.ports import CardVault
-from clinicpay.providers.stripe.adapter import StripeCardVault
 from clinicpay.repositories.card_requests import CardRequestRepository
 from clinicpay.repositories.cards import CardAppointments, CardRepository
 from clinicpay.repositories.clinics import ClinicRepository
@@ -18,6 +18,9 @@ from clinicpay.repositories.patients import PatientRepository
 from clinicpay.repositories.templates import TemplateRepository
 from clinicpay.settings import get_settings
 from clinicpay.usecases.cards_ports import CardDeps
+
+if TYPE_CHECKING:
+    from clinicpay.providers.stripe.adapter import StripeCardVault
 
 PROVIDER = "stripe"
 # A path parameter naming one of our ids: `Annotated[str, wiring.IDENTIFIER]` in each group (one
@@ -27,6 +30,11 @@ BASE = "/v1/clinics/<clinic_id>/patients/<patient_id>"
 
 
 def vault(clinic_id: str, *, fresh: bool = False) -> StripeCardVault:
+    # Stripe's code loads with the first call to Stripe: the consent and done pages a patient opens
+    # first read only our tables.
+    from clinicpay import secrets
+    from clinicpay.providers.stripe.adapter import StripeCardVault
+
     return StripeCardVault(secrets.read_credentials(clinic_id, PROVIDER, fresh=fresh), get_settings())
 
 
