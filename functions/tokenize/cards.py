@@ -15,9 +15,9 @@ from clinicpay.observability import tracer
 from clinicpay.usecases import card_setup, cards
 
 app = loading_routes()
-wiring = function_module(__file__, "wiring")
-Identifier = Annotated[str, wiring.IDENTIFIER]
-BASE = wiring.BASE
+dependencies = function_module(__file__, "dependencies")
+Identifier = Annotated[str, dependencies.IDENTIFIER]
+BASE = dependencies.BASE
 
 _CONSENT_EXAMPLE: dict[str, JsonValue] = {"granted": True, "text_version": "cards-2026-02", "channel": "staff",
                                            "granted_by": "reception"}
@@ -47,26 +47,26 @@ class CardRequestRequest(Model):
 @app.post(f"{BASE}/cards", access=Access.STAFF, status_code=201)
 @tracer.capture_method
 def save_card(clinic_id: Identifier, patient_id: Identifier, body: Annotated[SaveCardRequest, Body()]) -> dict[str, Any]:
-    ip, agent = wiring.client(app)
-    card = cards.save_card(wiring.deps(clinic_id), clinic_id, patient_id, body.payment_method, body.consent, ip=ip,
+    ip, agent = dependencies.client(app)
+    card = cards.save_card(dependencies.card_deps(clinic_id), clinic_id, patient_id, body.payment_method, body.consent, ip=ip,
                            user_agent=agent)
     return card
 
 
 @app.get(f"{BASE}/cards", access=Access.STAFF)
 def list_cards(clinic_id: Identifier, patient_id: Identifier) -> dict[str, Any]:
-    return {"cards": cards.list_cards(wiring.deps(clinic_id), clinic_id, patient_id)}
+    return {"cards": cards.list_cards(dependencies.card_deps(clinic_id), clinic_id, patient_id)}
 
 
 @app.put(f"{BASE}/cards/<card_id>/default", access=Access.STAFF)
 def set_default(clinic_id: Identifier, patient_id: Identifier, card_id: Identifier) -> dict[str, Any]:
-    return cards.set_default(wiring.deps(clinic_id), clinic_id, patient_id, card_id)
+    return cards.set_default(dependencies.card_deps(clinic_id), clinic_id, patient_id, card_id)
 
 
 @app.delete(f"{BASE}/cards/<card_id>", access=Access.STAFF, status_code=204)
 @tracer.capture_method
 def remove_card(clinic_id: Identifier, patient_id: Identifier, card_id: Identifier) -> Response[Any]:
-    cards.remove_card(wiring.deps(clinic_id), clinic_id, patient_id, card_id)
+    cards.remove_card(dependencies.card_deps(clinic_id), clinic_id, patient_id, card_id)
     return Response(204, None, "")
 
 
@@ -74,13 +74,13 @@ def remove_card(clinic_id: Identifier, patient_id: Identifier, card_id: Identifi
 @tracer.capture_method
 def staff_card_setup(clinic_id: Identifier, patient_id: Identifier,
                      body: Annotated[StaffSetupRequest | None, Body()] = None) -> dict[str, Any]:
-    ip, agent = wiring.client(app)
-    return card_setup.start_staff_setup(wiring.deps(clinic_id), clinic_id, patient_id,
+    ip, agent = dependencies.client(app)
+    return card_setup.start_staff_setup(dependencies.card_deps(clinic_id), clinic_id, patient_id,
                                         body.consent if body else None, ip=ip, user_agent=agent)
 
 
 @app.post(f"{BASE}/card-requests", access=Access.STAFF, status_code=202)
 @tracer.capture_method
 def card_request(clinic_id: Identifier, patient_id: Identifier, body: Annotated[CardRequestRequest, Body()]) -> dict[str, Any]:
-    return {"card_request": card_setup.send_card_request(wiring.deps(clinic_id), clinic_id, patient_id,
+    return {"card_request": card_setup.send_card_request(dependencies.card_deps(clinic_id), clinic_id, patient_id,
                                                          list(body.channels))}

@@ -19,9 +19,9 @@ from clinicpay.observability import tracer
 from clinicpay.usecases import card_refunds, cards
 
 app = loading_routes()
-wiring = function_module(__file__, "wiring")
-Identifier = Annotated[str, wiring.IDENTIFIER]
-BASE = wiring.BASE
+dependencies = function_module(__file__, "dependencies")
+Identifier = Annotated[str, dependencies.IDENTIFIER]
+BASE = dependencies.BASE
 # How long a caller waits before asking again about a charge whose outcome is not known yet.
 PROCESSING_RETRY_AFTER = "10"
 
@@ -49,7 +49,7 @@ class RefundRequestBody(Model):
                                           "Location) or send the same request with the same Idempotency-Key"}})
 @tracer.capture_method
 def charge(clinic_id: Identifier, patient_id: Identifier, body: Annotated[ChargeRequest, Body()]) -> Response[Any]:
-    result = cards.charge_card(wiring.deps(clinic_id), clinic_id, patient_id, reason=body.reason, amount=body.amount,
+    result = cards.charge_card(dependencies.card_deps(clinic_id), clinic_id, patient_id, reason=body.reason, amount=body.amount,
                                card_id=body.card_id, appointment_id=body.appointment_id,
                                idempotency_key=header(app, "idempotency-key"))
     if result["status"] != "processing":
@@ -65,12 +65,12 @@ def charge(clinic_id: Identifier, patient_id: Identifier, body: Annotated[Charge
 
 @app.get(f"{BASE}/charges", access=Access.STAFF)
 def list_charges(clinic_id: Identifier, patient_id: Identifier) -> dict[str, Any]:
-    return {"charges": cards.list_charges(wiring.deps(clinic_id), clinic_id, patient_id)}
+    return {"charges": cards.list_charges(dependencies.card_deps(clinic_id), clinic_id, patient_id)}
 
 
 @app.get(f"{BASE}/charges/<charge_id>", access=Access.STAFF)
 def get_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier) -> dict[str, Any]:
-    return cards.get_charge(wiring.deps(clinic_id), clinic_id, patient_id, charge_id)
+    return cards.get_charge(dependencies.card_deps(clinic_id), clinic_id, patient_id, charge_id)
 
 
 @app.post(f"{BASE}/charges/<charge_id>/refunds", access=Access.STAFF, status_code=201,
@@ -80,7 +80,7 @@ def get_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identif
 @tracer.capture_method
 def refund_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier,
                   body: Annotated[RefundRequestBody | None, Body()] = None) -> Response[Any]:
-    refund = card_refunds.refund_charge(wiring.deps(clinic_id), clinic_id, patient_id, charge_id,
+    refund = card_refunds.refund_charge(dependencies.card_deps(clinic_id), clinic_id, patient_id, charge_id,
                                         amount=body.amount if body else None, reason=body.reason if body else None,
                                         idempotency_key=header(app, "idempotency-key"))
     if not refund.get("undecided"):
@@ -93,4 +93,4 @@ def refund_charge(clinic_id: Identifier, patient_id: Identifier, charge_id: Iden
 
 @app.get(f"{BASE}/charges/<charge_id>/refunds", access=Access.STAFF)
 def list_charge_refunds(clinic_id: Identifier, patient_id: Identifier, charge_id: Identifier) -> dict[str, Any]:
-    return {"refunds": card_refunds.list_refunds(wiring.deps(clinic_id), clinic_id, patient_id, charge_id)}
+    return {"refunds": card_refunds.list_refunds(dependencies.card_deps(clinic_id), clinic_id, patient_id, charge_id)}

@@ -21,7 +21,7 @@ from clinicpay.usecases import card_setup
 
 app = loading_routes()
 pages = function_module(__file__, "pages")
-wiring = function_module(__file__, "wiring")
+dependencies = function_module(__file__, "dependencies")
 
 TokenPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
 
@@ -38,7 +38,7 @@ def _consent(token: str, lang: str | None, error_key: str | None = None, status:
              notice_key: str | None = None) -> Response[Any]:
     locale = lang if lang in pages.LOCALES else "en"
     try:
-        page = card_setup.consent_page(wiring.deps(None), token, lang=lang)
+        page = card_setup.consent_page(dependencies.card_deps(None), token, lang=lang)
     except NotFound:
         return pages.html(404, pages.message_page("clinicpay", "not_found", locale))
     if page.state != "open":
@@ -68,11 +68,12 @@ def submit_consent(token: TokenPath) -> Response[Any]:
     form = dict(parse_qsl(app.current_event.decoded_body or "", keep_blank_values=True))
     lang = form.get("lang")
     locale = lang if lang in pages.LOCALES else "en"
-    ip, agent = wiring.client(app)
+    ip, agent = dependencies.client(app)
     try:
         request = CardRequestRepository(get_settings().app_table).get(token)
-        url = card_setup.submit_consent(wiring.deps(str(request["clinic_id"])), token, consented=form.get("consent") == "yes",
-                                        text_version=form.get("text_version"), ip=ip, user_agent=agent, lang=lang)
+        url = card_setup.submit_consent(dependencies.card_deps(str(request["clinic_id"])), token,
+                                        consented=form.get("consent") == "yes", text_version=form.get("text_version"),
+                                        ip=ip, user_agent=agent, lang=lang)
     except (card_setup.ConsentRequired, card_setup.ConsentTextChanged) as refused:
         return _consent(token, lang, refused.code, 422)
     except NotFound:
@@ -92,7 +93,7 @@ def submit_consent(token: TokenPath) -> Response[Any]:
 def setup_done(token: TokenPath, lang: Annotated[str | None, Query()] = None) -> Response[Any]:
     locale = lang if lang in pages.LOCALES else "en"
     try:
-        page = card_setup.done_page(wiring.deps(None), token, lang=lang)
+        page = card_setup.done_page(dependencies.card_deps(None), token, lang=lang)
     except NotFound:
         return pages.html(404, pages.message_page("clinicpay", "not_found", locale))
     if page.state == "completed":

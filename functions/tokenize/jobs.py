@@ -14,7 +14,7 @@ from clinicpay.settings import get_settings
 from clinicpay.usecases import card_reconcile
 from clinicpay.usecases.card_reconcile import ReconcileDeps, reconcile_charges
 
-wiring = function_module(__file__, "wiring")
+dependencies = function_module(__file__, "dependencies")
 
 RECONCILE_JOB = "card-reconcile"
 RECONCILE_ITEM_SECONDS = 2.0
@@ -22,7 +22,7 @@ RECONCILE_ITEM_SECONDS = 2.0
 
 def _reconcile_deps() -> ReconcileDeps:
     settings = get_settings()
-    return ReconcileDeps(cards=CardRepository(settings.cards_table), deps_for=wiring.deps,
+    return ReconcileDeps(cards=CardRepository(settings.cards_table), deps_for=dependencies.card_deps,
                          # An item takes a call or two to Stripe; none starts without time for them.
                          has_time=lambda: provider_seconds_left() > RECONCILE_ITEM_SECONDS)
 

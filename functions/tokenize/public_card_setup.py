@@ -15,8 +15,8 @@ from clinicpay.usecases import card_setup
 from clinicpay.usecases.patient_tokens import prove_patient
 
 app = loading_routes()
-wiring = function_module(__file__, "wiring")
-Identifier = Annotated[str, wiring.IDENTIFIER]
+dependencies = function_module(__file__, "dependencies")
+Identifier = Annotated[str, dependencies.IDENTIFIER]
 
 # The shape of a patient token (an HS256 JWT the clinic's site signs; docs/API.md, Returning patients).
 PATIENT_TOKEN_EXAMPLE = ("eyJhbGciOiJIUzI1NiIsImtpZCI6InB0a19ta3FydHoiLCJ0eXAiOiJKV1QifQ."
@@ -37,6 +37,6 @@ class PublicSetupRequest(Model):
 
 @app.post("/v1/public/clinics/<clinic_id>/card-setup", access=Access.PUBLISHABLE, limit="write", status_code=201)
 def public_card_setup(clinic_id: Identifier, body: Annotated[PublicSetupRequest, Body()]) -> dict[str, Any]:
-    deps = wiring.deps(clinic_id)
+    deps = dependencies.card_deps(clinic_id)
     proved = prove_patient(PatientTokenSecrets(get_settings().app_table), clinic_id, body.patient_token, deps.clock())
     return card_setup.start_public_setup(deps, clinic_id, proved.patient_id, appointment_id=body.appointment_id)

@@ -14,9 +14,9 @@ from clinicpay.settings import get_settings
 from clinicpay.usecases.card_events import apply_card_events
 
 app = loading_routes()
-wiring = function_module(__file__, "wiring")
-Identifier = Annotated[str, wiring.IDENTIFIER]
-PROVIDER = wiring.PROVIDER
+dependencies = function_module(__file__, "dependencies")
+Identifier = Annotated[str, dependencies.IDENTIFIER]
+PROVIDER = dependencies.PROVIDER
 
 
 def _raw_body() -> bytes:
@@ -45,7 +45,7 @@ def stripe_webhook(clinic_id: Identifier) -> dict[str, Any]:
         credentials = fresh
         vault = StripeCardVault(credentials, settings)
         card_events = vault.parse_webhook(raw, headers)
-    card_outcomes = apply_card_events(wiring.deps(clinic_id, vault), clinic_id, card_events)
+    card_outcomes = apply_card_events(dependencies.card_deps(clinic_id, vault), clinic_id, card_events)
     link_events = []
     for event in StripeGateway(credentials, settings).parse_webhook(raw, headers):
         if event.kind == "refunded" and event.refund is None and event.payment_reference:

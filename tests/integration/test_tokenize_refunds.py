@@ -141,12 +141,12 @@ def test_only_a_charge_that_succeeded_can_be_refunded_and_only_by_its_clinic(cli
 def run_concurrently(clinic_id: str, calls: list[dict[str, Any]], charge_id: str) -> list[Any]:
     """Each call a refund use case on its own thread, as tokenize runs it (its role, its deps)."""
     apigw.handler_for("TokenizeFunction")
-    wiring = function_module(apigw._modules["TokenizeFunction"].__file__, "wiring")  # functions/tokenize/wiring.py
+    dependencies = function_module(apigw._modules["TokenizeFunction"].__file__, "dependencies")
 
     def one(call: dict[str, Any]) -> Any:
         with iam.invoking("TokenizeFunction"):
             try:
-                return card_refunds.refund_charge(wiring.deps(clinic_id), clinic_id, "p-1", charge_id,
+                return card_refunds.refund_charge(dependencies.card_deps(clinic_id), clinic_id, "p-1", charge_id,
                                                   amount=call.get("amount"), reason=None,
                                                   idempotency_key=call.get("key"))
             except ClinicpayError as error:

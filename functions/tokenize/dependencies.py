@@ -1,4 +1,4 @@
-"""What tokenize's route groups and its job share (`function_module(__file__, "wiring")`): the
+"""What tokenize's route groups and its job share (`function_module(__file__, "dependencies")`): the
 clinic's Stripe vault, the card use cases' dependencies, and the path parameter of our ids."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from clinicpay.providers.stripe.adapter import StripeCardVault
 
 PROVIDER = "stripe"
-# A path parameter naming one of our ids: `Annotated[str, wiring.IDENTIFIER]` in each group (one
+# A path parameter naming one of our ids: `Annotated[str, dependencies.IDENTIFIER]` in each group (one
 # instance, as when the routes shared one module).
 IDENTIFIER = Path(pattern=r"^[A-Za-z0-9_\-.@]{1,64}$")
 BASE = "/v1/clinics/<clinic_id>/patients/<patient_id>"
@@ -38,7 +38,7 @@ def vault(clinic_id: str, *, fresh: bool = False) -> StripeCardVault:
     return StripeCardVault(secrets.read_credentials(clinic_id, PROVIDER, fresh=fresh), get_settings())
 
 
-def deps(clinic_id: str | None, clinic_vault: CardVault | None = None) -> CardDeps:
+def card_deps(clinic_id: str | None, clinic_vault: CardVault | None = None) -> CardDeps:
     settings = get_settings()
 
     def vault_for(provider: str) -> CardVault:
