@@ -70,6 +70,22 @@ def test_fiscalize_loads_its_routes_and_jobs_code_with_their_first_request() -> 
     assert _loaded(route_or_job_only, ("fiscalize",)) == []
 
 
+def test_tokenize_loads_no_route_code_at_import() -> None:
+    # Its route groups (functions/tokenize/*.py) and its job bring them with the first request or job event.
+    route_code = ("clinicpay.domain.model", "clinicpay.api.pages", "clinicpay.usecases.cards",
+                  "clinicpay.usecases.card_setup", "clinicpay.usecases.card_events", "clinicpay.repositories.cards",
+                  "clinicpay.providers.stripe.adapter", "clinicpay.notify.sender", "clinicpay.secrets")
+    assert _loaded(route_code, ("tokenize",)) == []
+
+
+def test_tokenize_card_setup_pages_load_no_stripe_code() -> None:
+    # The consent and done pages read only our tables: Stripe's code waits for the first call to Stripe
+    # (the consent form's submission, the webhook).
+    stripe_code = ("clinicpay.providers.stripe.adapter", "clinicpay.providers.stripe.client", "clinicpay.secrets")
+    assert _loaded(stripe_code, ("tokenize",), paths=("/cards/setup/abc",)) == []
+    assert _loaded(stripe_code, ("tokenize",), paths=("/webhooks/stripe/cl_1",)) == list(stripe_code)
+
+
 GC_PROGRAM = """
 import gc, importlib.util, json, sys
 sys.path.insert(0, {layer!r})
