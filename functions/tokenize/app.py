@@ -10,11 +10,11 @@ first request to one of its paths; the job's code (jobs.py) by the first job eve
 from clinicpay import coldstart  # first: the garbage collector waits while this module loads
 
 # isort: split
+from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from clinicpay.api.idempotency import idempotent_http
 from clinicpay.api.resolver import make_resolver
 from clinicpay.api.route_groups import function_module
 from clinicpay.deadline import lambda_deadline
@@ -39,7 +39,17 @@ app.route_groups(__file__, {
 
 before_snapshot(lambda: function_module(__file__, "jobs"))  # a restored job container finds its code loaded too
 
-_http = idempotent_http(app.resolve)
+
+@lru_cache(maxsize=1)
+def _http() -> Any:
+    # Idempotency-Key handling (api/idempotency.py) loads with the first HTTP request (with SnapStart,
+    # before the snapshot): card-reconcile's job invocations never need it.
+    from clinicpay.api.idempotency import idempotent_http
+
+    return idempotent_http(app.resolve)
+
+
+before_snapshot(_http)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
@@ -49,7 +59,7 @@ _http = idempotent_http(app.resolve)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if is_job_event(event):
         return function_module(__file__, "jobs").jobs.handle(event, context)
-    return _http(event, context)
+    return _http()(event, context)
 
 
 coldstart.loaded()

@@ -71,10 +71,12 @@ def test_fiscalize_loads_its_routes_and_jobs_code_with_their_first_request() -> 
 
 
 def test_tokenize_loads_no_route_code_at_import() -> None:
-    # Its route groups (functions/tokenize/*.py) and its job bring them with the first request or job event.
+    # Its route groups (functions/tokenize/*.py), its job and the Idempotency-Key handling bring them with the
+    # first request or job event.
     route_code = ("clinicpay.domain.model", "clinicpay.api.pages", "clinicpay.usecases.cards",
                   "clinicpay.usecases.card_setup", "clinicpay.usecases.card_events", "clinicpay.repositories.cards",
-                  "clinicpay.providers.stripe.adapter", "clinicpay.notify.sender", "clinicpay.secrets")
+                  "clinicpay.providers.stripe.adapter", "clinicpay.notify.sender", "clinicpay.secrets",
+                  "clinicpay.api.idempotency")
     assert _loaded(route_code, ("tokenize",)) == []
 
 
