@@ -19,7 +19,6 @@ from typing import Any
 
 from clinicpay import deadline
 from clinicpay.api.resolver import edge_refusal, error_dict, harden
-from clinicpay.settings import get_settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -47,6 +46,8 @@ def _idempotency() -> tuple[Any, Any, Any, Any]:
         IdempotencyValidationError,
     )
 
+    from clinicpay.settings import get_settings
+
     config = IdempotencyConfig(event_key_jmespath=_KEY, payload_validation_jmespath="body",
                                raise_on_no_idempotency_key=False, expires_after_seconds=24 * 3600)
     # Bounded like every AWS client of ours, but not guarded: Powertools would turn a refused call
@@ -68,6 +69,7 @@ def _revoked_credential(event: dict[str, Any]) -> dict[str, Any] | None:
     from clinicpay.api.auth import bearer
     from clinicpay.domain.errors import StorageUnavailable, Unauthorized
     from clinicpay.repositories.keys import KeyRepository, hash_key
+    from clinicpay.settings import get_settings
 
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
     token = headers.get("x-clinic-key") or bearer(headers)
