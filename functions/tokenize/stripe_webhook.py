@@ -1,7 +1,6 @@
 """tokenize's Stripe webhook: Stripe's events land here because only this function may read the
 cards table. Card events are applied here; payment-link events go to the payments' use case."""
 
-import base64
 from typing import Annotated, Any
 
 from clinicpay import secrets
@@ -19,16 +18,10 @@ Identifier = Annotated[str, dependencies.IDENTIFIER]
 PROVIDER = dependencies.PROVIDER
 
 
-def _raw_body() -> bytes:
-    event = app.current_event
-    body = event.get("body") or ""
-    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
-
-
 @app.post("/webhooks/stripe/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
 def stripe_webhook(clinic_id: Identifier) -> dict[str, Any]:
-    raw, headers = _raw_body(), {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    raw, headers = app.raw_body(), {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
     try:
         credentials = secrets.read_credentials(clinic_id, PROVIDER)
     except GatewayNotConfigured:

@@ -5,7 +5,6 @@ anything is parsed; each verified event is applied exactly once. (Stripe's go to
 from clinicpay import coldstart  # first: the garbage collector waits while this module loads
 
 # isort: split
-import base64
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -18,12 +17,6 @@ from clinicpay.domain.errors import GatewayNotConfigured, InvalidSignature, NotF
 from clinicpay.observability import logger, metrics, tracer
 
 app = make_resolver()
-
-
-def _raw_body() -> bytes:
-    event = app.current_event
-    body = event.get("body") or ""
-    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
 
 
 def _headers() -> dict[str, str]:
@@ -40,7 +33,7 @@ def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     from clinicpay.settings import get_settings
     from clinicpay.usecases.payment_events import apply_payment_events
 
-    body, headers = _raw_body(), _headers()
+    body, headers = app.raw_body(), _headers()
     try:
         gateway = link_gateway(clinic_id, Provider.FINTOC)
     except GatewayNotConfigured:
@@ -63,7 +56,7 @@ def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
 def monobank(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     from clinicpay.usecases import monobank_webhook
 
-    return monobank_webhook.handle(clinic_id, _raw_body(), _headers())
+    return monobank_webhook.handle(clinic_id, app.raw_body(), _headers())
 
 
 @app.post("/webhooks/checkbox/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
@@ -71,7 +64,7 @@ def monobank(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
 def checkbox(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
     from clinicpay.usecases import checkbox_webhook
 
-    return checkbox_webhook.handle(clinic_id, _raw_body(), _headers())
+    return checkbox_webhook.handle(clinic_id, app.raw_body(), _headers())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -319,6 +319,11 @@ class ClinicpayResolver(APIGatewayHttpResolver):
         self.load_routes()
         return super().get_openapi_schema(*args, **kwargs)
 
+    def raw_body(self) -> bytes:
+        """The body's bytes as the sender sent them: what a webhook signature is computed over."""
+        body = self.current_event.get("body") or ""
+        return base64.b64decode(body) if self.current_event.get("isBase64Encoded") else body.encode("utf-8")
+
     @property
     def caller(self) -> Caller | None:
         """Who the resolver authenticated for this request (None on routes that take no key)."""
