@@ -23,6 +23,7 @@ each group declares exactly the paths its module registers.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import sys
@@ -80,11 +81,13 @@ class RouteGroup:
     compile_regex: Callable[[str], re.Pattern[str]]  # the resolver's, the pattern Powertools routes by
     loaded: bool = False
 
-    def serves(self, path: str) -> bool:
-        return any(may_route(rule, path, self.compile_regex) for rule in self.rules)
+    def serves(self, path: str, path_segments: tuple[str, ...] | None = None) -> bool:
+        segments = _path_segments(path) if path_segments is None else path_segments
+        return any(may_route(rule, path, self.compile_regex, segments) for rule in self.rules)
 
 
-def may_route(rule: str, path: str, compile_regex: Callable[[str], re.Pattern[str]]) -> bool:
+def may_route(rule: str, path: str, compile_regex: Callable[[str], re.Pattern[str]],
+              path_segments: tuple[str, ...] | None = None) -> bool:
     """Whether Powertools could route `path` to `rule`, told from the segments where they make it sure:
     a `<param>` segment takes any non-empty segment (Powertools' never spans a slash; which characters
     it takes, Powertools checks), a segment of letters, digits, `_` and `-` only itself. Any other rule
@@ -92,12 +95,27 @@ def may_route(rule: str, path: str, compile_regex: Callable[[str], re.Pattern[st
     use. Compiling each rule's pattern up front would add about 0.4 ms a rule to every import
     (bench/import_time.py). This may say yes where Powertools then refuses (a group loaded for
     nothing), never no where it would route (a request answered 404 until its group loads)."""
-    rule_parts = rule.split("/")
-    if not all(_is_param(part) or all(c.isalnum() or c in "_-" for c in part) for part in rule_parts):
+    rule_segments = _rule_segments(rule)
+    if rule_segments is None:
         return compile_regex(rule).match(path) is not None
-    path_parts = path.removesuffix("\n").split("/")  # Powertools' `$` also matches before a final newline
-    return len(path_parts) == len(rule_parts) and all(
-        bool(given) if _is_param(part) else given == part for part, given in zip(rule_parts, path_parts, strict=True))
+    given = _path_segments(path) if path_segments is None else path_segments
+    return len(given) == len(rule_segments) and all(
+        bool(part) if literal is None else part == literal for literal, part in zip(rule_segments, given, strict=True))
+
+
+@functools.cache
+def _rule_segments(rule: str) -> tuple[str | None, ...] | None:
+    """A rule's segments, None for each `<param>`; None for a rule only Powertools' regex can match.
+    Worked out once per rule: a warm request to a function with groups not yet loaded asks every one
+    of them (bench/warm_path.py)."""
+    parts = rule.split("/")
+    if not all(_is_param(part) or all(c.isalnum() or c in "_-" for c in part) for part in parts):
+        return None
+    return tuple(None if _is_param(part) else part for part in parts)
+
+
+def _path_segments(path: str) -> tuple[str, ...]:
+    return tuple(path.removesuffix("\n").split("/"))  # Powertools' `$` also matches before a final newline
 
 
 def _is_param(segment: str) -> bool:
@@ -119,9 +137,10 @@ class RouteGroups:
 
     def load(self, path: str | None = None) -> None:
         """Loads the groups serving `path`, or every group."""
+        segments = None if path is None else _path_segments(path)
         with _lock:
             for group in self.groups:
-                if not group.loaded and (path is None or group.serves(path)):
+                if not group.loaded and (path is None or group.serves(path, segments)):
                     self.load_group(group)
 
     def load_group(self, group: RouteGroup) -> None:
