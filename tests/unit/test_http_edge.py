@@ -57,6 +57,34 @@ def test_edge_refusal_runs_before_the_card_guard_and_survives_deep_json() -> Non
     assert _code(resolver.edge_refusal(_event("[" * 10_000 + "]" * 10_000))) == (400, "bad_request")
 
 
+def test_the_idempotency_wrapper_checks_a_request_once_and_still_refuses_card_data(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinicpay.api import card_guard
+    from clinicpay.api.idempotency import idempotent_http
+
+    checks: list[object] = []
+    real = card_guard.card_data_refusal_reason
+    monkeypatch.setattr(resolver, "card_data_refusal_reason", lambda event: checks.append(event) or real(event))
+    handled: list[object] = []
+
+    def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # What ClinicpayResolver.resolve does first: inside the wrapper, the same event is not checked again...
+        assert resolver.edge_refusal(event) is None
+        handled.append(event)
+        return {"statusCode": 200, "body": "{}"}
+
+    clean = {**_event('{"note": "hello"}'), "requestContext": {"http": {"method": "GET"}}, "headers": {}}
+    assert idempotent_http(resolve)(clean, None)["statusCode"] == 200
+    assert checks == [clean] and handled == [clean]
+    # ...but any other event is, and after the wrapper returns this one is again.
+    carrying = _event('{"cvc": "123"}', path="/v1/clinics/cl_1/appointments")
+    assert _code(resolver.edge_refusal(carrying)) == (422, "card_data_not_accepted")
+    assert resolver.edge_refusal(clean) is None and len(checks) == 3
+    checks.clear()
+    assert _code(idempotent_http(resolve)({**carrying, "headers": {}}, None)) == (422, "card_data_not_accepted")
+    assert len(checks) == 1 and handled == [clean]
+
+
 def test_every_route_must_declare_its_credential() -> None:
     app = resolver.make_resolver()
     with pytest.raises(TypeError, match="declare the credential"):

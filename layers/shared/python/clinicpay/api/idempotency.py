@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from clinicpay import deadline
-from clinicpay.api.resolver import edge_refusal, error_dict, harden
+from clinicpay.api.resolver import edge_checked, edge_refusal, error_dict, harden
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -99,6 +99,10 @@ def idempotent_http(resolve: Handler) -> Handler:
         refused = edge_refusal(event)
         if refused:
             return refused
+        with edge_checked(event):
+            return _keyed(event, context)
+
+    def _keyed(event: dict[str, Any], context: Any) -> dict[str, Any]:
         method = event.get("requestContext", {}).get("http", {}).get("method")
         if method in ("GET", "HEAD") or "idempotency-key" not in (event.get("headers") or {}):
             return resolve(event, context)
