@@ -53,18 +53,23 @@ def handle():
     table.get_item(TableName="AppointmentsTable", Key={{"pk": {{"S": "CLINIC#c1"}}, "sk": {{"S": "PROFILE"}}}})
     http.request("fintoc", "GET", f"http://127.0.0.1:{{server.server_port}}/v1/checkout_sessions/cs_1")
 
+begun = []
 if {sampled}:
-    # What the first traced call does anyway (load the recorder); done here to catch what it sends.
+    # What the first traced call does anyway (load the recorder); done here to catch what it sends
+    # and each subsegment it starts (one the SDK throws away is still built).
     from clinicpay.observability import xray
-    xray.recorder().configure(emitter=Emitter())
+    recorder = xray.recorder()
+    recorder.configure(emitter=Emitter())
+    begin = recorder.begin_subsegment
+    recorder.begin_subsegment = lambda name, *args, **kwargs: begun.append(name) or begin(name, *args, **kwargs)
 handle()
-print(json.dumps({{"loaded_at_import": loaded_at_import, "loaded": "aws_xray_sdk.core" in sys.modules,
+print(json.dumps({{"loaded_at_import": loaded_at_import, "loaded": "aws_xray_sdk.core" in sys.modules, "begun": begun,
                   "subsegments": [(s["name"], s.get("namespace"), s.get("annotations", {{}})) for s in sent]}}))
 """
 
 
-def _run(sampled: bool) -> dict:
-    env = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+def _run(sampled: bool, **extra_env: str) -> dict:
+    env = {**extra_env, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
            "PATH": "/usr/bin:/bin", "LAMBDA_TASK_ROOT": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "webhook",
            "POWERTOOLS_SERVICE_NAME": "webhook", "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1",
            "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
@@ -84,11 +89,19 @@ def test_a_sampled_invocation_traces_dynamodb_and_provider_calls_without_the_sdk
     assert by_name["127.0.0.1"][0] == "remote"
     assert by_name["127.0.0.1"][1] == {"provider": "fintoc", "method": "GET", "status": "200"}
     assert "## __main__.handle" in by_name  # the traced function itself
+    assert "## __main__.handle" in result["begun"]
 
 
 def test_an_unsampled_invocation_never_loads_the_sdk() -> None:
     result = _run(sampled=False)
-    assert result == {"loaded_at_import": False, "loaded": False, "subsegments": []}
+    assert result == {"loaded_at_import": False, "loaded": False, "begun": [], "subsegments": []}
+
+
+def test_with_tracing_disabled_a_sampled_invocation_builds_no_subsegment() -> None:
+    # What tests, `make run` and the warm-path benchmark run with: Powertools still opens a subsegment
+    # per traced call, and nothing should be built for it.
+    result = _run(sampled=True, POWERTOOLS_TRACE_DISABLED="true")
+    assert result == {"loaded_at_import": False, "loaded": True, "begun": [], "subsegments": []}
 
 
 # Lambda's runtime runs the hooks last registered first; the outcome must not depend on that order.

@@ -64,6 +64,9 @@ class LazyXRayProvider(BaseProvider):
         self._modules = tuple(modules)
         self._recorder: Any = None
         self._lock = threading.Lock()
+        # Tracing off (POWERTOOLS_TRACE_DISABLED, or not in Lambda: the Tracer decides): Powertools
+        # still opens a subsegment for each traced call, which the SDK would build and throw away.
+        self.disabled = False
 
     @property
     def loaded(self) -> bool:
@@ -83,14 +86,13 @@ class LazyXRayProvider(BaseProvider):
                     self._recorder = xray_recorder
         return self._recorder
 
-    @staticmethod
-    def _unsampled() -> bool:
+    def _unrecorded(self) -> bool:
         # Lambda sets the header for each invocation; "Sampled=0" means X-Ray keeps nothing of it.
-        return "Sampled=0" in os.environ.get("_X_AMZN_TRACE_ID", "")
+        return self.disabled or (self._recorder is None and "Sampled=0" in os.environ.get("_X_AMZN_TRACE_ID", ""))
 
     @contextmanager
     def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Generator[BaseSegment, None, None]:
-        if self._recorder is None and self._unsampled():
+        if self._unrecorded():
             yield _Unrecorded()
             return
         with self.recorder().in_subsegment(name=name, **kwargs) as subsegment:
@@ -100,12 +102,12 @@ class LazyXRayProvider(BaseProvider):
         return self.recorder().in_subsegment_async(name=name, **kwargs)  # type: ignore[no-any-return]
 
     def put_annotation(self, key: str, value: str | numbers.Number | bool) -> None:
-        if self._recorder is None and self._unsampled():
+        if self._unrecorded():
             return
         self.recorder().put_annotation(key=key, value=value)
 
     def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
-        if self._recorder is None and self._unsampled():
+        if self._unrecorded():
             return
         self.recorder().put_metadata(key=key, value=value, namespace=namespace)
 
@@ -124,6 +126,7 @@ logger = Logger()
 # auto_patch=False: the provider patches when it loads (Powertools would load it here to patch).
 xray = LazyXRayProvider()
 tracer = Tracer(provider=xray, auto_patch=False)
+xray.disabled = bool(tracer.disabled)
 before_snapshot(xray.recorder)
 # Read once here, with our namespace as the fallback, so importing the package early (tests, tools)
 # can never freeze an empty namespace that would make every metric flush fail.
