@@ -11,6 +11,7 @@ versions, template.yaml) the recorder is loaded before the snapshot, so restored
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Generator, Sequence
@@ -122,7 +123,13 @@ class LazyXRayProvider(BaseProvider):
         patch_all()
 
 
-logger = Logger()
+def _message_as_logged(message: Any) -> Any:
+    # Powertools tries to read every message as JSON and throws the error away when it is not one;
+    # ours are sentences, and one that is a JSON object or list still comes out as one.
+    return json.loads(message) if isinstance(message, str) and message[:1] in ("{", "[") else message
+
+
+logger = Logger(json_deserializer=_message_as_logged)
 # auto_patch=False: the provider patches when it loads (Powertools would load it here to patch).
 xray = LazyXRayProvider()
 tracer = Tracer(provider=xray, auto_patch=False)
