@@ -43,6 +43,8 @@ def appointment_key(clinic_id: str, appointment_id: str) -> dict[str, str]:
 
 
 def _json(value: Any) -> Any:
+    # What DynamoDB stores of a plain dict (dates as text). A model's own `model_dump(mode="json")`
+    # is that already and goes in as it is.
     return json.loads(json.dumps(value, default=str))
 
 
@@ -250,7 +252,7 @@ class AppointmentRepository:
         item = without_none({
             **appointment_key(appointment.clinic_id, appointment.appointment_id),
             # balance_due is worked out from the amounts when read, never stored.
-            **_json(appointment.model_dump(mode="json", exclude_none=True, exclude={"balance_due"})),
+            **appointment.model_dump(mode="json", exclude_none=True, exclude={"balance_due"}),
             "ledger_version": 0,
             "link_token": link_token,
             "link_expires_at": link_expires_at.isoformat() if link_expires_at else None,
@@ -279,7 +281,7 @@ class AppointmentRepository:
 
         The session's watch (repositories/link_watches.py) is written in the same transaction, one
         call as before: should the provider's webhook never come, the link-reconcile job asks."""
-        values: dict[str, Any] = {":s": _json(session.model_dump(mode="json", exclude_none=True)),
+        values: dict[str, Any] = {":s": session.model_dump(mode="json", exclude_none=True),
                                   ":next": expected_attempts + 1, ":expected": expected_attempts,
                                   ":sid": {session.session_id}, ":version": expected_version}
         statuses = ", ".join(f":st{i}" for i in range(len(COLLECTING)))
