@@ -1,6 +1,7 @@
 """Warm-path overhead: our Lambda handlers next to hand-written minimal handlers making the same AWS calls.
 
     .venv/bin/python bench/warm_path.py [--runs 30]
+    .venv/bin/python bench/warm_path.py --instructions     # about 5 minutes
 
 Three flows, each handled in-process by the real `lambda_handler` (Powertools resolver, validation,
 logging, metrics; a warm container: key cache, secrets and clients already loaded) against the
@@ -20,6 +21,12 @@ minimal; each figure is the median of --runs invocations. Local IAM checks are o
 Two figures per flow: wall time (what the caller waits, moto's handling of each call included: it
 stands in for DynamoDB's and SES's latency) and the handler thread's CPU time (the handler's own
 work: our framework, validation, models, serialization, logging; moto works in its own threads).
+
+`--instructions` counts instead of timing, because CPU time on a shared machine moves by 0.05-0.1x
+between runs: each handler runs its flow in a process of its own under valgrind (moto stays in this
+process, uncounted), and one warm invocation's instructions are the difference between a process
+making more invocations and one making fewer. Instructions leave out what the CPU's caches do with
+the larger working set of ours, which the CPU-time column includes.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import os
 import pstats
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -276,7 +284,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--profile", metavar="FLOW", help="cProfile our handler on this flow (e.g. 'book'); "
                         "the top functions by cumulative time go to stderr")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count each handler's instructions per warm invocation (valgrind) instead of timing")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one handler's process, under valgrind
     args = parser.parse_args()
+    if args.child:
+        _child(args.child)
+        return
+    if args.instructions:
+        _print_instructions()
+        return
     # Clients copy the session's event hooks when they are made, so register before any exists.
     boto3._get_default_session().events.register("provide-client-params.dynamodb", _record)
     boto3._get_default_session().events.register("provide-client-params.sesv2", _record)
@@ -301,8 +318,18 @@ def main() -> None:
 
 
 def _run(stack: Any, runs: int, profile: str | None) -> list[Result]:
+    from local import iam
+
+    fixture = _prepare(stack, 2 * runs + 4)
+    iam.stop()  # IAM is AWS's work, not the function's
+    return [_measure(flow, runs, profile) for flow in _flows(fixture, fixture["opened"])]
+
+
+def _prepare(stack: Any, appointments: int) -> dict[str, Any]:
+    """The clinic every flow works on (Fintoc gateway, links in emails, a service), and `appointments`
+    whose link the patient has opened (the Fintoc sandbox made the session): one per webhook to
+    apply, and one whose link is clicked again and again. As JSON, for a process of its own."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines
-    from local import apigw, iam
     from tests.support.api import ApiClient
 
     clinic = create_clinic()
@@ -312,26 +339,42 @@ def _run(stack: Any, runs: int, profile: str | None) -> list[Result]:
     clinic.admin().patch(clinic.path("/settings"), json={"show_payment_link_in_email": True})
     add_service(clinic, "consulta", 25000)
     staff = clinic.staff()
-    starts = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0).isoformat()
-
-    def booking_body() -> dict[str, Any]:
-        return {"patient": {"id": f"p{uuid.uuid4().hex[:8]}", "name": "Ana", "email": "ana@example.cl"},
-                "service_id": "consulta", "starts_at": starts}
-
-    # Appointments whose link the patient has opened (the Fintoc sandbox made the session): one
-    # per webhook to apply, and one whose link is clicked again and again.
-    opened = []
-    for _ in range(2 * runs + 4):
-        created = staff.post(clinic.path("/appointments"), json=booking_body()).json()
+    fixture: dict[str, Any] = {
+        "clinic_id": clinic.clinic_id, "clinic_path": clinic.path(), "staff_key": clinic.staff_key, "secret": secret,
+        "starts": (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0).isoformat(),
+        "base_url": stack.base_url, "opened": []}
+    for _ in range(appointments):
+        created = staff.post(clinic.path("/appointments"), json=_booking_body(fixture)).json()
         token = created["payment_link"]["url"].rsplit("/", 1)[1]
         session_id = ApiClient().get(f"/pay/{token}").headers["Location"].rsplit("/", 1)[1]
-        opened.append((created["appointment_id"], token, session_id))
+        fixture["opened"].append((created["appointment_id"], token, session_id))
+    return fixture
 
-    settings_table = os.environ["APP_TABLE"]
-    minimal = Minimal(settings_table, SENDER, stack.base_url,
-                      {hashlib.sha256(clinic.staff_key.encode()).hexdigest(): clinic.clinic_id}, secret)
-    ours = {"create_link": load_handler("create_link"), "webhook": load_handler("webhook")}
-    iam.stop()  # IAM is AWS's work, not the function's
+
+def _booking_body(fixture: dict[str, Any]) -> dict[str, Any]:
+    return {"patient": {"id": f"p{uuid.uuid4().hex[:8]}", "name": "Ana", "email": "ana@example.cl"},
+            "service_id": "consulta", "starts_at": fixture["starts"]}
+
+
+Flow = tuple[str, Callable[[], dict[str, Any]], Callable[..., dict[str, Any]], Callable[..., dict[str, Any]], str, int]
+
+
+def _flows(fixture: dict[str, Any], opened: list[Any]) -> list[Flow]:
+    """Each flow: label, a maker of its next request, our handler, the minimal one, the function, the
+    status both answer. The webhook flow pays the appointments of `opened`, one per request."""
+    from local import apigw
+
+    minimal = Minimal(os.environ["APP_TABLE"], SENDER, fixture["base_url"],
+                      {hashlib.sha256(fixture["staff_key"].encode()).hexdigest(): fixture["clinic_id"]},
+                      fixture["secret"])
+    loaded: dict[str, Callable[..., dict[str, Any]]] = {}
+
+    def ours(name: str) -> Callable[..., dict[str, Any]]:
+        def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            if name not in loaded:  # loaded by the first call (a warm-up), as a container would
+                loaded[name] = load_handler(name)
+            return loaded[name](event, context)
+        return handler
 
     def event(method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> dict[str, Any]:
         found = apigw.match(method, path)
@@ -339,35 +382,119 @@ def _run(stack: Any, runs: int, profile: str | None) -> list[Result]:
         return apigw.build_event(found[0], found[1], method, path, headers=headers, body=body)
 
     def booking_event() -> dict[str, Any]:
-        return event("POST", clinic.path("/appointments"), {"Authorization": f"Bearer {clinic.staff_key}",
-                                                             "Content-Type": "application/json"},
-                     json.dumps(booking_body()).encode())
+        return event("POST", f"{fixture['clinic_path']}/appointments",
+                     {"Authorization": f"Bearer {fixture['staff_key']}", "Content-Type": "application/json"},
+                     json.dumps(_booking_body(fixture)).encode())
 
-    click_token = opened.pop()[1]
+    click_token = fixture["opened"][-1][1]
 
     def click_event() -> dict[str, Any]:
         return event("GET", f"/pay/{click_token}", {})
 
+    payable = list(opened)
+    if payable and payable[-1][1] == click_token:
+        payable.pop()
+
     def webhook_event() -> dict[str, Any]:
-        appointment_id, _, session_id = opened.pop()
+        appointment_id, _, session_id = payable.pop()
         body = json.dumps({
             "id": f"evt_{uuid.uuid4().hex}", "type": "payment_intent.succeeded", "mode": "test",
             "object": "event", "created_at": datetime.now(UTC).isoformat(),
             "data": {"id": f"pi_{uuid.uuid4().hex}", "object": "payment_intent", "status": "succeeded",
                      "amount": 25000, "currency": "CLP",
-                     "metadata": {"clinic_id": clinic.clinic_id, "appointment_id": appointment_id,
+                     "metadata": {"clinic_id": fixture["clinic_id"], "appointment_id": appointment_id,
                                   "checkout_session_id": session_id}}}).encode()
         t = int(time.time())
-        signature = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-        return event("POST", f"/webhooks/fintoc/{clinic.clinic_id}",
+        signature = hmac.new(fixture["secret"].encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        return event("POST", f"/webhooks/fintoc/{fixture['clinic_id']}",
                      {"Fintoc-Signature": f"t={t},v1={signature}", "Content-Type": "application/json"}, body)
 
-    flows = [
-        ("book with link", booking_event, ours["create_link"], minimal.book, "CreateLinkFunction", 201),
-        ("/pay click (live session)", click_event, ours["create_link"], minimal.pay, "CreateLinkFunction", 303),
-        ("paid webhook", webhook_event, ours["webhook"], minimal.webhook, "WebhookFunction", 200),
+    return [
+        ("book with link", booking_event, ours("create_link"), minimal.book, "CreateLinkFunction", 201),
+        ("/pay click (live session)", click_event, ours("create_link"), minimal.pay, "CreateLinkFunction", 303),
+        ("paid webhook", webhook_event, ours("webhook"), minimal.webhook, "WebhookFunction", 200),
     ]
-    return [_measure(flow, runs, profile) for flow in flows]
+
+
+# ---------------------------------------------------------------- counting instructions
+# CPU time on a shared machine moves by 0.05-0.1x between runs. Instructions do not: each handler
+# runs in a process of its own under valgrind (moto stays in this one, uncounted), once with
+# WARM_UP + FEW invocations and once with WARM_UP + MANY; the difference over MANY - FEW is one warm
+# invocation's instructions, with the import, the clients and the first requests cancelled out.
+WARM_UP, FEW, MANY = 3, 2, 10
+
+
+def _print_instructions() -> None:
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    with quiet_stdout():
+        stack = start_test_stack()
+        try:
+            from local import iam
+
+            fixture = _prepare(stack, 3 * 2 * (2 * WARM_UP + FEW + MANY) + 1)
+            iam.stop()
+            results = _count_instructions(fixture)
+        finally:
+            stack.server.stop()
+            stack.moto.stop()
+    print(f"warm path, instructions per warm invocation (valgrind; each handler in a process of its own, "
+          f"{MANY} invocations less {FEW}, after {WARM_UP} to warm up; moto uncounted)")
+    print(f"{'':<27} {'ours':>8} {'minimal':>9} {'ratio':>6}")
+    for label, ours, minimal in results:
+        print(f"{label:<27} {ours / 1e6:6.1f} M {minimal / 1e6:7.1f} M {ours / minimal:5.2f}x")
+
+
+def _count_instructions(fixture: dict[str, Any]) -> list[tuple[str, float, float]]:
+    results = []
+    opened = [item for item in fixture["opened"] if item is not fixture["opened"][-1]]
+    with tempfile.TemporaryDirectory() as folder:
+        for index, label in enumerate(("book with link", "/pay click (live session)", "paid webhook")):
+            per_invocation = []
+            for who in ("ours", "minimal"):
+                counts = []
+                for count in (FEW, MANY):
+                    # Each process pays its own appointments (a webhook applies once).
+                    share, opened = opened[:WARM_UP + count], opened[WARM_UP + count:]
+                    path = Path(folder) / f"{index}-{who}-{count}.json"
+                    path.write_text(json.dumps({**fixture, "opened": [*share, fixture["opened"][-1]]}))
+                    counts.append(_instructions_of(index, who, WARM_UP + count, path))
+                per_invocation.append((counts[1] - counts[0]) / (MANY - FEW))
+            results.append((label, per_invocation[0], per_invocation[1]))
+    return results
+
+
+def _instructions_of(flow: int, who: str, invocations: int, fixture_path: Any) -> int:
+    import re
+    import subprocess
+
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+               sys.executable, __file__, "--child", f"{flow},{who},{invocations},{fixture_path}"]
+    out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+                         timeout=900)
+    if out.returncode != 0:
+        raise SystemExit(f"the {who} handler's process failed:\n{out.stderr[-3000:]}")
+    found = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    if not found:
+        raise SystemExit("valgrind printed no instruction count")
+    return int(found.group(1).replace(",", ""))
+
+
+def _child(spec: str) -> None:
+    """One handler's invocations of one flow, in this process (run under valgrind by the parent)."""
+    from local.apigw import LambdaContext
+
+    flow, who, invocations, fixture_path = spec.split(",", 3)
+    fixture = json.loads(Path(fixture_path).read_text())
+    _, make_event, our_handler, minimal_handler, function, status = _flows(fixture, fixture["opened"])[int(flow)]
+    handler = our_handler if who == "ours" else minimal_handler
+    with quiet_stdout():
+        for _ in range(int(invocations)):
+            answer = handler(make_event(), LambdaContext.for_function(function))
+            if answer["statusCode"] != status:
+                raise SystemExit(f"{who} answered {answer['statusCode']}: {answer.get('body', '')[:300]}")
 
 
 Result = tuple[str, float, float, float, float, list[Any]]  # label, wall ours/minimal, cpu ours/minimal, calls
