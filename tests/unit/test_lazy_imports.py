@@ -142,7 +142,7 @@ def test_admin_answers_its_keyless_paths_without_loading_the_staff_routes_code()
 # resolver lets Powertools build its validation middlewares with the first route it calls.
 VALIDATION = ("pydantic", "pydantic_core", "aws_lambda_powertools.event_handler.middlewares.openapi_validation",
               "aws_lambda_powertools.event_handler.openapi.params")
-FUNCTIONS = ("create_link", "tokenize", "admin", "fiscalize")
+FUNCTIONS = ("create_link", "tokenize", "admin", "webhook", "fiscalize")
 
 
 def test_no_handler_loads_pydantic_or_powertools_validation_at_import() -> None:
