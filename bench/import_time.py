@@ -3,7 +3,8 @@
 The bare handler imports boto3 and builds a Powertools HTTP resolver: what any Lambda behind an
 HTTP API pays anyway. Each figure is the median of N fresh interpreter processes, timed inside the
 process around the import, measured in one run so the ratios compare like with like. Next to each
-function's import: the import plus what the first request of a kind loads (its route group), which is
+function's import: the import plus what the first request of a kind loads (its route group, and the
+request validation every routed request needs: Powertools' and pydantic's modules), which is
 what that request's cold start pays before its own work. Wall time is
 the figure; the process's CPU time is printed next to it because on a shared machine it moves less
 with the neighbours' load (an import is CPU-bound: every file is in the page cache after round one).
@@ -180,6 +181,8 @@ def _handler_programs() -> dict[str, str]:
     programs = {name: HANDLER.format(layer=str(LAYER), path=str(ROOT / "functions" / name / "app.py"), after="")
                 for name in FUNCTIONS}
     for name, (function, after) in FIRST_REQUESTS.items():
+        # Every routed request is validated: the first one loads Powertools' validation (not the import).
+        after = f"module.app.load_validation()\n{after}"
         programs[name] = HANDLER.format(layer=str(LAYER), path=str(ROOT / "functions" / function / "app.py"), after=after)
     return programs
 

@@ -5,9 +5,8 @@ anything is parsed; each verified event is applied exactly once. (Stripe's go to
 from clinicpay import coldstart  # first: the garbage collector waits while this module loads
 
 # isort: split
-from typing import Annotated, Any
+from typing import Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 
 from clinicpay.api.auth import Access
@@ -25,7 +24,7 @@ def _headers() -> dict[str, str]:
 
 @app.post("/webhooks/fintoc/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
-def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+def fintoc(clinic_id: str) -> dict[str, Any]:
     # Each provider's route loads its own code on first use (cold start: bench/import_time.py).
     from clinicpay import secrets
     from clinicpay.domain.clinic import Provider
@@ -53,7 +52,7 @@ def fintoc(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
 
 @app.post("/webhooks/monobank/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
-def monobank(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+def monobank(clinic_id: str) -> dict[str, Any]:
     from clinicpay.usecases import monobank_webhook
 
     return monobank_webhook.handle(clinic_id, app.raw_body(), _headers())
@@ -61,7 +60,7 @@ def monobank(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
 
 @app.post("/webhooks/checkbox/<clinic_id>", access=Access.PROVIDER_SIGNATURE)
 @tracer.capture_method
-def checkbox(clinic_id: Annotated[str, Path()]) -> dict[str, Any]:
+def checkbox(clinic_id: str) -> dict[str, Any]:
     from clinicpay.usecases import checkbox_webhook
 
     return checkbox_webhook.handle(clinic_id, app.raw_body(), _headers())

@@ -136,3 +136,43 @@ def test_admin_answers_its_keyless_paths_without_loading_the_staff_routes_code()
     # A staff path loads its group's code (what the test above would otherwise pass by never loading it).
     assert _loaded(staff_code, ("admin",), paths=("/v1/clinics/cl_demo/message-templates",)) == [
         "clinicpay.notify.builtin", "clinicpay.repositories.templates", "clinicpay.usecases.clinics"]
+
+
+# Powertools' request validation and most of pydantic (a third of a bare handler's import): the
+# resolver lets Powertools build its validation middlewares with the first route it calls.
+VALIDATION = ("pydantic", "pydantic_core", "aws_lambda_powertools.event_handler.middlewares.openapi_validation",
+              "aws_lambda_powertools.event_handler.openapi.params")
+FUNCTIONS = ("create_link", "tokenize", "admin", "webhook", "fiscalize")
+
+
+def test_no_handler_loads_pydantic_or_powertools_validation_at_import() -> None:
+    assert _loaded(VALIDATION, FUNCTIONS) == []
+
+
+SNAPSHOT_PROGRAM = """
+import importlib.util, json, sys
+sys.path[:0] = [{hooks!r}, {layer!r}]
+import snapshot_restore_py
+spec = importlib.util.spec_from_file_location("handler", {root!r} + "/functions/{function}/app.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+before = sorted(m for m in {modules!r} if m in sys.modules)
+while snapshot_restore_py.hooks:
+    snapshot_restore_py.hooks.pop()()
+print(json.dumps([before, sorted(m for m in {modules!r} if m in sys.modules)]))
+"""
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_with_snapstart_the_validation_is_loaded_before_the_snapshot(tmp_path: Path, function: str) -> None:
+    # Lambda's managed runtimes ship snapshot_restore_py; this one records what is registered.
+    (tmp_path / "snapshot_restore_py.py").write_text("hooks = []\ndef register_before_snapshot(func):\n"
+                                                     "    hooks.append(func)\n")
+    program = SNAPSHOT_PROGRAM.format(hooks=str(tmp_path), layer=str(ROOT / "layers/shared/python"), root=str(ROOT),
+                                      function=function, modules=VALIDATION)
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                         env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                              "POWERTOOLS_TRACE_DISABLED": "true", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    before, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == [] and after == sorted(VALIDATION)

@@ -306,6 +306,17 @@ class ClinicpayResolver(APIGatewayHttpResolver):
 
     _route_groups: RouteGroups | None = None
 
+    def __init__(self) -> None:
+        # Validation is on for every route, but its middlewares (Powertools' OpenAPI validation, and
+        # with it most of pydantic: a third of a bare handler's import, bench/import_time.py) are
+        # built by Powertools with the first route it calls, not here: with the first request, or
+        # before a SnapStart snapshot (`load_validation`).
+        super().__init__(enable_validation=False)
+        self._enable_validation = True
+        from clinicpay.snapstart import before_snapshot
+
+        before_snapshot(self.load_validation)
+
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         return edge_refusal(event) or harden(super().resolve(event, context))
 
@@ -324,6 +335,12 @@ class ClinicpayResolver(APIGatewayHttpResolver):
 
         self.load_routes()
         build_loaded_models()
+
+    @staticmethod
+    def load_validation() -> None:
+        """Loads what validating the first request needs (Powertools builds the middlewares from it)."""
+        import aws_lambda_powertools.event_handler.middlewares.openapi_validation  # noqa: F401
+        import aws_lambda_powertools.event_handler.openapi.dependant  # noqa: F401
 
     def load_routes(self, path: str | None = None) -> None:
         """Loads the route groups serving `path`, or all of them."""
@@ -436,7 +453,7 @@ class ClinicpayResolver(APIGatewayHttpResolver):
 
 
 def make_resolver() -> ClinicpayResolver:
-    app = ClinicpayResolver(enable_validation=True)
+    app = ClinicpayResolver()
 
     @app.exception_handler(ClinicpayError)
     def handle_domain_error(error: ClinicpayError) -> Response:
