@@ -35,3 +35,39 @@ def test_the_first_request_is_validated_and_later_ones_too() -> None:
     assert app.resolve(_event({"limit": "x"}), {})["statusCode"] == 422
     ok = app.resolve(_event({"limit": "3"}), {})
     assert ok["statusCode"] == 200 and json.loads(ok["body"]) == {"limit": 3}
+
+
+def test_a_routes_first_call_runs_with_the_collector_paused_and_leaves_it_running() -> None:
+    # Building a route's validation makes pydantic's schemas: no collection walks them meanwhile
+    # (api.route_groups.collector_paused), and the collector runs again for the requests after.
+    import gc
+
+    app = make_resolver()
+    collecting: list[bool] = []
+
+    @app.get("/things", access=Access.NONE)
+    def things(limit: Annotated[int, Query(ge=1, le=10)] = 5) -> dict[str, int]:
+        collecting.append(gc.isenabled())
+        return {"limit": limit}
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    assert app.resolve(_event({"limit": "3"}), {})["statusCode"] == 200
+    assert gc.isenabled() and gc.get_freeze_count() > frozen
+    assert app.resolve(_event({"limit": "4"}), {})["statusCode"] == 200
+    assert collecting == [False, True]
+
+
+def test_a_collector_turned_off_stays_off_and_nothing_is_frozen() -> None:
+    import gc
+
+    from clinicpay.api.route_groups import collector_paused
+
+    gc.disable()
+    try:
+        frozen = gc.get_freeze_count()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled() and gc.get_freeze_count() == frozen
+    finally:
+        gc.enable()

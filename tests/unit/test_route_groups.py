@@ -3,6 +3,7 @@ register, no two groups compete for one request, and a request loads only the gr
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import itertools
 import re
@@ -62,7 +63,9 @@ def test_a_request_loads_only_the_groups_serving_its_path(tmp_path: Path) -> Non
         (tmp_path / f"{name}.py").write_text(
             "from clinicpay.api.auth import Access\n"
             "from clinicpay.api.route_groups import loading_routes\n"
+            "import gc\n"
             "app = loading_routes()\n"
+            "COLLECTING_WHILE_LOADED = gc.isenabled()\n"
             f"@app.get({rule!r}, access=Access.NONE)\n"
             f"def {name}({parameters}) -> dict[str, str]:\n"
             f"    return {{'group': {name!r}}}\n")
@@ -75,6 +78,9 @@ def test_a_request_loads_only_the_groups_serving_its_path(tmp_path: Path) -> Non
     answer = app.resolve(event("/things/a"), None)
     assert answer["statusCode"] == 200 and '"first"' in answer["body"]
     assert [group.loaded for group in app._route_groups.groups] == [True, False]
+    # A group loads as the handler module does: no garbage collection meanwhile (route_groups.collector_paused).
+    [module] = [m for name, m in sys.modules.items() if name.startswith(f"clinicpay_routes_{tmp_path.name}_first")]
+    assert module.COLLECTING_WHILE_LOADED is False and gc.isenabled()
     assert app.resolve(event("/nothing"), None)["statusCode"] == 404
     assert [group.loaded for group in app._route_groups.groups] == [True, False]
     app.load_routes()

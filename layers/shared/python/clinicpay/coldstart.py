@@ -9,6 +9,8 @@ Importing this module pauses the collector: each handler imports it before anyth
 the handler module's last statement, resumes it and freezes what is loaded (`gc.freeze`): those
 objects live as long as the container, and no later collection, on a warm request either, walks
 them again. Reference counting frees everything else as always; the pause covers the import only.
+What a function loads on first use (a route group, a route's validation) gets the same pause:
+`api.route_groups.collector_paused`.
 """
 
 import gc

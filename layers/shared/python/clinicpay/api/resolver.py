@@ -40,7 +40,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from clinicpay.api.auth import Access, Caller, authenticate, require_signature_header
 from clinicpay.api.card_guard import card_data_refusal_reason
-from clinicpay.api.route_groups import RouteGroups
+from clinicpay.api.route_groups import RouteGroups, collector_paused
 from clinicpay.domain.errors import (
     BadRequest,
     CardDataNotAccepted,
@@ -416,6 +416,10 @@ class ClinicpayResolver(APIGatewayHttpResolver):
                 if handled is None:
                     raise
                 return handled
+        if not getattr(route, "_middleware_stack_built", True):
+            # A route's first call builds its validation (pydantic's schemas of its models).
+            with collector_paused():
+                return super()._call_route(route, route_arguments)
         return super()._call_route(route, route_arguments)
 
     def _admit(self, route: Route, access: Access, path: dict[str, str], limit: LimitKind | None) -> None:

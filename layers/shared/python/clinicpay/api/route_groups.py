@@ -24,11 +24,13 @@ each group declares exactly the paths its module registers.
 from __future__ import annotations
 
 import functools
+import gc
 import importlib.util
 import re
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -46,6 +48,24 @@ def loading_routes() -> ClinicpayResolver:
     if not _loading:
         raise RuntimeError("a route group is loaded by its function's resolver (app.route_groups), not imported")
     return _loading[-1]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """For code loaded on first use, after the handler module (a route group, a route's validation):
+    no garbage collection while it loads, and what it loaded frozen, as clinicpay.coldstart does for
+    the handler's import (a first request ran twice the collections without: bench/import_time.py).
+    Inside the import or another load (collector already paused), or with the collector turned off,
+    it changes nothing."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def function_module(anchor: str, name: str) -> ModuleType:
@@ -145,7 +165,7 @@ class RouteGroups:
 
     def load_group(self, group: RouteGroup) -> None:
         folder = Path(group.anchor).resolve().parent
-        with _lock:
+        with _lock, collector_paused():
             _loading.append(self._resolver)
             try:
                 # One module per resolver: a handler loaded twice in one process (tests) gets its
