@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from clinicpay.api.resolver import ClinicpayResolver, header
 from clinicpay.domain.errors import GatewayNotConfigured
 from clinicpay.notify.sender import AwsNotifier
-from clinicpay.ports import CardVault
+from clinicpay.ports.cards import CardVault
 from clinicpay.repositories.card_requests import CardRequestRepository
 from clinicpay.repositories.cards import CardAppointments, CardRepository
 from clinicpay.repositories.clinics import ClinicRepository

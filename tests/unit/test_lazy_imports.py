@@ -136,3 +136,22 @@ def test_admin_answers_its_keyless_paths_without_loading_the_staff_routes_code()
     # A staff path loads its group's code (what the test above would otherwise pass by never loading it).
     assert _loaded(staff_code, ("admin",), paths=("/v1/clinics/cl_demo/message-templates",)) == [
         "clinicpay.notify.builtin", "clinicpay.repositories.templates", "clinicpay.usecases.clinics"]
+
+
+PORT_MODULES = tuple(f"clinicpay.ports.{module}" for module in ("payments", "refunds", "messaging", "cards", "qr"))
+
+
+def test_no_handler_loads_a_port_module_at_import() -> None:
+    assert _loaded(PORT_MODULES, ("create_link", "tokenize", "admin", "webhook", "fiscalize")) == []
+
+
+@pytest.mark.parametrize(("function", "path", "ports"), [
+    # clinicpay.ports is one module per capability: a first request loads its own capability's ports only.
+    ("create_link", "/pay/abc", ("payments", "refunds")),
+    ("create_link", "/v1/public/clinics/cl_1/appointments", ("messaging", "payments")),
+    ("tokenize", "/cards/setup/abc", ("cards", "messaging", "payments")),
+    ("fiscalize", "/v1/clinics/cl_1/reports/qr-payments", ("payments", "qr", "refunds")),
+    ("admin", "/v1/clinics/cl_1/settings", ()),
+])
+def test_a_first_request_loads_the_ports_of_its_capability_only(function: str, path: str, ports: tuple[str, ...]) -> None:
+    assert _loaded(PORT_MODULES, (function,), paths=(path,)) == [f"clinicpay.ports.{port}" for port in ports]

@@ -16,7 +16,12 @@ class Model(BaseModel):
 
 
 def build_loaded_models() -> None:
-    """Build every model defined so far whose build was deferred."""
+    """Build every model defined so far whose build was deferred. The ports' modules are imported on
+    first use (clinicpay.ports): all of them first, so none waits for a restored container's first
+    request that asks for it to be loaded and built."""
+    from clinicpay.ports import load_all
+
+    load_all()
     pending: list[type[BaseModel]] = [Model]
     while pending:
         model = pending.pop()

@@ -23,7 +23,7 @@ from clinicpay.domain.errors import ClinicpayError, ProviderUnavailable
 from clinicpay.notify.html import email_html
 from clinicpay.notify.transport import MessageRefused
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import OutgoingMessage
+from clinicpay.ports.messaging import OutgoingMessage
 
 if TYPE_CHECKING:
     from clinicpay.repositories.message_outbox import MessageOutbox

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from clinicpay.ports import OutgoingMessage
+from clinicpay.ports.messaging import OutgoingMessage
 
 
 class MessageRefused(Exception):

@@ -10,7 +10,8 @@ from clinicpay import secrets
 from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import ClinicpayError, ValidationFailed
 from clinicpay.observability import logger
-from clinicpay.ports import PaymentGateway, RefundingGateway
+from clinicpay.ports.payments import PaymentGateway
+from clinicpay.ports.refunds import RefundingGateway
 from clinicpay.providers import http
 from clinicpay.settings import Settings, get_settings
 

@@ -22,7 +22,7 @@ from clinicpay.domain.errors import ConditionFailed, Conflict, NotFound, Storage
 from clinicpay.domain.ledger import settled_status
 from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import Text
-from clinicpay.ports import PaymentEvent
+from clinicpay.ports.payments import PaymentEvent
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
 from clinicpay.repositories.events import event_item
 from clinicpay.repositories.link_watches import watch_item

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from clinicpay.domain.card import Card, CardRefund, CardSetup, Charge, Dispute, RefundStatus, SetupStatus
 from clinicpay.domain.errors import ConditionFailed
 from clinicpay.domain.money import Money
-from clinicpay.ports import ChargeResult
+from clinicpay.ports.cards import ChargeResult
 from clinicpay.repositories.appointments import AppointmentRepository
 from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
 from clinicpay.repositories.events import EVENT_SK, event_item, event_pk

@@ -24,7 +24,7 @@ from clinicpay.domain.money import Money
 from clinicpay.domain.patient_tokens import PatientTokenInvalid
 from clinicpay.domain.phones import calling_code, sms_refusal
 from clinicpay.notify.messages import TemplateSource
-from clinicpay.ports import Notifier
+from clinicpay.ports.messaging import Notifier
 from clinicpay.repositories.appointments import (
     LEDGER_ATTEMPTS,
     AppointmentRepository,

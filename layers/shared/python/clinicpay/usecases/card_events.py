@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from clinicpay.domain.card import Card, CardSetup, Charge, Dispute, SetupStatus
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import CardEvent, ChargeResult
+from clinicpay.ports.cards import CardEvent, ChargeResult
 from clinicpay.usecases.card_messages import tell_bookings_confirmed
 from clinicpay.usecases.card_refunds import apply_refund_observation
 from clinicpay.usecases.cards import apply_charge_result, forget_card, store_card

@@ -31,7 +31,7 @@ from typing import Any
 from clinicpay.domain.card import CardRefund, Charge
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import CardEvent, ChargeResult
+from clinicpay.ports.cards import CardEvent, ChargeResult
 from clinicpay.repositories.shards import SHARDS, shard_of
 from clinicpay.usecases.card_events import apply_card_event
 from clinicpay.usecases.cards import apply_charge_result

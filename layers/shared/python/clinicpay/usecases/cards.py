@@ -24,7 +24,7 @@ from clinicpay.domain.errors import (
 from clinicpay.domain.ids import id_from_digest, new_id
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import CardVault, ChargeResult, OffSessionCharge
+from clinicpay.ports.cards import CardVault, ChargeResult, OffSessionCharge
 from clinicpay.usecases.card_messages import tell_patient_charged
 from clinicpay.usecases.cards_ports import CardDeps
 

@@ -12,7 +12,8 @@ from clinicpay.domain.card import Card, CardRefund, CardSetup, Charge, Dispute, 
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.money import Money
 from clinicpay.notify.messages import TemplateSource
-from clinicpay.ports import CardVault, ChargeResult, Notifier
+from clinicpay.ports.cards import CardVault, ChargeResult
+from clinicpay.ports.messaging import Notifier
 
 
 class CardStore(Protocol):

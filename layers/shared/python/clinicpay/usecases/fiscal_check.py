@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clinicpay.observability import logger
-from clinicpay.ports import QrStore
+from clinicpay.ports.qr import QrStore
 from clinicpay.usecases.fiscalization import ChecksFactory, Clock, RegisterFactory, fiscalize_waiting
 
 MetricSink = Callable[[str, int], None]

@@ -9,7 +9,7 @@ from typing import Any
 from clinicpay.domain.fiscal import ShiftState
 from clinicpay.domain.qr import iso
 from clinicpay.observability import logger
-from clinicpay.ports import FiscalRegister, QrStore, ShiftStore
+from clinicpay.ports.qr import FiscalRegister, QrStore, ShiftStore
 from clinicpay.usecases.fiscalization import Clock, RegisterFactory, fiscalize_waiting
 
 

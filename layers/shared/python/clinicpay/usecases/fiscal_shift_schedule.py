@@ -32,7 +32,7 @@ from clinicpay.domain.errors import ClinicpayError, GatewayNotConfigured
 from clinicpay.domain.fiscal import ShiftNotOpen, ShiftState
 from clinicpay.domain.qr import iso
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import QrStore, ShiftStore
+from clinicpay.ports.qr import QrStore, ShiftStore
 from clinicpay.usecases import fiscal_shift
 from clinicpay.usecases.fiscalization import Clock, RegisterFactory, fiscalize_waiting
 

@@ -46,7 +46,7 @@ from clinicpay.domain.fiscal import (
 from clinicpay.domain.ids import new_token, new_uuid
 from clinicpay.domain.qr import UAH, FiscalDoc, QrPayment, QrRefund, doc_key, iso, payment_key
 from clinicpay.observability import logger
-from clinicpay.ports import FiscalRegister, ProviderFiscalCheck, QrStore
+from clinicpay.ports.qr import FiscalRegister, ProviderFiscalCheck, QrStore
 
 RegisterFactory = Callable[[str], FiscalRegister]
 Clock = Callable[[], datetime]

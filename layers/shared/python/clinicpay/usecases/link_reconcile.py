@@ -32,7 +32,7 @@ from clinicpay.domain.appointment import PaymentStatus
 from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import PaymentEvent, PaymentGateway
+from clinicpay.ports.payments import PaymentEvent, PaymentGateway
 from clinicpay.repositories.appointments import StoredAppointment
 from clinicpay.repositories.link_watches import UNDERWAY_WATCH, LinkWatch
 

@@ -12,7 +12,7 @@ from clinicpay.notify.builtin import CHANNELS, LOCALES, Text
 from clinicpay.notify.formatting import format_money, format_time
 from clinicpay.notify.messages import TemplateSource, render, resolve_template
 from clinicpay.observability import logger
-from clinicpay.ports import Notifier, OutgoingMessage
+from clinicpay.ports.messaging import Notifier, OutgoingMessage
 
 
 def template_sk(kind: str, channel: str, locale: str) -> str:

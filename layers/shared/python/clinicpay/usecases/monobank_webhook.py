@@ -26,7 +26,7 @@ from clinicpay.domain.errors import ClinicpayError, GatewayNotConfigured, NotFou
 from clinicpay.domain.fiscal import AWAITING_STATES, FiscalizedBy
 from clinicpay.domain.qr import InvoiceUpdate
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import QrAcquirer, QrStore
+from clinicpay.ports.qr import QrAcquirer, QrStore
 from clinicpay.providers.monobank.adapter import MonobankGateway, MonobankQrAcquirer, UnsupportedInvoiceStatus
 from clinicpay.providers.monobank.client import MonobankApiError
 from clinicpay.providers.registry import fiscal_register

@@ -24,7 +24,7 @@ from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
 from clinicpay.domain.ledger import settled_status
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger
-from clinicpay.ports import CheckoutRequest, PaymentGateway
+from clinicpay.ports.payments import CheckoutRequest, PaymentGateway
 from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
 from clinicpay.repositories.clinics import ClinicRepository
 

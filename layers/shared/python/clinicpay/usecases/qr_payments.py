@@ -39,7 +39,7 @@ from clinicpay.domain.qr import (
     payment_id_for,
 )
 from clinicpay.observability import logger
-from clinicpay.ports import QrStore
+from clinicpay.ports.qr import QrStore
 from clinicpay.usecases import qr_refunds
 from clinicpay.usecases.ownership import (
     AMOUNT_MISMATCH,

@@ -24,7 +24,7 @@ from clinicpay.domain.errors import ClinicpayError, GatewayNotConfigured
 from clinicpay.domain.fiscal import FiscalizedBy
 from clinicpay.domain.qr import Undecided, iso
 from clinicpay.observability import logger
-from clinicpay.ports import QrAcquirer, QrStore
+from clinicpay.ports.qr import QrAcquirer, QrStore
 from clinicpay.usecases import qr_refunds
 from clinicpay.usecases.fiscalization import Clock, RegisterFactory
 from clinicpay.usecases.monobank_webhook import apply_qr_update

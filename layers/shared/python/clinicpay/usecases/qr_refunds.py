@@ -51,7 +51,8 @@ from clinicpay.domain.qr import (
     refund_lines,
 )
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import QrStore, RefundingGateway, RefundRequest
+from clinicpay.ports.qr import QrStore
+from clinicpay.ports.refunds import RefundingGateway, RefundRequest
 
 # A refund of ours that monobank's cancelList still does not show this long after we asked was
 # never received (a cut connection before monobank took it): it failed, and its reservation goes.

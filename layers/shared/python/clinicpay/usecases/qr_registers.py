@@ -20,7 +20,7 @@ from clinicpay.domain.qr import (
     qr_reference,
 )
 from clinicpay.observability import logger
-from clinicpay.ports import QrAcquirer, QrStore
+from clinicpay.ports.qr import QrAcquirer, QrStore
 
 # What the patient's bank statement and the fiscal receipt say when staff give no description.
 DEFAULT_DESCRIPTION = "Медичні послуги"

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from clinicpay.domain.errors import ClinicpayError, ValidationFailed
 from clinicpay.domain.fiscal import public_fiscal_status
 from clinicpay.domain.qr import QrPayment, QrRefund, QrReportFilters, iso
-from clinicpay.ports import QrStore
+from clinicpay.ports.qr import QrStore
 from clinicpay.usecases import list_cursor
 
 CSV_COLUMNS = ("payment_id", "paid_at", "amount", "currency", "qr_id", "appointment_id", "masked_pan",

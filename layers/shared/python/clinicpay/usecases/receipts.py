@@ -7,7 +7,7 @@ from clinicpay.domain.errors import ClinicpayError
 from clinicpay.domain.money import Money
 from clinicpay.notify.messages import TemplateSource
 from clinicpay.observability import logger
-from clinicpay.ports import Notifier
+from clinicpay.ports.messaging import Notifier
 from clinicpay.repositories.appointments import AppointmentRepository
 from clinicpay.usecases.appointments import pay_url
 from clinicpay.usecases.messages import PrefetchedTemplates, clinic_template_keys, send_appointment_message

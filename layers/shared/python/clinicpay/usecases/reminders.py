@@ -21,7 +21,7 @@ from clinicpay.domain.appointment import BookingStatus, PaymentStatus
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.notify.messages import TemplateSource
 from clinicpay.observability import logger
-from clinicpay.ports import Notifier
+from clinicpay.ports.messaging import Notifier
 from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
 from clinicpay.repositories.card_requests import card_setup_url
 from clinicpay.repositories.clinics import ClinicRepository
