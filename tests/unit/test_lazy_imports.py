@@ -147,10 +147,13 @@ def test_no_handler_loads_a_port_module_at_import() -> None:
 
 @pytest.mark.parametrize(("function", "path", "ports"), [
     # clinicpay.ports is one module per capability: a first request loads its own capability's ports only.
-    ("create_link", "/pay/abc", ("payments", "refunds")),
+    # A Protocol only annotated with (a store, a gateway) is imported for the type checker only.
+    ("create_link", "/pay/abc", ("payments",)),
     ("create_link", "/v1/public/clinics/cl_1/appointments", ("messaging", "payments")),
-    ("tokenize", "/cards/setup/abc", ("cards", "messaging", "payments")),
-    ("fiscalize", "/v1/clinics/cl_1/reports/qr-payments", ("payments", "qr", "refunds")),
+    ("tokenize", "/cards/setup/abc", ("cards", "messaging")),
+    ("tokenize", "/webhooks/stripe/cl_1", ("cards", "messaging", "payments", "refunds")),  # Stripe's adapter: links too
+    ("fiscalize", "/v1/clinics/cl_1/reports/qr-payments", ()),
+    ("fiscalize", "/v1/clinics/cl_1/qr-payments/qp_1/refunds", ("qr", "refunds")),
     ("admin", "/v1/clinics/cl_1/settings", ()),
 ])
 def test_a_first_request_loads_the_ports_of_its_capability_only(function: str, path: str, ports: tuple[str, ...]) -> None:

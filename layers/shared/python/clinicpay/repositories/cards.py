@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
@@ -29,11 +29,13 @@ from botocore.exceptions import ClientError
 from clinicpay.domain.card import Card, CardRefund, CardSetup, Charge, Dispute, RefundStatus, SetupStatus
 from clinicpay.domain.errors import ConditionFailed
 from clinicpay.domain.money import Money
-from clinicpay.ports.cards import ChargeResult
 from clinicpay.repositories.appointments import AppointmentRepository
 from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
 from clinicpay.repositories.events import EVENT_SK, event_item, event_pk
 from clinicpay.repositories.shards import shard_key
+
+if TYPE_CHECKING:
+    from clinicpay.ports.cards import ChargeResult
 
 REF_INDEX = "ByProviderRef"
 RECON_INDEX = "AwaitingProvider"

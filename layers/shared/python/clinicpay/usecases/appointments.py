@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -24,7 +24,6 @@ from clinicpay.domain.money import Money
 from clinicpay.domain.patient_tokens import PatientTokenInvalid
 from clinicpay.domain.phones import calling_code, sms_refusal
 from clinicpay.notify.messages import TemplateSource
-from clinicpay.ports.messaging import Notifier
 from clinicpay.repositories.appointments import (
     LEDGER_ATTEMPTS,
     AppointmentRepository,
@@ -39,6 +38,9 @@ from clinicpay.repositories.patients import PatientRepository
 from clinicpay.usecases.messages import PrefetchedTemplates, clinic_template_keys, send_appointment_message
 from clinicpay.usecases.patient_tokens import prove_patient
 from clinicpay.usecases.payment_links import to_collect
+
+if TYPE_CHECKING:
+    from clinicpay.ports.messaging import Notifier
 
 
 @dataclass
