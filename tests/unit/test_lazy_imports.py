@@ -158,3 +158,15 @@ def test_no_handler_loads_a_port_module_at_import() -> None:
 ])
 def test_a_first_request_loads_the_ports_of_its_capability_only(function: str, path: str, ports: tuple[str, ...]) -> None:
     assert _loaded(PORT_MODULES, (function,), paths=(path,)) == [f"clinicpay.ports.{port}" for port in ports]
+
+
+def test_a_link_or_card_setup_page_loads_no_ledger_and_a_card_setup_page_no_appointment_code() -> None:
+    # The ledger's models wait for the routes that move money (webhooks, refunds, desk payments); the
+    # appointments' code for the card refunds and disputes that write an appointment's ledger.
+    ledger = ("clinicpay.domain.ledger", "clinicpay.repositories.ledger")
+    for path in ("/pay/abc", "/v1/public/clinics/cl_1/appointments", "/v1/clinics/cl_1/appointments"):
+        assert _loaded(ledger, ("create_link",), paths=(path,)) == [], path
+    appointment_code = ("clinicpay.domain.appointment", "clinicpay.repositories.appointments", *ledger)
+    assert _loaded(appointment_code, ("tokenize",), paths=("/cards/setup/abc",)) == []
+    # A ledger route loads it (what the test above would otherwise pass by never loading it).
+    assert _loaded(ledger, ("create_link",), paths=("/v1/clinics/cl_1/appointments/ap_1/refunds",)) == list(ledger)

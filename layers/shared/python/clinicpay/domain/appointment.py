@@ -15,7 +15,7 @@ from clinicpay.domain.text import OneLine
 
 
 class PaymentStatus(StrEnum):
-    """Where an appointment's money stands (domain/ledger.py derives it from the amounts)."""
+    """Where an appointment's money stands (settled_status derives it from the ledger's amounts)."""
 
     NOT_REQUIRED = "not_required"
     UNPAID = "unpaid"
@@ -24,6 +24,23 @@ class PaymentStatus(StrEnum):
     PAID = "paid"
     PARTIALLY_REFUNDED = "partially_refunded"  # some of what was paid went back
     REFUNDED = "refunded"  # everything paid went back
+
+
+def settled_status(price: Money, paid: Money, refunded: Money, current: PaymentStatus) -> PaymentStatus:
+    """The status the amounts of an appointment's ledger (domain/ledger.py) say. Before any money came
+    in the status is the link's own (`unpaid`, `pending`, `not_required`) and stays as it is.
+
+    - something paid, nothing refunded: `paid` when it covers the price, else `deposit_paid`;
+    - something refunded: `refunded` when everything paid went back, else `partially_refunded`
+      (the balance, if any, is still shown as `balance_due`)."""
+    if paid.amount <= 0:
+        return current if current in (PaymentStatus.UNPAID, PaymentStatus.PENDING,
+                                      PaymentStatus.NOT_REQUIRED) else PaymentStatus.UNPAID
+    if refunded.amount >= paid.amount:
+        return PaymentStatus.REFUNDED
+    if refunded.amount > 0:
+        return PaymentStatus.PARTIALLY_REFUNDED
+    return PaymentStatus.PAID if paid.amount >= price.amount else PaymentStatus.DEPOSIT_PAID
 
 
 class BookingStatus(StrEnum):

@@ -16,10 +16,9 @@ from boto3.dynamodb.conditions import Attr, Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from clinicpay.domain.appointment import Appointment, ProviderSession
+from clinicpay.domain.appointment import Appointment, ProviderSession, settled_status
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.errors import ConditionFailed, Conflict, NotFound, StorageUnavailable
-from clinicpay.domain.ledger import settled_status
 from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import Text
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from clinicpay.domain.appointment import BookingStatus, PaymentStatus, ProviderSession, SessionPurpose
+from clinicpay.domain.appointment import BookingStatus, PaymentStatus, ProviderSession, SessionPurpose, settled_status
 from clinicpay.domain.clinic import LINK_GATEWAYS, Clinic, ClinicSettings, Provider, localized_name
 from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
-from clinicpay.domain.ledger import settled_status
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger
 from clinicpay.ports.payments import CheckoutRequest
