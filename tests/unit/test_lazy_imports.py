@@ -170,3 +170,11 @@ def test_a_link_or_card_setup_page_loads_no_ledger_and_a_card_setup_page_no_appo
     assert _loaded(appointment_code, ("tokenize",), paths=("/cards/setup/abc",)) == []
     # A ledger route loads it (what the test above would otherwise pass by never loading it).
     assert _loaded(ledger, ("create_link",), paths=("/v1/clinics/cl_1/appointments/ap_1/refunds",)) == list(ledger)
+
+
+def test_the_qr_report_loads_no_provider_code() -> None:
+    # It reads our tables only: the registry (secrets, the HTTP client) waits for a route that asks
+    # monobank or Checkbox something (fiscalize/dependencies.py).
+    provider_code = ("clinicpay.providers.registry", "clinicpay.secrets", "clinicpay.providers.http")
+    assert _loaded(provider_code, ("fiscalize",), paths=("/v1/clinics/cl_1/reports/qr-payments",)) == []
+    assert _loaded(provider_code, ("fiscalize",), paths=("/v1/clinics/cl_1/qr-registers",)) == sorted(provider_code)
