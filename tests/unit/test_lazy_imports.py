@@ -178,3 +178,29 @@ def test_the_qr_report_loads_no_provider_code() -> None:
     provider_code = ("clinicpay.providers.registry", "clinicpay.secrets", "clinicpay.providers.http")
     assert _loaded(provider_code, ("fiscalize",), paths=("/v1/clinics/cl_1/reports/qr-payments",)) == []
     assert _loaded(provider_code, ("fiscalize",), paths=("/v1/clinics/cl_1/qr-registers",)) == sorted(provider_code)
+
+
+WEBHOOK_FIRST_EVENT = """
+import importlib.util, json, sys
+sys.path.insert(0, {layer!r})
+spec = importlib.util.spec_from_file_location("handler", {app!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+from clinicpay import secrets  # what the webhook's Fintoc route loads (bench/import_time.py)
+from clinicpay.providers.registry import link_gateway
+from clinicpay.usecases.payment_events import apply_payment_events
+print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
+"""
+
+
+def test_a_payment_event_loads_no_booking_code() -> None:
+    # A paid event updates the appointment and sends its receipt: the bookings' code (patient tokens,
+    # phones, card requests, the appointments use case) waits for a booking.
+    booking_code = ("clinicpay.usecases.appointments", "clinicpay.usecases.patient_tokens", "clinicpay.domain.phones",
+                    "clinicpay.repositories.card_requests", "clinicpay.usecases.payment_links")
+    program = WEBHOOK_FIRST_EVENT.format(layer=str(ROOT / "layers/shared/python"), app=str(ROOT / "functions/webhook/app.py"),
+                                         modules=booking_code)
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120,
+                         env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                              "PATH": "/usr/bin:/bin"})
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -96,6 +96,11 @@ class PaymentLink(Model):
     expires_at: datetime | None = None
 
 
+def pay_url(base: str, token: str) -> str:
+    """The payment link's page, `/pay/{token}` on the public base URL."""
+    return f"{base.rstrip('/')}/pay/{token}"
+
+
 SessionPurpose = Literal["full", "deposit", "balance"]
 
 

@@ -16,6 +16,7 @@ from clinicpay.domain.appointment import (
     Patient,
     PaymentLink,
     PaymentStatus,
+    pay_url,
 )
 from clinicpay.domain.clinic import deposit_for
 from clinicpay.domain.errors import AlreadyPaid, Conflict, ProviderUnavailable, StorageUnavailable, ValidationFailed
@@ -74,10 +75,6 @@ CONFIRMATION_HELD_FOR = timedelta(minutes=10)
 # A patient who left the card step of a card-required booking is reminded this long after booking
 # (once, by the reminders job), unless the card was saved or the appointment has started by then.
 CARD_REMINDER_AFTER = timedelta(minutes=30)
-
-
-def pay_url(base: str, token: str) -> str:
-    return f"{base.rstrip('/')}/pay/{token}"
 
 
 def view(stored: StoredAppointment, base_url: str) -> dict[str, Any]:
