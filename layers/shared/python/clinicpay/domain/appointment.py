@@ -15,7 +15,7 @@ from clinicpay.domain.text import OneLine
 
 
 class PaymentStatus(StrEnum):
-    """Where an appointment's money stands (settled_status derives it from the ledger's amounts)."""
+    """Where an appointment's money stands (domain/ledger.py derives it from the amounts)."""
 
     NOT_REQUIRED = "not_required"
     UNPAID = "unpaid"
