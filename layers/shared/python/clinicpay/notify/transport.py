@@ -8,7 +8,6 @@ if TYPE_CHECKING:
     from clinicpay.ports.messaging import OutgoingMessage
 
 
-
 class MessageRefused(Exception):
     """SES or SNS did not take the message. `permanent`: the message itself is invalid (a malformed
     address or number), so sending it again can never work."""
