@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from clinicpay.snapstart import load_before_snapshot
+
 if TYPE_CHECKING:  # the names, for the type checker and readers (at run time: __getattr__ below)
     from clinicpay.ports.cards import (
         CardEvent,
@@ -82,7 +84,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_HOME))
 
 
-def load_all() -> None:
-    """Import every port module (what a SnapStart snapshot should hold built: clinicpay.domain.model)."""
-    for module in MODULES:
-        importlib.import_module(f"{__name__}.{module}")
+# A function that uses one port holds them all in its SnapStart snapshot, loaded and built.
+load_before_snapshot(*(f"{__name__}.{module}" for module in MODULES))

@@ -32,10 +32,15 @@ from clinicpay.domain.money import Money
 from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
 from clinicpay.repositories.events import EVENT_SK, event_item, event_pk
 from clinicpay.repositories.shards import shard_key
+from clinicpay.snapstart import load_before_snapshot
 
 if TYPE_CHECKING:
     from clinicpay.ports.cards import ChargeResult
     from clinicpay.repositories.appointments import AppointmentRepository
+
+# The appointments' code loads with the card refunds and disputes that use it (CardAppointments), and
+# before a SnapStart snapshot.
+load_before_snapshot("clinicpay.repositories.appointments")
 
 REF_INDEX = "ByProviderRef"
 RECON_INDEX = "AwaitingProvider"
