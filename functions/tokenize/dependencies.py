@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from clinicpay.api.resolver import ClinicpayResolver, header
 from clinicpay.domain.errors import GatewayNotConfigured
 from clinicpay.notify.sender import AwsNotifier
-from clinicpay.ports import CardVault
 from clinicpay.repositories.card_requests import CardRequestRepository
 from clinicpay.repositories.cards import CardAppointments, CardRepository
 from clinicpay.repositories.clinics import ClinicRepository
@@ -20,6 +19,7 @@ from clinicpay.settings import get_settings
 from clinicpay.usecases.cards_ports import CardDeps
 
 if TYPE_CHECKING:
+    from clinicpay.ports.cards import CardVault
     from clinicpay.providers.stripe.adapter import StripeCardVault
 
 PROVIDER = "stripe"

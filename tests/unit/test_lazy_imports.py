@@ -176,3 +176,71 @@ def test_with_snapstart_the_validation_is_loaded_before_the_snapshot(tmp_path: P
     assert out.returncode == 0, out.stderr[-3000:]
     before, after = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == [] and after == sorted(VALIDATION)
+
+
+PORT_MODULES = tuple(f"clinicpay.ports.{module}" for module in ("payments", "refunds", "messaging", "cards", "qr"))
+
+
+def test_no_handler_loads_a_port_module_at_import() -> None:
+    assert _loaded(PORT_MODULES, ("create_link", "tokenize", "admin", "webhook", "fiscalize")) == []
+
+
+@pytest.mark.parametrize(("function", "path", "ports"), [
+    # clinicpay.ports is one module per capability: a first request loads its own capability's ports only.
+    # A Protocol only annotated with (a store, a gateway) is imported for the type checker only.
+    ("create_link", "/pay/abc", ("payments",)),
+    ("create_link", "/v1/public/clinics/cl_1/appointments", ("messaging", "payments")),
+    ("tokenize", "/cards/setup/abc", ("cards", "messaging")),
+    ("tokenize", "/webhooks/stripe/cl_1", ("cards", "messaging", "payments", "refunds")),  # Stripe's adapter: links too
+    ("fiscalize", "/v1/clinics/cl_1/reports/qr-payments", ()),
+    ("fiscalize", "/v1/clinics/cl_1/qr-payments/qp_1/refunds", ("qr", "refunds")),
+    ("admin", "/v1/clinics/cl_1/settings", ()),
+])
+def test_a_first_request_loads_the_ports_of_its_capability_only(function: str, path: str, ports: tuple[str, ...]) -> None:
+    assert _loaded(PORT_MODULES, (function,), paths=(path,)) == [f"clinicpay.ports.{port}" for port in ports]
+
+
+def test_a_link_or_card_setup_page_loads_no_ledger_and_a_card_setup_page_no_appointment_code() -> None:
+    # The ledger's models wait for the routes that move money (webhooks, refunds, desk payments); the
+    # appointments' code for the card refunds and disputes that write an appointment's ledger.
+    ledger = ("clinicpay.domain.ledger", "clinicpay.repositories.ledger")
+    for path in ("/pay/abc", "/v1/public/clinics/cl_1/appointments", "/v1/clinics/cl_1/appointments"):
+        assert _loaded(ledger, ("create_link",), paths=(path,)) == [], path
+    appointment_code = ("clinicpay.domain.appointment", "clinicpay.repositories.appointments", *ledger)
+    assert _loaded(appointment_code, ("tokenize",), paths=("/cards/setup/abc",)) == []
+    # A ledger route loads it (what the test above would otherwise pass by never loading it).
+    assert _loaded(ledger, ("create_link",), paths=("/v1/clinics/cl_1/appointments/ap_1/refunds",)) == list(ledger)
+
+
+def test_the_qr_report_loads_no_provider_code() -> None:
+    # It reads our tables only: the registry (secrets, the HTTP client) waits for a route that asks
+    # monobank or Checkbox something (fiscalize/dependencies.py).
+    provider_code = ("clinicpay.providers.registry", "clinicpay.secrets", "clinicpay.providers.http")
+    assert _loaded(provider_code, ("fiscalize",), paths=("/v1/clinics/cl_1/reports/qr-payments",)) == []
+    assert _loaded(provider_code, ("fiscalize",), paths=("/v1/clinics/cl_1/qr-registers",)) == sorted(provider_code)
+
+
+WEBHOOK_FIRST_EVENT = """
+import importlib.util, json, sys
+sys.path.insert(0, {layer!r})
+spec = importlib.util.spec_from_file_location("handler", {app!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+from clinicpay import secrets  # what the webhook's Fintoc route loads (bench/import_time.py)
+from clinicpay.providers.registry import link_gateway
+from clinicpay.usecases.payment_events import apply_payment_events
+print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
+"""
+
+
+def test_a_payment_event_loads_no_booking_code() -> None:
+    # A paid event updates the appointment and sends its receipt: the bookings' code (patient tokens,
+    # phones, card requests, the appointments use case) waits for a booking.
+    booking_code = ("clinicpay.usecases.appointments", "clinicpay.usecases.patient_tokens", "clinicpay.domain.phones",
+                    "clinicpay.repositories.card_requests", "clinicpay.usecases.payment_links")
+    program = WEBHOOK_FIRST_EVENT.format(layer=str(ROOT / "layers/shared/python"), app=str(ROOT / "functions/webhook/app.py"),
+                                         modules=booking_code)
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120,
+                         env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                              "PATH": "/usr/bin:/bin"})
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -26,6 +26,23 @@ class PaymentStatus(StrEnum):
     REFUNDED = "refunded"  # everything paid went back
 
 
+def settled_status(price: Money, paid: Money, refunded: Money, current: PaymentStatus) -> PaymentStatus:
+    """The status the amounts of an appointment's ledger (domain/ledger.py) say. Before any money came
+    in the status is the link's own (`unpaid`, `pending`, `not_required`) and stays as it is.
+
+    - something paid, nothing refunded: `paid` when it covers the price, else `deposit_paid`;
+    - something refunded: `refunded` when everything paid went back, else `partially_refunded`
+      (the balance, if any, is still shown as `balance_due`)."""
+    if paid.amount <= 0:
+        return current if current in (PaymentStatus.UNPAID, PaymentStatus.PENDING,
+                                      PaymentStatus.NOT_REQUIRED) else PaymentStatus.UNPAID
+    if refunded.amount >= paid.amount:
+        return PaymentStatus.REFUNDED
+    if refunded.amount > 0:
+        return PaymentStatus.PARTIALLY_REFUNDED
+    return PaymentStatus.PAID if paid.amount >= price.amount else PaymentStatus.DEPOSIT_PAID
+
+
 class BookingStatus(StrEnum):
     CONFIRMED = "confirmed"
     AWAITING_CARD = "awaiting_card"  # online booking of a card-required service, until the card is saved
@@ -77,6 +94,11 @@ class PublicPatientDetails(Model):
 class PaymentLink(Model):
     url: str
     expires_at: datetime | None = None
+
+
+def pay_url(base: str, token: str) -> str:
+    """The payment link's page, `/pay/{token}` on the public base URL."""
+    return f"{base.rstrip('/')}/pay/{token}"
 
 
 SessionPurpose = Literal["full", "deposit", "balance"]

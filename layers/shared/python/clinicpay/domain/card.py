@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, StrictBool
 from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 from clinicpay.domain.text import OneLine
-from clinicpay.ports import ChargeStatus
+from clinicpay.ports.cards import ChargeStatus
 
 
 class ConsentChannel(StrEnum):

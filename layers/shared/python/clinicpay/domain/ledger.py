@@ -17,28 +17,11 @@ from typing import Literal
 
 from pydantic import ConfigDict
 
-from clinicpay.domain.appointment import PaymentStatus
+from clinicpay.domain.appointment import settled_status as settled_status  # next to the statuses (a link's page loads no ledger)
 from clinicpay.domain.model import Model
 from clinicpay.domain.money import Money
 
 DESK = "desk"  # the provider name of a payment taken at the clinic's desk
-
-
-def settled_status(price: Money, paid: Money, refunded: Money, current: PaymentStatus) -> PaymentStatus:
-    """The status the amounts say. Before any money came in the status is the link's own
-    (`unpaid`, `pending`, `not_required`) and stays as it is.
-
-    - something paid, nothing refunded: `paid` when it covers the price, else `deposit_paid`;
-    - something refunded: `refunded` when everything paid went back, else `partially_refunded`
-      (the balance, if any, is still shown as `balance_due`)."""
-    if paid.amount <= 0:
-        return current if current in (PaymentStatus.UNPAID, PaymentStatus.PENDING,
-                                      PaymentStatus.NOT_REQUIRED) else PaymentStatus.UNPAID
-    if refunded.amount >= paid.amount:
-        return PaymentStatus.REFUNDED
-    if refunded.amount > 0:
-        return PaymentStatus.PARTIALLY_REFUNDED
-    return PaymentStatus.PAID if paid.amount >= price.amount else PaymentStatus.DEPOSIT_PAID
 
 
 class PaymentMethod(StrEnum):

@@ -8,7 +8,7 @@ every model loaded by then is built before the snapshot (clinicpay.snapstart).
 
 from pydantic import BaseModel, ConfigDict
 
-from clinicpay.snapstart import before_snapshot
+from clinicpay.snapstart import before_snapshot, load_named_modules
 
 
 class Model(BaseModel):
@@ -16,7 +16,9 @@ class Model(BaseModel):
 
 
 def build_loaded_models() -> None:
-    """Build every model defined so far whose build was deferred."""
+    """Build every model defined so far whose build was deferred, after importing the modules named
+    to be loaded on first use (snapstart.load_before_snapshot: the ports' modules, ...)."""
+    load_named_modules()
     pending: list[type[BaseModel]] = [Model]
     while pending:
         model = pending.pop()

@@ -23,9 +23,9 @@ from clinicpay.domain.errors import ClinicpayError, ProviderUnavailable
 from clinicpay.notify.html import email_html
 from clinicpay.notify.transport import MessageRefused
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import OutgoingMessage
 
 if TYPE_CHECKING:
+    from clinicpay.ports.messaging import OutgoingMessage
     from clinicpay.repositories.message_outbox import MessageOutbox
 
 # Refusals about the message itself: sending it again can never work. SES v2 answers a malformed

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from clinicpay.ports import OutgoingMessage
+if TYPE_CHECKING:
+    from clinicpay.ports.messaging import OutgoingMessage
 
 
 class MessageRefused(Exception):

@@ -4,15 +4,18 @@ secret. Adapters are imported lazily so a handler only loads the providers it re
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinicpay import secrets
 from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import ClinicpayError, ValidationFailed
 from clinicpay.observability import logger
-from clinicpay.ports import PaymentGateway, RefundingGateway
 from clinicpay.providers import http
 from clinicpay.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from clinicpay.ports.payments import PaymentGateway
+    from clinicpay.ports.refunds import RefundingGateway
 
 # Adding a link gateway: one package under providers/ and one line here.
 _LINK_GATEWAYS: dict[Provider, str] = {

@@ -10,23 +10,24 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.conditions import Attr, Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from clinicpay.domain.appointment import Appointment, ProviderSession
+from clinicpay.domain.appointment import Appointment, ProviderSession, settled_status
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.errors import ConditionFailed, Conflict, NotFound, StorageUnavailable
-from clinicpay.domain.ledger import settled_status
 from clinicpay.domain.money import Money
 from clinicpay.notify.builtin import Text
-from clinicpay.ports import PaymentEvent
 from clinicpay.repositories.dynamo import conditional, plain, table, translated_errors, without_none
 from clinicpay.repositories.events import event_item
 from clinicpay.repositories.link_watches import watch_item
 from clinicpay.repositories.shards import key_of, shard_key
+
+if TYPE_CHECKING:
+    from clinicpay.ports.payments import PaymentEvent
 
 # reminder_pk = shard_key(REMINDER_KIND, clinic_id), e.g. "DUE#07" (repositories/shards.py): the
 # RemindersDue index has one partition per shard, and the reminders job reads one per invocation.

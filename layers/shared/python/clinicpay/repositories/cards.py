@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
@@ -29,11 +29,18 @@ from botocore.exceptions import ClientError
 from clinicpay.domain.card import Card, CardRefund, CardSetup, Charge, Dispute, RefundStatus, SetupStatus
 from clinicpay.domain.errors import ConditionFailed
 from clinicpay.domain.money import Money
-from clinicpay.ports import ChargeResult
-from clinicpay.repositories.appointments import AppointmentRepository
 from clinicpay.repositories.dynamo import plain, table, translated_errors, without_none
 from clinicpay.repositories.events import EVENT_SK, event_item, event_pk
 from clinicpay.repositories.shards import shard_key
+from clinicpay.snapstart import load_before_snapshot
+
+if TYPE_CHECKING:
+    from clinicpay.ports.cards import ChargeResult
+    from clinicpay.repositories.appointments import AppointmentRepository
+
+# The appointments' code loads with the card refunds and disputes that use it (CardAppointments), and
+# before a SnapStart snapshot.
+load_before_snapshot("clinicpay.repositories.appointments")
 
 REF_INDEX = "ByProviderRef"
 RECON_INDEX = "AwaitingProvider"
@@ -596,19 +603,25 @@ class CardAppointments:
             ExpressionAttributeValues={":paid": "paid", ":refunded": "refunded", ":payment": _json(without_none(payment)),
                                        ":amount": _json(payment["amount"]), ":zero": 0, ":one": 1})
 
+    def _appointments(self) -> AppointmentRepository:
+        # Imported by the refunds and disputes that use it: a card setup page loads no appointment code.
+        from clinicpay.repositories.appointments import AppointmentRepository
+
+        return AppointmentRepository(self._table_name)
+
     def apply_refund(self, clinic_id: str, appointment_id: str, *, payment_reference: str, refund_id: str,
                      amount: Money) -> bool:
-        return AppointmentRepository(self._table_name).apply_refund(
+        return self._appointments().apply_refund(
             clinic_id, appointment_id, payment_reference=payment_reference, refund_id=refund_id, amount=amount)
 
     def revert_refund(self, clinic_id: str, appointment_id: str, *, payment_reference: str, refund_id: str,
                       amount: Money) -> bool:
-        return AppointmentRepository(self._table_name).revert_refund(
+        return self._appointments().revert_refund(
             clinic_id, appointment_id, payment_reference=payment_reference, refund_id=refund_id, amount=amount)
 
     def record_dispute(self, clinic_id: str, appointment_id: str, *, payment_reference: str,
                        dispute: dict[str, Any]) -> bool:
-        return AppointmentRepository(self._table_name).record_dispute(
+        return self._appointments().record_dispute(
             clinic_id, appointment_id, payment_reference=payment_reference, dispute=dispute)
 
     def paid_by(self, clinic_id: str, provider: str, reference: str) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from clinicpay.domain.ids import new_id
 from clinicpay.domain.model import Model
-from clinicpay.ports import OutgoingMessage
+from clinicpay.ports.messaging import OutgoingMessage
 from clinicpay.repositories.dynamo import conditional, due_page, plain, table, translated_errors, without_none
 from clinicpay.repositories.shards import key_of, shard_key
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -16,6 +16,7 @@ from clinicpay.domain.appointment import (
     Patient,
     PaymentLink,
     PaymentStatus,
+    pay_url,
 )
 from clinicpay.domain.clinic import deposit_for
 from clinicpay.domain.errors import AlreadyPaid, Conflict, ProviderUnavailable, StorageUnavailable, ValidationFailed
@@ -24,7 +25,6 @@ from clinicpay.domain.money import Money
 from clinicpay.domain.patient_tokens import PatientTokenInvalid
 from clinicpay.domain.phones import calling_code, sms_refusal
 from clinicpay.notify.messages import TemplateSource
-from clinicpay.ports import Notifier
 from clinicpay.repositories.appointments import (
     LEDGER_ATTEMPTS,
     AppointmentRepository,
@@ -39,6 +39,9 @@ from clinicpay.repositories.patients import PatientRepository
 from clinicpay.usecases.messages import PrefetchedTemplates, clinic_template_keys, send_appointment_message
 from clinicpay.usecases.patient_tokens import prove_patient
 from clinicpay.usecases.payment_links import to_collect
+
+if TYPE_CHECKING:
+    from clinicpay.ports.messaging import Notifier
 
 
 @dataclass
@@ -72,10 +75,6 @@ CONFIRMATION_HELD_FOR = timedelta(minutes=10)
 # A patient who left the card step of a card-required booking is reminded this long after booking
 # (once, by the reminders job), unless the card was saved or the appointment has started by then.
 CARD_REMINDER_AFTER = timedelta(minutes=30)
-
-
-def pay_url(base: str, token: str) -> str:
-    return f"{base.rstrip('/')}/pay/{token}"
 
 
 def view(stored: StoredAppointment, base_url: str) -> dict[str, Any]:

@@ -22,10 +22,11 @@ current state would have sent (`observed_<id>_<status>`), recorded per clinic li
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from clinicpay.domain.card import Card, CardSetup, Charge, Dispute, SetupStatus
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import CardEvent, ChargeResult
+from clinicpay.ports.cards import ChargeResult
 from clinicpay.usecases.card_messages import tell_bookings_confirmed
 from clinicpay.usecases.card_refunds import apply_refund_observation
 from clinicpay.usecases.cards import apply_charge_result, forget_card, store_card
@@ -38,6 +39,9 @@ from clinicpay.usecases.ownership import (
     count_foreign,
     names_other_clinic,
 )
+
+if TYPE_CHECKING:
+    from clinicpay.ports.cards import CardEvent
 
 # A handler's verdict: an outcome, or (outcome, why) when the event changed nothing.
 Verdict = str | tuple[str, str]

@@ -27,7 +27,7 @@ from clinicpay.notify.builtin import CHARGE_REASONS, LOCALES
 from clinicpay.notify.formatting import format_money, format_time
 from clinicpay.notify.messages import render, resolve_template
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import OutgoingMessage
+from clinicpay.ports.messaging import OutgoingMessage
 from clinicpay.usecases.cards_ports import CardDeps
 
 CHARGE_MESSAGE = "card_charged"

@@ -26,16 +26,19 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinicpay.domain.card import CardRefund, Charge
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import CardEvent, ChargeResult
+from clinicpay.ports.cards import ChargeResult
 from clinicpay.repositories.shards import SHARDS, shard_of
 from clinicpay.usecases.card_events import apply_card_event
 from clinicpay.usecases.cards import apply_charge_result
 from clinicpay.usecases.cards_ports import CardDeps, CardStore
+
+if TYPE_CHECKING:
+    from clinicpay.ports.cards import CardEvent
 
 # Asked again after each look that found it still open: 5 min, 15 min, 1 h, 6 h, then daily.
 RECHECK = (timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=6), timedelta(days=1))

@@ -34,7 +34,9 @@ from clinicpay.domain.money import Money
 from clinicpay.notify.formatting import format_money
 from clinicpay.notify.messages import render, resolve_template
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import OutgoingMessage, RefundObservation, RefundRequest
+from clinicpay.ports.cards import RefundObservation
+from clinicpay.ports.messaging import OutgoingMessage
+from clinicpay.ports.refunds import RefundRequest
 from clinicpay.usecases.cards import require_patient
 from clinicpay.usecases.cards_ports import CardDeps
 

@@ -18,7 +18,8 @@ from clinicpay.domain.ids import new_id
 from clinicpay.domain.money import Money
 from clinicpay.notify.messages import render, resolve_template
 from clinicpay.observability import logger
-from clinicpay.ports import CardSetupRequest, OutgoingMessage
+from clinicpay.ports.cards import CardSetupRequest
+from clinicpay.ports.messaging import OutgoingMessage
 from clinicpay.repositories.card_requests import card_setup_url
 from clinicpay.usecases.cards import ConsentRequired, consent_from, customer_for, require_patient
 from clinicpay.usecases.cards_ports import CardDeps

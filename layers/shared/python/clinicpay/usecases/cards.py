@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinicpay.domain.card import Card, Charge, ChargeReason, Consent, ConsentGrant
 from clinicpay.domain.clinic import Clinic
@@ -24,9 +24,12 @@ from clinicpay.domain.errors import (
 from clinicpay.domain.ids import id_from_digest, new_id
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import CardVault, ChargeResult, OffSessionCharge
+from clinicpay.ports.cards import ChargeResult, OffSessionCharge
 from clinicpay.usecases.card_messages import tell_patient_charged
 from clinicpay.usecases.cards_ports import CardDeps
+
+if TYPE_CHECKING:
+    from clinicpay.ports.cards import CardVault
 
 # A claim on an appointment's charge that has not finished (the patient never completed the bank's
 # authentication, or the answer was lost) may be taken over after this long, once that charge is

@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from clinicpay.domain.card import Card, CardRefund, CardSetup, Charge, Dispute, RefundStatus, SetupStatus
 from clinicpay.domain.clinic import Clinic, ClinicSettings, Service
 from clinicpay.domain.money import Money
 from clinicpay.notify.messages import TemplateSource
-from clinicpay.ports import CardVault, ChargeResult, Notifier
+
+if TYPE_CHECKING:
+    from clinicpay.ports.cards import CardVault, ChargeResult
+    from clinicpay.ports.messaging import Notifier
 
 
 class CardStore(Protocol):

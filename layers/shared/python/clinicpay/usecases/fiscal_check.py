@@ -10,11 +10,13 @@ that is down is asked again on a bounded backoff, not every minute.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinicpay.observability import logger
-from clinicpay.ports import QrStore
 from clinicpay.usecases.fiscalization import ChecksFactory, Clock, RegisterFactory, fiscalize_waiting
+
+if TYPE_CHECKING:
+    from clinicpay.ports.qr import QrStore
 
 MetricSink = Callable[[str, int], None]
 

@@ -4,13 +4,15 @@ for the first time), the payments waiting for it are fiscalized."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinicpay.domain.fiscal import ShiftState
 from clinicpay.domain.qr import iso
 from clinicpay.observability import logger
-from clinicpay.ports import FiscalRegister, QrStore, ShiftStore
 from clinicpay.usecases.fiscalization import Clock, RegisterFactory, fiscalize_waiting
+
+if TYPE_CHECKING:
+    from clinicpay.ports.qr import FiscalRegister, QrStore, ShiftStore
 
 
 def remember(shifts: ShiftStore, clinic_id: str, state: ShiftState, clock: Clock) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as day_time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -32,9 +32,12 @@ from clinicpay.domain.errors import ClinicpayError, GatewayNotConfigured
 from clinicpay.domain.fiscal import ShiftNotOpen, ShiftState
 from clinicpay.domain.qr import iso
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import QrStore, ShiftStore
+from clinicpay.ports.qr import ShiftStore
 from clinicpay.usecases import fiscal_shift
 from clinicpay.usecases.fiscalization import Clock, RegisterFactory, fiscalize_waiting
+
+if TYPE_CHECKING:
+    from clinicpay.ports.qr import QrStore
 
 # The 15-minute job closes a shift this old, so even one missed run closes it before 24 hours.
 MAX_SHIFT_AGE = timedelta(hours=23, minutes=15)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clinicpay.domain.errors import ClinicpayError, ConditionFailed, GatewayNotConfigured, NotFound
 from clinicpay.domain.fiscal import (
@@ -46,7 +46,10 @@ from clinicpay.domain.fiscal import (
 from clinicpay.domain.ids import new_token, new_uuid
 from clinicpay.domain.qr import UAH, FiscalDoc, QrPayment, QrRefund, doc_key, iso, payment_key
 from clinicpay.observability import logger
-from clinicpay.ports import FiscalRegister, ProviderFiscalCheck, QrStore
+from clinicpay.ports.qr import FiscalRegister
+
+if TYPE_CHECKING:
+    from clinicpay.ports.qr import ProviderFiscalCheck, QrStore
 
 RegisterFactory = Callable[[str], FiscalRegister]
 Clock = Callable[[], datetime]

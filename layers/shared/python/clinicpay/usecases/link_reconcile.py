@@ -26,15 +26,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clinicpay.domain.appointment import PaymentStatus
 from clinicpay.domain.clinic import Provider
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import PaymentEvent, PaymentGateway
 from clinicpay.repositories.appointments import StoredAppointment
 from clinicpay.repositories.link_watches import UNDERWAY_WATCH, LinkWatch
+
+if TYPE_CHECKING:
+    from clinicpay.ports.payments import PaymentEvent, PaymentGateway
 
 JOB = "link-reconcile"
 # Kinds of answer that move an appointment (as their webhooks would); the rest change nothing.

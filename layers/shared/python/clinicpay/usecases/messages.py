@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from clinicpay.domain.appointment import Appointment
 from clinicpay.domain.clinic import Clinic, ClinicSettings, localized_name
@@ -12,7 +13,10 @@ from clinicpay.notify.builtin import CHANNELS, LOCALES, Text
 from clinicpay.notify.formatting import format_money, format_time
 from clinicpay.notify.messages import TemplateSource, render, resolve_template
 from clinicpay.observability import logger
-from clinicpay.ports import Notifier, OutgoingMessage
+from clinicpay.ports.messaging import OutgoingMessage
+
+if TYPE_CHECKING:
+    from clinicpay.ports.messaging import Notifier
 
 
 def template_sk(kind: str, channel: str, locale: str) -> str:

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinicpay import secrets
 from clinicpay.domain.errors import ClinicpayError, GatewayNotConfigured, NotFound
 from clinicpay.domain.fiscal import AWAITING_STATES, FiscalizedBy
 from clinicpay.domain.qr import InvoiceUpdate
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import QrAcquirer, QrStore
 from clinicpay.providers.monobank.adapter import MonobankGateway, MonobankQrAcquirer, UnsupportedInvoiceStatus
 from clinicpay.providers.monobank.client import MonobankApiError
 from clinicpay.providers.registry import fiscal_register
@@ -35,6 +34,9 @@ from clinicpay.repositories.qr import QrRepository
 from clinicpay.settings import get_settings
 from clinicpay.usecases import fiscalization, qr_payments
 from clinicpay.usecases.fiscalization import Clock, RegisterFactory
+
+if TYPE_CHECKING:
+    from clinicpay.ports.qr import QrAcquirer, QrStore
 
 
 def _now() -> datetime:

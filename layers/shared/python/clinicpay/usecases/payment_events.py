@@ -26,7 +26,7 @@ from clinicpay.domain.appointment import PaymentStatus
 from clinicpay.domain.money import Money
 from clinicpay.notify.sender import AwsNotifier
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import PaymentEvent
+from clinicpay.ports.payments import PaymentEvent
 from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
 from clinicpay.repositories.templates import TemplateRepository
 from clinicpay.settings import get_settings

@@ -16,17 +16,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from clinicpay.domain.appointment import BookingStatus, PaymentStatus, ProviderSession, SessionPurpose
+from clinicpay.domain.appointment import BookingStatus, PaymentStatus, ProviderSession, SessionPurpose, settled_status
 from clinicpay.domain.clinic import LINK_GATEWAYS, Clinic, ClinicSettings, Provider, localized_name
 from clinicpay.domain.errors import GatewayNotConfigured, StorageUnavailable
-from clinicpay.domain.ledger import settled_status
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger
-from clinicpay.ports import CheckoutRequest, PaymentGateway
+from clinicpay.ports.payments import CheckoutRequest
 from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
 from clinicpay.repositories.clinics import ClinicRepository
+
+if TYPE_CHECKING:
+    from clinicpay.ports.payments import PaymentGateway
 
 # A session this close to expiry is replaced rather than sent to the patient.
 _SESSION_MARGIN = timedelta(minutes=5)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from clinicpay.domain.fiscal import FiscalizedBy, FiscalStatus
 from clinicpay.domain.ids import new_uuid
@@ -39,7 +39,6 @@ from clinicpay.domain.qr import (
     payment_id_for,
 )
 from clinicpay.observability import logger
-from clinicpay.ports import QrStore
 from clinicpay.usecases import qr_refunds
 from clinicpay.usecases.ownership import (
     AMOUNT_MISMATCH,
@@ -50,6 +49,9 @@ from clinicpay.usecases.ownership import (
     count_foreign,
     names_other_clinic,
 )
+
+if TYPE_CHECKING:
+    from clinicpay.ports.qr import QrStore
 
 FALLBACK_GOOD_NAME = "Медичні послуги"
 # Where a new payment's sale receipt starts, by who makes it.

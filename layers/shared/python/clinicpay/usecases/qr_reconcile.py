@@ -18,16 +18,18 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinicpay.domain.errors import ClinicpayError, GatewayNotConfigured
 from clinicpay.domain.fiscal import FiscalizedBy
 from clinicpay.domain.qr import Undecided, iso
 from clinicpay.observability import logger
-from clinicpay.ports import QrAcquirer, QrStore
 from clinicpay.usecases import qr_refunds
 from clinicpay.usecases.fiscalization import Clock, RegisterFactory
 from clinicpay.usecases.monobank_webhook import apply_qr_update
+
+if TYPE_CHECKING:
+    from clinicpay.ports.qr import QrAcquirer, QrStore
 
 # Younger than this, a webhook is most likely on its way: not worth asking yet.
 MIN_AGE = timedelta(minutes=3)

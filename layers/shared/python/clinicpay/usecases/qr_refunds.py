@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -51,7 +52,11 @@ from clinicpay.domain.qr import (
     refund_lines,
 )
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import QrStore, RefundingGateway, RefundRequest
+from clinicpay.ports.refunds import RefundRequest
+
+if TYPE_CHECKING:
+    from clinicpay.ports.qr import QrStore
+    from clinicpay.ports.refunds import RefundingGateway
 
 # A refund of ours that monobank's cancelList still does not show this long after we asked was
 # never received (a cut connection before monobank took it): it failed, and its reservation goes.

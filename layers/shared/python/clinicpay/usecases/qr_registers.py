@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinicpay.domain.errors import ConditionFailed, Conflict, NotFound, ValidationFailed
 from clinicpay.domain.money import Money
@@ -20,7 +20,9 @@ from clinicpay.domain.qr import (
     qr_reference,
 )
 from clinicpay.observability import logger
-from clinicpay.ports import QrAcquirer, QrStore
+
+if TYPE_CHECKING:
+    from clinicpay.ports.qr import QrAcquirer, QrStore
 
 # What the patient's bank statement and the fiscal receipt say when staff give no description.
 DEFAULT_DESCRIPTION = "Медичні послуги"

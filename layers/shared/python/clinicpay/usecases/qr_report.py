@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -14,8 +14,10 @@ from pydantic import ValidationError
 from clinicpay.domain.errors import ClinicpayError, ValidationFailed
 from clinicpay.domain.fiscal import public_fiscal_status
 from clinicpay.domain.qr import QrPayment, QrRefund, QrReportFilters, iso
-from clinicpay.ports import QrStore
 from clinicpay.usecases import list_cursor
+
+if TYPE_CHECKING:
+    from clinicpay.ports.qr import QrStore
 
 CSV_COLUMNS = ("payment_id", "paid_at", "amount", "currency", "qr_id", "appointment_id", "masked_pan",
                "fiscal_status", "receipt_id", "fiscal_code", "receipt_url", "invoice_id", "last_error",

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from clinicpay.domain.appointment import pay_url
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.domain.money import Money
 from clinicpay.notify.messages import TemplateSource
 from clinicpay.observability import logger
-from clinicpay.ports import Notifier
 from clinicpay.repositories.appointments import AppointmentRepository
-from clinicpay.usecases.appointments import pay_url
 from clinicpay.usecases.messages import PrefetchedTemplates, clinic_template_keys, send_appointment_message
+
+if TYPE_CHECKING:
+    from clinicpay.ports.messaging import Notifier
 
 
 def send_payment_receipt(appointments: AppointmentRepository, templates: TemplateSource, notifier: Notifier,

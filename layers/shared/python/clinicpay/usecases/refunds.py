@@ -47,12 +47,14 @@ from clinicpay.domain.ledger import DESK, Payment, PaymentMethod, Refund
 from clinicpay.domain.ledger import settled_status as status_for
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger, metrics
-from clinicpay.ports import PaymentEvent, RefundingGateway, RefundLookup, RefundNotice, RefundRequest, RefundResult
+from clinicpay.ports.refunds import RefundRequest, RefundResult
 from clinicpay.repositories.appointments import LEDGER_ATTEMPTS, AppointmentRepository
 from clinicpay.repositories.ledger import EventRecord, LedgerRepository
 from clinicpay.usecases.ownership import AMOUNT_MISMATCH, FOREIGN, OTHER_CLINIC, UNKNOWN_OBJECT, names_other_clinic
 
 if TYPE_CHECKING:
+    from clinicpay.ports.payments import PaymentEvent, RefundNotice
+    from clinicpay.ports.refunds import RefundingGateway, RefundLookup
     from clinicpay.repositories.ledger import WaitingRefund
 
 RefundNotifier = Callable[[str, str, Money], object]  # (clinic_id, appointment_id, amount refunded)

@@ -15,18 +15,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clinicpay.domain.appointment import BookingStatus, PaymentStatus
+from clinicpay.domain.appointment import BookingStatus, PaymentStatus, pay_url
 from clinicpay.domain.errors import ClinicpayError
 from clinicpay.notify.messages import TemplateSource
 from clinicpay.observability import logger
-from clinicpay.ports import Notifier
 from clinicpay.repositories.appointments import AppointmentRepository, StoredAppointment
 from clinicpay.repositories.card_requests import card_setup_url
 from clinicpay.repositories.clinics import ClinicRepository
-from clinicpay.usecases.appointments import pay_url
 from clinicpay.usecases.messages import send_appointment_message
+
+if TYPE_CHECKING:
+    from clinicpay.ports.messaging import Notifier
 
 
 @dataclass

@@ -12,17 +12,16 @@ from pydantic import ValidationError
 from clinicpay.domain.errors import BadRequest, GatewayNotConfigured, ProviderError, ValidationFailed
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger
-from clinicpay.ports import (
+from clinicpay.ports.payments import (
     CheckoutRequest,
     CheckoutSession,
     PaymentEvent,
     PaymentEventKind,
     RefundNotice,
-    RefundRequest,
-    RefundResult,
     SessionAnswer,
     asked_event_id,
 )
+from clinicpay.ports.refunds import RefundRequest, RefundResult
 from clinicpay.providers.fintoc import schemas
 from clinicpay.providers.fintoc.client import FintocApiError, FintocClient
 from clinicpay.providers.fintoc.signature import SIGNATURE_HEADER, verify_signature

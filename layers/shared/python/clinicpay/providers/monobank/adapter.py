@@ -24,16 +24,9 @@ from clinicpay.domain.qr import (
     QrRegisterInfo,
 )
 from clinicpay.observability import logger
-from clinicpay.ports import (
-    CheckoutRequest,
-    CheckoutSession,
-    PaymentEvent,
-    PaymentEventKind,
-    ProviderFiscalCheck,
-    RefundRequest,
-    RefundResult,
-    SessionAnswer,
-)
+from clinicpay.ports.payments import CheckoutRequest, CheckoutSession, PaymentEvent, PaymentEventKind, SessionAnswer
+from clinicpay.ports.qr import ProviderFiscalCheck
+from clinicpay.ports.refunds import RefundRequest, RefundResult
 from clinicpay.providers.monobank import schemas
 from clinicpay.providers.monobank.client import MonobankApiError, MonobankClient
 from clinicpay.providers.monobank.signature import KEYS, SIGNATURE_HEADER, PublicKeyCache

@@ -28,27 +28,28 @@ from pydantic import ValidationError
 from clinicpay.domain.errors import BadRequest, GatewayNotConfigured, ProviderError, ValidationFailed
 from clinicpay.domain.money import Money
 from clinicpay.observability import logger
-from clinicpay.ports import (
+from clinicpay.ports.cards import (
     CardEvent,
     CardEventKind,
     CardSetupRequest,
     CardSetupSession,
     ChargeResult,
     ChargeStatus,
-    CheckoutRequest,
-    CheckoutSession,
     DisputeObservation,
     OffSessionCharge,
+    RefundObservation,
+    VaultCard,
+)
+from clinicpay.ports.payments import (
+    CheckoutRequest,
+    CheckoutSession,
     PaymentEvent,
     PaymentEventKind,
     RefundNotice,
-    RefundObservation,
-    RefundRequest,
-    RefundResult,
     SessionAnswer,
-    VaultCard,
     asked_event_id,
 )
+from clinicpay.ports.refunds import RefundRequest, RefundResult
 from clinicpay.providers.stripe import schemas
 from clinicpay.providers.stripe.client import PROVIDER, StripeApiError, StripeClient
 from clinicpay.providers.stripe.signature import SIGNATURE_HEADER, verify_signature
