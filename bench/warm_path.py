@@ -490,10 +490,12 @@ def _child(spec: str) -> None:
     fixture = json.loads(Path(fixture_path).read_text())
     _, make_event, our_handler, minimal_handler, function, status = _flows(fixture, fixture["opened"])[int(flow)]
     handler = our_handler if who == "ours" else minimal_handler
-    context = LambdaContext.for_function(function)  # made once: what it costs is the runtime's, not ours
+    # Each invocation gets its own deadline (the handlers' timeouts come from it), without reading
+    # template.yaml again each time: that is the runtime's work, not the handler's.
+    timeout = LambdaContext.for_function(function).get_remaining_time_in_millis() / 1000
     with quiet_stdout():
         for _ in range(int(invocations)):
-            answer = handler(make_event(), context)
+            answer = handler(make_event(), LambdaContext(function_name=function, deadline=time.time() + timeout))
             if answer["statusCode"] != status:
                 raise SystemExit(f"{who} answered {answer['statusCode']}: {answer.get('body', '')[:300]}")
 

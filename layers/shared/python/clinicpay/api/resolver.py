@@ -339,8 +339,9 @@ class ClinicpayResolver(APIGatewayHttpResolver):
     @staticmethod
     def load_validation() -> None:
         """Loads what validating the first request needs (Powertools builds the middlewares from it)."""
-        import aws_lambda_powertools.event_handler.middlewares.openapi_validation  # noqa: F401
-        import aws_lambda_powertools.event_handler.openapi.dependant  # noqa: F401
+        with collector_paused():  # as a route's first call would load it (`_call_route`)
+            import aws_lambda_powertools.event_handler.middlewares.openapi_validation  # noqa: F401
+            import aws_lambda_powertools.event_handler.openapi.dependant  # noqa: F401
 
     def load_routes(self, path: str | None = None) -> None:
         """Loads the route groups serving `path`, or all of them."""
